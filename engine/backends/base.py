@@ -1,0 +1,121 @@
+"""The contract between the RLM loop and whatever runs a model.
+
+The loop only ever talks to a :class:`Backend`. Two shapes of call matter to an RLM:
+
+* ``chat`` — one conversation that grows turn by turn (the root). A ``session`` id lets a backend keep that
+  conversation's KV cache alive between turns instead of re-reading the whole history every time.
+* ``batch`` — many independent prompts that share one system prompt (the worker sub-calls). Backends are expected
+  to compute the shared prefix once and run the prompts as parallel sequences.
+
+Failures of single prompts inside a batch are reported per item (``Generation.error``) so one bad chunk never
+costs the other results; only failures that make the whole backend unusable raise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+Role = Literal["system", "user", "assistant"]
+FinishReason = Literal["stop", "length", "error"]
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Per-call generation settings. Greedy (temperature 0) by default: RLM sub-calls want reproducibility."""
+
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One finished completion, with the token accounting the guardrails and traces need."""
+
+    text: str
+    finish_reason: FinishReason
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    # prompt tokens whose KV state was reused rather than computed (shared prefix, session history)
+    cached_tokens: int = 0
+    latency_s: float = 0.0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class BackendError(RuntimeError):
+    """A backend cannot serve a request; the message is written for the person (or root model) reading it."""
+
+
+class ContextOverflowError(BackendError):
+    """A prompt does not fit the space left in the model's context.
+
+    Carries the numbers so the loop can tell the root model exactly how much to shrink a sub-call prompt.
+    """
+
+    def __init__(self, prompt_tokens: int, available_tokens: int, what: str = "prompt") -> None:
+        self.prompt_tokens = prompt_tokens
+        self.available_tokens = available_tokens
+        over = prompt_tokens - available_tokens
+        super().__init__(
+            f"{what} is {prompt_tokens} tokens but only {available_tokens} fit in the model's context "
+            f"({over} tokens too many); send a shorter {what}"
+        )
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What a caller may need to know about the model behind a backend."""
+
+    name: str  # model name or path as the user gave it
+    backend: str  # "llama", "openai", "scripted", ...
+    n_ctx: int  # tokens of context available to one sequence
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the RLM loop needs from a model. Implementations must be safe to call from several threads."""
+
+    @property
+    def info(self) -> BackendInfo: ...
+
+    def chat(self, messages: Sequence[Message], params: SamplingParams, *, session: str | None = None) -> Generation:
+        """Complete one conversation. With a ``session`` id the backend may keep its KV cache for the next turn.
+
+        Raises :class:`ContextOverflowError` when the conversation does not fit.
+        """
+        ...
+
+    def batch(self, system: str, prompts: Sequence[str], params: SamplingParams) -> list[Generation]:
+        """Complete ``prompts`` (user messages) that share one ``system`` prompt. Results are in request order.
+
+        A prompt that cannot be served (too long, ...) yields a Generation with ``error`` set and
+        ``finish_reason="error"``; the others still complete.
+        """
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes in this model (no special tokens added)."""
+        ...
+
+    def end_session(self, session: str) -> None:
+        """Free whatever a ``chat`` session kept (its KV sequence). Unknown ids are ignored."""
+        ...
+
+    def close(self) -> None:
+        """Release the model. Further calls raise BackendError."""
+        ...
