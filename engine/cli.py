@@ -28,8 +28,9 @@ class UserError(Exception):
 def _user_error_types() -> tuple[type[BaseException], ...]:
     from engine.backends.base import BackendError
     from models.errors import ModelsError
+    from wasm_sandbox import SandboxNotBuiltError
 
-    return (UserError, ModelsError, BackendError)
+    return (UserError, ModelsError, BackendError, SandboxNotBuiltError)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,536 @@
+"""The guest REPL that runs inside the Wasmtime sandbox (built into a component by componentize-py).
+
+Everything imported at module level is part of the pre-initialised snapshot; componentize-py only ships stdlib
+modules imported at build time, so every module on the allow-list is imported here. This Python is *not* the
+security boundary (hostile code can reach anything inside this interpreter); WebAssembly + WASI is. The
+allow-list, reserved names and output capture exist so that honest model code gets clear, stable behaviour.
+"""
+
+# ruff: noqa: E402, F401, I001
+import ast
+import builtins
+import io
+import linecache
+import os
+import reprlib
+import sys
+import traceback
+import types
+
+# --- the allow-list: imported now so they are in the snapshot ---------------------------------------------
+import abc
+import array
+import base64
+import bisect
+import calendar
+import collections
+import collections.abc
+import contextlib
+import copy
+import csv
+import dataclasses
+import datetime
+import decimal
+import difflib
+import enum
+import fractions
+import functools
+import hashlib
+import heapq
+import html
+import itertools
+import json
+import math
+import numbers
+import operator
+import pprint
+import random
+import re
+import statistics
+import string
+import struct
+import textwrap
+import time
+import typing
+import unicodedata
+
+from wit_world.imports import host as _host
+
+ALLOWED_MODULES = frozenset(
+    """abc array base64 bisect calendar collections contextlib copy csv dataclasses datetime decimal difflib
+    enum fractions functools hashlib heapq html itertools json math numbers operator pprint random re
+    statistics string struct textwrap time typing unicodedata""".split()
+)
+
+# No host environment leaks in through the build-time snapshot.
+os.environ.clear()
+
+PROMPT_FILE = "/prompt/prompt.txt"
+_REPR_LIMIT = 2000
+_CHUNK = 4_000_000
+
+
+class HostError(Exception):
+    """A host function (llm_query, search, ...) failed; the message is the host's."""
+
+
+def _call(name, args):
+    raw = _host.call(name, json.dumps(args))
+    if raw[:1] == "0":
+        return json.loads(raw[1:])
+    raise HostError(raw[1:])
+
+
+# --- the prompt -------------------------------------------------------------------------------------------
+class _PromptState:
+    meta = None
+    text = None
+
+
+def _meta():
+    if _PromptState.meta is None:
+        _PromptState.meta = _call("meta", {})
+    return _PromptState.meta
+
+
+def _full_text():
+    if _PromptState.text is None:
+        try:
+            with builtins.open(PROMPT_FILE, "rb") as f:
+                text = f.read().decode("utf-8", errors="replace")
+        except OSError:
+            n = _meta()["chars"]
+            text = "".join(_host.slice(i, min(i + _CHUNK, n)) for i in range(0, n, _CHUNK))
+        _PromptState.text = text
+    return _PromptState.text
+
+
+def _coerce(x):
+    return str(x) if isinstance(x, Context) else x
+
+
+def _text_slice(start, stop):
+    if _PromptState.text is not None:
+        return _PromptState.text[start:stop]
+    n = _meta()["chars"]
+    start, stop, _ = slice(start, stop).indices(n)
+    if stop <= start:
+        return ""
+    return _host.slice(start, stop)
+
+
+class Context:
+    """The prompt, read-only and lazily loaded. Behaves like a ``str`` (or a list of str for documents)."""
+
+    __slots__ = ()
+
+    # -- helpers (also available as top-level functions) --
+    def search(self, pattern, max_hits=20, width=80, ignore_case=False):
+        return search(pattern, max_hits=max_hits, width=width, ignore_case=ignore_case)
+
+    def lines(self, start=0, end=None):
+        return lines(start, end)
+
+    def line_at(self, offset):
+        return line_at(offset)
+
+    def doc_at(self, offset):
+        """Index of the document holding character offset `offset` (e.g. a search hit); None for one text."""
+        return _call("doc_at", {"offset": int(offset)})
+
+    # -- str / list behaviour --
+    def _docs(self):
+        return _meta().get("n_documents")
+
+    def __len__(self):
+        n = self._docs()
+        return n if n is not None else _meta()["chars"]
+
+    def __getitem__(self, key):
+        n_docs = self._docs()
+        if n_docs is not None:
+            if isinstance(key, slice):
+                return [self[i] for i in range(*key.indices(n_docs))]
+            i = operator.index(key)
+            if i < 0:
+                i += n_docs
+            if not 0 <= i < n_docs:
+                raise IndexError("document index out of range")
+            start, end = _meta()["doc_spans"][i]
+            return _text_slice(start, end)
+        if isinstance(key, slice):
+            if key.step not in (None, 1):
+                return str(self)[key]
+            return _text_slice(key.start, key.stop)
+        i = operator.index(key)
+        n = _meta()["chars"]
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("string index out of range")
+        return _text_slice(i, i + 1)
+
+    def __iter__(self):
+        if self._docs() is not None:
+            return iter([self[i] for i in range(self._docs())])
+        return iter(str(self).splitlines())
+
+    def __contains__(self, item):
+        return _coerce(item) in str(self)
+
+    def __str__(self):
+        return _full_text()
+
+    def __repr__(self):
+        m = _meta()
+        if m.get("n_documents") is not None:
+            return f"<context: {m['n_documents']} documents, {m['chars']} chars>"
+        return f"<context: {m['chars']} chars, {m['lines']} lines; preview: {m['preview'][:80]!r}>"
+
+    def __format__(self, spec):
+        return format(str(self), spec)
+
+    def __eq__(self, other):
+        return str(self) == _coerce(other)
+
+    def __hash__(self):
+        return hash(str(self))
+
+    def __add__(self, other):
+        return str(self) + _coerce(other)
+
+    def __radd__(self, other):
+        return _coerce(other) + str(self)
+
+    def __bool__(self):
+        return len(self) > 0
+
+    def __setattr__(self, name, value):
+        raise AttributeError("context is read-only")
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        attr = getattr(_full_text(), name)
+        if callable(attr):
+            def method(*args, **kwargs):
+                return attr(*[_coerce(a) for a in args], **{k: _coerce(v) for k, v in kwargs.items()})
+
+            return method
+        return attr
+
+
+context = Context()
+
+
+# --- host helpers -----------------------------------------------------------------------------------------
+def search(pattern, max_hits=20, width=80, ignore_case=False):
+    """Regex search over the whole prompt on the host: list of (char_offset, snippet); invalid regex = literal."""
+    hits = _call("search", {"pattern": str(pattern), "max_hits": int(max_hits), "width": int(width),
+                            "ignore_case": bool(ignore_case)})
+    return [tuple(h) for h in hits]
+
+
+def lines(start=0, end=None):
+    """Lines start..end-1 of the prompt (0-based, like context.splitlines()[start:end]); end defaults to start+1."""
+    return _call("lines", {"start": int(start), "end": None if end is None else int(end)})
+
+
+def line_at(offset):
+    """(line_number, line_text) of the line containing character offset `offset` (0-based)."""
+    return tuple(_call("line_at", {"offset": int(offset)}))
+
+
+# --- model calls ------------------------------------------------------------------------------------------
+def llm_query(prompt, **opts):
+    """Ask a sub-model; returns its answer as a str."""
+    return _call("llm_query", {"prompt": str(_coerce(prompt)), "opts": opts})
+
+
+def llm_query_batched(prompts, **opts):
+    """Ask a sub-model several prompts at once; returns a list of answers in order."""
+    return _call("llm_query_batched", {"prompts": [str(_coerce(p)) for p in prompts], "opts": opts})
+
+
+def rlm_query(prompt, **opts):
+    """Ask a recursive language model (a sub-RLM with its own REPL); returns its answer as a str."""
+    return _call("rlm_query", {"prompt": str(_coerce(prompt)), "opts": opts})
+
+
+class _State:
+    final = None
+    cell = 0
+    seeded = False
+    max_output = 20_000
+
+
+def FINAL(value):
+    """Record the final answer (as str(value)); the run ends after this cell."""
+    _State.final = str(_coerce(value))
+    return None
+
+
+def SHOW_VARS():
+    """Print the user variables defined so far with their types."""
+    rows = _variables()
+    if not rows:
+        print("(no variables)")
+    for name, typ, desc in rows:
+        print(f"{name}: {typ} = {desc}")
+
+
+# --- the restricted re module (coerces `context` to str) ----------------------------------------------------
+class _PatternProxy:
+    __slots__ = ("_p",)
+
+    def __init__(self, p):
+        object.__setattr__(self, "_p", p)
+
+    def __getattr__(self, name):
+        attr = getattr(self._p, name)
+        if callable(attr):
+            def method(*args, **kwargs):
+                return attr(*[_coerce(a) for a in args], **kwargs)
+
+            return method
+        return attr
+
+    def __repr__(self):
+        return repr(self._p)
+
+
+def _make_re():
+    mod = types.ModuleType("re", re.__doc__)
+    for name in dir(re):
+        if not name.startswith("__"):
+            setattr(mod, name, getattr(re, name))
+    for name in ("search", "match", "fullmatch", "findall", "finditer", "split", "sub", "subn"):
+        fn = getattr(re, name)
+
+        def wrapped(*args, _fn=fn, **kwargs):
+            return _fn(*[_coerce(a) for a in args], **{k: _coerce(v) for k, v in kwargs.items()})
+
+        wrapped.__name__ = name
+        setattr(mod, name, wrapped)
+    mod.compile = lambda pattern, flags=0: _PatternProxy(re.compile(pattern, flags))
+    return mod
+
+
+def _make_json():
+    mod = types.ModuleType("json", json.__doc__)
+    for name in dir(json):
+        if not name.startswith("__"):
+            setattr(mod, name, getattr(json, name))
+    mod.loads = lambda s, *a, **k: json.loads(_coerce(s), *a, **k)
+    return mod
+
+
+def _sleep(seconds):
+    """time.sleep as a busy wait: it counts against the cell's CPU limit and can be interrupted."""
+    end = time.monotonic() + float(seconds)
+    while time.monotonic() < end:
+        pass
+
+
+def _make_time():
+    mod = types.ModuleType("time", time.__doc__)
+    for name in dir(time):
+        if not name.startswith("__"):
+            setattr(mod, name, getattr(time, name))
+    mod.sleep = _sleep
+    return mod
+
+
+_PROXIES = {"re": _make_re(), "json": _make_json(), "time": _make_time()}
+_real_import = builtins.__import__
+
+
+def _import(name, globals=None, locals=None, fromlist=(), level=0):
+    top = name.split(".")[0]
+    if level != 0 or top not in ALLOWED_MODULES:
+        raise ImportError(
+            f"module {name!r} is not available in the sandbox. "
+            f"Allowed modules: {', '.join(sorted(ALLOWED_MODULES))}"
+        )
+    if name in _PROXIES:
+        return _PROXIES[name]
+    return _real_import(name, globals, locals, fromlist, level)
+
+
+_REMOVED_BUILTINS = ("open", "input", "exit", "quit", "help", "breakpoint", "copyright", "credits", "license")
+
+
+def _make_builtins():
+    b = {k: v for k, v in vars(builtins).items() if k not in _REMOVED_BUILTINS}
+    b["__import__"] = _import
+    return b
+
+
+_RESERVED = {
+    "context": context,
+    "llm_query": llm_query,
+    "llm_query_batched": llm_query_batched,
+    "rlm_query": rlm_query,
+    "FINAL": FINAL,
+    "SHOW_VARS": SHOW_VARS,
+}
+# Helpers are "soft": provided, and restored if deleted, but a cell may rebind the name (e.g. `lines = ...`).
+_SOFT = {"search": search, "lines": lines, "line_at": line_at}
+
+_NS = {"__name__": "__main__", "__doc__": None}
+
+
+def _restore():
+    _NS["__builtins__"] = _make_builtins()
+    _NS.update(_RESERVED)
+    for k, v in _SOFT.items():
+        if k not in _NS:
+            _NS[k] = v
+
+
+_restore()
+for _k in _SOFT:
+    _NS[_k] = _SOFT[_k]
+
+
+# --- output capture ---------------------------------------------------------------------------------------
+class _Capture(io.TextIOBase):
+    def __init__(self, cap):
+        self.parts = []
+        self.n = 0
+        self.cap = cap
+        self.truncated = False
+
+    def writable(self):
+        return True
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        room = self.cap - self.n
+        if room > 0:
+            part = s[:room]
+            self.parts.append(part)
+            self.n += len(part)
+        if len(s) > max(room, 0):
+            self.truncated = True
+        return len(s)
+
+    def getvalue(self):
+        return "".join(self.parts)
+
+
+# Bounded reprs: a variable holding a 40 MB list must not be fully repr'd after every cell.
+_SHORT = reprlib.Repr(maxlevel=2, maxlist=5, maxtuple=5, maxdict=4, maxset=5, maxfrozenset=5, maxdeque=5,
+                      maxarray=5, maxstring=40, maxlong=40, maxother=60)
+_BIG = reprlib.Repr(maxlevel=4, maxlist=300, maxtuple=300, maxdict=150, maxset=150, maxfrozenset=150,
+                    maxdeque=150, maxarray=150, maxstring=400, maxlong=400, maxother=400)
+_SIZED = (list, tuple, set, frozenset, dict, collections.deque, collections.Counter, collections.OrderedDict)
+
+
+def _short(value):
+    try:
+        if isinstance(value, str):
+            return f"{len(value)} chars: {value[:60]!r}"
+        if isinstance(value, _SIZED):
+            r = _SHORT.repr(value)
+            return f"len {len(value)}: {r[:80]}"
+        r = _SHORT.repr(value)
+        return r[:80] + ("..." if len(r) > 80 else "")
+    except BaseException as e:  # noqa: BLE001 - a hostile __repr__ must not break the REPL
+        return f"<repr failed: {type(e).__name__}>"
+
+
+def _variables():
+    out = []
+    for name, value in list(_NS.items()):
+        if name.startswith("_") or name in _RESERVED or _SOFT.get(name) is value:
+            continue
+        if isinstance(value, types.ModuleType):
+            continue
+        out.append((name, type(value).__name__, _short(value)))
+    return out
+
+
+def _safe_repr(value, cap):
+    try:
+        if isinstance(value, str) and len(value) > cap:
+            return repr(value[:cap]) + f"... [{len(value)} chars in total]"
+        if isinstance(value, _SIZED) and len(value) > 1000:
+            return _BIG.repr(value)[:cap] + f" [{len(value)} items in total]"
+        r = repr(value)
+    except BaseException as e:  # noqa: BLE001
+        return f"<repr failed: {type(e).__name__}: {e}>"
+    if len(r) > cap:
+        r = r[:cap] + f"... [{len(r) - cap} more chars]"
+    return r
+
+
+def _format_tb(e):
+    # keep only the user's frames (cells and stdlib), not this module's plumbing
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename != __file__]
+    lines = ["Traceback (most recent call last):\n"] if frames else []
+    lines += traceback.format_list(frames)
+    lines += traceback.format_exception_only(type(e), e)
+    return "".join(lines)
+
+
+def _run(code, max_output):
+    _State.cell += 1
+    _State.final = None
+    filename = f"<cell-{_State.cell}>"
+    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    out, err = _Capture(max_output), _Capture(max_output)
+    old_out, old_err = sys.stdout, sys.stderr
+    result = {"error": None, "traceback": None, "display": None, "memory_error": False}
+    sys.stdout, sys.stderr = out, err
+    try:
+        _restore()
+        tree = ast.parse(code, filename, "exec")
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = ast.Expression(tree.body.pop().value)
+        exec(compile(tree, filename, "exec"), _NS)
+        if last is not None:
+            value = eval(compile(last, filename, "eval"), _NS)
+            if value is not None:
+                result["display"] = _safe_repr(value, min(max_output, _REPR_LIMIT * 10))
+    except BaseException as e:  # noqa: BLE001 - SystemExit and friends end the cell, not the REPL
+        try:
+            result["error"] = f"{type(e).__name__}: {e}"
+            result["traceback"] = _format_tb(e)
+        except BaseException:  # noqa: BLE001
+            result["error"] = type(e).__name__
+        result["memory_error"] = isinstance(e, MemoryError)
+    finally:
+        sys.stdout, sys.stderr = old_out, old_err
+        _restore()
+    try:
+        variables = _variables()
+    except BaseException:  # noqa: BLE001
+        variables = []
+    result.update(
+        stdout=out.getvalue(),
+        stderr=err.getvalue(),
+        output_truncated=out.truncated or err.truncated,
+        variables=variables,
+        final=_State.final,
+    )
+    return result
+
+
+class WitWorld:
+    def run_cell(self, code: str, config: str) -> str:
+        cfg = json.loads(config or "{}")
+        if not _State.seeded:
+            random.seed()  # the snapshot would otherwise give every sandbox the same random sequence
+            _State.seeded = True
+        try:
+            return json.dumps(_run(code, int(cfg.get("max_output_chars", _State.max_output))))
+        except MemoryError:
+            return _OOM_RESULT
+
+
+_OOM_RESULT = json.dumps({"error": "MemoryError: out of memory", "traceback": None, "display": None,
+                          "memory_error": True, "stdout": "", "stderr": "", "output_truncated": False,
+                          "variables": [], "final": None})
