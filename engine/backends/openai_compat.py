@@ -1,0 +1,255 @@
+"""The ``openai`` backend: any OpenAI-compatible chat-completions server (llama-server, vLLM, SGLang, ...).
+
+Why: a worker pool can outgrow one machine; the RLM loop should not care where sub-calls run. ``batch`` sends the
+prompts concurrently (the server batches them), each with a timeout and bounded retries on transient failures
+(connection errors, 429, 5xx). Errors carry the URL, the status and the server's message so a person — or the
+root model — can act on them. Token counts come from the server's ``usage`` block.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from engine.backends.base import (
+    BackendError,
+    BackendInfo,
+    ContextOverflowError,
+    FinishReason,
+    Generation,
+    Message,
+    SamplingParams,
+)
+from engine.log import get_logger, log
+
+_log = get_logger("backend.openai")
+_RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class OpenAIConfig:
+    """Where the server is and how patiently to talk to it.
+
+    ``base_url`` ends with ``/v1`` (e.g. ``http://127.0.0.1:8080/v1``). ``n_ctx`` is the context the server was
+    started with; 0 asks the server (llama.cpp-style ``/props`` or ``/v1/models`` metadata) and falls back to 4096.
+    """
+
+    base_url: str
+    model: str = "default"
+    api_key: str | None = None
+    timeout_s: float = 120.0
+    connect_timeout_s: float = 5.0
+    max_retries: int = 2
+    retry_backoff_s: float = 0.5
+    max_concurrency: int = 8
+    n_ctx: int = 0
+
+
+class OpenAIBackend:
+    """A :class:`~engine.backends.base.Backend` over HTTP. Thread-safe (httpx.Client is)."""
+
+    def __init__(self, config: OpenAIConfig) -> None:
+        self.config = config
+        self._base = config.base_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+        self._client = httpx.Client(
+            headers=headers,
+            timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s),
+            limits=httpx.Limits(max_connections=max(config.max_concurrency, 1) + 2),
+        )
+        self._pool = ThreadPoolExecutor(max_workers=max(config.max_concurrency, 1),
+                                        thread_name_prefix="outcore-openai")
+        self._closed = False
+        self._lock = threading.Lock()
+        n_ctx = config.n_ctx or self._discover_n_ctx() or 4096
+        self._info = BackendInfo(name=config.model, backend="openai", n_ctx=n_ctx,
+                                 extra={"base_url": self._base})
+
+    @property
+    def info(self) -> BackendInfo:
+        return self._info
+
+    # ------------------------------------------------------------------ protocol
+
+    def chat(
+        self, messages: Sequence[Message], params: SamplingParams, *, session: str | None = None
+    ) -> Generation:
+        # ``session`` needs nothing here: servers with prompt caching (llama-server cache_prompt, vLLM APC)
+        # reuse the shared history on their side.
+        gen = self._complete([{"role": m.role, "content": m.content} for m in messages], params)
+        if gen.error is not None:
+            raise BackendError(gen.error)
+        return gen
+
+    def batch(self, system: str, prompts: Sequence[str], params: SamplingParams) -> list[Generation]:
+        self._check_open()
+
+        def one(prompt: str) -> Generation:
+            msgs = ([{"role": "system", "content": system}] if system else []) + [
+                {"role": "user", "content": prompt}
+            ]
+            try:
+                return self._complete(msgs, params)
+            except ContextOverflowError as e:
+                return Generation(text="", finish_reason="error", prompt_tokens=e.prompt_tokens, error=str(e))
+            except BackendError as e:
+                return Generation(text="", finish_reason="error", error=str(e))
+
+        return list(self._pool.map(one, prompts))
+
+    def count_tokens(self, text: str) -> int:
+        """The server's tokenizer when it offers one (llama.cpp ``/tokenize``, llama-cpp-python
+        ``/extras/tokenize``); otherwise ~4 characters per token."""
+        root = self._base[: -len("/v1")] if self._base.endswith("/v1") else self._base
+        for url, body, key in (
+            (f"{root}/extras/tokenize/count", {"input": text}, "count"),
+            (f"{root}/tokenize", {"content": text}, "tokens"),
+        ):
+            try:
+                r = self._client.post(url, json=body, timeout=10.0)
+                if r.status_code == 200:
+                    val = r.json()[key]
+                    return len(val) if isinstance(val, list) else int(val)
+            except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                continue
+        return (len(text) + 3) // 4
+
+    def end_session(self, session: str) -> None:
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._pool.shutdown(wait=True)
+        self._client.close()
+
+    # ------------------------------------------------------------------ internals
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BackendError("the openai backend is closed")
+
+    def _discover_n_ctx(self) -> int | None:
+        root = self._base[: -len("/v1")] if self._base.endswith("/v1") else self._base
+        try:
+            r = self._client.get(f"{root}/props", timeout=5.0)
+            if r.status_code == 200:
+                n = r.json().get("default_generation_settings", {}).get("n_ctx")
+                if isinstance(n, int) and n > 0:
+                    return n
+        except (httpx.HTTPError, ValueError):
+            pass
+        try:
+            r = self._client.get(f"{self._base}/models", timeout=5.0)
+            if r.status_code == 200:
+                for m in r.json().get("data", []):
+                    for k in ("max_model_len", "n_ctx", "context_length"):
+                        v = m.get(k) or (m.get("meta") or {}).get(k)
+                        if isinstance(v, int) and v > 0:
+                            return v
+        except (httpx.HTTPError, ValueError):
+            pass
+        return None
+
+    def _complete(self, messages: list[dict[str, str]], params: SamplingParams) -> Generation:
+        self._check_open()
+        body: dict[str, Any] = {
+            "model": self.config.model,
+            "messages": messages,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+        }
+        if params.seed is not None:
+            body["seed"] = params.seed
+        if params.stop:
+            body["stop"] = list(params.stop)
+        url = f"{self._base}/chat/completions"
+        t0 = time.monotonic()
+        last_err = ""
+        for attempt in range(self.config.max_retries + 1):
+            if attempt:
+                time.sleep(self.config.retry_backoff_s * (2 ** (attempt - 1)))
+            try:
+                r = self._client.post(url, json=body)
+            except httpx.TimeoutException:
+                last_err = f"timed out after {self.config.timeout_s:g}s"
+                log(_log, "warning", "request timed out", url=url, attempt=attempt + 1)
+                continue
+            except httpx.HTTPError as e:
+                last_err = f"{type(e).__name__}: {e}"
+                log(_log, "warning", "request failed", url=url, attempt=attempt + 1, error=last_err)
+                continue
+            if r.status_code == 200:
+                return self._parse(r, t0)
+            detail = _error_text(r)
+            overflow = _overflow_numbers(detail)
+            if overflow is not None:
+                raise ContextOverflowError(*overflow)
+            last_err = f"HTTP {r.status_code}: {detail}"
+            if r.status_code not in _RETRY_STATUS:
+                break
+        raise BackendError(
+            f"openai backend: POST {url} failed after {attempt + 1} attempt(s): {last_err}"
+        )
+
+    def _parse(self, r: httpx.Response, t0: float) -> Generation:
+        try:
+            data = r.json()
+            choice = data["choices"][0]
+            text = choice["message"].get("content") or ""
+            reason = choice.get("finish_reason") or "stop"
+            usage = data.get("usage") or {}
+        except (ValueError, KeyError, IndexError, TypeError) as e:
+            raise BackendError(f"openai backend: unexpected response from {r.url}: {e}: {r.text[:300]}") from e
+        details = usage.get("prompt_tokens_details") or {}
+        finish: FinishReason = "length" if reason == "length" else "stop"
+        return Generation(
+            text=text,
+            finish_reason=finish,
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            cached_tokens=int(details.get("cached_tokens") or 0),
+            latency_s=time.monotonic() - t0,
+        )
+
+
+def _error_text(r: httpx.Response) -> str:
+    try:
+        data = r.json()
+    except ValueError:
+        return r.text[:500]
+    err = data.get("error", data) if isinstance(data, dict) else data
+    if isinstance(err, dict):
+        return str(err.get("message") or err.get("detail") or err)[:500]
+    return str(err)[:500]
+
+
+def _overflow_numbers(detail: str) -> tuple[int, int, str] | None:
+    """Recognise the servers' context-length errors and extract (prompt tokens, available tokens)."""
+    import re
+
+    low = detail.lower()
+    if "context" not in low and "too long" not in low:
+        return None
+    # llama-cpp-python: "Requested tokens (5031) exceed context window of 2048"
+    m = re.search(r"requested tokens \((\d+)\) exceed context window of (\d+)", low)
+    if m:
+        return int(m.group(1)), int(m.group(2)), "prompt"
+    # vLLM / OpenAI: "maximum context length is 4096 tokens ... you requested 5000 tokens"
+    m = re.search(r"maximum context length is (\d+).*?(\d+) tokens", low)
+    if m:
+        return int(m.group(2)), int(m.group(1)), "prompt"
+    # llama-server: "the request exceeds the available context size (n_prompt_tokens = 5000, n_ctx = 4096)"
+    m = re.search(r"n_prompt_tokens\D+(\d+).*?n_ctx\D+(\d+)", low)
+    if m:
+        return int(m.group(1)), int(m.group(2)), "prompt"
+    return None

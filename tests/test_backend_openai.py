@@ -1,0 +1,185 @@
+"""The openai backend against a real llama-cpp-python server (SmolLM2-135M on 127.0.0.1), plus two tiny
+loopback servers that misbehave on purpose (hang, 503) to check timeouts and retries."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("llama_cpp.server.app")
+
+from engine.backends import BackendError, ContextOverflowError, Message, SamplingParams, load_backend  # noqa: E402
+from engine.backends.openai_compat import OpenAIBackend, OpenAIConfig  # noqa: E402
+
+pytestmark = pytest.mark.slow
+N_CTX = 2048
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from models import ModelNotFoundError, resolve_model_path
+
+    try:
+        model = Path(resolve_model_path("smollm2-135m"))
+    except ModelNotFoundError as e:
+        pytest.skip(f"test model not installed: {e}")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+             "--port", str(port), "--n_ctx", str(N_CTX), "--n_threads", "2", "--verbose", "False"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"llama_cpp.server exited: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("llama_cpp.server did not start in 90 s")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def backend(server_url: str) -> Iterator[OpenAIBackend]:
+    b = load_backend(f"openai:{server_url}", n_ctx=N_CTX, max_concurrency=4)
+    assert isinstance(b, OpenAIBackend)
+    yield b
+    b.close()
+
+
+def test_batch_in_order_with_token_counts(backend: OpenAIBackend) -> None:
+    prompts = ["What is the capital of France?", "Name a color.", "What is 2+2?"]
+    params = SamplingParams(max_tokens=12)
+    res = backend.batch("Answer in one short sentence.", prompts, params)
+    assert len(res) == 3 and all(g.ok and g.text for g in res)
+    assert all(g.prompt_tokens > 0 and 0 < g.completion_tokens <= 12 for g in res)
+    # request order: each result matches the same prompt sent alone (greedy)
+    alone = [backend.batch("Answer in one short sentence.", [p], params)[0].text for p in prompts]
+    assert [g.text for g in res] == alone
+    assert backend.info.n_ctx == N_CTX and backend.count_tokens("hello world") >= 2
+
+
+def test_chat_and_overflow(backend: OpenAIBackend) -> None:
+    g = backend.chat([Message("user", "Say hi.")], SamplingParams(max_tokens=8), session="root")
+    assert g.ok and g.text
+    with pytest.raises(ContextOverflowError) as ei:
+        backend.chat([Message("user", "word " * 4000)], SamplingParams(max_tokens=8))
+    assert ei.value.prompt_tokens > ei.value.available_tokens
+    assert "too many" in str(ei.value)
+
+
+def test_one_bad_prompt_does_not_fail_the_batch(backend: OpenAIBackend) -> None:
+    res = backend.batch("", ["Say hi.", "word " * 4000, "Say bye."], SamplingParams(max_tokens=8))
+    assert res[0].ok and res[2].ok
+    assert not res[1].ok and res[1].finish_reason == "error" and "too many" in (res[1].error or "")
+
+
+def test_connection_refused_is_a_clear_error() -> None:
+    b = OpenAIBackend(OpenAIConfig(base_url=f"http://127.0.0.1:{_free_port()}/v1", n_ctx=512,
+                                   max_retries=1, retry_backoff_s=0.01))
+    try:
+        with pytest.raises(BackendError, match=r"failed after 2 attempt\(s\).*ConnectError"):
+            b.chat([Message("user", "hi")], SamplingParams(max_tokens=4))
+    finally:
+        b.close()
+
+
+def test_timeout_then_retries_then_clear_error() -> None:
+    """A server that accepts and never answers: every attempt times out, the error says so."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            accepted.append(conn)
+
+    threading.Thread(target=accept, daemon=True).start()
+    b = OpenAIBackend(OpenAIConfig(base_url=f"http://127.0.0.1:{port}/v1", n_ctx=512, timeout_s=0.3,
+                                   max_retries=2, retry_backoff_s=0.01))
+    try:
+        t0 = time.monotonic()
+        res = b.batch("", ["hi"], SamplingParams(max_tokens=4))
+        assert not res[0].ok and "timed out after 0.3s" in (res[0].error or "")
+        assert "3 attempt(s)" in (res[0].error or "")
+        assert time.monotonic() - t0 < 5
+    finally:
+        b.close()
+        srv.close()
+        for c in accepted:
+            c.close()
+
+
+def test_transient_503_is_retried() -> None:
+    calls = {"n": 0}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            calls["n"] += 1
+            if calls["n"] < 3:
+                body, code = b'{"error": {"message": "busy"}}', 503
+            else:
+                body, code = json.dumps({
+                    "choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 5, "completion_tokens": 1},
+                }).encode(), 200
+            self.send_response(code)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    b = OpenAIBackend(OpenAIConfig(base_url=f"http://127.0.0.1:{httpd.server_address[1]}/v1", n_ctx=512,
+                                   max_retries=2, retry_backoff_s=0.01))
+    try:
+        g = b.chat([Message("user", "hi")], SamplingParams(max_tokens=4))
+        assert g.text == "ok" and g.prompt_tokens == 5 and calls["n"] == 3
+        calls["n"] = -10  # now more 503s than retries: a clear error naming the status
+        with pytest.raises(BackendError, match="HTTP 503: busy"):
+            b.chat([Message("user", "hi")], SamplingParams(max_tokens=4))
+    finally:
+        b.close()
+        httpd.shutdown()
