@@ -12,17 +12,14 @@ import sys
 from collections.abc import Sequence
 
 from engine import __version__
+from engine.errors import UserError
 from engine.log import configure
 
 # Modules that add subcommands: each defines register(subparsers) and sets args.func.
 SUBCOMMAND_MODULES = (
     "models.cli",
-    "engine.smoke",
+    "engine.cli_run",
 )
-
-
-class UserError(Exception):
-    """An error whose message is complete by itself; the CLI prints it without a traceback."""
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:

@@ -44,8 +44,8 @@ fi
 step "default models"
 "$VENV/bin/outcore" models fetch --defaults
 
-# 4. Later steps (sandbox guest, demo data) are added here.
-if [ -f wasm_sandbox/build.py ]; then
-  step "sandbox guest"
-  "$VENV/bin/python" -m wasm_sandbox.build
-fi
+# 4. The sandbox guest (CPython for WASI, ~15 s once) and the demo document (built from registry text, once)
+step "sandbox guest"
+"$VENV/bin/python" -m wasm_sandbox.build
+step "demo document"
+"$VENV/bin/outcore" demo --setup-only

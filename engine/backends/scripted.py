@@ -1,0 +1,144 @@
+"""A deterministic :class:`~engine.backends.base.Backend` whose replies come from a script.
+
+Why: the RLM loop must be testable without loading a model. Root replies (``chat``) come from a list (consumed in
+order) or a function of the messages; worker replies (``batch``) come from a function of the prompt, a dict of
+substring -> reply, or a fixed string. Token counts are a cheap whitespace estimate so guardrails see real numbers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+from engine.backends.base import (
+    BackendError,
+    BackendInfo,
+    ContextOverflowError,
+    Generation,
+    Message,
+    SamplingParams,
+)
+
+RootScript = Sequence[str] | Callable[[Sequence[Message]], str]
+WorkerScript = str | Mapping[str, str] | Callable[[str], str]
+
+
+def _approx_tokens(text: str) -> int:
+    # ~4 characters per token, like real BPE tokenizers on English prose; never 0 for non-empty text
+    return (len(text) + 3) // 4
+
+
+class ScriptedBackend:
+    """A Backend for tests: scripted root replies, scripted worker replies, exact call records.
+
+    ``root`` is a list of replies (an exhausted list raises BackendError so a runaway loop fails loudly) or a
+    function ``messages -> reply``. ``worker`` maps each batch prompt to a reply. ``n_ctx`` is enforced with the
+    same approximate token count that :meth:`count_tokens` reports. ``delay_s`` sleeps per call (wall-clock tests).
+    """
+
+    def __init__(
+        self,
+        root: RootScript = (),
+        worker: WorkerScript = "ok",
+        *,
+        name: str = "scripted",
+        n_ctx: int = 32768,
+        delay_s: float = 0.0,
+    ) -> None:
+        self._root = root
+        self._root_i = 0
+        self._worker = worker
+        self._info = BackendInfo(name=name, backend="scripted", n_ctx=n_ctx)
+        self._delay = delay_s
+        self._lock = threading.Lock()
+        self._closed = False
+        self.chat_calls: list[list[Message]] = []
+        self.batch_calls: list[tuple[str, list[str]]] = []
+        self.sessions_ended: list[str] = []
+
+    @property
+    def info(self) -> BackendInfo:
+        return self._info
+
+    def count_tokens(self, text: str) -> int:
+        return _approx_tokens(text)
+
+    def _next_root(self, messages: Sequence[Message]) -> str:
+        if callable(self._root):
+            return self._root(messages)
+        with self._lock:
+            if self._root_i >= len(self._root):
+                raise BackendError(f"scripted root has no reply left (used {self._root_i})")
+            reply = self._root[self._root_i]
+            self._root_i += 1
+        return reply
+
+    def chat(
+        self, messages: Sequence[Message], params: SamplingParams, *, session: str | None = None
+    ) -> Generation:
+        if self._closed:
+            raise BackendError("backend is closed")
+        t0 = time.monotonic()
+        prompt_tokens = sum(_approx_tokens(m.content) + 4 for m in messages)
+        if prompt_tokens + params.max_tokens > self._info.n_ctx:
+            raise ContextOverflowError(prompt_tokens, self._info.n_ctx - params.max_tokens, "conversation")
+        with self._lock:
+            self.chat_calls.append(list(messages))
+        if self._delay:
+            time.sleep(self._delay)
+        text = self._next_root(messages)
+        return Generation(
+            text=text,
+            finish_reason="stop",
+            prompt_tokens=prompt_tokens,
+            completion_tokens=_approx_tokens(text),
+            latency_s=time.monotonic() - t0,
+        )
+
+    def _worker_reply(self, prompt: str) -> str:
+        w = self._worker
+        if callable(w):
+            return w(prompt)
+        if isinstance(w, str):
+            return w
+        for key, reply in w.items():
+            if key in prompt:
+                return reply
+        return ""
+
+    def batch(self, system: str, prompts: Sequence[str], params: SamplingParams) -> list[Generation]:
+        if self._closed:
+            raise BackendError("backend is closed")
+        with self._lock:
+            self.batch_calls.append((system, list(prompts)))
+        if self._delay:
+            time.sleep(self._delay)
+        out: list[Generation] = []
+        sys_tokens = _approx_tokens(system)
+        for p in prompts:
+            t0 = time.monotonic()
+            n = sys_tokens + _approx_tokens(p)
+            if n + params.max_tokens > self._info.n_ctx:
+                err = ContextOverflowError(n, self._info.n_ctx - params.max_tokens)
+                out.append(Generation(text="", finish_reason="error", prompt_tokens=n, error=str(err)))
+                continue
+            text = self._worker_reply(p)
+            out.append(
+                Generation(
+                    text=text,
+                    finish_reason="stop",
+                    prompt_tokens=n,
+                    completion_tokens=_approx_tokens(text),
+                    cached_tokens=sys_tokens if len(prompts) > 1 else 0,
+                    latency_s=time.monotonic() - t0,
+                )
+            )
+        return out
+
+    def end_session(self, session: str) -> None:
+        with self._lock:
+            self.sessions_ended.append(session)
+
+    def close(self) -> None:
+        self._closed = True

@@ -1,0 +1,85 @@
+"""An in-process stand-in for the Wasm sandbox, for loop tests only (no isolation: never use it in the engine).
+
+It mirrors the guest API (``context``, ``search``, ``llm_query``, ``llm_query_batched``, ``rlm_query``, ``FINAL``,
+``SHOW_VARS``) so scripted loop tests run in milliseconds; the same tests also run against the real sandbox.
+A cell containing the marker ``# SIMULATE_CPU_LIMIT`` reports a CPU-limit stop (real limits: the Wasm runs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from engine import prompts as P
+from engine.guardrails import Limits
+from engine.rlm import CellOutcome, HostCalls, PromptSource
+
+
+class FakeEnvironment:
+    def __init__(self, source: PromptSource, host: HostCalls, limits: Limits, workdir: Path, count) -> None:
+        if isinstance(source, Path):
+            text = source.read_text()
+            docs = [text]
+        elif isinstance(source, str):
+            text, docs = source, [source]
+        else:
+            docs = list(source)
+            text = "\n\n".join(docs)
+        self.text = text
+        self.meta = P.PromptMeta(chars=len(text), tokens=len(text) // 4, lines=text.count("\n") + 1,
+                                 n_documents=len(docs), preview=text[:300])
+        self.host = host
+        self.ns: dict[str, Any] = {}
+        self.final: str | None = None
+        self._bind()
+
+    def _bind(self) -> None:
+        text = self.text
+
+        def search(pattern: str, max_hits: int = 20, width: int = 80, ignore_case: bool = False):
+            out = []
+            flags = re.IGNORECASE if ignore_case else 0
+            for m in re.finditer(pattern, text, flags):
+                out.append((m.start(), text[max(0, m.start() - width): m.end() + width]))
+                if len(out) >= max_hits:
+                    break
+            return out
+
+        def FINAL(value: Any) -> None:  # noqa: N802 - like the guest: records str(value), the cell goes on
+            self.final = str(value)
+
+        self.ns.update(
+            context=text, search=search, FINAL=FINAL,
+            llm_query=lambda p, **opts: self.host.llm_query(str(p), opts),
+            llm_query_batched=lambda ps, **opts: self.host.llm_query_batched([str(p) for p in ps], opts),
+            rlm_query=lambda p, **opts: self.host.rlm_query(str(p), opts),
+            SHOW_VARS=lambda: print(sorted(k for k in self.ns if not k.startswith("__"))),
+        )
+
+    def run_cell(self, code: str) -> CellOutcome:
+        t0 = time.monotonic()
+        if "# SIMULATE_CPU_LIMIT" in code:
+            self.ns.clear()
+            self._bind()
+            return CellOutcome(error="CPU time limit exceeded", limit="cpu_time", state_reset=True,
+                               duration_s=time.monotonic() - t0)
+        out = io.StringIO()
+        error, tb = None, ""
+        self.final = None
+        with contextlib.redirect_stdout(out):
+            try:
+                exec(compile(code, "<cell>", "exec"), self.ns)  # noqa: S102 - test double only
+            except Exception as e:  # noqa: BLE001
+                error = f"{type(e).__name__}: {e}"
+                tb = traceback.format_exc(limit=-2)
+        self._bind()  # reserved names are re-bound after every cell
+        return CellOutcome(stdout=out.getvalue(), error=error, traceback=tb, final_called=self.final is not None,
+                           final_value=self.final, duration_s=time.monotonic() - t0)
+
+    def close(self) -> None:
+        pass

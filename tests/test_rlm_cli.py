@@ -1,0 +1,113 @@
+"""`outcore run` / `outcore demo --setup-only` / `outcore trace` through their argparse registration, with
+scripted models in place of the default GGUF models (the real sandbox runs the cells)."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+
+import pytest
+
+import engine.rlm as rlm_mod
+from engine import cli_run
+from engine.backends.scripted import ScriptedBackend
+from engine.prompts import question_keywords
+from tests.test_rlm_loop import _wasm_available
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="outcore")
+    cli_run.register(p.add_subparsers())
+    return p
+
+
+@pytest.fixture
+def scripted_models(monkeypatch):
+    if not _wasm_available():
+        pytest.skip("wasm sandbox not built")
+    made: dict[str, ScriptedBackend] = {}
+
+    def fake_load(name: str, *, role: str = "root", **_: object) -> ScriptedBackend:
+        b = ScriptedBackend(["```python\nimport re\nFINAL(re.search(r'door (\\w+)', str(context)).group(1))\n```"],
+                            worker="w", name=name)
+        made[name] = b
+        return b
+
+    monkeypatch.setattr(rlm_mod, "load_backend", fake_load)
+    return made
+
+
+def test_run_json_with_context_file(scripted_models, tmp_path, capsys):
+    doc = tmp_path / "doc.txt"
+    doc.write_text("x " * 1000 + "Tom Hale painted his door green\n" + "y " * 1000)
+    args = _parser().parse_args(["run", "--context", str(doc), "--json", "--max-root-turns", "3",
+                                 "--trace", str(tmp_path), "What colour?"])
+    assert args.func(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["finish_reason"] == "final" and out["answer"] == "green"
+    assert set(scripted_models) == {"qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"}
+    args = _parser().parse_args(["trace", out["trace_path"]])
+    args.func(args)
+    assert "FINAL" in capsys.readouterr().out
+
+
+def test_run_context_from_stdin_and_models(scripted_models, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("Tom Hale painted his door blue\n"))
+    args = _parser().parse_args(["run", "-c", "-", "--root", "m-root", "--worker", "m-worker",
+                                 "--trace", str(tmp_path), "colour?"])
+    assert args.func(args) == 0
+    assert capsys.readouterr().out.strip() == "blue"
+    assert set(scripted_models) == {"m-root", "m-worker"}
+
+
+def test_limits_options_parsed():
+    args = _parser().parse_args(["run", "q", "--max-sub-calls", "7", "--max-wall-s", "12.5", "--max-depth", "0"])
+    assert cli_run._limits_from(args) == {"max_sub_calls": 7, "max_wall_s": 12.5, "max_depth": 0}
+
+
+def test_demo_setup_only(capsys):
+    args = _parser().parse_args(["demo", "--setup-only"])
+    assert args.func(args) == 0
+    assert "characters" in capsys.readouterr().out
+
+
+def test_question_keywords():
+    assert question_keywords("What is the special magic number for glossy-harbor?")[0] == "glossy-harbor"
+    assert set(question_keywords("What did the keeper Ezra Calloway keep?")) >= {"Ezra", "Calloway"}
+    assert question_keywords("what is it?") == []
+
+
+def test_live_status_counts_events():
+    s = cli_run.LiveStatus(stream=io.StringIO())
+    s("root_turn", {"prompt_tokens": 10, "completion_tokens": 5})
+    s("subcall_end", {"n": 3, "prompt_tokens": 1, "completion_tokens": 1})
+    s("cell", {})
+    assert (s.turns, s.subs, s.cells, s.tokens) == (1, 3, 1, 17)
+
+
+def test_registered_in_outcore_main(scripted_models, tmp_path, capsys, monkeypatch):
+    """The one line the lead adds to engine/cli.py (SUBCOMMAND_MODULES += "engine.cli_run") wires all three."""
+    import engine.cli as cli
+
+    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", (*cli.SUBCOMMAND_MODULES, "engine.cli_run"))
+    doc = tmp_path / "d.txt"
+    doc.write_text("Tom Hale painted his door red\n")
+    assert cli.main(["run", "-c", str(doc), "--trace", str(tmp_path), "--json", "colour?"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["answer"] == "red"
+    assert cli.main(["trace", out["trace_path"]]) == 0
+    assert cli.main(["run", "--trace", str(tmp_path), "--json", "no context: a plain call"]) in (0, 1)
+
+
+def test_demo_name_when_smoke_demo_is_registered():
+    import engine.cli as cli
+
+    names = cli.SUBCOMMAND_MODULES
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers()
+    for n in names:
+        __import__(n, fromlist=["register"]).register(sub)
+    cli_run.register(sub)
+    expected = "rlm-demo" if "engine.smoke" in names else "demo"
+    assert expected in sub.choices and "run" in sub.choices and "trace" in sub.choices

@@ -1,0 +1,84 @@
+"""End to end with the real default models (root Qwen2.5-Coder-1.5B, worker 0.5B), the llama backend and the Wasm
+sandbox, on small inputs: the answers must be right. Each test takes tens of seconds on a 2-core CPU."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from engine.rlm import RLM, load_backend
+
+pytestmark = pytest.mark.slow
+
+# filler words share nothing with the needles' keys, so only the planted lines match a search for the key
+WORDS = ("river stone quiet morning field letter window garden silver market evening lantern meadow "
+         "thunder valley copper feather orchard candle").split()
+
+
+def _filler(seed: str, n_lines: int) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(12)).capitalize() + "." for _ in range(n_lines)]
+
+
+@pytest.fixture(scope="module")
+def models():
+    try:
+        from models import resolve_model_path
+
+        resolve_model_path("qwen2.5-coder-1.5b")
+        resolve_model_path("qwen2.5-coder-0.5b")
+        from tests.test_rlm_loop import _wasm_available
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"default models not installed: {e}")
+    if not _wasm_available():
+        pytest.skip("wasm sandbox not built")
+    root = load_backend("qwen2.5-coder-1.5b")
+    worker = load_backend("qwen2.5-coder-0.5b", role="worker")
+    yield root, worker
+    root.close()
+    worker.close()
+
+
+def test_needle_number(models, tmp_path):
+    root, worker = models
+    lines = _filler("needle", 600)  # ~50K characters
+    lines.insert(377, "One of the special magic numbers for glossy-harbor is: 4818207.")
+    rlm = RLM(root, worker, trace=tmp_path, max_wall_s=240)
+    c = rlm.completion("\n".join(lines), "What is the special magic number for glossy-harbor?")
+    assert "4818207" in c.answer, (c.answer, c.finish_reason, c.trace_path)
+
+
+def test_search_then_worker(models, tmp_path):
+    root, worker = models
+    lines = _filler("keeper", 600)
+    lines.insert(120, "Mara Quill, the ferry captain, kept a red umbrella under her seat.")
+    lines.insert(300, "Mara Quill, the ferry captain, kept in her tin chest a silver whistle from her mother.")
+    lines.insert(480, "Mara Quill, the ferry captain, had a grey cat named Pip.")
+    rlm = RLM(root, worker, trace=tmp_path, max_wall_s=240)
+    c = rlm.completion("\n".join(lines), "What did the ferry captain Mara Quill keep in her tin chest?")
+    assert "whistle" in c.answer.lower(), (c.answer, c.finish_reason, c.trace_path)
+
+
+def test_count_by_per_line_worker_calls(models, tmp_path):
+    """An aggregate question: the root must ask the worker about every line (one batched call) and count in code.
+
+    The root's part is checked exactly (one batch over all 20 lines, an integer FINAL); the count itself is
+    allowed to be off by one because the 0.5B worker misjudges about 1 line in 20 (observed: 4 for a truth of 5).
+    """
+    root, worker = models
+    food = ["I baked fresh bread with honey this morning.", "The soup needed more salt and pepper.",
+            "We ate grilled fish and rice for dinner.", "Her apple pie won the village contest."]
+    sport = ["The striker scored twice in the final match.", "Our team lost the basketball game by three points.",
+             "She swam fifty laps in the pool today.", "The tennis player served an ace to win the set."]
+    weather = ["Heavy rain flooded the streets overnight.", "A cold wind blew snow across the hills.",
+               "The afternoon was sunny and very hot.", "Thick fog covered the harbour until noon."]
+    rng = random.Random(7)
+    lines = [rng.choice(food) for _ in range(8)] + [rng.choice(sport) for _ in range(5)] + [
+        rng.choice(weather) for _ in range(7)]
+    rng.shuffle(lines)
+    c = RLM(root, worker, trace=tmp_path, max_wall_s=240).completion("\n".join(lines),
+                                                                     "How many lines are about sport?")
+    assert c.finish_reason == "final" and c.answer.strip().isdigit(), (c.answer, c.trace_path)
+    assert c.sub_calls >= 20
+    assert abs(int(c.answer) - 5) <= 1, (c.answer, c.trace_path)
