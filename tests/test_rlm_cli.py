@@ -86,11 +86,11 @@ def test_live_status_counts_events():
     assert (s.turns, s.subs, s.cells, s.tokens) == (1, 3, 1, 17)
 
 
-def test_registered_in_outcore_main(scripted_models, tmp_path, capsys, monkeypatch):
-    """The one line the lead adds to engine/cli.py (SUBCOMMAND_MODULES += "engine.cli_run") wires all three."""
+def test_registered_in_outcore_main(scripted_models, tmp_path, capsys):
+    """`outcore run`, `outcore trace` and `outcore demo` are wired into the one `outcore` command."""
     import engine.cli as cli
 
-    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", (*cli.SUBCOMMAND_MODULES, "engine.cli_run"))
+    assert {"models", "run", "demo", "trace"} <= set(cli.build_parser()._subparsers._group_actions[0].choices)
     doc = tmp_path / "d.txt"
     doc.write_text("Tom Hale painted his door red\n")
     assert cli.main(["run", "-c", str(doc), "--trace", str(tmp_path), "--json", "colour?"]) == 0
@@ -98,16 +98,5 @@ def test_registered_in_outcore_main(scripted_models, tmp_path, capsys, monkeypat
     assert out["answer"] == "red"
     assert cli.main(["trace", out["trace_path"]]) == 0
     assert cli.main(["run", "--trace", str(tmp_path), "--json", "no context: a plain call"]) in (0, 1)
-
-
-def test_demo_name_when_smoke_demo_is_registered():
-    import engine.cli as cli
-
-    names = cli.SUBCOMMAND_MODULES
-    p = argparse.ArgumentParser()
-    sub = p.add_subparsers()
-    for n in names:
-        __import__(n, fromlist=["register"]).register(sub)
-    cli_run.register(sub)
-    expected = "rlm-demo" if "engine.smoke" in names else "demo"
-    assert expected in sub.choices and "run" in sub.choices and "trace" in sub.choices
+    assert cli.main(["run", "-c", str(tmp_path / "missing.txt"), "q?"]) == 2
+    assert "context file not found" in capsys.readouterr().err
