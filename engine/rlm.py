@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine import prompts as P
+from engine.backends import load_backend
 from engine.backends.base import (
     Backend,
     BackendError,
@@ -309,25 +310,6 @@ def _format_outcome(o: CellOutcome) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Backends by name
-
-
-def load_backend(name: str, *, role: str = "root", **options: Any) -> Backend:
-    """A backend from a spec (catalog name, GGUF path, ``openai:URL``) via ``engine.backends.load_backend``.
-
-    ``role`` is informational today (root and worker use the same defaults); ``options`` go to the backend config.
-    """
-    from engine import backends
-
-    factory = getattr(backends, "load_backend", None)
-    if callable(factory):
-        return factory(name, **options)
-    from engine.backends.llama import LlamaBackend, LlamaConfig  # older layout: no package-level factory
-
-    return LlamaBackend(LlamaConfig(model=name, **options))
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # The engine
 
 
@@ -360,7 +342,7 @@ class RLM:
             self.worker: Backend = self.root
         elif isinstance(worker, str):
             same = isinstance(root, str) and root == worker
-            self.worker = self.root if same else load_backend(worker, role="worker")
+            self.worker = self.root if same else load_backend(worker)
         else:
             self.worker = worker
         self.environment: EnvironmentFactory = environment or SandboxEnvironment

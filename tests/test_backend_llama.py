@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("llama_cpp")
-
 from engine.backends import (  # noqa: E402
     Backend,
     BackendError,
@@ -44,7 +42,7 @@ def _model_path() -> Path:
     try:
         return Path(resolve_model_path(MODEL))
     except ModelNotFoundError as e:
-        pytest.skip(f"test model not installed: {e}")
+        pytest.fail(f"test model not installed: {e}")
 
 
 def _make(cache: Path, **kw: object) -> LlamaBackend:

@@ -13,10 +13,9 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
+import llama_cpp.server.app  # noqa: F401  (the real server the backend is tested against)
 import pytest
-
-httpx = pytest.importorskip("httpx")
-pytest.importorskip("llama_cpp.server.app")
 
 from engine.backends import BackendError, ContextOverflowError, Message, SamplingParams, load_backend  # noqa: E402
 from engine.backends.openai_compat import OpenAIBackend, OpenAIConfig  # noqa: E402
@@ -38,7 +37,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         model = Path(resolve_model_path("smollm2-135m"))
     except ModelNotFoundError as e:
-        pytest.skip(f"test model not installed: {e}")
+        pytest.fail(f"test model not installed: {e}")
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     with open(log, "wb") as out:

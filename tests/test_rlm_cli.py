@@ -25,10 +25,10 @@ def _parser() -> argparse.ArgumentParser:
 @pytest.fixture
 def scripted_models(monkeypatch):
     if not _wasm_available():
-        pytest.skip("wasm sandbox not built")
+        pytest.fail("wasm sandbox not built")
     made: dict[str, ScriptedBackend] = {}
 
-    def fake_load(name: str, *, role: str = "root", **_: object) -> ScriptedBackend:
+    def fake_load(name: str, **_: object) -> ScriptedBackend:
         b = ScriptedBackend(["```python\nimport re\nFINAL(re.search(r'door (\\w+)', str(context)).group(1))\n```"],
                             worker="w", name=name)
         made[name] = b

@@ -12,7 +12,7 @@ def doc(tmp_path_factory):
     try:
         return demo.build_document(tmp_path_factory.mktemp("demo") / "doc.txt")
     except RuntimeError as e:
-        pytest.skip(str(e))
+        pytest.fail(str(e))
 
 
 def test_document_pinned_and_large(doc):

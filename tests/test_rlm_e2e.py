@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from engine.rlm import RLM, load_backend
+from engine.backends import load_backend
+from engine.rlm import RLM
 
 pytestmark = pytest.mark.slow
 
@@ -30,11 +31,11 @@ def models():
         resolve_model_path("qwen2.5-coder-0.5b")
         from tests.test_rlm_loop import _wasm_available
     except Exception as e:  # noqa: BLE001
-        pytest.skip(f"default models not installed: {e}")
+        pytest.fail(f"default models not installed: {e}")
     if not _wasm_available():
-        pytest.skip("wasm sandbox not built")
+        pytest.fail("wasm sandbox not built")
     root = load_backend("qwen2.5-coder-1.5b")
-    worker = load_backend("qwen2.5-coder-0.5b", role="worker")
+    worker = load_backend("qwen2.5-coder-0.5b")
     yield root, worker
     root.close()
     worker.close()

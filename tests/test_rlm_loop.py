@@ -42,7 +42,7 @@ def _wasm_available() -> bool:
 def env(request):
     if request.param == "wasm":
         if not _wasm_available():
-            pytest.skip("wasm sandbox not available: run `python -m wasm_sandbox.build`")
+            pytest.fail("wasm sandbox not available: run `python -m wasm_sandbox.build`")
         return SandboxEnvironment
     return FakeEnvironment
 
@@ -408,7 +408,7 @@ def test_sub_call_with_only_the_question_is_refused(env):
 
 def test_memory_limit_real_sandbox():
     if not _wasm_available():
-        pytest.skip("wasm sandbox not built")
+        pytest.fail("wasm sandbox not built")
     rlm, root, _ = make(SandboxEnvironment, [
         code("big = 'a' * (300 * 1024 * 1024)\nprint(len(big))"),
         code("FINAL('survived')"),

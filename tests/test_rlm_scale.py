@@ -30,7 +30,7 @@ def big_file(tmp_path_factory):
 
 def test_overhead_and_memory_on_10m_tokens(big_file, tmp_path):
     if not _wasm_available():
-        pytest.skip("wasm sandbox not built")
+        pytest.fail("wasm sandbox not built")
     root = ScriptedBackend(["```python\nprint(len(context))\nFINAL(search('mill', max_hits=2)[1][0])\n```"],
                            name="r")
     rlm = RLM(root, ScriptedBackend(name="w"), environment=SandboxEnvironment, trace=tmp_path)
