@@ -23,7 +23,8 @@ Names the guest code sees (describe these to the model):
     Regex search over the whole prompt, run natively on the host (fast, even for prompts bigger than guest
     memory). Returns a list of ``(offset, snippet)``: ``offset`` is the character offset of the match in the
     prompt, ``snippet`` the match with up to ``width`` characters either side. An invalid regex is searched as
-    plain text.
+    plain text. Its time counts against the cell's CPU limit: a search that runs past the cell's remaining time
+    is stopped (``HostError`` saying the search exceeded the cell's CPU time, then the cell ends as a CPU limit).
 ``lines(start, end=None)``
     Lines ``start`` .. ``end-1`` of the prompt (0-based, like ``context.splitlines()[start:end]``); ``end``
     defaults to ``start + 1``.
@@ -40,12 +41,24 @@ Names the guest code sees (describe these to the model):
 ``SHOW_VARS()``
     Print the variables defined so far with their types.
 
+Host replies are capped at 4,000,000 characters each (a longer line or snippet is cut); ``context[a:b]`` and
+``str(context)`` fetch longer text piece by piece, so they stay complete when the guest has memory for them.
+Only ``llm_query``/``llm_query_batched``/``rlm_query`` are model waits excluded from the cell's CPU time; every
+other host helper counts.
+
 ``context``, ``llm_query``, ``llm_query_batched``, ``rlm_query``, ``FINAL`` and ``SHOW_VARS`` are reserved:
 they are restored after every cell. ``search``, ``lines`` and ``line_at`` may be rebound by a cell (they come
 back only if deleted); they are also always available as ``context.search/lines/line_at``.
 A bare expression on a cell's last line is shown like a notebook (``CellResult.display``). Only allow-listed
 stdlib modules import (re, json, math, collections, itertools, functools, statistics, string, textwrap, difflib,
 heapq, bisect, datetime, time, random, hashlib, ...); anything else raises ``ImportError`` naming the allowed set.
+
+Security boundary: the guest's own namespace is not a security boundary (a cell can reach the guest module's
+internals, e.g. via ``FINAL.__globals__``, and tamper with reserved names or the answer protocol for its own later
+cells); the host boundary is: WebAssembly + WASI, the host-enforced CPU/memory/output limits, and host replies.
+
+A ``KeyboardInterrupt``/``SystemExit`` raised by a host function (Ctrl-C during ``llm_query``) cancels the cell:
+the instance is replaced (REPL state reset) and ``run_cell`` re-raises the exception to its caller.
 """
 
 from .artifacts import SandboxNotBuiltError

@@ -5,28 +5,42 @@ through a read-only WASI preopen of a directory that holds *only* that file (a h
 used in place), and host helpers (``search``, ``lines``, ``line_at``, ``slice``) run at native speed on the mmap.
 
 All offsets the guest sees are *character* offsets. For pure-ASCII prompts characters are bytes; otherwise a
-sparse checkpoint table (byte offset of every 1024th character) converts between the two, and regex search runs on
-a lazily decoded ``str`` (exact Python semantics, built once per Prompt).
+sparse checkpoint table (byte offset of every 1024th character) converts between the two.
+
+Host memory and time stay bounded whatever the guest asks (the host is outside the guest's limits):
+
+* every reply (a slice, the lines of one call, the snippets of one search) is at most :data:`MAX_REPLY_CHARS`
+  characters; the guest fetches longer slices piece by piece;
+* regex search uses the ``regex`` package (same syntax as ``re``) with a timeout, so a catastrophic pattern
+  costs at most the calling cell's remaining CPU time; ASCII prompts are searched on the mmap directly, other
+  prompts window by window (:data:`_WINDOW` characters decoded at a time, never the whole prompt).
 """
 
 from __future__ import annotations
 
-import bisect
 import mmap
 import os
-import re
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import regex
 
 PROMPT_FILENAME = "prompt.txt"
 DOC_SEPARATOR = "\n\n"
 _CKPT = 1024  # characters between checkpoints
 _SCAN = 4 << 20  # bytes per numpy scan chunk
 _PREVIEW = 300
+MAX_REPLY_CHARS = 4_000_000  # characters per host reply (slice / lines / line_at / search); the guest's _CHUNK
+_WINDOW = 4_000_000  # characters decoded per search window on a non-ASCII prompt
+_OVERLAP = 65_536  # characters of context on each side of a window (lookbehind, matches crossing the edge)
+
+
+class SearchTimeout(TimeoutError):
+    """A host regex search ran past the time it was given (the calling cell's remaining CPU time)."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +75,9 @@ class Prompt:
         self.ascii = meta.chars == meta.bytes
         self._ckpt: np.ndarray | None = None
         self._line_starts: np.ndarray | None = None  # byte offsets of line starts
-        self._text: str | None = None
+        # document start offsets, precomputed once so doc_at is one binary search
+        self._doc_starts = (np.array([s for s, _ in doc_spans], dtype=np.int64) if doc_spans is not None
+                            else None)
 
     # --- construction ------------------------------------------------------------------------------------
     @classmethod
@@ -179,43 +195,84 @@ class Prompt:
         return bytes(self._mm[self.char_to_byte(start):self.char_to_byte(end)]).decode("utf-8", errors="replace")
 
     def text(self) -> str:
-        """The whole prompt decoded on the host (cached); used for non-ASCII regex search."""
-        with self._lock:
-            if self._text is None:
-                self._text = bytes(self._mm).decode("utf-8", errors="replace")
-            return self._text
+        """The whole prompt decoded on the host (not cached: a caller that wants it keeps it)."""
+        return bytes(self._mm).decode("utf-8", errors="replace")
+
+    def _clip_bytes(self, b0: int, b1: int, max_chars: int) -> int:
+        """End byte <= b1 such that [b0, end) holds at most ``max_chars`` characters and ends on a char boundary."""
+        if b1 - b0 <= max_chars:
+            return b1
+        end = b0 + max_chars  # chars <= bytes, so this many bytes never hold more than max_chars characters
+        while end > b0 and (self._mm[end] & 0xC0) == 0x80:
+            end -= 1
+        return end
 
     def search(self, pattern: str, max_hits: int = 20, width: int = 80,
-               ignore_case: bool = False) -> list[tuple[int, str]]:
-        """Regex search (an invalid regex is searched literally): [(char_offset, snippet)], at most max_hits."""
+               ignore_case: bool = False, timeout: float | None = None) -> list[tuple[int, str]]:
+        """Regex search (an invalid regex is searched literally): [(char_offset, snippet)], at most max_hits.
+
+        ``timeout`` (seconds, None = unbounded) bounds the whole search; past it :class:`SearchTimeout` is raised.
+        The snippets of one call hold at most :data:`MAX_REPLY_CHARS` characters in all (a long match is cut).
+        On a non-ASCII prompt the text is searched in windows of :data:`_WINDOW` characters with
+        :data:`_OVERLAP` characters of context either side, so a match longer than that overlap that crosses a
+        window edge may be cut or missed, and ``$``/``\\Z`` may also match at an inner window edge.
+        """
         max_hits = max(0, min(int(max_hits), 10_000))
-        width = max(0, min(int(width), 1000))  # bounded host memory: <= 10k hits x ~2k chars
-        flags = re.IGNORECASE if ignore_case else 0
-        try:
-            rx = re.compile(pattern, flags)
-        except re.error:
-            rx = re.compile(re.escape(pattern), flags)
+        width = max(0, min(int(width), 1000))
+        flags = regex.IGNORECASE if ignore_case else 0
+        deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
         hits: list[tuple[int, str]] = []
-        if max_hits == 0:
+        if max_hits == 0 or self.meta.bytes == 0:
             return hits
-        if self.ascii:
+        budget = MAX_REPLY_CHARS
+
+        def left() -> float | None:
+            if deadline is None:
+                return None
+            rem = deadline - time.monotonic()
+            if rem <= 0:
+                raise SearchTimeout
+            return rem
+
+        def snippet(s: int, e: int) -> str:
+            nonlocal budget
+            a = max(0, s - width)
+            b = min(e + width, a + budget)
+            out = self.slice(a, b)
+            budget -= len(out)
+            return out
+
+        try:
+            if self.ascii:
+                try:
+                    brx = regex.compile(pattern.encode("utf-8"), flags)
+                except regex.error:
+                    brx = regex.compile(regex.escape(pattern.encode("utf-8")), flags)
+                for m in brx.finditer(self._mm, timeout=left()):
+                    hits.append((m.start(), snippet(m.start(), m.end())))
+                    if len(hits) >= max_hits or budget <= 0:
+                        break
+                return hits
             try:
-                brx = re.compile(rx.pattern.encode("utf-8"), flags)
-            except re.error:
-                brx = re.compile(re.escape(pattern.encode("utf-8")), flags)
-            for m in brx.finditer(self._mm):
-                s, e = m.start(), m.end()
-                hits.append((s, self.slice(s - width, e + width)))
-                if len(hits) >= max_hits:
-                    break
+                rx = regex.compile(pattern, flags)
+            except regex.error:
+                rx = regex.compile(regex.escape(pattern), flags)
+            n = self.meta.chars
+            for cs in range(0, n, _WINDOW):
+                ce = min(n, cs + _WINDOW)
+                ws, we = max(0, cs - _OVERLAP), min(n, ce + _OVERLAP)
+                window = self.slice(ws, we)
+                for sm in rx.finditer(window, cs - ws, timeout=left()):
+                    s = ws + sm.start()
+                    if s >= ce and ce < n:
+                        break
+                    hits.append((s, snippet(s, ws + sm.end())))
+                    if len(hits) >= max_hits or budget <= 0:
+                        return hits
+                del window
             return hits
-        text = self.text()
-        for sm in rx.finditer(text):
-            s, e = sm.start(), sm.end()
-            hits.append((s, text[max(0, s - width):e + width]))
-            if len(hits) >= max_hits:
-                break
-        return hits
+        except TimeoutError as e:
+            raise SearchTimeout(f"regex search gave up after {timeout:g} s") from e
 
     def _starts(self) -> np.ndarray:
         with self._lock:
@@ -254,9 +311,15 @@ class Prompt:
         start, end, _ = slice(start, end).indices(n)
         end = min(end, start + 100_000)
         out = []
+        budget = MAX_REPLY_CHARS  # chars for the whole reply; a line past it is cut, later lines are dropped
         for i in range(start, end):
             b0, b1 = self._line_bytes(i)
-            out.append(bytes(self._mm[b0:b1]).decode("utf-8", errors="replace"))
+            b1 = self._clip_bytes(b0, b1, budget)
+            line = bytes(self._mm[b0:b1]).decode("utf-8", errors="replace")
+            out.append(line)
+            budget -= len(line)
+            if budget <= 0:
+                break
         return out
 
     def line_at(self, offset: int) -> tuple[int, str]:
@@ -267,13 +330,14 @@ class Prompt:
         starts = self._starts()
         i = max(0, int(np.searchsorted(starts, min(b, len(self._mm) - 1), side="right")) - 1)
         b0, b1 = self._line_bytes(i)
+        b1 = self._clip_bytes(b0, b1, MAX_REPLY_CHARS)
         return (i, bytes(self._mm[b0:b1]).decode("utf-8", errors="replace"))
 
     def doc_at(self, offset: int) -> int | None:
         """Index of the document holding character ``offset``; None for a single-text prompt."""
-        if self.doc_spans is None:
+        if self._doc_starts is None:
             return None
-        i = bisect.bisect_right([s for s, _ in self.doc_spans], offset) - 1
+        i = int(np.searchsorted(self._doc_starts, offset, side="right")) - 1
         return max(0, i)
 
     def meta_dict(self) -> dict[str, object]:

@@ -1,8 +1,12 @@
 """The host side: one Wasmtime store + component instance per :class:`Sandbox`, limits enforced by Wasmtime.
 
 * CPU time per cell: epoch interruption. One ticker thread per process bumps the engine epoch every
-  ``TICK_S``; each cell gets a deadline of ``cpu_seconds`` worth of ticks, and every host call (a model may take
-  minutes) re-arms the deadline with the cell's *remaining* guest time when it returns.
+  ``TICK_S``; each cell gets a deadline of ``cpu_seconds`` worth of ticks. Only the model calls (``llm_query``,
+  ``llm_query_batched``, ``rlm_query``: a model may take minutes) are excluded from the cell's time; the host
+  helpers (search, lines, slices, ...) count, and a regex search gets the cell's remaining time as its timeout.
+  Every host call re-arms the deadline from the clock when it returns (deadline 0 once the time is spent, so the
+  guest traps as a CPU limit at its next check).
+* Host replies are bounded (``prompt.MAX_REPLY_CHARS`` each), so host memory does not grow with the prompt.
 * Memory: ``Store.set_limits(memory_size=...)``; CPython then raises ``MemoryError`` (state survives) or traps.
 * Output: the guest caps what it captures; the host caps again everything that crosses the boundary, including
   raw WASI stdout/stderr writes that bypass the guest's capture.
@@ -13,6 +17,12 @@
 Thread safety: each Sandbox serialises its own cells with a lock; different sandboxes run in parallel (Wasmtime
 releases the GIL while wasm runs). Host functions never raise into wasmtime-py (its exception hand-off is a
 process global), they return a status-prefixed string instead.
+
+Interrupts: a ``KeyboardInterrupt`` or ``SystemExit`` raised inside a host function (Ctrl-C while ``llm_query``
+waits on a model) is not handed to the guest. The host call traps the guest instead (a ``WasmtimeError``, the
+same route as a refused sleep), ``run_cell`` replaces the poisoned instance as after any trap (REPL state is
+reset) and then re-raises the original exception to its caller, so the host is consistent and Ctrl-C stops the
+caller as usual.
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ from wasmtime import _ffi as ffi
 from engine.log import get_logger, log
 
 from .artifacts import SandboxNotBuiltError, artifact_paths, compile_component, make_config
-from .prompt import Prompt
+from .prompt import MAX_REPLY_CHARS, Prompt, SearchTimeout
 
 _LOG = get_logger("wasm_sandbox")
 
@@ -43,6 +53,10 @@ TICK_S = 0.01
 HOST_INSTANCE = "outcore:sandbox/host@0.1.0"
 GUEST_PROMPT_DIR = "/prompt"
 CLOCK_INSTANCE = "wasi:clocks/monotonic-clock@0.2.9"
+# Host calls whose duration is model waiting time, not guest CPU time (excluded from the cell's limit).
+WAITING_CALLS = frozenset({"llm_query", "llm_query_batched", "rlm_query"})
+# Per-field caps on what a cell result carries besides stdout/stderr/display (F2: nothing crosses uncapped).
+VAR_NAME_CHARS, VAR_TYPE_CHARS, VAR_DESC_CHARS = 100, 100, 200
 
 
 def _clock_now(_ctx: Any) -> int:
@@ -194,6 +208,7 @@ class Sandbox:
         self._closed = False
         self._cell_start = 0.0
         self._host_wait = 0.0
+        self._interrupt: BaseException | None = None
         self._raw_out: list[str] = []
         self._raw_err: list[str] = []
         self._raw_n = 0
@@ -248,24 +263,41 @@ class Sandbox:
         self._on_raw(self._raw_err, data)
 
     # --- host functions (run on the cell's thread, inside wasm) ---------------------------------------------
-    def _rearm(self, ctx: Any, entered: float) -> None:
-        now = time.monotonic()
-        used = entered - self._cell_start - self._host_wait  # guest time before this host call
-        self._host_wait += now - entered
-        remaining = self.limits.cpu_seconds - used
-        ffi.wasmtime_context_set_epoch_deadline(ctx._context(), _ticks(max(remaining, 0.0)))
+    def _remaining(self) -> float:
+        """Guest CPU time the current cell has left (model waits excluded)."""
+        return self.limits.cpu_seconds - (time.monotonic() - self._cell_start - self._host_wait)
+
+    def _rearm(self, ctx: Any) -> None:
+        remaining = self._remaining()
+        ticks = _ticks(remaining) if remaining > 0 else 0  # 0: trap as a CPU limit at the guest's next check
+        ffi.wasmtime_context_set_epoch_deadline(ctx._context(), ticks)
 
     def _host_call(self, ctx: Any, name: str, args: str) -> str:
         entered = time.monotonic()
+        waiting = name in WAITING_CALLS
         try:
+            if self._interrupt is not None:
+                raise wasmtime.WasmtimeError("the cell was interrupted on the host")
             payload = json.loads(args)
             result = self._dispatch(name, payload)
             return "0" + (result if isinstance(result, _Raw) else json.dumps(result, ensure_ascii=False))
+        except (KeyboardInterrupt, SystemExit) as e:
+            # Not the guest's to catch: trap the guest (WasmtimeError is what wasmtime-py turns into a trap without
+            # its process-global exception slot); run_cell resets the instance and re-raises this to its caller.
+            self._interrupt = e
+            raise wasmtime.WasmtimeError(f"the cell was interrupted on the host ({type(e).__name__})") from None
+        except wasmtime.WasmtimeError:
+            raise
+        except SearchTimeout:
+            return "1" + (f"TimeoutError: the search exceeded the cell's CPU time limit "
+                          f"({self.limits.cpu_seconds:g} s per cell)")
         except BaseException as e:  # noqa: BLE001 - never raise into wasmtime-py (see module docstring)
-            return "1" + f"{type(e).__name__}: {e}"
+            return "1" + _cap_head(f"{type(e).__name__}: {e}", 2000)
         finally:
+            if waiting:
+                self._host_wait += time.monotonic() - entered
             try:
-                self._rearm(ctx, entered)
+                self._rearm(ctx)
             except BaseException as e:  # noqa: BLE001
                 log(_LOG, "error", "could not re-arm the epoch deadline", error=repr(e))
 
@@ -275,7 +307,7 @@ class Sandbox:
             return _Raw(self._meta_json)
         if name == "search":
             return p.search(str(a["pattern"]), int(a.get("max_hits", 20)), int(a.get("width", 80)),
-                            bool(a.get("ignore_case", False)))
+                            bool(a.get("ignore_case", False)), timeout=max(self._remaining(), 0.0))
         if name == "lines":
             return p.lines(int(a.get("start", 0)), a.get("end"))
         if name == "line_at":
@@ -293,10 +325,17 @@ class Sandbox:
         raise ValueError(f"unknown host call {name!r}")
 
     def _host_slice(self, ctx: Any, start: int, end: int) -> str:
+        # at most MAX_REPLY_CHARS per call: the guest fetches longer slices piece by piece
         try:
-            return self.prompt.slice(int(start), int(end))
+            start = int(start)
+            return self.prompt.slice(start, min(int(end), start + MAX_REPLY_CHARS))
         except BaseException:  # noqa: BLE001
             return ""
+        finally:
+            try:
+                self._rearm(ctx)
+            except BaseException as e:  # noqa: BLE001
+                log(_LOG, "error", "could not re-arm the epoch deadline", error=repr(e))
 
     # --- public API -------------------------------------------------------------------------------------
     def run_cell(self, code: str) -> CellResult:
@@ -305,7 +344,7 @@ class Sandbox:
             if self._closed:
                 raise RuntimeError("sandbox is closed")
             t0 = time.monotonic()
-            self._cell_start, self._host_wait = t0, 0.0
+            self._cell_start, self._host_wait, self._interrupt = t0, 0.0, None
             self._raw_out, self._raw_err, self._raw_n, self._raw_truncated = [], [], 0, False
             cap = self.limits.max_output_chars
             cfg = json.dumps({"max_output_chars": cap})
@@ -324,7 +363,7 @@ class Sandbox:
                 res.error = data.get("error")
                 res.traceback = data.get("traceback")
                 res.display = data.get("display")
-                res.variables = [(str(v[0]), str(v[1]), str(v[2])) for v in data.get("variables") or []][:500]
+                res.variables = [(str(v[0]), str(v[1]), str(v[2])) for v in (data.get("variables") or [])[:500]]
                 final = data.get("final")
                 res.final = None if final is None else str(final)
                 if data.get("memory_error"):
@@ -351,6 +390,10 @@ class Sandbox:
                     res.error += f"; a fresh instance could not be created: {e2}"
             finally:
                 self._rt.leave()
+            if self._interrupt is not None:
+                interrupt, self._interrupt = self._interrupt, None
+                log(_LOG, "info", "cell interrupted on the host; instance replaced", exc=type(interrupt).__name__)
+                raise interrupt
             self._finish_output(res)
             res.duration_s = time.monotonic() - t0
             return res
@@ -369,6 +412,23 @@ class Sandbox:
         if truncated:
             res.limit = res.limit or "output"
             res.stdout += f"\n[output truncated: at most {cap} chars per stream and cell are kept]"
+        # error: its head (the exception type and message start); traceback: its tail (the failing frame and the
+        # exception line); the variables table: each entry, and the whole table to about `cap` characters.
+        if res.error is not None:
+            res.error = _cap_head(res.error, cap)
+        if res.traceback is not None:
+            res.traceback = _cap_tail(res.traceback, cap)
+        rows: list[tuple[str, str, str]] = []
+        total = 0
+        for name, typ, desc in res.variables:
+            row = (_cap_head(name, VAR_NAME_CHARS), _cap_head(typ, VAR_TYPE_CHARS), _cap_head(desc, VAR_DESC_CHARS))
+            size = sum(map(len, row))
+            if total + size > cap:
+                rows.append(("...", "", f"{len(res.variables) - len(rows)} more variables not shown"))
+                break
+            rows.append(row)
+            total += size
+        res.variables = rows
 
     def close(self) -> None:
         with self._lock:
@@ -383,6 +443,18 @@ class Sandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _cap_head(text: str, n: int) -> str:
+    if len(text) <= n:
+        return text
+    return text[:n] + f"... [{len(text) - n} more chars]"
+
+
+def _cap_tail(text: str, n: int) -> str:
+    if len(text) <= n:
+        return text
+    return f"[{len(text) - n} chars cut] ..." + text[-n:]
 
 
 class _Raw(str):

@@ -67,7 +67,8 @@ os.environ.clear()
 
 PROMPT_FILE = "/prompt/prompt.txt"
 _REPR_LIMIT = 2000
-_CHUNK = 4_000_000
+_CHUNK = 4_000_000  # = prompt.MAX_REPLY_CHARS on the host: characters per host reply
+_ERROR_CHARS = 20_000  # error head / traceback tail kept by the guest (the host caps again, to max_output_chars)
 
 
 class HostError(Exception):
@@ -99,14 +100,26 @@ def _full_text():
             with builtins.open(PROMPT_FILE, "rb") as f:
                 text = f.read().decode("utf-8", errors="replace")
         except OSError:
-            n = _meta()["chars"]
-            text = "".join(_host.slice(i, min(i + _CHUNK, n)) for i in range(0, n, _CHUNK))
+            text = _fetch(0, _meta()["chars"])
         _PromptState.text = text
     return _PromptState.text
 
 
 def _coerce(x):
     return str(x) if isinstance(x, Context) else x
+
+
+def _fetch(start, stop):
+    """Characters [start, stop) from the host, at most _CHUNK per call (the host caps each reply)."""
+    parts = []
+    pos = start
+    while pos < stop:
+        part = _host.slice(pos, min(pos + _CHUNK, stop))
+        if not part:
+            break
+        parts.append(part)
+        pos += len(part)
+    return parts[0] if len(parts) == 1 else "".join(parts)
 
 
 def _text_slice(start, stop):
@@ -116,7 +129,7 @@ def _text_slice(start, stop):
     start, stop, _ = slice(start, stop).indices(n)
     if stop <= start:
         return ""
-    return _host.slice(start, stop)
+    return _fetch(start, stop)
 
 
 class Context:
@@ -448,7 +461,9 @@ def _variables():
             continue
         if isinstance(value, types.ModuleType):
             continue
-        out.append((name, type(value).__name__, _short(value)))
+        out.append((name[:100], type(value).__name__[:100], _short(value)[:200]))
+        if len(out) >= 500:
+            break
     return out
 
 
@@ -497,10 +512,11 @@ def _run(code, max_output):
                 result["display"] = _safe_repr(value, min(max_output, _REPR_LIMIT * 10))
     except BaseException as e:  # noqa: BLE001 - SystemExit and friends end the cell, not the REPL
         try:
-            result["error"] = f"{type(e).__name__}: {e}"
-            result["traceback"] = _format_tb(e)
+            result["error"] = type(e).__name__[:_ERROR_CHARS]
+            result["error"] = f"{type(e).__name__}: {e}"[:_ERROR_CHARS]
+            result["traceback"] = _format_tb(e)[-_ERROR_CHARS:]
         except BaseException:  # noqa: BLE001
-            result["error"] = type(e).__name__
+            pass
         result["memory_error"] = isinstance(e, MemoryError)
     finally:
         sys.stdout, sys.stderr = old_out, old_err
