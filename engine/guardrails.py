@@ -182,8 +182,16 @@ class Budget:
             if cell is not None:
                 cell.sub_calls += n
 
-    def record(self, model: str, depth: int, prompt: int, completion: int, cached: int = 0,
-               latency: float = 0.0, calls: int = 1) -> None:
+    def record(
+        self,
+        model: str,
+        depth: int,
+        prompt: int,
+        completion: int,
+        cached: int = 0,
+        latency: float = 0.0,
+        calls: int = 1,
+    ) -> None:
         with self._lock:
             self.usage_by_model.setdefault(model, Usage()).add(prompt, completion, cached, latency, calls)
             self.usage_by_depth.setdefault(depth, Usage()).add(prompt, completion, cached, latency, calls)

@@ -75,6 +75,7 @@ def is_aggregate_question(question: str) -> bool:
     """Counting/classifying questions need one small worker call per line, not a search (models.md)."""
     return bool(_AGGREGATE.search(question))
 
+
 _STOP = frozenset(
     "what which who whom whose when where why how does did do is are was were the a an of in on at to for from "
     "with by about into than then this that these those there their them they his her its our your my and or "
@@ -110,6 +111,7 @@ def question_keywords(question: str, k: int = 3) -> list[str]:
     best = sorted(scored, key=lambda t: (-t[0], t[1]))[:k]
     return [w for _, _, w in best]  # most distinctive first: small models take the first one
 
+
 WORKER_SYSTEM = "You are a careful assistant. Answer the question using only the given text. Be brief."
 
 DIRECT_TASK = "the task described in `context` (do what the text asks and give the result)"
@@ -117,7 +119,7 @@ DIRECT_TASK = "the task described in `context` (do what the text asks and give t
 NUDGE_NO_CODE = (
     "Your reply had no ```python code block, so nothing ran. Question: {question}\n"
     "Write ONE ```python code block. If you already know the answer from an output, write:\n"
-    "```python\nFINAL(\"your answer\")\n```"
+    '```python\nFINAL("your answer")\n```'
 )
 
 CELL_OUTPUT = "Output:\n{output}\n\nQuestion: {question}\n{hint}"

@@ -488,7 +488,7 @@ class _Run:
                 "sub_prompt_without_text",
                 "this llm_query prompt has only the question and no text: the helper model cannot see `context`. "
                 "Add the text it needs, for example:\n"
-                "answer = llm_query(question + \" Text: \" + \" \".join(hits))",
+                'answer = llm_query(question + " Text: " + " ".join(hits))',
             )
 
     def _worker_call(self, prompts: list[str], opts: Any, kind: str) -> list[Generation]:
@@ -496,8 +496,15 @@ class _Run:
         self.budget.check_tokens(w.info.name)
         sid = new_id("sub")
         self.emit(
-            "subcall_start", id=sid, parent=self.current_parent, run=self.id, depth=self.depth + 1, kind=kind,
-            n=len(prompts), model=w.info.name, prompt_chars=sum(len(p) for p in prompts),
+            "subcall_start",
+            id=sid,
+            parent=self.current_parent,
+            run=self.id,
+            depth=self.depth + 1,
+            kind=kind,
+            n=len(prompts),
+            model=w.info.name,
+            prompt_chars=sum(len(p) for p in prompts),
             prompt_preview=clip(prompts[0] if prompts else "", 300),
         )
         t0 = time.monotonic()
@@ -505,19 +512,32 @@ class _Run:
         try:
             gens = w.batch(P.WORKER_SYSTEM, prompts, params)
         except BackendError as e:
-            self.emit("subcall_end", id=sid, kind=kind, n=len(prompts), model=w.info.name, error=str(e),
-                      latency_s=round(time.monotonic() - t0, 3))
+            self.emit(
+                "subcall_end",
+                id=sid,
+                kind=kind,
+                n=len(prompts),
+                model=w.info.name,
+                error=str(e),
+                latency_s=round(time.monotonic() - t0, 3),
+            )
             raise
         dt = time.monotonic() - t0
         self.timings["sub_calls_s"] += dt
         pt = sum(g.prompt_tokens for g in gens)
         ct = sum(g.completion_tokens for g in gens)
-        self.budget.record(w.info.name, self.depth + 1, pt, ct, sum(g.cached_tokens for g in gens), dt,
-                           calls=len(gens))
+        self.budget.record(w.info.name, self.depth + 1, pt, ct, sum(g.cached_tokens for g in gens), dt, calls=len(gens))
         errors = [g.error for g in gens if g.error]
         self.emit(
-            "subcall_end", id=sid, kind=kind, n=len(prompts), model=w.info.name, prompt_tokens=pt,
-            completion_tokens=ct, cached_tokens=sum(g.cached_tokens for g in gens), latency_s=round(dt, 3),
+            "subcall_end",
+            id=sid,
+            kind=kind,
+            n=len(prompts),
+            model=w.info.name,
+            prompt_tokens=pt,
+            completion_tokens=ct,
+            cached_tokens=sum(g.cached_tokens for g in gens),
+            latency_s=round(dt, 3),
             error="; ".join(errors)[:500] if errors else None,
             result_preview=clip(gens[0].text if gens else "", 300),
         )
@@ -561,18 +581,33 @@ class _Run:
         question = opts.get("question") if isinstance(opts, dict) else None
         self.budget.take_sub_calls(1, self.cell_counter)
         sid = new_id("sub")
-        self.emit("subcall_start", id=sid, parent=self.current_parent, run=self.id, depth=self.depth + 1,
-                  kind="rlm", n=1, model=self.rlm.root.info.name,
-                  prompt_chars=len(prompt_s) if prompt_s is not None else sum(len(str(p)) for p in prompt),
-                  prompt_preview=clip(prompt_s or "", 300))
+        self.emit(
+            "subcall_start",
+            id=sid,
+            parent=self.current_parent,
+            run=self.id,
+            depth=self.depth + 1,
+            kind="rlm",
+            n=1,
+            model=self.rlm.root.info.name,
+            prompt_chars=len(prompt_s) if prompt_s is not None else sum(len(str(p)) for p in prompt),
+            prompt_preview=clip(prompt_s or "", 300),
+        )
         t0 = time.monotonic()
         src: PromptSource = prompt_s if prompt_s is not None else [str(p) for p in prompt]
         child = _Run(self.rlm, self.budget, self.writer, src, question, depth=self.depth + 1, parent=sid)
         answer, reason, partial = child.execute()
-        self.emit("subcall_end", id=sid, kind="rlm", n=1, model=self.rlm.root.info.name,
-                  latency_s=round(time.monotonic() - t0, 3), finish_reason=reason,
-                  error=None if reason == FINAL else f"child run ended with {reason}",
-                  result_preview=clip(answer, 300))
+        self.emit(
+            "subcall_end",
+            id=sid,
+            kind="rlm",
+            n=1,
+            model=self.rlm.root.info.name,
+            latency_s=round(time.monotonic() - t0, 3),
+            finish_reason=reason,
+            error=None if reason == FINAL else f"child run ended with {reason}",
+            result_preview=clip(answer, 300),
+        )
         if self.budget.exhausted is not None:
             raise self.budget.exhausted
         self.last_sub_result = answer or self.last_sub_result
@@ -589,9 +624,17 @@ class _Run:
             try:
                 env = self.rlm.environment(self.prompt, host, self.lim, workdir, self.rlm.root.count_tokens)
             except Exception as e:  # noqa: BLE001 - a broken sandbox ends the run with a reason, not a traceback
-                self.emit("run_start", id=self.id, parent=self.parent, depth=self.depth, question=self.question,
-                          root=self.rlm.root.info.name, worker=self.rlm.worker.info.name, prompt_meta={},
-                          limits=self.lim.to_dict())
+                self.emit(
+                    "run_start",
+                    id=self.id,
+                    parent=self.parent,
+                    depth=self.depth,
+                    question=self.question,
+                    root=self.rlm.root.info.name,
+                    worker=self.rlm.worker.info.name,
+                    prompt_meta={},
+                    limits=self.lim.to_dict(),
+                )
                 return self._end(f"environment failed to start: {e}", "environment_error", True, t_start)
             meta = env.meta
             try:  # `question` in the REPL lets the model (and the worked example) pass it on without retyping
@@ -599,10 +642,20 @@ class _Run:
             except Exception:  # noqa: BLE001 - a convenience only
                 pass
             self.emit(
-                "run_start", id=self.id, parent=self.parent, depth=self.depth, question=self.question,
-                root=self.rlm.root.info.name, worker=self.rlm.worker.info.name, limits=self.lim.to_dict(),
-                prompt_meta={"chars": meta.chars, "tokens": meta.tokens, "lines": meta.lines,
-                             "n_documents": meta.n_documents},
+                "run_start",
+                id=self.id,
+                parent=self.parent,
+                depth=self.depth,
+                question=self.question,
+                root=self.rlm.root.info.name,
+                worker=self.rlm.worker.info.name,
+                limits=self.lim.to_dict(),
+                prompt_meta={
+                    "chars": meta.chars,
+                    "tokens": meta.tokens,
+                    "lines": meta.lines,
+                    "n_documents": meta.n_documents,
+                },
             )
             max_sub_chars = max(200, int(self.max_sub_tokens * 3))
             messages = [
@@ -627,32 +680,61 @@ class _Run:
         """A prompt that fits the root's context: one plain call, no REPL (``RLM(direct=True)``)."""
         t_start = time.monotonic()
         root = self.rlm.root
-        self.emit("run_start", id=self.id, parent=self.parent, depth=self.depth, question=self.question,
-                  root=root.info.name, worker=self.rlm.worker.info.name, limits=self.lim.to_dict(), mode="direct",
-                  prompt_meta={"chars": len(text)})
+        self.emit(
+            "run_start",
+            id=self.id,
+            parent=self.parent,
+            depth=self.depth,
+            question=self.question,
+            root=root.info.name,
+            worker=self.rlm.worker.info.name,
+            limits=self.lim.to_dict(),
+            mode="direct",
+            prompt_meta={"chars": len(text)},
+        )
         if self.question == P.DIRECT_TASK:
             messages = [Message("user", text)]
         else:
-            messages = [Message("system", P.WORKER_SYSTEM),
-                        Message("user", f"Text:\n{text}\n\nQuestion: {self.question}")]
+            messages = [
+                Message("system", P.WORKER_SYSTEM),
+                Message("user", f"Text:\n{text}\n\nQuestion: {self.question}"),
+            ]
         self.overhead_s = time.monotonic() - t_start
         try:
             self.budget.take_root_turn(0)
             gen = root.chat(messages, SamplingParams(max_tokens=self.lim.root_max_tokens))
         except (GuardrailError, BackendError) as e:
             return self._end(str(e), "backend_error", True, t_start)
-        self.budget.record(root.info.name, self.depth, gen.prompt_tokens, gen.completion_tokens,
-                           gen.cached_tokens, gen.latency_s)
-        self.emit("root_turn", id=new_id("turn"), parent=self.id, depth=self.depth, turn=1, model=root.info.name,
-                  prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens,
-                  cached_tokens=gen.cached_tokens, latency_s=round(gen.latency_s, 3), text=clip(gen.text, 4000),
-                  has_code=False)
+        self.budget.record(
+            root.info.name, self.depth, gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens, gen.latency_s
+        )
+        self.emit(
+            "root_turn",
+            id=new_id("turn"),
+            parent=self.id,
+            depth=self.depth,
+            turn=1,
+            model=root.info.name,
+            prompt_tokens=gen.prompt_tokens,
+            completion_tokens=gen.completion_tokens,
+            cached_tokens=gen.cached_tokens,
+            latency_s=round(gen.latency_s, 3),
+            text=clip(gen.text, 4000),
+            has_code=False,
+        )
         return self._end(gen.text.strip(), "direct", False, t_start)
 
     def _end(self, answer: str, reason: str, partial: bool, t_start: float) -> tuple[str, str, bool]:
-        self.emit("run_end", id=self.id, depth=self.depth, finish_reason=reason, partial=partial,
-                  answer=clip(answer, 2000), elapsed_s=round(time.monotonic() - t_start, 3),
-                  budget=self.budget.snapshot())
+        self.emit(
+            "run_end",
+            id=self.id,
+            depth=self.depth,
+            finish_reason=reason,
+            partial=partial,
+            answer=clip(answer, 2000),
+            elapsed_s=round(time.monotonic() - t_start, 3),
+            budget=self.budget.snapshot(),
+        )
         log(_log, "info", "rlm run end", run=self.id, depth=self.depth, finish_reason=reason)
         return answer, reason, partial
 
@@ -669,12 +751,10 @@ class _Run:
             gen = root.chat(messages, params, session=None)
         dt = time.monotonic() - t0
         self.timings["root_s"] += dt
-        self.budget.record(root.info.name, self.depth, gen.prompt_tokens, gen.completion_tokens,
-                           gen.cached_tokens, dt)
+        self.budget.record(root.info.name, self.depth, gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens, dt)
         return gen
 
-    def _loop(self, env: Environment, messages: list[Message], session: str,
-              t_start: float) -> tuple[str, str, bool]:
+    def _loop(self, env: Environment, messages: list[Message], session: str, t_start: float) -> tuple[str, str, bool]:
         turn = 0
         no_code = 0
         errors = 0
@@ -697,10 +777,20 @@ class _Run:
             turn += 1
             blocks, kept = extract_code(gen.text)
             tid = new_id("turn")
-            self.emit("root_turn", id=tid, parent=self.id, depth=self.depth, turn=turn,
-                      model=self.rlm.root.info.name, prompt_tokens=gen.prompt_tokens,
-                      completion_tokens=gen.completion_tokens, cached_tokens=gen.cached_tokens,
-                      latency_s=round(gen.latency_s or 0.0, 3), text=clip(gen.text, 4000), has_code=bool(blocks))
+            self.emit(
+                "root_turn",
+                id=tid,
+                parent=self.id,
+                depth=self.depth,
+                turn=turn,
+                model=self.rlm.root.info.name,
+                prompt_tokens=gen.prompt_tokens,
+                completion_tokens=gen.completion_tokens,
+                cached_tokens=gen.cached_tokens,
+                latency_s=round(gen.latency_s or 0.0, 3),
+                text=clip(gen.text, 4000),
+                has_code=bool(blocks),
+            )
             if not blocks:
                 no_code += 1
                 last_reply = gen.text
@@ -730,10 +820,22 @@ class _Run:
                 dt = time.monotonic() - t0
                 self.timings["cells_s"] += dt
                 text = _format_outcome(outcome)
-                self.emit("cell", id=cid, parent=tid, depth=self.depth, turn=turn, code=clip(code, 8000),
-                          output=clip(text), output_chars=len(text), error=outcome.error, limit=outcome.limit,
-                          state_reset=outcome.state_reset, final=outcome.final_called,
-                          duration_s=round(outcome.duration_s or dt, 3), sub_calls=self.cell_counter.sub_calls)
+                self.emit(
+                    "cell",
+                    id=cid,
+                    parent=tid,
+                    depth=self.depth,
+                    turn=turn,
+                    code=clip(code, 8000),
+                    output=clip(text),
+                    output_chars=len(text),
+                    error=outcome.error,
+                    limit=outcome.limit,
+                    state_reset=outcome.state_reset,
+                    final=outcome.final_called,
+                    duration_s=round(outcome.duration_s or dt, 3),
+                    sub_calls=self.cell_counter.sub_calls,
+                )
                 self.current_parent = self.id
                 outputs.append(text)
                 if outcome.error or outcome.limit:
@@ -767,9 +869,12 @@ class _Run:
                 if errors >= self.lim.max_errors:
                     return self._finish_partial(messages, "too_many_errors", t_start, session)
                 if limit_hit:
-                    hints.append(P.HINT_LIMIT.format(
-                        limit=limit_hit.replace("_", " "),
-                        reset=" The REPL state was reset: earlier variables are gone." if reset else ""))
+                    hints.append(
+                        P.HINT_LIMIT.format(
+                            limit=limit_hit.replace("_", " "),
+                            reset=" The REPL state was reset: earlier variables are gone." if reset else "",
+                        )
+                    )
                 else:
                     hints.append(P.HINT_ERROR)
             else:
@@ -778,35 +883,66 @@ class _Run:
                 hints.append(P.HINT_FINAL_NONE)
             if not hints:
                 hints.append(P.HINT_NEXT)
-            messages.append(Message("user", P.CELL_OUTPUT.format(
-                output=truncate_output(output, self.lim.max_output_chars), question=self.question,
-                hint=" ".join(hints))))
+            messages.append(
+                Message(
+                    "user",
+                    P.CELL_OUTPUT.format(
+                        output=truncate_output(output, self.lim.max_output_chars),
+                        question=self.question,
+                        hint=" ".join(hints),
+                    ),
+                )
+            )
 
-    def _finish_partial(self, messages: list[Message], reason: str, t_start: float, session: str, *,
-                        candidate: str = "", ask_model: bool = True) -> tuple[str, str, bool]:
+    def _finish_partial(
+        self,
+        messages: list[Message],
+        reason: str,
+        t_start: float,
+        session: str,
+        *,
+        candidate: str = "",
+        ask_model: bool = True,
+    ) -> tuple[str, str, bool]:
         """End without FINAL: ask the root once for a plain answer when budget allows, else use what we have."""
         answer = ""
-        can_ask = (ask_model and self.rlm.fallback_answer and reason not in ("max_wall_s", "max_tokens")
-                   and self.budget.remaining_s() > 0)
+        can_ask = (
+            ask_model
+            and self.rlm.fallback_answer
+            and reason not in ("max_wall_s", "max_tokens")
+            and self.budget.remaining_s() > 0
+        )
         if can_ask:
             try:
                 self.budget.check_tokens(self.rlm.root.info.name)
                 msgs = [*messages]
                 if msgs[-1].role == "user":
-                    msgs[-1] = Message("user", msgs[-1].content + "\n\n" +
-                                       P.FALLBACK_ANSWER.format(question=self.question))
+                    msgs[-1] = Message(
+                        "user", msgs[-1].content + "\n\n" + P.FALLBACK_ANSWER.format(question=self.question)
+                    )
                 else:
                     msgs.append(Message("user", P.FALLBACK_ANSWER.format(question=self.question)))
                 params = SamplingParams(max_tokens=min(96, self.lim.root_max_tokens), stop=("\nOutput:",))
                 t0 = time.monotonic()
                 gen = self.rlm.root.chat(msgs, params, session=session)
                 dt = time.monotonic() - t0
-                self.budget.record(self.rlm.root.info.name, self.depth, gen.prompt_tokens, gen.completion_tokens,
-                                   gen.cached_tokens, dt)
-                self.emit("root_turn", id=new_id("turn"), parent=self.id, depth=self.depth, turn="fallback",
-                          model=self.rlm.root.info.name, prompt_tokens=gen.prompt_tokens,
-                          completion_tokens=gen.completion_tokens, cached_tokens=gen.cached_tokens,
-                          latency_s=round(dt, 3), text=clip(gen.text, 2000), has_code=False)
+                self.budget.record(
+                    self.rlm.root.info.name, self.depth, gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens, dt
+                )
+                self.emit(
+                    "root_turn",
+                    id=new_id("turn"),
+                    parent=self.id,
+                    depth=self.depth,
+                    turn="fallback",
+                    model=self.rlm.root.info.name,
+                    prompt_tokens=gen.prompt_tokens,
+                    completion_tokens=gen.completion_tokens,
+                    cached_tokens=gen.cached_tokens,
+                    latency_s=round(dt, 3),
+                    text=clip(gen.text, 2000),
+                    has_code=False,
+                )
                 answer = _answer_from_reply(gen.text)
             except Exception as e:  # noqa: BLE001 - best effort only
                 log(_log, "warning", "fallback answer failed", error=str(e))

@@ -31,8 +31,13 @@ class FakeEnvironment:
             docs = list(source)
             text = "\n\n".join(docs)
         self.text = text
-        self.meta = P.PromptMeta(chars=len(text), tokens=len(text) // 4, lines=text.count("\n") + 1,
-                                 n_documents=len(docs), preview=text[:300])
+        self.meta = P.PromptMeta(
+            chars=len(text),
+            tokens=len(text) // 4,
+            lines=text.count("\n") + 1,
+            n_documents=len(docs),
+            preview=text[:300],
+        )
         self.host = host
         self.ns: dict[str, Any] = {}
         self.final: str | None = None
@@ -45,7 +50,7 @@ class FakeEnvironment:
             out = []
             flags = re.IGNORECASE if ignore_case else 0
             for m in re.finditer(pattern, text, flags):
-                out.append((m.start(), text[max(0, m.start() - width): m.end() + width]))
+                out.append((m.start(), text[max(0, m.start() - width) : m.end() + width]))
                 if len(out) >= max_hits:
                     break
             return out
@@ -54,7 +59,9 @@ class FakeEnvironment:
             self.final = str(value)
 
         self.ns.update(
-            context=text, search=search, FINAL=FINAL,
+            context=text,
+            search=search,
+            FINAL=FINAL,
             llm_query=lambda p, **opts: self.host.llm_query(str(p), opts),
             llm_query_batched=lambda ps, **opts: self.host.llm_query_batched([str(p) for p in ps], opts),
             rlm_query=lambda p, **opts: self.host.rlm_query(str(p), opts),
@@ -66,8 +73,9 @@ class FakeEnvironment:
         if "# SIMULATE_CPU_LIMIT" in code:
             self.ns.clear()
             self._bind()
-            return CellOutcome(error="CPU time limit exceeded", limit="cpu_time", state_reset=True,
-                               duration_s=time.monotonic() - t0)
+            return CellOutcome(
+                error="CPU time limit exceeded", limit="cpu_time", state_reset=True, duration_s=time.monotonic() - t0
+            )
         out = io.StringIO()
         error, tb = None, ""
         self.final = None
@@ -78,8 +86,14 @@ class FakeEnvironment:
                 error = f"{type(e).__name__}: {e}"
                 tb = traceback.format_exc(limit=-2)
         self._bind()  # reserved names are re-bound after every cell
-        return CellOutcome(stdout=out.getvalue(), error=error, traceback=tb, final_called=self.final is not None,
-                           final_value=self.final, duration_s=time.monotonic() - t0)
+        return CellOutcome(
+            stdout=out.getvalue(),
+            error=error,
+            traceback=tb,
+            final_called=self.final is not None,
+            final_value=self.final,
+            duration_s=time.monotonic() - t0,
+        )
 
     def close(self) -> None:
         pass

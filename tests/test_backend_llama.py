@@ -47,8 +47,9 @@ def _model_path() -> Path:
 
 def _make(cache: Path, **kw: object) -> LlamaBackend:
     _model_path()
-    opts: dict[str, object] = dict(n_ctx=4096, n_parallel=4, max_sessions=2, n_threads=2,
-                                   prefix_cache_dir=cache, min_saved_prefix_tokens=16)
+    opts: dict[str, object] = dict(
+        n_ctx=4096, n_parallel=4, max_sessions=2, n_threads=2, prefix_cache_dir=cache, min_saved_prefix_tokens=16
+    )
     opts.update(kw)
     return LlamaBackend(LlamaConfig(model=MODEL, **opts))  # type: ignore[arg-type]
 
@@ -92,9 +93,13 @@ def test_batched_greedy_equals_sequential_one_slot(tmp_path: Path) -> None:
         b.close()
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "llama.cpp's CPU attention rounds differently when a sequence's KV cells are interleaved with other "
-    "sequences' cells (unified KV); at greedy near-ties a parallel batch can pick another token"))
+@pytest.mark.xfail(
+    strict=False,
+    reason=(
+        "llama.cpp's CPU attention rounds differently when a sequence's KV cells are interleaved with other "
+        "sequences' cells (unified KV); at greedy near-ties a parallel batch can pick another token"
+    ),
+)
 def test_batched_greedy_equals_sequential_parallel(backend: LlamaBackend) -> None:
     seq = [backend.batch(SYSTEM, [p], GREEDY)[0].text for p in PROMPTS]
     bat = [g.text for g in backend.batch(SYSTEM, PROMPTS, GREEDY)]

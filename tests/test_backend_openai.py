@@ -42,9 +42,25 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("server") / "server.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-             "--port", str(port), "--n_ctx", str(N_CTX), "--n_threads", "2", "--verbose", "False"],
-            stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(model),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                str(N_CTX),
+                "--n_threads",
+                "2",
+                "--verbose",
+                "False",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}/v1"
     try:
@@ -105,8 +121,9 @@ def test_one_bad_prompt_does_not_fail_the_batch(backend: OpenAIBackend) -> None:
 
 
 def test_connection_refused_is_a_clear_error() -> None:
-    b = OpenAIBackend(OpenAIConfig(base_url=f"http://127.0.0.1:{_free_port()}/v1", n_ctx=512,
-                                   max_retries=1, retry_backoff_s=0.01))
+    b = OpenAIBackend(
+        OpenAIConfig(base_url=f"http://127.0.0.1:{_free_port()}/v1", n_ctx=512, max_retries=1, retry_backoff_s=0.01)
+    )
     try:
         with pytest.raises(BackendError, match=r"failed after 2 attempt\(s\).*ConnectError"):
             b.chat([Message("user", "hi")], SamplingParams(max_tokens=4))
@@ -131,8 +148,11 @@ def test_timeout_then_retries_then_clear_error() -> None:
             accepted.append(conn)
 
     threading.Thread(target=accept, daemon=True).start()
-    b = OpenAIBackend(OpenAIConfig(base_url=f"http://127.0.0.1:{port}/v1", n_ctx=512, timeout_s=0.3,
-                                   max_retries=2, retry_backoff_s=0.01))
+    b = OpenAIBackend(
+        OpenAIConfig(
+            base_url=f"http://127.0.0.1:{port}/v1", n_ctx=512, timeout_s=0.3, max_retries=2, retry_backoff_s=0.01
+        )
+    )
     try:
         t0 = time.monotonic()
         res = b.batch("", ["hi"], SamplingParams(max_tokens=4))
@@ -156,10 +176,15 @@ def test_transient_503_is_retried() -> None:
             if calls["n"] < 3:
                 body, code = b'{"error": {"message": "busy"}}', 503
             else:
-                body, code = json.dumps({
-                    "choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 5, "completion_tokens": 1},
-                }).encode(), 200
+                body, code = (
+                    json.dumps(
+                        {
+                            "choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}],
+                            "usage": {"prompt_tokens": 5, "completion_tokens": 1},
+                        }
+                    ).encode(),
+                    200,
+                )
             self.send_response(code)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(body)))
@@ -171,8 +196,11 @@ def test_transient_503_is_retried() -> None:
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    b = OpenAIBackend(OpenAIConfig(base_url=f"http://127.0.0.1:{httpd.server_address[1]}/v1", n_ctx=512,
-                                   max_retries=2, retry_backoff_s=0.01))
+    b = OpenAIBackend(
+        OpenAIConfig(
+            base_url=f"http://127.0.0.1:{httpd.server_address[1]}/v1", n_ctx=512, max_retries=2, retry_backoff_s=0.01
+        )
+    )
     try:
         g = b.chat([Message("user", "hi")], SamplingParams(max_tokens=4))
         assert g.text == "ok" and g.prompt_tokens == 5 and calls["n"] == 3

@@ -29,8 +29,11 @@ def scripted_models(monkeypatch):
     made: dict[str, ScriptedBackend] = {}
 
     def fake_load(name: str, **_: object) -> ScriptedBackend:
-        b = ScriptedBackend(["```python\nimport re\nFINAL(re.search(r'door (\\w+)', str(context)).group(1))\n```"],
-                            worker="w", name=name)
+        b = ScriptedBackend(
+            ["```python\nimport re\nFINAL(re.search(r'door (\\w+)', str(context)).group(1))\n```"],
+            worker="w",
+            name=name,
+        )
         made[name] = b
         return b
 
@@ -41,8 +44,9 @@ def scripted_models(monkeypatch):
 def test_run_json_with_context_file(scripted_models, tmp_path, capsys):
     doc = tmp_path / "doc.txt"
     doc.write_text("x " * 1000 + "Tom Hale painted his door green\n" + "y " * 1000)
-    args = _parser().parse_args(["run", "--context", str(doc), "--json", "--max-root-turns", "3",
-                                 "--trace", str(tmp_path), "What colour?"])
+    args = _parser().parse_args(
+        ["run", "--context", str(doc), "--json", "--max-root-turns", "3", "--trace", str(tmp_path), "What colour?"]
+    )
     assert args.func(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["finish_reason"] == "final" and out["answer"] == "green"
@@ -54,8 +58,9 @@ def test_run_json_with_context_file(scripted_models, tmp_path, capsys):
 
 def test_run_context_from_stdin_and_models(scripted_models, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO("Tom Hale painted his door blue\n"))
-    args = _parser().parse_args(["run", "-c", "-", "--root", "m-root", "--worker", "m-worker",
-                                 "--trace", str(tmp_path), "colour?"])
+    args = _parser().parse_args(
+        ["run", "-c", "-", "--root", "m-root", "--worker", "m-worker", "--trace", str(tmp_path), "colour?"]
+    )
     assert args.func(args) == 0
     assert capsys.readouterr().out.strip() == "blue"
     assert set(scripted_models) == {"m-root", "m-worker"}

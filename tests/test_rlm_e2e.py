@@ -13,8 +13,10 @@ from engine.rlm import RLM
 pytestmark = pytest.mark.slow
 
 # filler words share nothing with the needles' keys, so only the planted lines match a search for the key
-WORDS = ("river stone quiet morning field letter window garden silver market evening lantern meadow "
-         "thunder valley copper feather orchard candle").split()
+WORDS = (
+    "river stone quiet morning field letter window garden silver market evening lantern meadow "
+    "thunder valley copper feather orchard candle"
+).split()
 
 
 def _filler(seed: str, n_lines: int) -> list[str]:
@@ -68,18 +70,34 @@ def test_count_by_per_line_worker_calls(models, tmp_path):
     allowed to be off by one because the 0.5B worker misjudges about 1 line in 20 (observed: 4 for a truth of 5).
     """
     root, worker = models
-    food = ["I baked fresh bread with honey this morning.", "The soup needed more salt and pepper.",
-            "We ate grilled fish and rice for dinner.", "Her apple pie won the village contest."]
-    sport = ["The striker scored twice in the final match.", "Our team lost the basketball game by three points.",
-             "She swam fifty laps in the pool today.", "The tennis player served an ace to win the set."]
-    weather = ["Heavy rain flooded the streets overnight.", "A cold wind blew snow across the hills.",
-               "The afternoon was sunny and very hot.", "Thick fog covered the harbour until noon."]
+    food = [
+        "I baked fresh bread with honey this morning.",
+        "The soup needed more salt and pepper.",
+        "We ate grilled fish and rice for dinner.",
+        "Her apple pie won the village contest.",
+    ]
+    sport = [
+        "The striker scored twice in the final match.",
+        "Our team lost the basketball game by three points.",
+        "She swam fifty laps in the pool today.",
+        "The tennis player served an ace to win the set.",
+    ]
+    weather = [
+        "Heavy rain flooded the streets overnight.",
+        "A cold wind blew snow across the hills.",
+        "The afternoon was sunny and very hot.",
+        "Thick fog covered the harbour until noon.",
+    ]
     rng = random.Random(7)
-    lines = [rng.choice(food) for _ in range(8)] + [rng.choice(sport) for _ in range(5)] + [
-        rng.choice(weather) for _ in range(7)]
+    lines = (
+        [rng.choice(food) for _ in range(8)]
+        + [rng.choice(sport) for _ in range(5)]
+        + [rng.choice(weather) for _ in range(7)]
+    )
     rng.shuffle(lines)
-    c = RLM(root, worker, trace=tmp_path, max_wall_s=240).completion("\n".join(lines),
-                                                                     "How many lines are about sport?")
+    c = RLM(root, worker, trace=tmp_path, max_wall_s=240).completion(
+        "\n".join(lines), "How many lines are about sport?"
+    )
     assert c.finish_reason == "final" and c.answer.strip().isdigit(), (c.answer, c.trace_path)
     assert c.sub_calls >= 20
     assert abs(int(c.answer) - 5) <= 1, (c.answer, c.trace_path)

@@ -17,8 +17,11 @@ from engine.backends.scripted import ScriptedBackend
 from engine.rlm import RLM, SandboxEnvironment, extract_code, truncate_output
 from tests.rlm_fake_env import FakeEnvironment
 
-DOC = ("Filler line about nothing in particular.\n" * 400) + "Tom Hale the baker painted his door green.\n" + (
-    "More filler text follows here.\n" * 400)
+DOC = (
+    ("Filler line about nothing in particular.\n" * 400)
+    + "Tom Hale the baker painted his door green.\n"
+    + ("More filler text follows here.\n" * 400)
+)
 Q = "What colour is the door of Tom Hale?"
 
 
@@ -66,11 +69,17 @@ def user_msgs(root: ScriptedBackend, call: int) -> list[str]:
 
 
 def test_search_worker_final(env, tmp_path):
-    rlm, root, wk = make(env, [
-        code("hits = [s for pos, s in search(r'hale', max_hits=5, ignore_case=True)]\nfor h in hits:\n    print(h)"),
-        code("a = llm_query('Question: colour?\\nText:\\n' + '\\n'.join(hits))\nprint(a)"),
-        code("FINAL(a)"),
-    ], tmp_path=tmp_path)
+    rlm, root, wk = make(
+        env,
+        [
+            code(
+                "hits = [s for pos, s in search(r'hale', max_hits=5, ignore_case=True)]\nfor h in hits:\n    print(h)"
+            ),
+            code("a = llm_query('Question: colour?\\nText:\\n' + '\\n'.join(hits))\nprint(a)"),
+            code("FINAL(a)"),
+        ],
+        tmp_path=tmp_path,
+    )
     c = rlm.completion(DOC, Q)
     assert c.answer == "green" and c.finish_reason == "final" and not c.partial and c.ok
     assert c.root_turns == 3 and c.sub_calls == 1
@@ -184,21 +193,30 @@ def test_too_many_errors(env):
 
 
 def test_cpu_limit(env):
-    rlm, root, _ = make(env, [
-        code("x = 1\nprint('set')"),
-        code("while True:\n    pass  # SIMULATE_CPU_LIMIT"),
-        code("FINAL('after')"),
-    ], cell_cpu_s=1.0)
+    rlm, root, _ = make(
+        env,
+        [
+            code("x = 1\nprint('set')"),
+            code("while True:\n    pass  # SIMULATE_CPU_LIMIT"),
+            code("FINAL('after')"),
+        ],
+        cell_cpu_s=1.0,
+    )
     c = rlm.completion("x", "q")
     assert c.answer == "after" and c.finish_reason == "final"
     assert "limit" in user_msgs(root, 2)[-1].lower()
 
 
 def test_sub_call_too_long_error_model_can_react(env):
-    rlm, root, wk = make(env, [
-        code("a = llm_query('Summarise: ' + context)\nprint(a)"),
-        code("a = llm_query('Summarise: ' + context[:100])\nFINAL(a)"),
-    ], worker="short summary", max_sub_prompt_tokens=200)
+    rlm, root, wk = make(
+        env,
+        [
+            code("a = llm_query('Summarise: ' + context)\nprint(a)"),
+            code("a = llm_query('Summarise: ' + context[:100])\nFINAL(a)"),
+        ],
+        worker="short summary",
+        max_sub_prompt_tokens=200,
+    )
     c = rlm.completion(DOC, "summarise")
     assert c.answer == "short summary"
     msg = user_msgs(root, 1)[-1]
@@ -215,10 +233,15 @@ def test_worker_context_from_backend_info(env):
 
 
 def test_batch_width_limit(env):
-    rlm, root, wk = make(env, [
-        code("r = llm_query_batched(['p'] * 5)\nprint(r)"),
-        code("r = llm_query_batched(['p'] * 3)\nFINAL(len(r))"),
-    ], worker="w", max_batch_width=3)
+    rlm, root, wk = make(
+        env,
+        [
+            code("r = llm_query_batched(['p'] * 5)\nprint(r)"),
+            code("r = llm_query_batched(['p'] * 3)\nFINAL(len(r))"),
+        ],
+        worker="w",
+        max_batch_width=3,
+    )
     c = rlm.completion("doc", "q")
     assert c.answer == "3"
     assert "at most 3 are allowed" in user_msgs(root, 1)[-1]
@@ -226,20 +249,30 @@ def test_batch_width_limit(env):
 
 
 def test_per_cell_sub_call_limit(env):
-    rlm, root, _ = make(env, [
-        code("for i in range(3):\n    llm_query('p')"),
-        code("FINAL('ok')"),
-    ], worker="w", max_sub_calls_per_cell=2)
+    rlm, root, _ = make(
+        env,
+        [
+            code("for i in range(3):\n    llm_query('p')"),
+            code("FINAL('ok')"),
+        ],
+        worker="w",
+        max_sub_calls_per_cell=2,
+    )
     c = rlm.completion("doc", "q")
     assert c.answer == "ok" and c.sub_calls == 2
     assert "one cell may make at most 2" in user_msgs(root, 1)[-1]
 
 
 def test_sub_call_budget_exhausted_ends_run_with_partial(env):
-    rlm, _, _ = make(env, [
-        code("a = llm_query('p1')\nb = llm_query('p2')\nc = llm_query('p3')\nFINAL(c)"),
-        "best guess: w",
-    ], worker="w", max_sub_calls=2)
+    rlm, _, _ = make(
+        env,
+        [
+            code("a = llm_query('p1')\nb = llm_query('p2')\nc = llm_query('p3')\nFINAL(c)"),
+            "best guess: w",
+        ],
+        worker="w",
+        max_sub_calls=2,
+    )
     c = rlm.completion("doc", "q")
     assert c.finish_reason == "max_sub_calls" and c.partial
     assert c.sub_calls == 2
@@ -321,20 +354,24 @@ def test_extract_code_unit():
 
 def _router(child_reply: list[str], parent_reply: list[str]):
     """Root replies by conversation: the child's first user message carries its own question."""
+
     def reply(messages: list[Message]) -> str:
         first_user = messages[1].content
         script = child_reply if "Question: CHILD" in first_user else parent_reply
         n_assist = sum(1 for m in messages if m.role == "assistant")
         return script[min(n_assist, len(script) - 1)]
+
     return reply
 
 
 def test_rlm_query_runs_child_rlm(env, tmp_path):
-    root = ScriptedBackend(_router(
-        child_reply=[code("FINAL(context.upper())")],
-        parent_reply=[code("r = rlm_query('secret part', question='CHILD task')\nprint(r)"),
-                      code("FINAL(r)")],
-    ), name="r")
+    root = ScriptedBackend(
+        _router(
+            child_reply=[code("FINAL(context.upper())")],
+            parent_reply=[code("r = rlm_query('secret part', question='CHILD task')\nprint(r)"), code("FINAL(r)")],
+        ),
+        name="r",
+    )
     wk = ScriptedBackend(name="w")
     c = RLM(root, wk, environment=env, trace=tmp_path).completion("doc", "q")
     assert c.answer == "SECRET PART" and c.finish_reason == "final"
@@ -348,10 +385,13 @@ def test_rlm_query_runs_child_rlm(env, tmp_path):
 
 
 def test_rlm_query_at_max_depth_falls_back_to_llm_query(env):
-    root = ScriptedBackend(_router(
-        child_reply=[code("r = rlm_query('deeper')\nFINAL(r)")],
-        parent_reply=[code("FINAL(rlm_query('part', question='CHILD'))")],
-    ), name="r")
+    root = ScriptedBackend(
+        _router(
+            child_reply=[code("r = rlm_query('deeper')\nFINAL(r)")],
+            parent_reply=[code("FINAL(rlm_query('part', question='CHILD'))")],
+        ),
+        name="r",
+    )
     wk = ScriptedBackend(worker="from worker", name="w")
     c = RLM(root, wk, environment=env, trace=False, max_depth=1).completion("doc", "q")
     assert c.answer == "from worker"
@@ -366,10 +406,13 @@ def test_max_depth_zero_means_plain_llm_query(env):
 
 
 def test_children_draw_from_parent_budget(env):
-    root = ScriptedBackend(_router(
-        child_reply=[code("a = llm_query('1')\nb = llm_query('2')\nFINAL(b)"), "child partial"],
-        parent_reply=[code("r = rlm_query('part', question='CHILD')\nFINAL(r)"), "parent partial"],
-    ), name="r")
+    root = ScriptedBackend(
+        _router(
+            child_reply=[code("a = llm_query('1')\nb = llm_query('2')\nFINAL(b)"), "child partial"],
+            parent_reply=[code("r = rlm_query('part', question='CHILD')\nFINAL(r)"), "parent partial"],
+        ),
+        name="r",
+    )
     wk = ScriptedBackend(worker="w", name="w")
     c = RLM(root, wk, environment=env, trace=False, max_sub_calls=2).completion("doc", "q")
     # parent's rlm_query took 1, the child's first llm_query took the 2nd, its second one exhausts the budget
@@ -388,18 +431,23 @@ def test_same_backend_for_root_and_worker(env):
 
 
 def test_root_context_overflow(env):
-    root = ScriptedBackend([code("print('y' * 3000)")] * 2 + [code("print(2)"), code("FINAL('ok')")],
-                           name="r", n_ctx=2200)
-    c = RLM(root, ScriptedBackend(name="w"), environment=env, trace=False, max_output_chars=3000,
-            max_repeats=5).completion("doc", "q")
+    root = ScriptedBackend(
+        [code("print('y' * 3000)")] * 2 + [code("print(2)"), code("FINAL('ok')")], name="r", n_ctx=2200
+    )
+    c = RLM(
+        root, ScriptedBackend(name="w"), environment=env, trace=False, max_output_chars=3000, max_repeats=5
+    ).completion("doc", "q")
     assert c.finish_reason in ("final", "context_overflow")
 
 
 def test_sub_call_with_only_the_question_is_refused(env):
-    rlm, root, wk = make(env, [
-        code(f"a = llm_query_batched([{Q!r}])\nprint(a)"),
-        code(f"a = llm_query({Q!r} + ' Text: ' + search('Hale', width=50)[0][1])\nFINAL(a)"),
-    ])
+    rlm, root, wk = make(
+        env,
+        [
+            code(f"a = llm_query_batched([{Q!r}])\nprint(a)"),
+            code(f"a = llm_query({Q!r} + ' Text: ' + search('Hale', width=50)[0][1])\nFINAL(a)"),
+        ],
+    )
     c = rlm.completion(DOC, Q)
     assert c.answer == "green"
     assert "no text" in user_msgs(root, 1)[-1]
@@ -409,10 +457,14 @@ def test_sub_call_with_only_the_question_is_refused(env):
 def test_memory_limit_real_sandbox():
     if not _wasm_available():
         pytest.fail("wasm sandbox not built")
-    rlm, root, _ = make(SandboxEnvironment, [
-        code("big = 'a' * (300 * 1024 * 1024)\nprint(len(big))"),
-        code("FINAL('survived')"),
-    ], cell_memory_bytes=128 * 1024 * 1024)
+    rlm, root, _ = make(
+        SandboxEnvironment,
+        [
+            code("big = 'a' * (300 * 1024 * 1024)\nprint(len(big))"),
+            code("FINAL('survived')"),
+        ],
+        cell_memory_bytes=128 * 1024 * 1024,
+    )
     c = rlm.completion("doc", "q")
     assert c.answer == "survived" and c.finish_reason == "final"
     msg = user_msgs(root, 1)[-1]

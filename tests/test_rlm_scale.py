@@ -31,8 +31,7 @@ def big_file(tmp_path_factory):
 def test_overhead_and_memory_on_10m_tokens(big_file, tmp_path):
     if not _wasm_available():
         pytest.fail("wasm sandbox not built")
-    root = ScriptedBackend(["```python\nprint(len(context))\nFINAL(search('mill', max_hits=2)[1][0])\n```"],
-                           name="r")
+    root = ScriptedBackend(["```python\nprint(len(context))\nFINAL(search('mill', max_hits=2)[1][0])\n```"], name="r")
     rlm = RLM(root, ScriptedBackend(name="w"), environment=SandboxEnvironment, trace=tmp_path)
     tracemalloc.start()
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

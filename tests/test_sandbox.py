@@ -37,9 +37,11 @@ def echo_host(calls: list | None = None) -> HostFunctions:
             raise ValueError("model exploded")
         return f"answer to {q}"
 
-    return HostFunctions(llm_query=llm,
-                         llm_query_batched=lambda qs, o: [f"batched {q}" for q in qs],
-                         rlm_query=lambda q, o: f"rlm {q} {sorted(o.items())}")
+    return HostFunctions(
+        llm_query=llm,
+        llm_query_batched=lambda qs, o: [f"batched {q}" for q in qs],
+        rlm_query=lambda q, o: f"rlm {q} {sorted(o.items())}",
+    )
 
 
 @pytest.fixture()
@@ -86,9 +88,11 @@ def test_final_and_show_vars(sb):
 
 
 def test_import_allow_list(sb):
-    r = sb.run_cell("import re, json, math, collections, itertools, functools, statistics, string, textwrap\n"
-                    "import difflib, heapq, bisect, datetime, random, hashlib\n"
-                    "from collections import Counter\nCounter('aab').most_common(1)")
+    r = sb.run_cell(
+        "import re, json, math, collections, itertools, functools, statistics, string, textwrap\n"
+        "import difflib, heapq, bisect, datetime, random, hashlib\n"
+        "from collections import Counter\nCounter('aab').most_common(1)"
+    )
     assert r.error is None, r.traceback
     assert r.display == "[('a', 2)]"
     for mod in ("os", "sys", "subprocess", "socket", "importlib", "ctypes", "os.path", "builtins"):
@@ -110,8 +114,10 @@ def test_random_is_seeded_per_sandbox(prompt):
 def test_no_environment_variables(prompt, monkeypatch):
     monkeypatch.setenv("OUTCORE_TEST_SECRET", "hunter2")
     with Sandbox(prompt) as s:
-        r = s.run_cell("bi = [c for c in ().__class__.__base__.__subclasses__() if c.__name__ == 'BuiltinImporter'][0]\n"
-                       "p = bi.load_module('posix')\n(dict(p.environ), p.getcwd())")
+        r = s.run_cell(
+            "bi = [c for c in ().__class__.__base__.__subclasses__() if c.__name__ == 'BuiltinImporter'][0]\n"
+            "p = bi.load_module('posix')\n(dict(p.environ), p.getcwd())"
+        )
         assert r.error is None, r.traceback
         assert r.display == "({}, '/')"
 
@@ -151,7 +157,7 @@ def test_helpers_use_character_offsets(sb):
     assert r.display.startswith(f"[({off}, ")
     r = sb.run_cell("hits = search('needle', max_hits=5, width=3)\nhits")
     off = TEXT.find("needle")
-    assert r.display == repr([(off, TEXT[off - 3:off + 9])])
+    assert r.display == repr([(off, TEXT[off - 3 : off + 9])])
     assert sb.run_cell(f"context[{off}:{off + 6}]").display == "'needle'"
     assert sb.run_cell(f"line_at({off})").display == repr((TEXT.splitlines().index("needle here"), "needle here"))
     assert sb.run_cell("lines(1, 3)").display == repr(TEXT.splitlines()[1:3])
@@ -257,8 +263,7 @@ def test_cpu_deadline_is_refreshed_while_host_waits(prompt):
 
 
 def test_limits(prompt):
-    with Sandbox(prompt, limits=SandboxLimits(cpu_seconds=0.5, memory_bytes=128 << 20,
-                                              max_output_chars=100)) as s:
+    with Sandbox(prompt, limits=SandboxLimits(cpu_seconds=0.5, memory_bytes=128 << 20, max_output_chars=100)) as s:
         s.run_cell("keep = 1")
         r = s.run_cell("while True: pass")
         assert r.limit == "cpu_time" and r.state_reset
@@ -337,8 +342,11 @@ def test_non_ascii_offsets_across_checkpoints(tmp_path):
 
     rng = random.Random(3)
     alphabet = "abc é ü 中文 🙂\n"
-    text = "".join(rng.choice(alphabet) for _ in range(30_000)) + "MARKÉ" + "".join(
-        rng.choice(alphabet) for _ in range(5000))
+    text = (
+        "".join(rng.choice(alphabet) for _ in range(30_000))
+        + "MARKÉ"
+        + "".join(rng.choice(alphabet) for _ in range(5000))
+    )
     p = Prompt.create(text, tmp_path)
     assert p.meta.chars == len(text) and p.meta.bytes == len(text.encode())
     assert p.meta.lines == len(text.splitlines())
@@ -349,7 +357,7 @@ def test_non_ascii_offsets_across_checkpoints(tmp_path):
         n, line = p.line_at(a)
         assert line == text.split("\n")[text.count("\n", 0, a)] and n == text.count("\n", 0, a)
     assert p.lines(10, 20) == text.split("\n")[10:20]
-    assert p.search("MARKÉ") == [(text.find("MARKÉ"), text[text.find("MARKÉ") - 80:text.find("MARKÉ") + 85])]
+    assert p.search("MARKÉ") == [(text.find("MARKÉ"), text[text.find("MARKÉ") - 80 : text.find("MARKÉ") + 85])]
     with Sandbox(p) as s:
         off = text.find("MARKÉ")
         assert s.run_cell(f"search('MARKÉ')[0][0], context[{off}:{off + 5}]").display == repr((off, "MARKÉ"))

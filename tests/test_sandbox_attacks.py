@@ -53,8 +53,11 @@ class World:
         self.prompt = Prompt.create(self.src, root / "work")
         self.work = root / "work"
         self.host_calls: list = []
-        self.sb = Sandbox(self.prompt, HostFunctions(llm_query=self._llm),
-                          SandboxLimits(cpu_seconds=1.0, memory_bytes=192 << 20, max_output_chars=5000))
+        self.sb = Sandbox(
+            self.prompt,
+            HostFunctions(llm_query=self._llm),
+            SandboxLimits(cpu_seconds=1.0, memory_bytes=192 << 20, max_output_chars=5000),
+        )
         self.before = self._snapshot()
 
     def _llm(self, q: str, opts: dict) -> str:
@@ -62,8 +65,15 @@ class World:
         return "ok"
 
     def _snapshot(self) -> tuple:
-        return (_fingerprint(self.src), _fingerprint(self.prompt.path), _fingerprint(self.canary),
-                _fingerprint(self.sibling), _tree(self.data), _tree(self.work), _tree(self.canary.parent))
+        return (
+            _fingerprint(self.src),
+            _fingerprint(self.prompt.path),
+            _fingerprint(self.canary),
+            _fingerprint(self.sibling),
+            _tree(self.data),
+            _tree(self.work),
+            _tree(self.canary.parent),
+        )
 
     def run(self, code: str):
         return self.sb.run_cell(code)
@@ -92,8 +102,9 @@ def _refused(r, *needles: str) -> None:
 
 # --- the prompt file ----------------------------------------------------------------------------------------
 def test_write_prompt(world):
-    _refused(world.run(POSIX + "fd = os.open('/prompt/prompt.txt', os.O_WRONLY)\nos.write(fd, b'pwned')"),
-             "PermissionError")
+    _refused(
+        world.run(POSIX + "fd = os.open('/prompt/prompt.txt', os.O_WRONLY)\nos.write(fd, b'pwned')"), "PermissionError"
+    )
     _refused(world.run(POSIX + "os.open('/prompt/prompt.txt', os.O_RDWR | os.O_APPEND)"), "PermissionError")
     _refused(world.run("context[0] = 'x'"), "TypeError")
     _refused(world.run("context.x = 1"), "read-only")
@@ -123,8 +134,15 @@ def test_create_files(world):
 
 def test_dotdot_absolute_paths_and_symlinks(world):
     data = str(world.data)
-    for path in ("/prompt/../../etc/passwd", "/prompt/../sibling-secret.txt", "../etc/passwd",
-                 "/etc/passwd", str(world.canary), f"{data}/sibling-secret.txt", str(world.src)):
+    for path in (
+        "/prompt/../../etc/passwd",
+        "/prompt/../sibling-secret.txt",
+        "../etc/passwd",
+        "/etc/passwd",
+        str(world.canary),
+        f"{data}/sibling-secret.txt",
+        str(world.src),
+    ):
         r = world.run(POSIX + f"os.open({path!r}, os.O_RDONLY)")
         _refused(r, "PermissionError", "FileNotFoundError")
     assert world.run(POSIX + "os.listdir('/prompt')").display == "['prompt.txt']"  # not the sibling
@@ -187,8 +205,14 @@ def test_sockets(world):
 def test_processes(world):
     for mod in ("subprocess", "multiprocessing", "pty"):
         _refused(world.run(f"import {mod}"), "ImportError")
-    for fn in ("system('ls')", "fork()", "execv('/bin/sh', ['sh'])", "spawnv(0, '/bin/sh', ['sh'])",
-               "posix_spawn('/bin/sh', ['sh'], {})", "kill(1, 9)"):
+    for fn in (
+        "system('ls')",
+        "fork()",
+        "execv('/bin/sh', ['sh'])",
+        "spawnv(0, '/bin/sh', ['sh'])",
+        "posix_spawn('/bin/sh', ['sh'], {})",
+        "kill(1, 9)",
+    ):
         _refused(world.run(POSIX + f"os.{fn}"), "AttributeError")
 
 
@@ -207,14 +231,17 @@ def test_while_true(world):
     assert r.state_reset and time.monotonic() - t0 < 3
 
 
-@pytest.mark.parametrize("bomb", [
-    "x = 'a' * (1 << 31)",
-    "x = bytearray(10**9)",
-    "x = []\nwhile True: x.append(' ' * 10**6)",
-    "x = [0] * (10**9)",
-    "x = 'a' * 10**10",
-    "d = {}\ni = 0\nwhile True:\n    d[i] = str(i) * 100\n    i += 1",
-])
+@pytest.mark.parametrize(
+    "bomb",
+    [
+        "x = 'a' * (1 << 31)",
+        "x = bytearray(10**9)",
+        "x = []\nwhile True: x.append(' ' * 10**6)",
+        "x = [0] * (10**9)",
+        "x = 'a' * 10**10",
+        "d = {}\ni = 0\nwhile True:\n    d[i] = str(i) * 100\n    i += 1",
+    ],
+)
 def test_memory_bombs(world, bomb):
     world.run("keep = 1")
     r = world.run(bomb)
@@ -251,8 +278,10 @@ def test_huge_print(world):
 
 
 def test_overwriting_reserved_names(world):
-    r = world.run("llm_query = lambda *a, **k: 'fake'\ncontext = 'fake context'\nFINAL = print\n"
-                  "SHOW_VARS = None\nrlm_query = llm_query_batched = None\nllm_query('x'), context")
+    r = world.run(
+        "llm_query = lambda *a, **k: 'fake'\ncontext = 'fake context'\nFINAL = print\n"
+        "SHOW_VARS = None\nrlm_query = llm_query_batched = None\nllm_query('x'), context"
+    )
     assert r.display == "('fake', 'fake context')"
     r = world.run("llm_query('q'), context[:10], FINAL('done')")
     assert r.error is None and r.display == "('ok', 'the secret', None)" and r.final == "done"

@@ -69,18 +69,24 @@ def test_one_catastrophic_search_is_time_bounded(world):
 
 # --- F2: result fields that bypass the output caps ----------------------------------------------------------------
 # F2 (fixed): error (head), traceback (tail) and every variables entry are capped, in the guest and on the host.
-@pytest.mark.parametrize("code", [
-    "raise ValueError('x' * 10**6)",                     # error and traceback
-    "globals()['v' * 10**6] = 1",                        # a variable name
-    "T = type('A' * 10**6, (), {})\nt = T()",            # a type name in the variables table
-    "class E(Exception):\n    def __str__(self): return 'y' * 10**6\nraise E()",
-    "for i in range(400):\n    globals()[f'v{i}_' + 'n' * 500] = 'z' * 10**4",  # many large variables
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "raise ValueError('x' * 10**6)",  # error and traceback
+        "globals()['v' * 10**6] = 1",  # a variable name
+        "T = type('A' * 10**6, (), {})\nt = T()",  # a type name in the variables table
+        "class E(Exception):\n    def __str__(self): return 'y' * 10**6\nraise E()",
+        "for i in range(400):\n    globals()[f'v{i}_' + 'n' * 500] = 'z' * 10**4",  # many large variables
+    ],
+)
 def test_every_result_field_is_capped(world, code):
     r = world.run(code)
     cap = world.sb.limits.max_output_chars
-    sizes = {"error": len(r.error or ""), "traceback": len(r.traceback or ""),
-             "variables": sum(len(a) + len(b) + len(c) for a, b, c in r.variables)}
+    sizes = {
+        "error": len(r.error or ""),
+        "traceback": len(r.traceback or ""),
+        "variables": sum(len(a) + len(b) + len(c) for a, b, c in r.variables),
+    }
     assert all(n <= cap + 500 for n in sizes.values()), sizes
     world.run("globals().clear()")
 
@@ -96,12 +102,15 @@ def big_ascii(tmp_path: Path):
 
 
 # F3 (fixed): every host reply is capped (prompt.MAX_REPLY_CHARS); the guest fetches long slices in pieces.
-@pytest.mark.parametrize("code, full", [
-    ("n = len(context[:])", True),  # an honest slice must stay complete: the guest fetches it in bounded pieces
-    ("n = len(lines(0)[0])", False),
-    ("n = len(search('a+', width=0)[0][1])", False),
-    (HOST + "n = len(h.slice(0, 2**63))", False),
-])
+@pytest.mark.parametrize(
+    "code, full",
+    [
+        ("n = len(context[:])", True),  # an honest slice must stay complete: the guest fetches it in bounded pieces
+        ("n = len(lines(0)[0])", False),
+        ("n = len(search('a+', width=0)[0][1])", False),
+        (HOST + "n = len(h.slice(0, 2**63))", False),
+    ],
+)
 def test_host_reply_memory_is_bounded(big_ascii, code, full):
     r, peak, _ = _host_peak(big_ascii, code)
     assert peak < 32 << 20, f"host peak {peak >> 20} MiB for one cell ({r.error})"
@@ -111,7 +120,7 @@ def test_host_reply_memory_is_bounded(big_ascii, code, full):
 
 # F4 (fixed): non-ASCII prompts are searched window by window; nothing decoded is kept.
 def test_non_ascii_search_does_not_pin_the_decoded_prompt(tmp_path):
-    p = Prompt.create("\U0001F600" + "a" * (8 << 20), tmp_path / "work")  # 8 MiB file -> 32 MiB UCS-4 str
+    p = Prompt.create("\U0001f600" + "a" * (8 << 20), tmp_path / "work")  # 8 MiB file -> 32 MiB UCS-4 str
     sb = Sandbox(p, None, SandboxLimits(cpu_seconds=2.0, memory_bytes=192 << 20, max_output_chars=5000))
     try:
         r, _, held = _host_peak(sb, "search('zz')")
@@ -123,10 +132,13 @@ def test_non_ascii_search_does_not_pin_the_decoded_prompt(tmp_path):
 
 
 # --- F5: the answer protocol can be disabled for every later cell --------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="F5 (design limit, not fixed on purpose): reserved names are restored from "
-                   "the guest's own _RESERVED dict, which any cell reaches via FINAL.__globals__, so FINAL can be "
-                   "made a no-op for later cells. The guest's namespace is not a security boundary (see the "
-                   "wasm_sandbox docstring); the host boundary is, and this only lets a cell spoil its own run")
+@pytest.mark.xfail(
+    strict=True,
+    reason="F5 (design limit, not fixed on purpose): reserved names are restored from "
+    "the guest's own _RESERVED dict, which any cell reaches via FINAL.__globals__, so FINAL can be "
+    "made a no-op for later cells. The guest's namespace is not a security boundary (see the "
+    "wasm_sandbox docstring); the host boundary is, and this only lets a cell spoil its own run",
+)
 def test_reserved_final_survives_tampering(world):
     world.run("FINAL.__globals__['_RESERVED']['FINAL'] = lambda v: None")
     r = world.run("FINAL('the real answer')")
@@ -142,7 +154,7 @@ def test_raw_host_calls_with_hostile_payloads(world):
         "h.call('lines', '{\"start\": 1e309}')",
         "h.call('lines', '{\"start\": 0, \"end\": [1]}')",
         "h.call('lines', '{\"start\": ' + '9' * 5000 + '}')",
-        "h.call('search', '{\"pattern\": \"e\", \"max_hits\": \"x\"}')",
+        'h.call(\'search\', \'{"pattern": "e", "max_hits": "x"}\')',
         "h.call('x' * 10**6, 'null')",
         "h.call('llm_query', 'not json')",
     ]
@@ -153,8 +165,10 @@ def test_raw_host_calls_with_hostile_payloads(world):
     # clamped, not trusted: u64 extremes, negative line ranges, absurd max_hits/width
     r = world.run(HOST + "h.slice(2**64 - 1, 0), h.slice(0, 2**64 - 1) == str(context)")
     assert r.display == "('', True)"
-    r = world.run(HOST + "h.call('search', '{\"pattern\": \"e\", \"max_hits\": ' + '9' * 30 + ', \"width\": ' "
-                  "+ '9' * 30 + '}')[:1], len(lines(-10**18, 10**18))")
+    r = world.run(
+        HOST + "h.call('search', '{\"pattern\": \"e\", \"max_hits\": ' + '9' * 30 + ', \"width\": ' "
+        "+ '9' * 30 + '}')[:1], len(lines(-10**18, 10**18))"
+    )
     assert r.display == "('0', 100)"
 
 
@@ -164,12 +178,16 @@ def test_host_callback_exceptions_stay_in_the_guest(tmp_path):
     KeyboardInterrupt / SystemExit (Ctrl-C during llm_query) are not the guest's to catch: the cell is cancelled,
     the instance replaced, and the exception re-raised to run_cell's caller; the sandbox stays usable.
     """
+
     def bad(q: str, opts: dict) -> str:
         raise {"exit": SystemExit(3), "kbd": KeyboardInterrupt(), "mem": MemoryError()}.get(q, ValueError(q))
 
     p = Prompt.create(TEXT, tmp_path / "work")
-    sb = Sandbox(p, HostFunctions(llm_query=bad, rlm_query=bad),
-                 SandboxLimits(cpu_seconds=1.0, memory_bytes=192 << 20, max_output_chars=5000))
+    sb = Sandbox(
+        p,
+        HostFunctions(llm_query=bad, rlm_query=bad),
+        SandboxLimits(cpu_seconds=1.0, memory_bytes=192 << 20, max_output_chars=5000),
+    )
     try:
         for q in ("mem", "other"):
             r = sb.run_cell(f"llm_query({q!r})")
@@ -197,8 +215,7 @@ def test_other_sandboxes_prompts_are_out_of_reach(tmp_path):
     sa, sb = Sandbox(pa, None, lim), Sandbox(pb, None, lim)
     try:
         other = pb.dir.name
-        for path in (f"/prompt/../{other}/prompt.txt", f"../{other}/prompt.txt", str(pb.path),
-                     f"/{other}/prompt.txt"):
+        for path in (f"/prompt/../{other}/prompt.txt", f"../{other}/prompt.txt", str(pb.path), f"/{other}/prompt.txt"):
             r = sa.run_cell(POSIX + f"fd = os.open({path!r}, os.O_RDONLY)\nos.read(fd, 100)")
             _refused(r, "PermissionError", "FileNotFoundError", "OSError")
         r = sa.run_cell(POSIX + "os.listdir('/prompt'), str(context)")

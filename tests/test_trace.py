@@ -12,10 +12,13 @@ from tests.rlm_fake_env import FakeEnvironment
 
 
 def _run(tmp_path):
-    root = ScriptedBackend([
-        "```python\nr = llm_query_batched(['a', 'b'])\nprint(r)\n```",
-        "```python\nFINAL(r[0])\n```",
-    ], name="root-m")
+    root = ScriptedBackend(
+        [
+            "```python\nr = llm_query_batched(['a', 'b'])\nprint(r)\n```",
+            "```python\nFINAL(r[0])\n```",
+        ],
+        name="root-m",
+    )
     wk = ScriptedBackend(worker="label", name="worker-m")
     return RLM(root, wk, environment=FakeEnvironment, trace=tmp_path).completion("some text", "q?")
 

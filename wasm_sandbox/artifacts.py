@@ -117,8 +117,20 @@ def build_guest(out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         tmp_out = Path(tmp) / "guest.wasm"
-        cmd = [_componentize_py(), "-q", "-d", str(WIT_DIR), "-w", WORLD, "componentize",
-               "-p", str(GUEST_DIR), GUEST_MODULE, "-o", str(tmp_out)]
+        cmd = [
+            _componentize_py(),
+            "-q",
+            "-d",
+            str(WIT_DIR),
+            "-w",
+            WORLD,
+            "componentize",
+            "-p",
+            str(GUEST_DIR),
+            GUEST_MODULE,
+            "-o",
+            str(tmp_out),
+        ]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tmp, "LANG": "C.UTF-8"}
         proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)
         if proc.returncode != 0:

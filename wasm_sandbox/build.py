@@ -22,8 +22,17 @@ from .artifacts import (
     guest_hash,
 )
 
-__all__ = ["Artifacts", "SandboxNotBuiltError", "artifact_key", "artifact_paths", "build", "cache_dir",
-           "compile_component", "guest_hash", "main"]
+__all__ = [
+    "Artifacts",
+    "SandboxNotBuiltError",
+    "artifact_key",
+    "artifact_paths",
+    "build",
+    "cache_dir",
+    "compile_component",
+    "guest_hash",
+    "main",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,8 +59,9 @@ def _is_cont(arr: np.ndarray) -> np.ndarray:
 class Prompt:
     """A read-only prompt. Create with :meth:`Prompt.create`; share between sandboxes freely (thread-safe)."""
 
-    def __init__(self, path: Path, dir_: Path, meta: PromptMeta, doc_spans: list[tuple[int, int]] | None,
-                 owned: bool) -> None:
+    def __init__(
+        self, path: Path, dir_: Path, meta: PromptMeta, doc_spans: list[tuple[int, int]] | None, owned: bool
+    ) -> None:
         self.path = path
         self.dir = dir_  # the directory preopened read-only in the guest (contains only the prompt file)
         self.meta = meta
@@ -69,15 +70,12 @@ class Prompt:
         self._lock = threading.Lock()
         self._file = open(path, "rb")  # noqa: SIM115 - lives as long as the Prompt
         size = os.fstat(self._file.fileno()).st_size
-        self._mm: mmap.mmap | bytes = (
-            mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-        )
+        self._mm: mmap.mmap | bytes = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
         self.ascii = meta.chars == meta.bytes
         self._ckpt: np.ndarray | None = None
         self._line_starts: np.ndarray | None = None  # byte offsets of line starts
         # document start offsets, precomputed once so doc_at is one binary search
-        self._doc_starts = (np.array([s for s, _ in doc_spans], dtype=np.int64) if doc_spans is not None
-                            else None)
+        self._doc_starts = np.array([s for s, _ in doc_spans], dtype=np.int64) if doc_spans is not None else None
 
     # --- construction ------------------------------------------------------------------------------------
     @classmethod
@@ -151,7 +149,7 @@ class Prompt:
                 seen = 0  # characters before this chunk
                 n = len(self._mm)
                 for off in range(0, n, _SCAN):
-                    arr = np.frombuffer(self._mm[off:off + _SCAN], dtype=np.uint8)
+                    arr = np.frombuffer(self._mm[off : off + _SCAN], dtype=np.uint8)
                     starts = np.flatnonzero(~_is_cont(arr))
                     # global char index of each start = seen + i; keep those divisible by _CKPT
                     first = (-seen) % _CKPT
@@ -170,7 +168,7 @@ class Prompt:
         k, rem = divmod(c, _CKPT)
         b = int(ck[k])
         if rem:
-            chunk = bytes(self._mm[b:b + 4 * rem + 4]).decode("utf-8", errors="replace")[:rem]
+            chunk = bytes(self._mm[b : b + 4 * rem + 4]).decode("utf-8", errors="replace")[:rem]
             b += len(chunk.encode("utf-8"))
         return b
 
@@ -192,7 +190,7 @@ class Prompt:
             return ""
         if self.ascii:
             return bytes(self._mm[start:end]).decode("ascii", errors="replace")
-        return bytes(self._mm[self.char_to_byte(start):self.char_to_byte(end)]).decode("utf-8", errors="replace")
+        return bytes(self._mm[self.char_to_byte(start) : self.char_to_byte(end)]).decode("utf-8", errors="replace")
 
     def text(self) -> str:
         """The whole prompt decoded on the host (not cached: a caller that wants it keeps it)."""
@@ -207,8 +205,9 @@ class Prompt:
             end -= 1
         return end
 
-    def search(self, pattern: str, max_hits: int = 20, width: int = 80,
-               ignore_case: bool = False, timeout: float | None = None) -> list[tuple[int, str]]:
+    def search(
+        self, pattern: str, max_hits: int = 20, width: int = 80, ignore_case: bool = False, timeout: float | None = None
+    ) -> list[tuple[int, str]]:
         """Regex search (an invalid regex is searched literally): [(char_offset, snippet)], at most max_hits.
 
         ``timeout`` (seconds, None = unbounded) bounds the whole search; past it :class:`SearchTimeout` is raised.
@@ -280,7 +279,7 @@ class Prompt:
                 parts = [np.zeros(1, dtype=np.int64)]
                 n = len(self._mm)
                 for off in range(0, n, _SCAN):
-                    arr = np.frombuffer(self._mm[off:off + _SCAN], dtype=np.uint8)
+                    arr = np.frombuffer(self._mm[off : off + _SCAN], dtype=np.uint8)
                     parts.append(np.flatnonzero(arr == 10).astype(np.int64) + off + 1)
                 starts = np.concatenate(parts)
                 if starts.size > 1 and starts[-1] >= n:  # a trailing newline does not start a line
@@ -295,9 +294,9 @@ class Prompt:
             b1 = int(starts[i + 1]) - 1
         else:
             b1 = len(self._mm)
-            if self._mm[b1 - 1:b1] == b"\n":
+            if self._mm[b1 - 1 : b1] == b"\n":
                 b1 -= 1
-        if b1 > b0 and self._mm[b1 - 1:b1] == b"\r":
+        if b1 > b0 and self._mm[b1 - 1 : b1] == b"\r":
             b1 -= 1
         return b0, b1
 
@@ -342,8 +341,13 @@ class Prompt:
 
     def meta_dict(self) -> dict[str, object]:
         m = self.meta
-        d: dict[str, object] = {"chars": m.chars, "bytes": m.bytes, "lines": m.lines,
-                                "n_documents": m.n_documents, "preview": m.preview}
+        d: dict[str, object] = {
+            "chars": m.chars,
+            "bytes": m.bytes,
+            "lines": m.lines,
+            "n_documents": m.n_documents,
+            "preview": m.preview,
+        }
         if self.doc_spans is not None:
             d["doc_spans"] = self.doc_spans
         return d

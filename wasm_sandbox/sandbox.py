@@ -92,7 +92,8 @@ class HostFunctions:
 
     llm_query: Callable[[str, dict[str, Any]], str] = field(default_factory=lambda: _unset("llm_query"))
     llm_query_batched: Callable[[list[str], dict[str, Any]], list[str]] = field(
-        default_factory=lambda: _unset("llm_query_batched"))
+        default_factory=lambda: _unset("llm_query_batched")
+    )
     rlm_query: Callable[[str, dict[str, Any]], str] = field(default_factory=lambda: _unset("rlm_query"))
 
 
@@ -180,8 +181,11 @@ def _trap_reason(msg: str) -> str:
     """The useful part of a Wasmtime error: the 'Caused by' lines, not the wasm backtrace."""
     if "Caused by:" in msg:
         tail = msg.split("Caused by:", 1)[1]
-        parts = [ln.strip().split(": ", 1)[-1] if ln.strip()[:1].isdigit() else ln.strip()
-                 for ln in tail.splitlines() if ln.strip()]
+        parts = [
+            ln.strip().split(": ", 1)[-1] if ln.strip()[:1].isdigit() else ln.strip()
+            for ln in tail.splitlines()
+            if ln.strip()
+        ]
         return "; ".join(parts)
     return msg.strip().splitlines()[0] if msg.strip() else "unknown trap"
 
@@ -198,8 +202,7 @@ def _classify_trap(msg: str) -> str | None:
 class Sandbox:
     """A persistent Python REPL in Wasmtime with read-only access to ``prompt``. See the package docstring."""
 
-    def __init__(self, prompt: Prompt, host: HostFunctions | None = None,
-                 limits: SandboxLimits | None = None) -> None:
+    def __init__(self, prompt: Prompt, host: HostFunctions | None = None, limits: SandboxLimits | None = None) -> None:
         self.prompt = prompt
         self.host = host or HostFunctions()
         self.limits = limits or SandboxLimits()
@@ -289,8 +292,9 @@ class Sandbox:
         except wasmtime.WasmtimeError:
             raise
         except SearchTimeout:
-            return "1" + (f"TimeoutError: the search exceeded the cell's CPU time limit "
-                          f"({self.limits.cpu_seconds:g} s per cell)")
+            return "1" + (
+                f"TimeoutError: the search exceeded the cell's CPU time limit ({self.limits.cpu_seconds:g} s per cell)"
+            )
         except BaseException as e:  # noqa: BLE001 - never raise into wasmtime-py (see module docstring)
             return "1" + _cap_head(f"{type(e).__name__}: {e}", 2000)
         finally:
@@ -306,8 +310,13 @@ class Sandbox:
         if name == "meta":
             return _Raw(self._meta_json)
         if name == "search":
-            return p.search(str(a["pattern"]), int(a.get("max_hits", 20)), int(a.get("width", 80)),
-                            bool(a.get("ignore_case", False)), timeout=max(self._remaining(), 0.0))
+            return p.search(
+                str(a["pattern"]),
+                int(a.get("max_hits", 20)),
+                int(a.get("width", 80)),
+                bool(a.get("ignore_case", False)),
+                timeout=max(self._remaining(), 0.0),
+            )
         if name == "lines":
             return p.lines(int(a.get("start", 0)), a.get("end"))
         if name == "line_at":
@@ -368,19 +377,21 @@ class Sandbox:
                 res.final = None if final is None else str(final)
                 if data.get("memory_error"):
                     res.limit = "memory"
-                    res.error = (f"{res.error or 'MemoryError'} (the sandbox memory limit is "
-                                 f"{self.limits.memory_bytes >> 20} MiB; REPL state kept)")
+                    res.error = (
+                        f"{res.error or 'MemoryError'} (the sandbox memory limit is "
+                        f"{self.limits.memory_bytes >> 20} MiB; REPL state kept)"
+                    )
                 self._raw_truncated = self._raw_truncated or bool(data.get("output_truncated"))
             except Exception as e:  # noqa: BLE001 - a trap: the instance is poisoned
                 msg = str(e)
                 kind = _classify_trap(msg)
                 res.limit = kind
-                what = {"cpu_time": f"CPU time limit ({self.limits.cpu_seconds:g} s per cell) exceeded",
-                        "memory": f"memory limit ({self.limits.memory_bytes >> 20} MiB) or guest memory fault"
-                        }.get(kind or "", "the sandbox trapped")
+                what = {
+                    "cpu_time": f"CPU time limit ({self.limits.cpu_seconds:g} s per cell) exceeded",
+                    "memory": f"memory limit ({self.limits.memory_bytes >> 20} MiB) or guest memory fault",
+                }.get(kind or "", "the sandbox trapped")
                 first = _trap_reason(msg) or type(e).__name__
-                res.error = (f"SandboxLimitError: {what}; the REPL state was reset "
-                             f"(all variables are gone) [{first}]")
+                res.error = f"SandboxLimitError: {what}; the REPL state was reset (all variables are gone) [{first}]"
                 res.state_reset = True
                 log(_LOG, "info", "sandbox trapped; replacing the instance", limit=kind, trap=first)
                 try:

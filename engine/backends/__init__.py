@@ -37,8 +37,8 @@ def load_backend(spec: str, **options: object) -> Backend:
     if spec.startswith("openai:"):
         from engine.backends.openai_compat import OpenAIBackend, OpenAIConfig
 
-        return OpenAIBackend(OpenAIConfig(base_url=spec[len("openai:"):], **options))  # type: ignore[arg-type]
+        return OpenAIBackend(OpenAIConfig(base_url=spec[len("openai:") :], **options))  # type: ignore[arg-type]
     from engine.backends.llama import LlamaBackend, LlamaConfig
 
-    model = spec[len("llama:"):] if spec.startswith("llama:") else spec
+    model = spec[len("llama:") :] if spec.startswith("llama:") else spec
     return LlamaBackend(LlamaConfig(model=model, **options))  # type: ignore[arg-type]

@@ -63,13 +63,11 @@ class OpenAIBackend:
             timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s),
             limits=httpx.Limits(max_connections=max(config.max_concurrency, 1) + 2),
         )
-        self._pool = ThreadPoolExecutor(max_workers=max(config.max_concurrency, 1),
-                                        thread_name_prefix="outcore-openai")
+        self._pool = ThreadPoolExecutor(max_workers=max(config.max_concurrency, 1), thread_name_prefix="outcore-openai")
         self._closed = False
         self._lock = threading.Lock()
         n_ctx = config.n_ctx or self._discover_n_ctx() or 4096
-        self._info = BackendInfo(name=config.model, backend="openai", n_ctx=n_ctx,
-                                 extra={"base_url": self._base})
+        self._info = BackendInfo(name=config.model, backend="openai", n_ctx=n_ctx, extra={"base_url": self._base})
 
     @property
     def info(self) -> BackendInfo:
@@ -77,9 +75,7 @@ class OpenAIBackend:
 
     # ------------------------------------------------------------------ protocol
 
-    def chat(
-        self, messages: Sequence[Message], params: SamplingParams, *, session: str | None = None
-    ) -> Generation:
+    def chat(self, messages: Sequence[Message], params: SamplingParams, *, session: str | None = None) -> Generation:
         # ``session`` needs nothing here: servers with prompt caching (llama-server cache_prompt, vLLM APC)
         # reuse the shared history on their side.
         gen = self._complete([{"role": m.role, "content": m.content} for m in messages], params)
@@ -91,9 +87,7 @@ class OpenAIBackend:
         self._check_open()
 
         def one(prompt: str) -> Generation:
-            msgs = ([{"role": "system", "content": system}] if system else []) + [
-                {"role": "user", "content": prompt}
-            ]
+            msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
             try:
                 return self._complete(msgs, params)
             except ContextOverflowError as e:
@@ -197,9 +191,7 @@ class OpenAIBackend:
             last_err = f"HTTP {r.status_code}: {detail}"
             if r.status_code not in _RETRY_STATUS:
                 break
-        raise BackendError(
-            f"openai backend: POST {url} failed after {attempt + 1} attempt(s): {last_err}"
-        )
+        raise BackendError(f"openai backend: POST {url} failed after {attempt + 1} attempt(s): {last_err}")
 
     def _parse(self, r: httpx.Response, t0: float) -> Generation:
         try:

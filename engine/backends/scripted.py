@@ -74,9 +74,7 @@ class ScriptedBackend:
             self._root_i += 1
         return reply
 
-    def chat(
-        self, messages: Sequence[Message], params: SamplingParams, *, session: str | None = None
-    ) -> Generation:
+    def chat(self, messages: Sequence[Message], params: SamplingParams, *, session: str | None = None) -> Generation:
         if self._closed:
             raise BackendError("backend is closed")
         t0 = time.monotonic()

@@ -226,6 +226,7 @@ class Context:
             raise AttributeError(name)
         attr = getattr(_full_text(), name)
         if callable(attr):
+
             def method(*args, **kwargs):
                 return attr(*[_coerce(a) for a in args], **{k: _coerce(v) for k, v in kwargs.items()})
 
@@ -239,8 +240,10 @@ context = Context()
 # --- host helpers -----------------------------------------------------------------------------------------
 def search(pattern, max_hits=20, width=80, ignore_case=False):
     """Regex search over the whole prompt on the host: list of (char_offset, snippet); invalid regex = literal."""
-    hits = _call("search", {"pattern": str(pattern), "max_hits": int(max_hits), "width": int(width),
-                            "ignore_case": bool(ignore_case)})
+    hits = _call(
+        "search",
+        {"pattern": str(pattern), "max_hits": int(max_hits), "width": int(width), "ignore_case": bool(ignore_case)},
+    )
     return [tuple(h) for h in hits]
 
 
@@ -302,6 +305,7 @@ class _PatternProxy:
     def __getattr__(self, name):
         attr = getattr(self._p, name)
         if callable(attr):
+
             def method(*args, **kwargs):
                 return attr(*[_coerce(a) for a in args], **kwargs)
 
@@ -362,8 +366,7 @@ def _import(name, globals=None, locals=None, fromlist=(), level=0):
     top = name.split(".")[0]
     if level != 0 or top not in ALLOWED_MODULES:
         raise ImportError(
-            f"module {name!r} is not available in the sandbox. "
-            f"Allowed modules: {', '.join(sorted(ALLOWED_MODULES))}"
+            f"module {name!r} is not available in the sandbox. Allowed modules: {', '.join(sorted(ALLOWED_MODULES))}"
         )
     if name in _PROXIES:
         return _PROXIES[name]
@@ -434,10 +437,32 @@ class _Capture(io.TextIOBase):
 
 
 # Bounded reprs: a variable holding a 40 MB list must not be fully repr'd after every cell.
-_SHORT = reprlib.Repr(maxlevel=2, maxlist=5, maxtuple=5, maxdict=4, maxset=5, maxfrozenset=5, maxdeque=5,
-                      maxarray=5, maxstring=40, maxlong=40, maxother=60)
-_BIG = reprlib.Repr(maxlevel=4, maxlist=300, maxtuple=300, maxdict=150, maxset=150, maxfrozenset=150,
-                    maxdeque=150, maxarray=150, maxstring=400, maxlong=400, maxother=400)
+_SHORT = reprlib.Repr(
+    maxlevel=2,
+    maxlist=5,
+    maxtuple=5,
+    maxdict=4,
+    maxset=5,
+    maxfrozenset=5,
+    maxdeque=5,
+    maxarray=5,
+    maxstring=40,
+    maxlong=40,
+    maxother=60,
+)
+_BIG = reprlib.Repr(
+    maxlevel=4,
+    maxlist=300,
+    maxtuple=300,
+    maxdict=150,
+    maxset=150,
+    maxfrozenset=150,
+    maxdeque=150,
+    maxarray=150,
+    maxstring=400,
+    maxlong=400,
+    maxother=400,
+)
 _SIZED = (list, tuple, set, frozenset, dict, collections.deque, collections.Counter, collections.OrderedDict)
 
 
@@ -547,6 +572,16 @@ class WitWorld:
             return _OOM_RESULT
 
 
-_OOM_RESULT = json.dumps({"error": "MemoryError: out of memory", "traceback": None, "display": None,
-                          "memory_error": True, "stdout": "", "stderr": "", "output_truncated": False,
-                          "variables": [], "final": None})
+_OOM_RESULT = json.dumps(
+    {
+        "error": "MemoryError: out of memory",
+        "traceback": None,
+        "display": None,
+        "memory_error": True,
+        "stdout": "",
+        "stderr": "",
+        "output_truncated": False,
+        "variables": [],
+        "final": None,
+    }
+)
