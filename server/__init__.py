@@ -1,0 +1,1 @@
+"""The OpenAI-compatible HTTP server (FastAPI) in front of the RLM engine."""
