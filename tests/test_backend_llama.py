@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -251,3 +255,19 @@ def test_full_kv_cache_waits_instead_of_failing(tmp_path: Path) -> None:
         assert b.stats.max_batch_seqs < 4
     finally:
         b.close()
+
+
+def test_llama_cpp_logs_are_json_lines_not_raw_stderr(tmp_path: Path) -> None:
+    """Loading a model must keep stderr scriptable: llama.cpp's own chatter goes through the JSON-lines log."""
+    code = (
+        "from engine.backends import load_backend\n"
+        f"b = load_backend({MODEL!r}, n_ctx=512, n_parallel=1, max_sessions=1, prefix_cache=False)\n"
+        "b.close()\n"
+    )
+    env = {**os.environ, "OUTCORE_LOG_LEVEL": "debug"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert any('"outcore.llama_cpp"' in line for line in lines)  # llama.cpp did log, through us
+    for line in lines:
+        assert json.loads(line)["logger"].startswith("outcore"), line

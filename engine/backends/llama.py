@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp
-import llama_cpp._logger as llama_logger
 from llama_cpp import llama_cpp as C
 
+from engine.backends import llama_log
 from engine.backends.base import (
     BackendError,
     BackendInfo,
@@ -78,7 +78,7 @@ class LlamaConfig:
     prefix_cache: bool = True  # save/restore the system-prompt KV on disk
     prefix_cache_dir: Path | None = None  # None: $OUTCORE_PREFIX_CACHE or <user cache>/outcore/prefix-kv
     min_saved_prefix_tokens: int = 64  # shorter prefixes are cheaper to recompute than to load
-    verbose: bool = False  # llama.cpp's own log lines on stderr
+    verbose: bool = False  # llama.cpp's own log lines as raw stderr (default: JSON-lines debug events)
     # True: prefill chunks ride in the same decode as the other sequences' generation tokens (continuous
     # batching, best throughput). False: each request's prefill gets a decode of its own.
     mix_prefill: bool = True
@@ -135,6 +135,9 @@ class _Request:
     out: list[int] = field(default_factory=list)
     out_bytes: bytearray = field(default_factory=bytearray)
     admitted_at: int = 0
+    # positions below this also go into sequence 0: the group's shared prefix is computed in the same decode as
+    # this request's own tokens (see ``_prepare_joint``)
+    joint_until: int = 0
 
 
 @dataclass
@@ -167,7 +170,7 @@ class LlamaBackend:
         self.config = config
         self.model_path = Path(model_path) if model_path is not None else _resolve(config.model)
         self.stats = LlamaStats()
-        llama_logger.set_verbose(config.verbose)
+        llama_log.install(raw_stderr=config.verbose)
         _ensure_backend_init()
 
         mparams = C.llama_model_default_params()
@@ -201,7 +204,7 @@ class LlamaBackend:
         self._mem = C.llama_get_memory(self._ctx)
         self.n_ctx = int(C.llama_n_ctx(self._ctx))
         self._n_batch = int(C.llama_n_batch(self._ctx))
-        self._batch = C.llama_batch_init(self._n_batch, 0, 1)
+        self._batch = C.llama_batch_init(self._n_batch, 0, 2)  # up to 2 sequences per token (see joint prefill)
 
         self._bos = int(C.llama_vocab_bos(self._vocab))
         self._add_bos = bool(C.llama_vocab_get_add_bos(self._vocab))
@@ -247,6 +250,7 @@ class LlamaBackend:
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
         self._waiting: deque[_Request] = deque()
         self._active: list[_Request] = []
+        self._joint: _Request | None = None  # the request computing a shared prefix along with its own prompt
         self._sys_cache: OrderedDict[str, list[int]] = OrderedDict()
         self._gids = itertools.count(1)
         self._admit_counter = itertools.count(1)
@@ -256,8 +260,15 @@ class LlamaBackend:
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="outcore-llama-decode", daemon=True)
         self._thread.start()
-        log(_log, "info", "llama backend ready", model=str(self.model_path), n_ctx=self.n_ctx,
-            n_seq_max=config.n_seq_max, n_threads=n_threads)
+        log(
+            _log,
+            "info",
+            "llama backend ready",
+            model=str(self.model_path),
+            n_ctx=self.n_ctx,
+            n_seq_max=config.n_seq_max,
+            n_threads=n_threads,
+        )
 
     # ------------------------------------------------------------------ public API
 
@@ -294,9 +305,7 @@ class LlamaBackend:
     def batch_prompt_tokens(self, system: str, prompt: str) -> list[int]:
         return self.prompt_tokens(_batch_messages(system, prompt))
 
-    def chat(
-        self, messages: Sequence[Message], params: SamplingParams, *, session: str | None = None
-    ) -> Generation:
+    def chat(self, messages: Sequence[Message], params: SamplingParams, *, session: str | None = None) -> Generation:
         self._check_open()
         tokens = self.prompt_tokens(messages)
         self._check_fits(len(tokens), params, "conversation")
@@ -320,8 +329,7 @@ class LlamaBackend:
                 toks = self.batch_prompt_tokens(system, p)
                 self._check_fits(len(toks), params, "prompt")
             except ContextOverflowError as e:
-                results[i] = Generation(text="", finish_reason="error", prompt_tokens=e.prompt_tokens,
-                                        error=str(e))
+                results[i] = Generation(text="", finish_reason="error", prompt_tokens=e.prompt_tokens, error=str(e))
                 continue
             except Exception as e:  # a prompt the template/tokenizer rejects fails alone
                 results[i] = Generation(text="", finish_reason="error", error=f"cannot encode prompt: {e}")
@@ -486,6 +494,9 @@ class LlamaBackend:
                 keep.append(req)
                 blocked = True
                 continue
+            elif self._joint is not None and req.group.shared:
+                keep.append(req)  # sequence 0 is being filled by a joint prefill: copy it once it is complete
+                continue
             if self._used_cells() + self._need_cells(req) > self.n_ctx:
                 if self._active and not force:
                     keep.append(req)
@@ -554,8 +565,74 @@ class LlamaBackend:
             sess.tokens = []
         return sess
 
+    def _joint_ok(self, req: _Request) -> bool:
+        """Whether ``req`` may compute its group's missing shared prefix together with its own prompt.
+
+        Why: computing the prefix in a decode of its own, and then the first request's rest, splits the first
+        prompt into different physical batches than a plain single-sequence run (llama-cpp-python's ``Llama``)
+        does; llama.cpp's CPU kernels round differently per batch shape, so greedy outputs could differ at
+        near-ties. Decoding the first prompt in one pass, its shared tokens tagged with sequence 0 as well,
+        reproduces the single-sequence computation and saves a decode. Not used when the system prompt is about
+        to be saved to disk (the saved file must hold exactly the system-prompt cells).
+        """
+        group = req.group
+        if req.session is not None or not group.shared or group.pre_cached is not None:
+            return False
+        c = _lcp(self._seq0, group.shared)
+        if c >= len(group.shared):
+            return False
+        saving = self._store is not None and group.sys_len >= self.config.min_saved_prefix_tokens
+        return not saving or c >= group.sys_len
+
+    def _prepare_joint(self, req: _Request) -> None:
+        group = req.group
+        c = _lcp(self._seq0, group.shared)
+        if c < len(self._seq0):
+            C.llama_memory_seq_rm(self._mem, PREFIX_SEQ, c, -1)
+            self._seq0 = self._seq0[:c]
+        group.pre_cached = c
+        req.seq = self._free_seqs.pop()
+        C.llama_memory_seq_rm(self._mem, req.seq, -1, -1)
+        if c > 0:
+            C.llama_memory_seq_cp(self._mem, PREFIX_SEQ, req.seq, 0, c)
+        req.joint_until = len(group.shared)
+        self._joint = req
+        req.fed = req.tokens[:c]
+        req.pending = req.tokens[c:]
+        req.reserved = len(req.tokens) - c + req.params.max_tokens
+        req.cached = c
+        self.stats.cached_tokens += c
+
+    def _end_joint(self, req: _Request) -> None:
+        req.joint_until = 0
+        if self._joint is req:
+            self._joint = None
+
+    def _fed(self, req: _Request, chunk: list[int]) -> None:
+        """Record that ``chunk`` (the next pending tokens of ``req``) is now in the KV cache."""
+        if req.joint_until:
+            k = max(0, min(len(chunk), req.joint_until - len(req.fed)))
+            self._seq0.extend(chunk[:k])
+            self.stats.prefix_tokens_decoded += k
+            if len(req.out) == 0:
+                self.stats.prompt_tokens_decoded -= k
+        req.fed.extend(chunk)
+        del req.pending[: len(chunk)]
+        if req.joint_until and len(req.fed) >= req.joint_until:
+            self._end_joint(req)
+
     def _prepare(self, req: _Request) -> None:
         """Give ``req`` a sequence holding as much of its prompt as the KV cache already has."""
+        if self._joint_ok(req):
+            self._prepare_joint(req)
+        else:
+            self._prepare_own(req)
+        req.out = []
+        req.out_bytes = bytearray()
+        req.admitted_at = next(self._admit_counter)
+        req.sampler = _make_sampler(req.params)
+
+    def _prepare_own(self, req: _Request) -> None:
         group = req.group
         first_of_group = False
         pre = 0
@@ -592,10 +669,6 @@ class LlamaBackend:
         req.fed = req.tokens[:reuse]
         req.pending = req.tokens[reuse:]
         req.cached = cached
-        req.out = []
-        req.out_bytes = bytearray()
-        req.admitted_at = next(self._admit_counter)
-        req.sampler = _make_sampler(req.params)
         self.stats.cached_tokens += cached
 
     def _ensure_prefix(self, group: _Group) -> int:
@@ -611,17 +684,17 @@ class LlamaBackend:
             if self._restore_prefix(target[:sys_len]):
                 pre = sys_len
         if len(self._seq0) < sys_len:
-            self._decode_prefix(target[len(self._seq0):sys_len])
+            self._decode_prefix(target[len(self._seq0) : sys_len])
             if self._store is not None and sys_len >= self.config.min_saved_prefix_tokens:
                 self._save_prefix(target[:sys_len])
         if len(self._seq0) < len(target):
-            self._decode_prefix(target[len(self._seq0):])
+            self._decode_prefix(target[len(self._seq0) :])
         return pre
 
     def _decode_prefix(self, tokens: list[int]) -> None:
         pos = len(self._seq0)
         for start in range(0, len(tokens), self._n_batch):
-            chunk = tokens[start:start + self._n_batch]
+            chunk = tokens[start : start + self._n_batch]
             b = self._batch
             for j, t in enumerate(chunk):
                 b.token[j] = t
@@ -657,8 +730,7 @@ class LlamaBackend:
         out = (C.llama_token * cap)()
         n_out = ctypes.c_size_t(0)
         t0 = time.monotonic()
-        nread = C.llama_state_seq_load_file(self._ctx, str(path).encode(), PREFIX_SEQ, out, cap,
-                                            ctypes.byref(n_out))
+        nread = C.llama_state_seq_load_file(self._ctx, str(path).encode(), PREFIX_SEQ, out, cap, ctypes.byref(n_out))
         if nread == 0 or list(out[: n_out.value]) != tokens:
             C.llama_memory_seq_rm(self._mem, PREFIX_SEQ, -1, -1)
             log(_log, "warning", "ignored a stale or foreign prefix file", path=str(path))
@@ -714,7 +786,11 @@ class LlamaBackend:
             for j, t in enumerate(chunk):
                 b.token[i] = t
                 b.pos[i] = pos + j
-                b.n_seq_id[i] = 1
+                if pos + j < req.joint_until:  # a shared-prefix token: also part of sequence 0
+                    b.n_seq_id[i] = 2
+                    b.seq_id[i][1] = PREFIX_SEQ
+                else:
+                    b.n_seq_id[i] = 1
                 b.seq_id[i][0] = req.seq
                 b.logits[i] = 1 if (last and j == len(chunk) - 1) else 0
                 i += 1
@@ -733,10 +809,9 @@ class LlamaBackend:
         self.stats.max_batch_seqs = max(self.stats.max_batch_seqs, len(plan))
         self.stats.max_batch_groups = max(self.stats.max_batch_groups, len({r.group.gid for r, _, _ in plan}))
         for req, chunk, _ in plan:
-            req.fed.extend(chunk)
-            del req.pending[: len(chunk)]
             if len(req.out) == 0:
                 self.stats.prompt_tokens_decoded += len(chunk)
+            self._fed(req, chunk)
         for req, idx in out_idx:
             self._sample(req, idx)
 
@@ -773,6 +848,7 @@ class LlamaBackend:
             C.llama_sampler_free(victim.sampler)
             victim.sampler = None
             victim.seq = -1
+            self._end_joint(victim)  # its shared cells already fed stay in sequence 0 (tracked in _seq0)
             self._active.remove(victim)
             self._waiting.appendleft(victim)
             log(_log, "info", "kv cache full: request requeued", active=len(self._active))
@@ -786,16 +862,22 @@ class LlamaBackend:
         # the retry succeeded: account for it like a normal step
         self.stats.decode_calls += 1
         for req, chunk, _ in plan:
-            req.fed.extend(chunk)
-            del req.pending[: len(chunk)]
+            self._fed(req, chunk)
         i = 0
         for req, chunk, last in plan:
             i += len(chunk)
             if last:
                 self._sample(req, i - 1)
 
-    def _finish(self, req: _Request, reason: FinishReason, *, text: str | None = None,
-                error: str | None = None, release: bool = True) -> None:
+    def _finish(
+        self,
+        req: _Request,
+        reason: FinishReason,
+        *,
+        text: str | None = None,
+        error: str | None = None,
+        release: bool = True,
+    ) -> None:
         if req.result is not None:
             return
         if text is None:
@@ -812,6 +894,7 @@ class LlamaBackend:
         if req.sampler is not None:
             C.llama_sampler_free(req.sampler)
             req.sampler = None
+        self._end_joint(req)
         if release and req in self._active:
             self._active.remove(req)
             if req.session is not None:
