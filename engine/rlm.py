@@ -614,6 +614,20 @@ class _Run:
         return answer
 
     # -- the loop ----------------------------------------------------------------------------------------------
+    def _emit_run_start(self, prompt_meta: dict[str, Any], **extra: Any) -> None:
+        self.emit(
+            "run_start",
+            id=self.id,
+            parent=self.parent,
+            depth=self.depth,
+            question=self.question,
+            root=self.rlm.root.info.name,
+            worker=self.rlm.worker.info.name,
+            limits=self.lim.to_dict(),
+            prompt_meta=prompt_meta,
+            **extra,
+        )
+
     def execute(self) -> tuple[str, str, bool]:
         t_start = time.monotonic()
         host = HostCalls(self.llm_query, self.llm_query_batched, self.rlm_query)
@@ -624,38 +638,15 @@ class _Run:
             try:
                 env = self.rlm.environment(self.prompt, host, self.lim, workdir, self.rlm.root.count_tokens)
             except Exception as e:  # noqa: BLE001 - a broken sandbox ends the run with a reason, not a traceback
-                self.emit(
-                    "run_start",
-                    id=self.id,
-                    parent=self.parent,
-                    depth=self.depth,
-                    question=self.question,
-                    root=self.rlm.root.info.name,
-                    worker=self.rlm.worker.info.name,
-                    prompt_meta={},
-                    limits=self.lim.to_dict(),
-                )
+                self._emit_run_start({})
                 return self._end(f"environment failed to start: {e}", "environment_error", True, t_start)
             meta = env.meta
             try:  # `question` in the REPL lets the model (and the worked example) pass it on without retyping
                 env.run_cell(f"question = {self.question!r}")
             except Exception:  # noqa: BLE001 - a convenience only
                 pass
-            self.emit(
-                "run_start",
-                id=self.id,
-                parent=self.parent,
-                depth=self.depth,
-                question=self.question,
-                root=self.rlm.root.info.name,
-                worker=self.rlm.worker.info.name,
-                limits=self.lim.to_dict(),
-                prompt_meta={
-                    "chars": meta.chars,
-                    "tokens": meta.tokens,
-                    "lines": meta.lines,
-                    "n_documents": meta.n_documents,
-                },
+            self._emit_run_start(
+                {"chars": meta.chars, "tokens": meta.tokens, "lines": meta.lines, "n_documents": meta.n_documents}
             )
             max_sub_chars = max(200, int(self.max_sub_tokens * 3))
             messages = [
@@ -680,18 +671,7 @@ class _Run:
         """A prompt that fits the root's context: one plain call, no REPL (``RLM(direct=True)``)."""
         t_start = time.monotonic()
         root = self.rlm.root
-        self.emit(
-            "run_start",
-            id=self.id,
-            parent=self.parent,
-            depth=self.depth,
-            question=self.question,
-            root=root.info.name,
-            worker=self.rlm.worker.info.name,
-            limits=self.lim.to_dict(),
-            mode="direct",
-            prompt_meta={"chars": len(text)},
-        )
+        self._emit_run_start({"chars": len(text)}, mode="direct")
         if self.question == P.DIRECT_TASK:
             messages = [Message("user", text)]
         else:
