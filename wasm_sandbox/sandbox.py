@@ -212,6 +212,7 @@ class Sandbox:
         self._cell_start = 0.0
         self._host_wait = 0.0
         self._interrupt: BaseException | None = None
+        self._cpu_spent = False  # a host search timed out: the cell has no CPU time left
         self._raw_out: list[str] = []
         self._raw_err: list[str] = []
         self._raw_n = 0
@@ -272,7 +273,9 @@ class Sandbox:
 
     def _rearm(self, ctx: Any) -> None:
         remaining = self._remaining()
-        ticks = _ticks(remaining) if remaining > 0 else 0  # 0: trap as a CPU limit at the guest's next check
+        # 0: trap as a CPU limit at the guest's next check. A timed-out search has spent the cell's time by
+        # definition, even when the clock shows a few milliseconds left (the regex timeout is not that exact).
+        ticks = _ticks(remaining) if remaining > 0 and not self._cpu_spent else 0
         ffi.wasmtime_context_set_epoch_deadline(ctx._context(), ticks)
 
     def _host_call(self, ctx: Any, name: str, args: str) -> str:
@@ -292,6 +295,7 @@ class Sandbox:
         except wasmtime.WasmtimeError:
             raise
         except SearchTimeout:
+            self._cpu_spent = True
             return "1" + (
                 f"TimeoutError: the search exceeded the cell's CPU time limit ({self.limits.cpu_seconds:g} s per cell)"
             )
@@ -353,7 +357,7 @@ class Sandbox:
             if self._closed:
                 raise RuntimeError("sandbox is closed")
             t0 = time.monotonic()
-            self._cell_start, self._host_wait, self._interrupt = t0, 0.0, None
+            self._cell_start, self._host_wait, self._interrupt, self._cpu_spent = t0, 0.0, None, False
             self._raw_out, self._raw_err, self._raw_n, self._raw_truncated = [], [], 0, False
             cap = self.limits.max_output_chars
             cfg = json.dumps({"max_output_chars": cap})
