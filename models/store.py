@@ -21,15 +21,23 @@ from models.catalog import ModelSpec, builtin_catalog, default_model
 from models.errors import ModelNotFoundError, ModelsError, UnknownModelError, VerificationError
 from models.gguf_info import is_gguf
 
+ENV_CACHE_DIR = "OUTCORE_CACHE_DIR"
 ENV_MODELS_DIR = "OUTCORE_MODELS_DIR"
 LOCAL_REGISTRY = "local-models.json"
 Status = Literal["verified", "unverified", "missing", "corrupt"]
 
 
+def cache_root() -> Path:
+    """outcore's cache directory (models, prefix KV, traces, demo data): ``$OUTCORE_CACHE_DIR`` or the platform's
+    user cache dir (``~/.cache/outcore``). The sandbox applies the same rule to its compiled guest."""
+    env = os.environ.get(ENV_CACHE_DIR)
+    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("outcore"))
+
+
 def models_dir() -> Path:
-    """The models directory: ``$OUTCORE_MODELS_DIR`` or ``<user cache dir>/outcore/models``."""
+    """The models directory: ``$OUTCORE_MODELS_DIR`` or ``<cache root>/models``."""
     env = os.environ.get(ENV_MODELS_DIR)
-    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("outcore")) / "models"
+    return Path(env).expanduser() if env else cache_root() / "models"
 
 
 def sha256_file(path: Path, progress: Callable[[int], None] | None = None, chunk: int = 1 << 22) -> str:

@@ -309,3 +309,21 @@ def test_smallest_model_generates_with_llama_cpp():
     text = out["choices"][0]["text"]
     assert out["usage"]["completion_tokens"] > 0
     assert "Paris" in text
+
+
+def test_one_cache_root_for_everything(tmp_path, monkeypatch):
+    from engine.backends.prefix_store import default_cache_dir
+    from engine.demo import default_path
+    from engine.trace import default_trace_dir
+    from models import cache_root, models_dir
+
+    for var in ("OUTCORE_MODELS_DIR", "OUTCORE_PREFIX_CACHE", "OUTCORE_TRACE_DIR", "OUTCORE_DATA_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OUTCORE_CACHE_DIR", str(tmp_path))
+    assert cache_root() == tmp_path
+    assert models_dir() == tmp_path / "models"
+    assert default_cache_dir() == tmp_path / "prefix-kv"
+    assert default_trace_dir() == tmp_path / "traces"
+    assert default_path().parent == tmp_path / "demo"
+    monkeypatch.setenv("OUTCORE_MODELS_DIR", str(tmp_path / "elsewhere"))
+    assert models_dir() == tmp_path / "elsewhere"

@@ -14,16 +14,16 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import platformdirs
+from models.store import cache_root
 
 FORMAT_VERSION = 1
 _MIB = 1 << 20
 
 
 def default_cache_dir() -> Path:
-    """``$OUTCORE_PREFIX_CACHE`` or ``<user cache dir>/outcore/prefix-kv``."""
+    """``$OUTCORE_PREFIX_CACHE`` or ``<cache root>/prefix-kv`` (see ``models.cache_root``)."""
     env = os.environ.get("OUTCORE_PREFIX_CACHE")
-    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("outcore")) / "prefix-kv"
+    return Path(env).expanduser() if env else cache_root() / "prefix-kv"
 
 
 def model_fingerprint(path: Path) -> str:
