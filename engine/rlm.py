@@ -491,9 +491,7 @@ class _Run:
                 'answer = llm_query(question + " Text: " + " ".join(hits))',
             )
 
-    def _worker_call(self, prompts: list[str], opts: Any, kind: str) -> list[Generation]:
-        w = self.rlm.worker
-        self.budget.check_tokens(w.info.name)
+    def _emit_subcall_start(self, kind: str, n: int, model: str, chars: int, first_prompt: str) -> str:
         sid = new_id("sub")
         self.emit(
             "subcall_start",
@@ -502,11 +500,17 @@ class _Run:
             run=self.id,
             depth=self.depth + 1,
             kind=kind,
-            n=len(prompts),
-            model=w.info.name,
-            prompt_chars=sum(len(p) for p in prompts),
-            prompt_preview=clip(prompts[0] if prompts else "", 300),
+            n=n,
+            model=model,
+            prompt_chars=chars,
+            prompt_preview=clip(first_prompt, 300),
         )
+        return sid
+
+    def _worker_call(self, prompts: list[str], opts: Any, kind: str) -> list[Generation]:
+        w = self.rlm.worker
+        self.budget.check_tokens(w.info.name)
+        sid = self._emit_subcall_start(kind, len(prompts), w.info.name, sum(len(p) for p in prompts), prompts[0])
         t0 = time.monotonic()
         params = SamplingParams(max_tokens=self._max_tokens(opts))
         try:
@@ -526,7 +530,8 @@ class _Run:
         self.timings["sub_calls_s"] += dt
         pt = sum(g.prompt_tokens for g in gens)
         ct = sum(g.completion_tokens for g in gens)
-        self.budget.record(w.info.name, self.depth + 1, pt, ct, sum(g.cached_tokens for g in gens), dt, calls=len(gens))
+        cached = sum(g.cached_tokens for g in gens)
+        self.budget.record(w.info.name, self.depth + 1, pt, ct, cached, dt, calls=len(gens))
         errors = [g.error for g in gens if g.error]
         self.emit(
             "subcall_end",
@@ -536,7 +541,7 @@ class _Run:
             model=w.info.name,
             prompt_tokens=pt,
             completion_tokens=ct,
-            cached_tokens=sum(g.cached_tokens for g in gens),
+            cached_tokens=cached,
             latency_s=round(dt, 3),
             error="; ".join(errors)[:500] if errors else None,
             result_preview=clip(gens[0].text if gens else "", 300),
@@ -580,19 +585,8 @@ class _Run:
             return self.llm_query(prompt_s if prompt_s is not None else "\n\n".join(map(str, prompt)), opts)
         question = opts.get("question") if isinstance(opts, dict) else None
         self.budget.take_sub_calls(1, self.cell_counter)
-        sid = new_id("sub")
-        self.emit(
-            "subcall_start",
-            id=sid,
-            parent=self.current_parent,
-            run=self.id,
-            depth=self.depth + 1,
-            kind="rlm",
-            n=1,
-            model=self.rlm.root.info.name,
-            prompt_chars=len(prompt_s) if prompt_s is not None else sum(len(str(p)) for p in prompt),
-            prompt_preview=clip(prompt_s or "", 300),
-        )
+        chars = len(prompt_s) if prompt_s is not None else sum(len(str(p)) for p in prompt)
+        sid = self._emit_subcall_start("rlm", 1, self.rlm.root.info.name, chars, prompt_s or "")
         t0 = time.monotonic()
         src: PromptSource = prompt_s if prompt_s is not None else [str(p) for p in prompt]
         child = _Run(self.rlm, self.budget, self.writer, src, question, depth=self.depth + 1, parent=sid)
