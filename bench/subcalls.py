@@ -176,6 +176,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     probe.close()
     params = SamplingParams(max_tokens=wl.max_tokens)
     prompt_total = sum(len(t) for t in toks)
+    context_settings = {
+        "n_ctx": args.n_ctx,
+        "n_batch": n_batch,
+        "n_ubatch": n_ubatch,
+        "n_threads": n_threads,
+        "n_threads_batch": n_threads,
+        "flash_attn": True,
+    }
     res: dict[str, Any] = {
         "workload": {
             "model": args.model,
@@ -188,22 +196,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "n_threads": n_threads,
             "n_ctx": args.n_ctx,
             "flash_attn": True,
-            "b_llama": {
-                "n_ctx": args.n_ctx,
-                "n_batch": n_batch,
-                "n_ubatch": n_ubatch,
-                "n_threads": n_threads,
-                "n_threads_batch": n_threads,
-                "flash_attn": True,
-                "sequences": 1,
-            },
+            # (b) and outcore run with the same context settings: the comparison is about KV reuse only
+            "b_llama": {**context_settings, "sequences": 1},
             "outcore": {
-                "n_ctx": args.n_ctx,
-                "n_batch": n_batch,
-                "n_ubatch": n_ubatch,
-                "n_threads": n_threads,
-                "n_threads_batch": n_threads,
-                "flash_attn": True,
+                **context_settings,
                 "kv_unified": True,
                 "mix_prefill": True,
                 "prefix_cache": False,
