@@ -151,17 +151,22 @@ class Budget:
                 )
             self.root_turns += 1
 
+    def check_batch_width(self, n: int) -> None:
+        width = self.limits.max_batch_width
+        if n > width:
+            raise GuardrailError(
+                "max_batch_width",
+                f"llm_query_batched got {n} prompts but at most {width} are allowed per call; "
+                f"split the list into groups of {width}.",
+            )
+
     def take_sub_calls(self, n: int, cell: CellCounter | None, *, batch: bool = False) -> None:
         """Reserve ``n`` sub-calls before making them; raises without reserving anything if a limit says no."""
         lim = self.limits
         self.check_time()
+        if batch:
+            self.check_batch_width(n)
         with self._lock:
-            if batch and n > lim.max_batch_width:
-                raise GuardrailError(
-                    "max_batch_width",
-                    f"llm_query_batched got {n} prompts but at most {lim.max_batch_width} are allowed per call; "
-                    f"split the list into groups of {lim.max_batch_width}.",
-                )
             if cell is not None and cell.sub_calls + n > lim.max_sub_calls_per_cell:
                 raise GuardrailError(
                     "max_sub_calls_per_cell",

@@ -566,8 +566,7 @@ class _Run:
         plist = [str(p) for p in prompts]
         if not plist:
             return []
-        if len(plist) > self.lim.max_batch_width:
-            self.budget.take_sub_calls(len(plist), self.cell_counter, batch=True)  # raises with the width error
+        self.budget.check_batch_width(len(plist))  # before the per-prompt checks: the width error is the useful one
         for i, p in enumerate(plist):
             self._check_size(p, i)
             self._check_has_text(p)
