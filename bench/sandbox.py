@@ -1,9 +1,10 @@
 """Sandbox benchmark: ``python -m bench.sandbox`` (run under ``flock /tmp/outcore-cpu.lock`` on a quiet machine).
 
 Measures cold start (compiling the component), cached start (a fresh process: deserialise the cached artifact +
-first Sandbox), instantiate, empty cell, host-call round trip, a 1 MB slice, a rare-pattern regex over a 40 MB
-prompt in the guest and through the host helper versus native Python, and RSS per live sandbox. Writes
-``bench/results/sandbox.json``.
+first Sandbox), instantiate, empty cell, host-call round trip (with a cancel token, so the cancel check is in the
+measured path), cancel latency of a computing cell, a 1 MB slice, a rare-pattern regex over a 40 MB prompt in the
+guest and through the host helper versus native Python, the BM25 index build and query of ``retrieve`` over that
+prompt, ``chunks``, and RSS per live sandbox. Writes ``bench/results/sandbox.json``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -128,7 +130,7 @@ def run(quick: bool = False) -> dict[str, object]:
         s.close()
     res["instantiate_ms"] = round(_median(ts) * 1e3, 3)
 
-    sb = Sandbox(small, host, SandboxLimits(cpu_seconds=60, memory_bytes=1 << 30))
+    sb = Sandbox(small, host, SandboxLimits(cpu_seconds=60, memory_bytes=1 << 30), cancel=threading.Event())
     sb.run_cell("pass")
     ts = []
     for _ in range(200):
@@ -143,6 +145,19 @@ def run(quick: bool = False) -> dict[str, object]:
     res["roundtrip_us"] = round((per_llm - loop) / n * 1e6, 2)  # llm_query: JSON args + dispatch + str back
     res["raw_roundtrip_us"] = round((per_slice - loop) / n * 1e6, 2)  # typed slice(u64, u64) -> string
     sb.close()
+
+    # cancel latency: a computing cell, cancelled from another thread (stopped at the next 10 ms epoch tick)
+    lat = []
+    for _ in range(3 if quick else 10):
+        ev = threading.Event()
+        with Sandbox(small, host, SandboxLimits(cpu_seconds=30), cancel=ev) as s:
+            fired: list[float] = []
+            timer = threading.Timer(0.2, lambda ev=ev, fired=fired: (fired.append(time.perf_counter()), ev.set()))
+            timer.start()
+            r = s.run_cell("while True: pass")
+            lat.append(time.perf_counter() - fired[0])
+            assert r.limit == "cancelled", r
+    res["cancel_latency_ms"] = round(_median(lat) * 1e3, 2)
 
     # the 40 MB prompt
     size = (8 if quick else 40) << 20
@@ -171,6 +186,18 @@ def run(quick: bool = False) -> dict[str, object]:
     assert r.display == str(len(native_hits)), r
     res["guest_regex_ms"] = round(guest_s * 1e3, 2)
     res["guest_regex_vs_native"] = round(guest_s / native_s, 2)
+    sb.close()
+
+    # retrieve(): the BM25 index is built on first use (host-side, cached per prompt), then queries are cheap
+    t0 = time.perf_counter()
+    index = big.tools().index.get(timeout=None)
+    res["retrieve_index_s"] = round(time.perf_counter() - t0, 2)
+    res["retrieve_passages"] = len(index.spans)
+    sb = Sandbox(big, host, SandboxLimits(cpu_seconds=120, memory_bytes=1 << 30))
+    r = sb.run_cell("retrieve('zebra001quartz', k=5)[0][0]")
+    assert r.error is None and r.display is not None and int(r.display) <= text.find("zebra001quartz"), r
+    res["retrieve_query_ms"] = round(_guest_time(sb, "", "retrieve('zebra001quartz quick brown', k=5)", 9) * 1e3, 3)
+    res["chunks_ms"] = round(_guest_time(sb, "", "chunks(4000)", 3) * 1e3, 2)
     sb.close()
     big.close()
 

@@ -10,16 +10,20 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 
 from engine import __version__
 from engine.errors import UserError
 from engine.log import configure
 
-# Modules that add subcommands: each defines register(subparsers) and sets args.func.
+# Modules that add subcommands: each defines register(subparsers) and sets args.func. Faces built on the engine
+# (``outcore serve``, ``outcore bench``) plug in through the ``outcore.commands`` entry-point group instead, so the
+# engine never imports the server or the benchmarks.
 SUBCOMMAND_MODULES = (
     "models.cli",
     "engine.cli_run",
 )
+PLUGIN_GROUP = "outcore.commands"
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
@@ -40,7 +44,22 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        try:
+            ep.load().register(subparsers)
+        except Exception as e:  # noqa: BLE001 - a broken face must not take `outcore run` down with it
+            _register_broken(subparsers, ep.name, f"{type(e).__name__}: {e}")
     return parser
+
+
+def _register_broken(subparsers: argparse._SubParsersAction, name: str, why: str) -> None:  # type: ignore[type-arg]
+    """A subcommand whose module failed to import: it says so when used, instead of breaking every command."""
+
+    def fail(_args: argparse.Namespace) -> int:
+        raise UserError(f"`outcore {name}` is not available: {why} (reinstall with `make setup`)")
+
+    p = subparsers.add_parser(name, help=f"(unavailable: {why[:60]})")
+    p.set_defaults(func=fail)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

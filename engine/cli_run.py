@@ -14,40 +14,66 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from engine import trace as trace_mod
 from engine.errors import UserError
 from engine.guardrails import Limits
+from engine.inputs import InvalidPromptError, check_prompt
 
-_LIMIT_HELP = {
-    "max_root_turns": "root model turns",
-    "max_sub_calls": "worker/child calls in the whole run",
-    "max_sub_calls_per_cell": "sub-calls one cell may make",
-    "max_batch_width": "prompts per llm_query_batched",
-    "max_depth": "rlm_query nesting depth",
-    "max_tokens_per_model": "prompt+completion tokens per model",
-    "max_wall_s": "wall-clock seconds for the whole run",
-    "cell_cpu_s": "CPU seconds per cell",
-    "max_output_chars": "cell output characters shown to the root",
-    "max_sub_prompt_tokens": "tokens per sub-call prompt (default: worker context)",
+# The limits the CLI exposes as flags; help text, types and bounds come from the Limits declaration itself.
+CLI_LIMITS = (
+    "max_root_turns",
+    "max_sub_calls",
+    "max_sub_calls_per_cell",
+    "max_batch_width",
+    "max_depth",
+    "max_tokens_per_model",
+    "max_wall_s",
+    "cell_cpu_s",
+    "max_output_chars",
+    "max_sub_prompt_tokens",
+    "root_max_tokens",
+    "root_temperature",
+    "root_seed",
+)
+# Backend settings for models loaded by the CLI: flag -> LlamaConfig field.
+BACKEND_FLAGS = {
+    "n_ctx": ("--n-ctx", int, "context tokens of each model: the whole KV pool shared by all sequences"),
+    "n_gpu_layers": ("--n-gpu-layers", int, "layers offloaded to the GPU (-1: all, 0: CPU only)"),
+    "n_threads": ("--threads", int, "CPU threads per model (default: all cores)"),
+    "n_parallel": ("--parallel", int, "worker sequences decoded at once"),
 }
 
 
 class LiveStatus:
     """Counts trace events and redraws one status line on a TTY."""
 
-    def __init__(self, stream: Any = None) -> None:
+    def __init__(self, stream: Any = None, tick_s: float = 0.5) -> None:
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.t0 = time.monotonic()
         self.turns = self.cells = self.subs = self.tokens = 0
         self.phase = "starting"
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        if self.tty:  # keep the clock moving during a long prefill, when no event arrives for many seconds
+            threading.Thread(target=self._tick, args=(tick_s,), name="outcore-status", daemon=True).start()
+
+    def _tick(self, every: float) -> None:
+        while not self._stop.wait(every):
+            with self._lock:
+                self.draw()
 
     def __call__(self, event: str, f: dict[str, Any]) -> None:
         with self._lock:
-            if event == "root_turn":
+            if event == "root_turn_start":
+                self.phase = f"root turn {f.get('turn')} (depth {f.get('depth', 0)})"
+            elif event == "root_turn":
                 self.turns += 1
                 self.tokens += int(f.get("prompt_tokens", 0)) + int(f.get("completion_tokens", 0))
+                self.phase = "running cell"
+            elif event == "cell_start":
                 self.phase = "running cell"
             elif event == "cell":
                 self.cells += 1
@@ -73,6 +99,7 @@ class LiveStatus:
         self.stream.flush()
 
     def done(self) -> None:
+        self._stop.set()
         if self.tty:
             self.stream.write("\r\033[K")
             self.stream.flush()
@@ -83,30 +110,55 @@ def _add_model_and_limit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--worker", default=None, help="worker model name or GGUF path (default qwen2.5-coder-0.5b)")
     p.add_argument("--trace", default=None, help="trace file or directory (default ~/.cache/outcore/traces)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    defaults = Limits()
-    for name, help_ in _LIMIT_HELP.items():
-        default = getattr(defaults, name)
-        typ = float if isinstance(default, float) else int
+    for field, (flag, typ, help_) in BACKEND_FLAGS.items():
+        p.add_argument(flag, type=typ, default=None, dest=field, help=help_)
+    for name in CLI_LIMITS:
+        info = Limits.model_fields[name]
+        kind: type = float if info.annotation is float else int
         p.add_argument(
-            f"--{name.replace('_', '-')}", type=typ, default=None, dest=name, help=f"{help_} (default {default})"
+            f"--{name.replace('_', '-')}",
+            type=kind,
+            default=None,
+            dest=name,
+            help=f"{info.description} (default {info.default})",
         )
 
 
 def _limits_from(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: getattr(args, k) for k in _LIMIT_HELP if getattr(args, k, None) is not None}
+    return {k: getattr(args, k) for k in CLI_LIMITS if getattr(args, k, None) is not None}
+
+
+def validated_limits(overrides: dict[str, Any]) -> Limits:
+    """The limits or one clear line per bad value (the same bounds the Python API and the server enforce)."""
+    try:
+        return Limits(**overrides)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg'].lower()} (got {err.get('input')!r})"
+            for err in e.errors()
+        )
+        raise UserError(f"invalid limit: {problems}") from None
+
+
+def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: getattr(args, k) for k in BACKEND_FLAGS if getattr(args, k, None) is not None}
 
 
 def _build_rlm(args: argparse.Namespace, status: LiveStatus | None) -> Any:
     from engine.rlm import DEFAULT_ROOT, DEFAULT_WORKER, RLM
 
+    limits = validated_limits(_limits_from(args))
+    options = _backend_options(args)
     trace: str | bool = args.trace if args.trace else True
     return RLM(
         root=args.root or DEFAULT_ROOT,
         worker=args.worker or DEFAULT_WORKER,
+        root_options=options,
+        worker_options=options,
         trace=trace,
         on_event=status,
         direct=bool(getattr(args, "direct", False)),
-        **_limits_from(args),
+        **limits.model_dump(exclude_defaults=True),
     )
 
 
@@ -117,7 +169,7 @@ def _print_result(c: Any, as_json: bool, extra: dict[str, Any] | None = None) ->
         print(json.dumps(d, ensure_ascii=False))
         return
     print(c.answer)
-    tokens = ", ".join(f"{m}: {u.total_tokens:,}" for m, u in c.usage_by_model.items())
+    tokens = ", ".join(f"{role}: {u.total_tokens:,}" for role, u in c.usage_by_role.items())
     note = " (partial answer)" if c.partial else ""
     print(
         f"-- {c.finish_reason}{note}; {c.root_turns} root turns, {c.sub_calls} sub-calls, tokens {tokens}; "
@@ -128,7 +180,12 @@ def _print_result(c: Any, as_json: bool, extra: dict[str, Any] | None = None) ->
 
 def _cmd_run(args: argparse.Namespace) -> int:
     if args.context == "-":
-        prompt: Any = sys.stdin.read()
+        buf = getattr(sys.stdin, "buffer", None)
+        data = buf.read() if buf is not None else sys.stdin.read().encode("utf-8")
+        try:
+            prompt: Any = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise UserError(f"standard input is not UTF-8 text (invalid byte at offset {e.start:,})") from None
     elif args.context:
         path = Path(args.context)
         if not path.is_file():
@@ -142,14 +199,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise UserError("give a question, a --context FILE, or both")
         prompt, question = question, None  # no context: the question itself is the prompt (plain LLM call)
         args.direct = True  # ...answered directly when it fits the root's context
-    status = LiveStatus() if not args.json else None
-    rlm = _build_rlm(args, status)
+    validated_limits(_limits_from(args))  # bad flags fail before any model loads
     try:
-        c = rlm.completion(prompt, question)
+        check_prompt(prompt)
+    except InvalidPromptError as e:
+        raise UserError(str(e)) from None
+    status = LiveStatus() if not args.json else None
+    try:
+        with _build_rlm(args, status) as rlm:
+            c = rlm.completion(prompt, question)
     finally:
         if status:
             status.done()
     _print_result(c, args.json)
+    if c.error and not args.json:
+        print(f"outcore: error: {c.error}", file=sys.stderr)
     return 0 if c.ok else 1
 
 
@@ -166,9 +230,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     status = LiveStatus() if not args.json else None
     if not args.json:
         print(f"document: {doc.path} ({doc.chars:,} characters)\nquestion: {demo.QUESTION}", file=sys.stderr)
-    rlm = _build_rlm(args, status)
     try:
-        c = rlm.completion(doc.path, demo.QUESTION)
+        with _build_rlm(args, status) as rlm:
+            c = rlm.completion(doc.path, demo.QUESTION)
     finally:
         if status:
             status.done()

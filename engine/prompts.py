@@ -2,78 +2,81 @@
 
 Why it looks like this (see docs on model behaviour): small roots copy the *shape* of the example closely, repeat a
 search instead of answering, and invent data instead of reading ``context``. So the prompt (1) states that the text
-is only reachable through code, (2) shows one complete worked example - search, a worker call on the found snippet,
-``FINAL`` - with robust patterns (case-insensitive, key words only), (3) tells the model to call ``FINAL`` as soon
-as an output shows the answer. Turn messages repeat the question and the next step, because a 1.5B model forgets.
+is only reachable through code, (2) shows one complete worked example per kind of question
+(:mod:`engine.strategies`) with robust patterns (case-insensitive, key words only), and the first message says which
+one fits, (3) tells the model to call ``FINAL`` as soon as an output shows the answer. Turn messages repeat the
+question and the next step, because a 1.5B model forgets.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    from engine.strategies import Shape
+
+# The system prompt holds only what is the same for every run of one RLM (instructions and worked examples), so
+# its KV state is computed once and shared into every root session; the facts of one prompt (size, lines,
+# preview) come in the first user message.
 ROOT_SYSTEM = """You are a Python programmer. You answer a question about a long text that you cannot see.
-The text is stored in the Python variable `context` ({chars} characters, about {tokens} tokens, {lines} lines{docs}).
+The text is stored in the Python variable `context`; its size is given with the question.
 The question is stored in the variable `question`. Never invent the text: read it with code.
 
 Each reply: one short sentence, then ONE ```python code block. The code runs in a Python REPL and you see what it prints.
 
 Functions in the REPL:
 - search(pattern, max_hits=20, width=80, ignore_case=False): regex search in `context`; returns a list of (position, snippet) pairs, each snippet is the text around one match (width characters on each side).
+- retrieve(query, k=5): the k passages most about `query`, as (position, passage) pairs, even when their words differ from the query.
+- lines(start, end): lines of the text. chunks(size=4000): the text in pieces, as (position, text) pairs.
+- files(), read_file(path), definition(name): for a text made of source files; definition gives a dict with "source", "path" and "line".
 - llm_query(prompt): asks a helper model and returns its answer as a string. Put the question AND the text it needs in the prompt (at most {max_sub_chars} characters).
-- llm_query_batched(prompts): like llm_query for a list of prompts, much faster than a loop (at most {max_batch} prompts).
+- llm_query_batched(prompts): like llm_query for a list of prompts (at most {max_batch}); None for a prompt that failed.
+- classify(items, labels, instruction): one label per item. llm_map(items, instruction): one answer per item.
+- FINAL(answer): call it as soon as an output shows the answer. It ends the task.
+
+There are four kinds of questions, with one example each. The question says which example to follow.
+
+{examples}
+
+Search for one or two distinctive words, not a whole sentence. Do not repeat a cell you already ran."""
+
+# The REPL without sub-calls (the paper's "no sub-calls" ablation): code alone must find and compute the answer.
+ROOT_SYSTEM_NO_SUB = """You are a Python programmer. You answer a question about a long text that you cannot see.
+The text is stored in the Python variable `context`; its size is given with the question.
+The question is stored in the variable `question`. Never invent the text: read it with code.
+
+Each reply: one short sentence, then ONE ```python code block. The code runs in a Python REPL and you see what it prints.
+
+Functions in the REPL:
+- search(pattern, max_hits=20, width=80, ignore_case=False): regex search in `context`; returns a list of (position, snippet) pairs, each snippet is the text around one match (width characters on each side).
 - FINAL(answer): call it as soon as an output shows the answer. It ends the task.
 
 Example.
 Question: What colour is the door of the baker Tom Hale?
 ```python
 hits = [snippet for pos, snippet in search(r"hale", max_hits=10, width=150, ignore_case=True)]
-print(len(hits))
 for h in hits:
     print(h)
 ```
 Output:
-2
 ... Tom Hale the baker painted his door green last spring ...
 ... the river near the house of Ann Hale was full of fish ...
 ```python
-answer = llm_query(question + " Text: " + " ".join(hits))
-print(answer)
+FINAL("green")
 ```
-Output:
-green
-```python
-FINAL(answer)
-```
-
-Second example: to count or classify many lines (here: how many lines are about animals?), ask about each line and count in Python:
-```python
-lines = [l for l in context.splitlines() if l.strip()]
-answers = []
-for i in range(0, len(lines), {max_batch}):
-    answers += llm_query_batched(["Line: " + l + " Question: Is this line about animals? Answer yes or no." for l in lines[i:i+{max_batch}]], max_tokens=3)
-answer = sum(a.strip().lower().startswith("yes") for a in answers)
-print(answer)
-```
+To count lines, filter them in Python: `sum(1 for l in context.splitlines() if "x" in l.lower())`.
 Search for one or two distinctive words, not a whole sentence. Do not repeat a cell you already ran."""
 
-ROOT_FIRST_USER = """`context` starts with:
+ROOT_FIRST_USER = """`context` has {chars} characters (about {tokens} tokens), {lines} lines{docs}. It starts with:
 {preview}
 
 Question: {question}
-{keywords}Write the first code block."""
+{strategy}{keywords}Write the first code block."""
 
-KEYWORDS_HINT = "Distinctive words from the question to search for: {words}.\n"
-AGGREGATE_HINT = (
-    "This question is about many lines: do not count words. Ask llm_query_batched a yes/no question about "
-    "each line, like the second example, and count the answers in Python.\n"
-)
-_AGGREGATE = re.compile(r"^\s*(how many|count|list (all|every)|what (fraction|percentage|share)|which lines)\b", re.I)
-
-
-def is_aggregate_question(question: str) -> bool:
-    """Counting/classifying questions need one small worker call per line, not a search (models.md)."""
-    return bool(_AGGREGATE.search(question))
+STRATEGY_HINT = "This question is of kind {letter} ({when}): follow Example {letter}.\n"
+KEYWORDS_HINT = "Distinctive words from the question: {words}. Search for ONE of them at a time.\n"
 
 
 _STOP = frozenset(
@@ -112,7 +115,14 @@ def question_keywords(question: str, k: int = 3) -> list[str]:
     return [w for _, _, w in best]  # most distinctive first: small models take the first one
 
 
+# A "reply NOT FOUND when the text lacks the answer" rule here made Qwen2.5-Coder-0.5B answer NOT FOUND for texts
+# that held the answer (the demo, a needle); only the engine's own evidence question carries that rule.
 WORKER_SYSTEM = "You are a careful assistant. Answer the question using only the given text. Be brief."
+NOT_FOUND = "NOT FOUND"
+EVIDENCE_QUESTION = (
+    "Question: {question}\nAnswer from the text below only. If it does not contain the answer, reply exactly: "
+    "NOT FOUND\nText:\n{text}"
+)
 
 DIRECT_TASK = "the task described in `context` (do what the text asks and give the result)"
 
@@ -132,8 +142,17 @@ HINT_REPEAT = (
     "If the output above shows the answer, call FINAL(answer) now; otherwise search for a different word "
     "from the question."
 )
-HINT_BUDGET = "{message}"
-HINT_FINAL_NONE = "FINAL was called without an answer. Call FINAL with the answer text."
+HINT_BUDGET = "(Sub-calls left: {left} of {total}.)"
+HINT_RESTORED = (
+    "Your code assigned to {names}, which are built-in functions; the built-ins were put back. "
+    "Use them as they are and give your own variables other names."
+)
+HINT_FINAL_NONE = "FINAL was called without an answer (None or empty). Call FINAL with the answer text."
+HINT_CUT = (
+    "Your reply was cut at {max_tokens} tokens before it ended, so its code was not run. "
+    "Write a shorter reply: one sentence and one short code block."
+)
+HINT_COMPACTED = "(Older outputs were removed to save space; their full text is in the REPL list `notes`, e.g. print(notes[-1][:500]).)"
 
 FALLBACK_ANSWER = (
     "Stop writing code now. Based only on the outputs above, reply with the answer to the question in one short "
@@ -152,23 +171,28 @@ class PromptMeta:
     preview: str
 
 
-def root_system(meta: PromptMeta, max_sub_chars: int, max_batch: int) -> str:
+def root_system(max_sub_chars: int, max_batch: int, *, sub_calls: bool = True) -> str:
+    """The static part of the root's prompt: the same tokens for every run of one RLM configuration."""
+    if not sub_calls:
+        return ROOT_SYSTEM_NO_SUB
+    from engine.strategies import examples
+
+    return ROOT_SYSTEM.format(max_sub_chars=f"{max_sub_chars:,}", max_batch=max_batch, examples=examples())
+
+
+def root_first_user(question: str, meta: PromptMeta, shape: Shape | None = None, preview_chars: int = 250) -> str:
+    preview = meta.preview.strip()[:preview_chars] or "(empty)"
+    strategy = STRATEGY_HINT.format(letter=shape.letter, when=shape.when) if shape is not None else ""
+    words = question_keywords(question) if shape is None or shape.key != "aggregate" else []
+    kw = KEYWORDS_HINT.format(words=", ".join(f'"{w}"' for w in words)) if words else ""
     docs = f", {meta.n_documents} documents: context[i] is document i" if meta.n_documents > 1 else ""
-    return ROOT_SYSTEM.format(
+    return ROOT_FIRST_USER.format(
+        question=question,
+        preview=preview,
+        strategy=strategy,
+        keywords=kw,
         chars=f"{meta.chars:,}",
         tokens=f"{meta.tokens:,}",
         lines=f"{meta.lines:,}",
         docs=docs,
-        max_sub_chars=f"{max_sub_chars:,}",
-        max_batch=max_batch,
     )
-
-
-def root_first_user(question: str, meta: PromptMeta, preview_chars: int = 250) -> str:
-    preview = meta.preview.strip()[:preview_chars] or "(empty)"
-    words = question_keywords(question)
-    if is_aggregate_question(question):
-        kw = AGGREGATE_HINT
-    else:
-        kw = KEYWORDS_HINT.format(words=", ".join(f'"{w}"' for w in words)) if words else ""
-    return ROOT_FIRST_USER.format(question=question, preview=preview, keywords=kw)

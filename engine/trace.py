@@ -1,7 +1,9 @@
 """JSON-lines traces of RLM runs, and the ``outcore trace FILE`` call-tree printer.
 
 Why events instead of snapshots: every event is written exactly once, as it happens (run start with the config,
-each root turn, each cell with code/output/timing, each sub-call start and end with its parent, run end). A trace
+each root turn's start and end, each cell's start with its code and end with output/timing, each sub-call start
+and end with its parent, run end). Every event carries ``run`` (the top-level run), ``id``, ``parent`` and
+``depth``, so a live view can place it in the tree the moment it arrives. A trace
 grows linearly with the work, survives a crash up to the last line, and the tree is rebuilt from parent ids.
 """
 
@@ -116,12 +118,15 @@ def format_tree(events: list[dict[str, Any]]) -> str:
     """The call tree: runs contain turns, turns contain cells, cells contain sub-calls (and child runs)."""
     children: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
     ends: dict[str, dict[str, Any]] = {}
+    code: dict[str, str] = {}  # a cell's code is written once, in its cell_start event
     for e in events:
         ev = e.get("event")
         if ev in ("run_end", "subcall_end"):
             ends[e["id"]] = e
         elif ev in ("run_start", "root_turn", "cell", "subcall_start"):
             children[e.get("parent")].append(e)
+        elif ev == "cell_start":
+            code[e["id"]] = e.get("code", "")
 
     lines: list[str] = []
 
@@ -153,7 +158,7 @@ def format_tree(events: list[dict[str, Any]]) -> str:
             elif ev == "cell":
                 status = e.get("limit") or ("error" if e.get("error") else ("FINAL" if e.get("final") else "ok"))
                 lines.append(
-                    f"{pad}cell {e.get('duration_s', 0):.2f}s [{status}] {_short(e.get('code', ''), 60)!r} "
+                    f"{pad}cell {e.get('duration_s', 0):.2f}s [{status}] {_short(code.get(e['id'], e.get('code', '')), 60)!r} "
                     f"-> {e.get('output_chars', 0)} chars"
                 )
                 walk(e["id"], indent + 1)

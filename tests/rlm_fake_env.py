@@ -7,6 +7,7 @@ A cell containing the marker ``# SIMULATE_CPU_LIMIT`` reports a CPU-limit stop (
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import re
@@ -16,12 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from engine import prompts as P
+from engine.environment import HostCalls, PromptSource
 from engine.guardrails import Limits
-from engine.rlm import CellOutcome, HostCalls, PromptSource
+from wasm_sandbox import CellResult
 
 
 class FakeEnvironment:
-    def __init__(self, source: PromptSource, host: HostCalls, limits: Limits, workdir: Path, count) -> None:
+    def __init__(
+        self, source: PromptSource, host: HostCalls, limits: Limits, workdir: Path, count, cancel=None
+    ) -> None:
+        self.cancel = cancel
         if isinstance(source, Path):
             text = source.read_text()
             docs = [text]
@@ -67,31 +72,50 @@ class FakeEnvironment:
             rlm_query=lambda p, **opts: self.host.rlm_query(str(p), opts),
             SHOW_VARS=lambda: print(sorted(k for k in self.ns if not k.startswith("__"))),
         )
+        extra = self.host.extra
+        if "llm_map" in extra:
+            self.ns["llm_map"] = lambda items, instruction, **o: extra["llm_map"](
+                {"items": items, "instruction": str(instruction), **o}
+            )
+        if "classify" in extra:
+            self.ns["classify"] = lambda items, labels, **o: extra["classify"](
+                {"items": items, "labels": [str(x) for x in labels], **o}
+            )
 
-    def run_cell(self, code: str) -> CellOutcome:
+    def run_cell(self, code: str) -> CellResult:
         t0 = time.monotonic()
         if "# SIMULATE_CPU_LIMIT" in code:
             self.ns.clear()
             self._bind()
-            return CellOutcome(
+            return CellResult(
                 error="CPU time limit exceeded", limit="cpu_time", state_reset=True, duration_s=time.monotonic() - t0
             )
         out = io.StringIO()
         error, tb = None, ""
         self.final = None
+        display = None
         with contextlib.redirect_stdout(out):
             try:
-                exec(compile(code, "<cell>", "exec"), self.ns)  # noqa: S102 - test double only
+                tree = ast.parse(code)
+                last = tree.body[-1] if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+                if last is not None:  # a bare last expression is displayed, like the real sandbox
+                    tree.body.pop()
+                exec(compile(tree, "<cell>", "exec"), self.ns)  # noqa: S102 - test double only
+                if last is not None:
+                    value = eval(compile(ast.Expression(last.value), "<cell>", "eval"), self.ns)  # noqa: S307
+                    display = None if value is None else repr(value)
             except Exception as e:  # noqa: BLE001
                 error = f"{type(e).__name__}: {e}"
                 tb = traceback.format_exc(limit=-2)
         self._bind()  # reserved names are re-bound after every cell
-        return CellOutcome(
+        if self.cancel is not None and self.cancel.is_set():
+            return CellResult(stdout=out.getvalue(), error="cancelled", limit="cancelled", state_reset=True)
+        return CellResult(
+            display=display,
             stdout=out.getvalue(),
             error=error,
             traceback=tb,
-            final_called=self.final is not None,
-            final_value=self.final,
+            final=self.final,
             duration_s=time.monotonic() - t0,
         )
 

@@ -97,17 +97,62 @@ def test_batched_greedy_equals_sequential_one_slot(tmp_path: Path) -> None:
         b.close()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "llama.cpp's CPU attention rounds differently when a sequence's KV cells are interleaved with other "
-        "sequences' cells (unified KV); at greedy near-ties a parallel batch can pick another token"
-    ),
-)
-def test_batched_greedy_equals_sequential_parallel(backend: LlamaBackend) -> None:
-    seq = [backend.batch(SYSTEM, [p], GREEDY)[0].text for p in PROMPTS]
-    bat = [g.text for g in backend.batch(SYSTEM, PROMPTS, GREEDY)]
-    assert bat == seq
+# Parallel slots are not bit-identical to one slot: llama.cpp's CPU kernels take other paths (and round
+# differently) for other batch shapes, and a sequence's KV cells interleave with other sequences' cells. Measured
+# on SmolLM2-135M Q4_1 (4 prompts x 32 tokens, this test's system prompt): the top-2 logit gap of a step differed
+# between the sequential and the parallel run by at most 0.36, the top logit by at most 0.47. So wherever every
+# step so far had a gap of at least MARGIN in the sequential run, the parallel run must produce the same tokens.
+MARGIN = 1.0
+
+
+def test_batched_greedy_equals_sequential_parallel_above_a_logit_margin(backend: LlamaBackend) -> None:
+    """Token by token: a step whose sequential top-2 gap is >= MARGIN must pick the same token in parallel; at a
+    near-tie the runs may part (then the rest is not comparable), otherwise the comparison goes on."""
+    import ctypes
+
+    import numpy as np
+
+    model = backend._model
+    streams: list[list[tuple[int, float]]] = []
+    current: dict[int | None, list[tuple[int, float]]] = {}
+    new_sampler, sample = model.new_sampler, model.sample
+
+    def recording_new_sampler(params: SamplingParams) -> object:
+        s = new_sampler(params)
+        streams.append([])
+        current[ctypes.cast(s, ctypes.c_void_p).value] = streams[-1]
+        return s
+
+    def recording_sample(sampler: object, row: int) -> int:
+        logits = np.ctypeslib.as_array(model.logits(row), shape=(model.n_vocab,))
+        top2 = np.partition(logits, -2)[-2:]
+        tok = sample(sampler, row)
+        current[ctypes.cast(sampler, ctypes.c_void_p).value].append((tok, float(abs(top2[1] - top2[0]))))
+        return tok
+
+    model.new_sampler = recording_new_sampler  # type: ignore[method-assign]
+    model.sample = recording_sample  # type: ignore[method-assign]
+    try:
+        params = SamplingParams(max_tokens=32)
+        for p in PROMPTS:
+            backend.batch(SYSTEM, [p], params)
+        sequential = list(streams)
+        streams.clear()
+        backend.batch(SYSTEM, PROMPTS, params)  # one owner: admitted in prompt order
+        parallel = list(streams)
+    finally:
+        del model.new_sampler, model.sample  # back to the class's methods
+    assert backend.stats.max_batch_seqs >= 4
+    assert len(sequential) == len(parallel) == len(PROMPTS)
+    checked = 0
+    for seq, par in zip(sequential, parallel, strict=True):
+        for (tok_s, gap), (tok_p, _) in zip(seq, par, strict=False):
+            if tok_s != tok_p:
+                assert gap < MARGIN, f"parallel run chose another token at a step with a top-2 gap of {gap:.3f}"
+                break
+            checked += gap >= MARGIN
+    print(f"steps compared above the margin: {checked}")
+    assert checked >= 30  # many steps are far from a tie (37 measured): the assertion is not vacuous
 
 
 def test_parallel_batch_uses_several_sequences(backend: LlamaBackend) -> None:

@@ -210,3 +210,103 @@ def test_transient_503_is_retried() -> None:
     finally:
         b.close()
         httpd.shutdown()
+
+
+# -------------------------------------------------------------------------------------------------- serving
+
+
+def test_streaming_on_text_and_grammar(backend: OpenAIBackend) -> None:
+    pieces: list[str] = []
+    g = backend.chat([Message("user", "Name three colors.")], SamplingParams(max_tokens=16), on_text=pieces.append)
+    assert len(pieces) > 2 and "".join(pieces) == g.text and g.completion_tokens > 0
+    yes_no = SamplingParams(max_tokens=8, grammar='root ::= "yes" | "no"')
+    g = backend.chat([Message("user", "Is the sky blue? Answer yes or no.")], yes_no)
+    assert g.text in ("yes", "no")
+    assert backend.healthy
+
+
+def test_cancel_aborts_a_streamed_request_on_the_real_server(backend: OpenAIBackend) -> None:
+    from engine.cancel import Cancelled, CancelToken
+
+    tok = CancelToken()
+    pieces: list[str] = []
+
+    def on_text(piece: str) -> None:
+        pieces.append(piece)
+        if len(pieces) == 3:
+            threading.Thread(target=tok.cancel).start()
+
+    t0 = time.monotonic()
+    with pytest.raises(Cancelled):
+        backend.chat([Message("user", "Write a very long story about a dragon.")], SamplingParams(max_tokens=1500),
+                     cancel=tok, on_text=on_text)
+    assert time.monotonic() - t0 < 10 and len(pieces) < 200
+    # the server stopped that generation: the next request is answered at once, not after 1500 tokens
+    t1 = time.monotonic()
+    assert backend.chat([Message("user", "Say hi.")], SamplingParams(max_tokens=4)).ok
+    assert time.monotonic() - t1 < 8
+
+
+def test_cancel_aborts_requests_a_server_has_not_answered() -> None:
+    """A server that accepts and never answers (a queue, a long prefill): cancel closes every connection."""
+    from engine.cancel import Cancelled, CancelToken
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    port = srv.getsockname()[1]
+    closed: list[float] = []
+
+    def serve(conn: socket.socket) -> None:
+        conn.settimeout(20)
+        try:
+            while conn.recv(65536):
+                pass
+            closed.append(time.monotonic())  # EOF: the client went away
+        except OSError:
+            closed.append(time.monotonic())
+        finally:
+            conn.close()
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    b = OpenAIBackend(OpenAIConfig(base_url=f"http://127.0.0.1:{port}/v1", n_ctx=512, timeout_s=30, max_retries=2))
+    try:
+        for streamed in (False, True):
+            closed.clear()
+            tok = CancelToken()
+            threading.Timer(0.3, tok.cancel).start()
+            t0 = time.monotonic()
+            with pytest.raises(Cancelled):
+                b.chat([Message("user", "hi")], SamplingParams(max_tokens=4), cancel=tok,
+                       on_text=(lambda _p: None) if streamed else None)
+            assert time.monotonic() - t0 < 1.3
+            deadline = time.monotonic() + 2
+            while not closed and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert closed, "the HTTP connection was not closed"
+        closed.clear()
+        tok = CancelToken()
+        threading.Timer(0.3, tok.cancel).start()
+        t0 = time.monotonic()
+        with pytest.raises(Cancelled):
+            b.batch("", ["a", "b", "c"], SamplingParams(max_tokens=4), cancel=tok)
+        assert time.monotonic() - t0 < 1.3
+        deadline = time.monotonic() + 2
+        while len(closed) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(closed) == 3
+    finally:
+        b.close()
+        srv.close()
+    b.close()  # idempotent
+    assert not b.healthy
+    with pytest.raises(BackendError, match="closed"):
+        b.count_tokens("x")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
+from pydantic import ValidationError
 
+from engine.cancel import Cancelled, CancelToken
 from engine.guardrails import Budget, CellCounter, GuardrailError, Limits, split_limits
 
 
@@ -57,23 +60,73 @@ def test_per_cell_and_batch_width():
     assert ei.value.reason == "max_batch_width" and not ei.value.fatal
 
 
-def test_tokens_per_model_and_depth_usage():
-    b = Budget(Limits(max_tokens_per_model=100))
-    b.record("m", 0, 60, 30)
+def test_tokens_per_model_role_and_depth_usage():
+    b = Budget(Limits(max_tokens_per_model=1000))
+    b.record("m", "root", 0, 600, 300)
     b.check_tokens("m")
-    b.record("m", 1, 10, 0)
+    b.record("m", "worker", 1, 100, 0)
     with pytest.raises(GuardrailError) as ei:
         b.check_tokens("m")
     assert ei.value.fatal and b.exhausted is ei.value
     b.check_tokens("other-model")  # per model
-    assert b.usage_by_depth[0].total_tokens == 90 and b.usage_by_depth[1].calls == 1
+    assert b.usage_by_depth[0].total_tokens == 900 and b.usage_by_depth[1].calls == 1
+    # one model in two roles: the roles stay apart
+    assert b.usage_by_role["root"].total_tokens == 900 and b.usage_by_role["worker"].total_tokens == 100
+    assert b.max_depth_reached == 1
 
 
 def test_wall_clock():
-    b = Budget(Limits(max_wall_s=0.0))
+    b = Budget(Limits(max_wall_s=0.01))
+    time.sleep(0.02)
     with pytest.raises(GuardrailError) as ei:
         b.check_time()
     assert ei.value.reason == "max_wall_s" and ei.value.fatal
+
+
+def test_cancel_token_refuses_every_draw():
+    tok = CancelToken()
+    b = Budget(Limits(), cancel=tok)
+    b.take_sub_calls(1, None)
+    tok.cancel()
+    with pytest.raises(GuardrailError) as ei:
+        b.take_sub_calls(1, None)
+    assert ei.value.reason == "cancelled" and ei.value.fatal and b.stop_reason() == "cancelled"
+    with pytest.raises(GuardrailError):
+        b.take_root_turn(0)
+
+
+def test_cancel_token_deadline_and_callbacks():
+    tok = CancelToken(deadline_s=0.05)
+    fired = []
+    tok.on_cancel(lambda: fired.append(tok.reason))
+    assert not tok.is_set() and tok.wait(1.0)
+    assert tok.reason == "max_wall_s" and fired == ["max_wall_s"]
+    tok.on_cancel(lambda: fired.append("late"))  # registered after: runs at once
+    assert fired[-1] == "late"
+    with pytest.raises(Cancelled):
+        tok.raise_if_set()
+    t2 = CancelToken(deadline_s=10)
+    t2.cancel()
+    assert t2.reason == "cancelled" and t2.remaining() == 0.0
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"max_root_turns": -1},
+        {"max_root_turns": 0},
+        {"max_sub_calls": -5},
+        {"max_wall_s": 0},
+        {"cell_cpu_s": -1},
+        {"max_depth": 100},
+        {"max_batch_width": 10**9},
+        {"root_temperature": 9},
+        {"max_root_turns": "many"},
+    ],
+)
+def test_absurd_limits_refused(bad):
+    with pytest.raises(ValidationError):
+        Limits(**bad)
 
 
 def test_root_turns_per_run_and_total():

@@ -83,12 +83,92 @@ def test_question_keywords():
     assert question_keywords("what is it?") == []
 
 
+def test_bad_limits_and_prompts_are_one_line_errors(scripted_models, tmp_path, capsys):
+    import engine.cli as cli
+
+    doc = tmp_path / "d.txt"
+    doc.write_text("Tom Hale painted his door red\n")
+    assert cli.main(["run", "-c", str(doc), "--max-root-turns", "-1", "q?"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("outcore: error: invalid limit: --max-root-turns") and "greater than or equal to 1" in err
+    assert cli.main(["run", "-c", str(doc), "--max-wall-s", "0", "--max-depth", "99", "q?"]) == 2
+    err = capsys.readouterr().err
+    assert "--max-wall-s" in err and "--max-depth" in err
+    rand = tmp_path / "r.bin"
+    rand.write_bytes(bytes(range(256)) * 800)
+    assert cli.main(["run", "-c", str(rand), "q?"]) == 2
+    assert "binary" in capsys.readouterr().err
+    empty = tmp_path / "e.txt"
+    empty.write_text("")
+    assert cli.main(["run", "-c", str(empty), "q?"]) == 2
+    assert "empty" in capsys.readouterr().err
+    assert scripted_models == {}  # no model was loaded for any of these
+
+
+def test_backend_flags_reach_the_models(scripted_models, tmp_path, monkeypatch, capsys):
+    import engine.rlm as rlm_mod
+
+    seen: list[dict] = []
+    real = rlm_mod.load_backend
+
+    def spy(name: str, **opts: object):
+        seen.append(dict(opts))
+        return real(name, **opts)
+
+    monkeypatch.setattr(rlm_mod, "load_backend", spy)
+    doc = tmp_path / "d.txt"
+    doc.write_text("Tom Hale painted his door red\n")
+    args = _parser().parse_args(
+        [
+            "run",
+            "-c",
+            str(doc),
+            "--n-ctx",
+            "4096",
+            "--n-gpu-layers",
+            "0",
+            "--threads",
+            "2",
+            "--parallel",
+            "3",
+            "--trace",
+            str(tmp_path),
+            "q?",
+        ]
+    )
+    assert args.func(args) == 0
+    assert seen and all(o == {"n_ctx": 4096, "n_gpu_layers": 0, "n_threads": 2, "n_parallel": 3} for o in seen)
+
+
+def test_limit_help_comes_from_the_declaration():
+    help_text = _parser()._subparsers._group_actions[0].choices["run"].format_help()
+    assert "root model turns per RLM run" in help_text and "(default 12)" in help_text
+
+
 def test_live_status_counts_events():
     s = cli_run.LiveStatus(stream=io.StringIO())
     s("root_turn", {"prompt_tokens": 10, "completion_tokens": 5})
     s("subcall_end", {"n": 3, "prompt_tokens": 1, "completion_tokens": 1})
     s("cell", {})
     assert (s.turns, s.subs, s.cells, s.tokens) == (1, 3, 1, 17)
+    s("root_turn_start", {"turn": 2, "depth": 0})
+    assert "root turn 2" in s.phase
+
+
+def test_live_status_ticks_between_events():
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Tty()
+    s = cli_run.LiveStatus(stream=stream, tick_s=0.05)
+    s("root_turn_start", {"turn": 1, "depth": 0})
+    import time
+
+    time.sleep(0.4)
+    s.done()
+    draws = stream.getvalue().count("\r")
+    assert draws >= 4  # the clock was redrawn while no event arrived
 
 
 def test_registered_in_outcore_main(scripted_models, tmp_path, capsys):
@@ -102,6 +182,9 @@ def test_registered_in_outcore_main(scripted_models, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["answer"] == "red"
     assert cli.main(["trace", out["trace_path"]]) == 0
-    assert cli.main(["run", "--trace", str(tmp_path), "--json", "no context: a plain call"]) in (0, 1)
+    capsys.readouterr()
+    # no context: one plain root call (finish reason "direct"), which is a real answer: exit 0
+    assert cli.main(["run", "--trace", str(tmp_path), "--json", "no context: a plain call"]) == 0
+    assert json.loads(capsys.readouterr().out)["finish_reason"] == "direct"
     assert cli.main(["run", "-c", str(tmp_path / "missing.txt"), "q?"]) == 2
     assert "context file not found" in capsys.readouterr().err

@@ -41,8 +41,8 @@ def test_overhead_and_memory_on_10m_tokens(big_file, tmp_path):
     assert c.finish_reason == "final" and int(c.answer) > 0
     assert c.overhead_s < 2.0, c.overhead_s
     assert peak < 20_000_000, f"Python allocations peaked at {peak:,} bytes for a 40 MB prompt"
-    system = root.chat_calls[0][0].content
-    assert "40," in system or "39," in system  # the size is stated, the text is not in the conversation
+    first = root.chat_calls[0][1].content
+    assert "40," in first or "39," in first  # the size is stated, the text is not in the conversation
     assert sum(len(m.content) for m in root.chat_calls[0]) < 10_000
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"overhead {c.overhead_s:.2f}s, python peak {peak / 1e6:.1f} MB, max RSS +{(rss1 - rss0) / 1e3:.0f} MB")

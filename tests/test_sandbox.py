@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import wasm_sandbox.sandbox as sandbox_mod
 from wasm_sandbox import HostFunctions, Prompt, Sandbox, SandboxLimits, SandboxNotBuiltError
 from wasm_sandbox.build import artifact_paths, build
 
@@ -169,9 +168,16 @@ def test_helpers_use_character_offsets(sb):
     assert sb.run_cell("search('(unclosed')").display == "[]"
     assert sb.run_cell("len(search('filler', max_hits=3))").display == "3"
     assert sb.run_cell("search('BETA', ignore_case=True)[0][0]").display == str(TEXT.find("beta"))
-    # helpers are soft names: a cell may rebind them, context.search always works
-    sb.run_cell("lines = context.splitlines()")
-    assert sb.run_cell("len(lines)").display == str(len(TEXT.splitlines()))
+    # a cell may use a helper's name for its own value while it runs; the built-in comes back after it, and the
+    # result names it so the engine can tell the model
+    r = sb.run_cell("lines = context.splitlines()\nlen(lines)")
+    assert r.display == str(len(TEXT.splitlines())) and r.restored_names == ["lines"]
+    r = sb.run_cell("lines(2, 3)")
+    assert r.display == repr(TEXT.splitlines()[2:3]) and r.restored_names == []
+    r = sb.run_cell("del search\ndef llm_query(q):\n    return 'mine'\nFINAL = print")
+    assert sorted(r.restored_names) == ["FINAL", "llm_query", "search"]
+    assert sb.run_cell("search('gamma')[0][0]").display == str(TEXT.find("gamma"))
+    assert sb.run_cell("llm_query('x')").display == "'answer to x'"
     assert sb.run_cell("context.search('gamma')[0][0]").display == str(TEXT.find("gamma"))
 
 
@@ -245,6 +251,8 @@ def test_host_functions(prompt):
         assert r.display == "'ValueError: model exploded'"
         r = s.run_cell("llm_query('boom')")
         assert r.error == "HostError: ValueError: model exploded" and not r.state_reset
+        r = s.run_cell("try:\n    llm_query('boom')\nexcept HostError as e:\n    caught = str(e)\ncaught")
+        assert r.display == "'ValueError: model exploded'"
         assert s.run_cell("a").display == "'answer to hi'"
     with Sandbox(prompt) as s:  # no host functions given
         assert "not available" in s.run_cell("llm_query('x')").error
@@ -281,10 +289,30 @@ def test_limits(prompt):
 
 
 def test_not_built_error(tmp_path, monkeypatch, prompt):
-    monkeypatch.setenv("OUTCORE_CACHE_DIR", str(tmp_path / "empty-cache"))
-    monkeypatch.setattr(sandbox_mod._Runtime, "_instance", None)
+    with pytest.raises(SandboxNotBuiltError, match=r"python -m wasm_sandbox.build"):
+        Sandbox(prompt, cache_root=tmp_path / "empty-cache")  # the cache root is an argument
+    monkeypatch.setenv("OUTCORE_CACHE_DIR", str(tmp_path / "empty-cache2"))  # ... defaulting to outcore's rule
     with pytest.raises(SandboxNotBuiltError, match=r"python -m wasm_sandbox.build"):
         Sandbox(prompt)
+
+
+def test_cache_root_argument(tmp_path, prompt):
+    """A sandbox over a cache root of its own builds there (python -m wasm_sandbox.build --cache-root)."""
+    import shutil
+
+    from wasm_sandbox.build import main
+
+    arts = artifact_paths(tmp_path / "cache")
+    arts.compiled.parent.mkdir(parents=True)
+    here = artifact_paths()
+    for src, dst in ((here.guest_wasm, arts.guest_wasm), (here.compiled, arts.compiled)):  # copied, not rebuilt
+        shutil.copy(src, dst)
+    t0 = time.monotonic()
+    assert main(["--cache-root", str(tmp_path / "cache")]) == 0
+    assert time.monotonic() - t0 < 1.0  # found in place: nothing rebuilt
+    assert arts.compiled.exists() and arts.compiled.parent == tmp_path / "cache" / "sandbox"
+    with Sandbox(prompt, cache_root=tmp_path / "cache") as s:
+        assert s.run_cell("1 + 1").display == "2"
 
 
 def test_build_is_idempotent_and_keyed():
@@ -372,6 +400,9 @@ def test_empty_prompts(tmp_path):
             r = s.run_cell("len(context), context[:5], search('x'), lines(0), line_at(0), list(context)")
             assert r.error is None, r.traceback
             assert r.display == "(0, [], [], [], (0, ''), [])" if src == [] else "(0, '', [], [], (0, ''), [])"
+            r = s.run_cell("list(chunks()), files(), retrieve('x')")
+            assert r.error is None and r.display == "([], [], [])", r.error
+            assert "no def or class named 'f' in the prompt" in s.run_cell("definition('f')").error
         p.close()
 
 

@@ -5,6 +5,7 @@ the way hostile code would: the allow-list is a convenience, WebAssembly + WASI 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import socket
@@ -243,6 +244,8 @@ def test_while_true(world):
     ],
 )
 def test_memory_bombs(world, bomb):
+    # time enough to fill memory on a loaded machine: a bomb must end at the memory limit, not the CPU limit
+    world.sb.limits = dataclasses.replace(world.sb.limits, cpu_seconds=10.0)
     world.run("keep = 1")
     r = world.run(bomb)
     assert r.error is not None

@@ -27,7 +27,9 @@ def test_events_written_once_and_tree(tmp_path):
     c = _run(tmp_path)
     events = read_events(c.trace_path)
     lines = open(c.trace_path).read().splitlines()
-    assert len(lines) == len(events) == 8  # run_start, 2 turns, 2 cells, sub start/end, run_end
+    # run_start, strategy, 2 turns (start, end), 2 cells (start, end), sub start/end, run_end
+    assert len(lines) == len(events) == 13
+    assert all(e["run"] == c.run_id for e in events)
     # no history is repeated: the system prompt is not in the trace at all, each code appears once
     assert sum("llm_query_batched" in ln for ln in lines) == 2  # the turn text and the cell code
     start = events[0]
@@ -37,6 +39,7 @@ def test_events_written_once_and_tree(tmp_path):
     s = summarize(events)
     assert s["sub_calls"] == 2 and s["root_turns"] == 2 and s["finish_reason"] == "final"
     assert set(s["tokens"]) == {"root-m", "worker-m"}
+    assert "FINAL(r[0])" in tree  # the cell's code comes from its start event
 
 
 def test_cli_trace_command(tmp_path, capsys):

@@ -2,7 +2,8 @@
 
 The command line is ``python -m wasm_sandbox.build`` (see build.py).
 
-Two steps, both cached under ``<cache>/sandbox`` (``OUTCORE_CACHE_DIR`` or platformdirs ``user_cache_dir("outcore")``):
+Two steps, both cached under ``<cache root>/sandbox``; the cache root is an argument (the engine passes its own),
+by default ``$OUTCORE_CACHE_DIR`` or platformdirs ``user_cache_dir("outcore")``:
 
 1. ``guest-<hash>.wasm``: componentize-py turns ``guest/outcore_guest.py`` + ``wit/world.wit`` into a WASI
    preview-2 component (~15 s). The hash covers the guest sources and the componentize-py version.
@@ -17,6 +18,7 @@ concurrent builds and readers never see a half-written artifact.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import platform
 import shutil
@@ -32,9 +34,7 @@ import wasmtime
 import wasmtime.component
 from platformdirs import user_cache_dir
 
-from engine.log import get_logger, log
-
-_LOG = get_logger("wasm_sandbox.build")
+_LOG = logging.getLogger("outcore.sandbox.build")
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 WIT_DIR = PACKAGE_DIR / "wit"
@@ -54,9 +54,10 @@ class SandboxNotBuiltError(RuntimeError):
     """The guest component has not been built for these sources; run ``python -m wasm_sandbox.build``."""
 
 
-def cache_dir() -> Path:
-    root = os.environ.get("OUTCORE_CACHE_DIR") or user_cache_dir("outcore")
-    return Path(root) / "sandbox"
+def cache_dir(cache_root: str | os.PathLike[str] | None = None) -> Path:
+    """``<cache_root>/sandbox``; the default root is outcore's (the same rule as ``models.store.cache_root``)."""
+    root = cache_root or os.environ.get("OUTCORE_CACHE_DIR") or user_cache_dir("outcore")
+    return Path(root).expanduser() / "sandbox"
 
 
 def _version(dist: str) -> str:
@@ -96,9 +97,9 @@ class Artifacts:
     compiled: Path
 
 
-def artifact_paths() -> Artifacts:
+def artifact_paths(cache_root: str | os.PathLike[str] | None = None) -> Artifacts:
     ghash = guest_hash()
-    d = cache_dir()
+    d = cache_dir(cache_root)
     return Artifacts(d / f"guest-{ghash}.wasm", d / f"component-{artifact_key(ghash)}.cwasm")
 
 
@@ -142,22 +143,27 @@ def compile_component(guest_wasm: Path, out: Path) -> None:
     engine = wasmtime.Engine(make_config())
     comp = wasmtime.component.Component.from_file(engine, str(guest_wasm))
     data = comp.serialize()
+    out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".component-", suffix=".tmp")
     with os.fdopen(fd, "wb") as f:
         f.write(bytes(data))
     os.replace(tmp, out)
 
 
-def build(force: bool = False) -> Artifacts:
+def _log(msg: str, **fields: object) -> None:
+    _LOG.info(msg, extra={"fields": fields})
+
+
+def build(force: bool = False, cache_root: str | os.PathLike[str] | None = None) -> Artifacts:
     """Build whatever is missing or stale; return the artifact paths."""
-    arts = artifact_paths()
+    arts = artifact_paths(cache_root)
     if force or not arts.guest_wasm.exists():
         t0 = time.monotonic()
-        log(_LOG, "info", "building guest component", path=str(arts.guest_wasm))
+        _log("building guest component", path=str(arts.guest_wasm))
         build_guest(arts.guest_wasm)
-        log(_LOG, "info", "built guest component", seconds=round(time.monotonic() - t0, 2))
+        _log("built guest component", seconds=round(time.monotonic() - t0, 2))
     if force or not arts.compiled.exists():
         t0 = time.monotonic()
         compile_component(arts.guest_wasm, arts.compiled)
-        log(_LOG, "info", "compiled component", path=str(arts.compiled), seconds=round(time.monotonic() - t0, 2))
+        _log("compiled component", path=str(arts.compiled), seconds=round(time.monotonic() - t0, 2))
     return arts

@@ -1,8 +1,8 @@
 """Build the sandbox guest: ``python -m wasm_sandbox.build [--force]`` (a setup step, idempotent).
 
 componentize-py turns ``guest/outcore_guest.py`` + ``wit/world.wit`` into a WASI component (~11 s), then Wasmtime
-compiles it (~5 s); both are cached under ``$OUTCORE_CACHE_DIR/sandbox`` (default
-``platformdirs.user_cache_dir("outcore")/sandbox``). Does nothing when the cached artifacts match the sources.
+compiles it (~5 s); both are cached under ``<cache root>/sandbox`` (``--cache-root``, default
+``$OUTCORE_CACHE_DIR`` or ``platformdirs.user_cache_dir("outcore")``). Does nothing when the cached artifacts match the sources.
 The logic lives in :mod:`wasm_sandbox.artifacts`; this module is the command.
 """
 
@@ -38,9 +38,10 @@ __all__ = [
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m wasm_sandbox.build", description=(__doc__ or "").splitlines()[0])
     p.add_argument("--force", action="store_true", help="rebuild even when the cached artifacts match")
+    p.add_argument("--cache-root", help="outcore's cache directory (default: $OUTCORE_CACHE_DIR or the user cache)")
     args = p.parse_args(argv)
     t0 = time.monotonic()
-    arts = build(force=args.force)
+    arts = build(force=args.force, cache_root=args.cache_root)
     print(f"guest:    {arts.guest_wasm}\ncompiled: {arts.compiled}\n({time.monotonic() - t0:.1f} s)")
     return 0
 

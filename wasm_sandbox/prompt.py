@@ -25,9 +25,13 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import regex
+
+if TYPE_CHECKING:
+    from .helpers import PromptTools
 
 PROMPT_FILENAME = "prompt.txt"
 DOC_SEPARATOR = "\n\n"
@@ -76,6 +80,7 @@ class Prompt:
         self._line_starts: np.ndarray | None = None  # byte offsets of line starts
         # document start offsets, precomputed once so doc_at is one binary search
         self._doc_starts = np.array([s for s, _ in doc_spans], dtype=np.int64) if doc_spans is not None else None
+        self._tools: PromptTools | None = None
 
     # --- construction ------------------------------------------------------------------------------------
     @classmethod
@@ -339,6 +344,16 @@ class Prompt:
         i = int(np.searchsorted(self._doc_starts, offset, side="right")) - 1
         return max(0, i)
 
+    def tools(self) -> PromptTools:
+        """The prompt-level helpers (chunks, files, definitions, retrieval), created once and shared by every
+        sandbox over this prompt, so an index is built once per prompt."""
+        with self._lock:
+            if self._tools is None:
+                from .helpers import PromptTools
+
+                self._tools = PromptTools(self)
+            return self._tools
+
     def meta_dict(self) -> dict[str, object]:
         m = self.meta
         d: dict[str, object] = {
@@ -354,6 +369,7 @@ class Prompt:
 
     def close(self) -> None:
         """Unmap and delete the working copy (the caller's own file, if one was given, is left alone)."""
+        self._tools = None  # the helpers' caches (the retrieval index) go with the prompt
         if isinstance(self._mm, mmap.mmap):
             try:
                 self._mm.close()

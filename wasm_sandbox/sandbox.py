@@ -1,11 +1,16 @@
 """The host side: one Wasmtime store + component instance per :class:`Sandbox`, limits enforced by Wasmtime.
 
-* CPU time per cell: epoch interruption. One ticker thread per process bumps the engine epoch every
-  ``TICK_S``; each cell gets a deadline of ``cpu_seconds`` worth of ticks. Only the model calls (``llm_query``,
-  ``llm_query_batched``, ``rlm_query``: a model may take minutes) are excluded from the cell's time; the host
-  helpers (search, lines, slices, ...) count, and a regex search gets the cell's remaining time as its timeout.
-  Every host call re-arms the deadline from the clock when it returns (deadline 0 once the time is spent, so the
-  guest traps as a CPU limit at its next check).
+* CPU time per cell: epoch interruption with a callback. The process's ticker (:mod:`wasm_sandbox.runtime`) bumps
+  the engine epoch every ``TICK_S``; at each tick Wasmtime calls the store's callback, which stops the guest once
+  the cell has used ``cpu_seconds`` (wall time minus the time spent waiting on models) or once ``cancel`` is set.
+  Only the model calls (``llm_query``, ``llm_query_batched``, ``rlm_query`` and the extras declared waiting) are
+  excluded from the cell's time; the prompt helpers (search, lines, slices, retrieve, ...) count, and the slow ones
+  get the cell's remaining time as their timeout.
+* Cancellation: ``cancel`` (anything with ``is_set()``, e.g. ``engine.cancel.CancelToken`` or a
+  ``threading.Event``) is checked when every host call starts and when it returns, and at every epoch tick, so a
+  cancelled cell stops within ~10 ms of computing or at the return of the host call it waits in. The cell traps,
+  the instance is replaced (REPL state reset) and the result says ``limit="cancelled"``. A cell started while
+  ``cancel`` is already set does not run. ``Sandbox.cancel`` may be replaced between cells (one token per run).
 * Host replies are bounded (``prompt.MAX_REPLY_CHARS`` each), so host memory does not grow with the prompt.
 * Memory: ``Store.set_limits(memory_size=...)``; CPython then raises ``MemoryError`` (state survives) or traps.
 * Output: the guest caps what it captures; the host caps again everything that crosses the boundary, including
@@ -15,56 +20,57 @@
   network (Wasmtime's default WASI context grants none), no processes (WASI has none).
 
 Thread safety: each Sandbox serialises its own cells with a lock; different sandboxes run in parallel (Wasmtime
-releases the GIL while wasm runs). Host functions never raise into wasmtime-py (its exception hand-off is a
-process global), they return a status-prefixed string instead.
+releases the GIL while wasm runs); see :mod:`wasm_sandbox.runtime` for what wasmtime-py shares between threads.
+Host functions never raise into wasmtime-py: they answer in band (a status-prefixed string) or trap the guest.
 
 Interrupts: a ``KeyboardInterrupt`` or ``SystemExit`` raised inside a host function (Ctrl-C while ``llm_query``
-waits on a model) is not handed to the guest. The host call traps the guest instead (a ``WasmtimeError``, the
-same route as a refused sleep), ``run_cell`` replaces the poisoned instance as after any trap (REPL state is
-reset) and then re-raises the original exception to its caller, so the host is consistent and Ctrl-C stops the
-caller as usual.
+waits on a model) is not handed to the guest. The host call traps the guest instead, ``run_cell`` replaces the
+poisoned instance as after any trap (REPL state is reset) and then re-raises the original exception to its
+caller, so the host is consistent and Ctrl-C stops the caller as usual.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import json
-import math
+import logging
+import os
+import signal
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import wasmtime
 import wasmtime.component as wc
-from wasmtime import _ffi as ffi
 
-from engine.log import get_logger, log
-
-from .artifacts import SandboxNotBuiltError, artifact_paths, compile_component, make_config
+from . import _abi
+from .hostcalls import MODEL_CALLS, Checked, HostFunctions, Raw, build_table, not_provided
 from .prompt import MAX_REPLY_CHARS, Prompt, SearchTimeout
+from .retrieval import IndexNotReady
+from .runtime import Runtime, classify_trap, trap_reason
 
-_LOG = get_logger("wasm_sandbox")
+_LOG = logging.getLogger("outcore.sandbox")
 
-TICK_S = 0.01
 HOST_INSTANCE = "outcore:sandbox/host@0.1.0"
 GUEST_PROMPT_DIR = "/prompt"
 CLOCK_INSTANCE = "wasi:clocks/monotonic-clock@0.2.9"
-# Host calls whose duration is model waiting time, not guest CPU time (excluded from the cell's limit).
-WAITING_CALLS = frozenset({"llm_query", "llm_query_batched", "rlm_query"})
+WAITING_CALLS = MODEL_CALLS  # the built-in model waits (HostFunctions.waiting adds extras)
 # Per-field caps on what a cell result carries besides stdout/stderr/display (F2: nothing crosses uncapped).
 VAR_NAME_CHARS, VAR_TYPE_CHARS, VAR_DESC_CHARS = 100, 100, 200
+_INIT_BUDGET_S = 5.0  # CPU time for instantiating (restoring the guest snapshot), at least
 
 
-def _clock_now(_ctx: Any) -> int:
-    return time.monotonic_ns()
+def _log(level: int, msg: str, **fields: Any) -> None:
+    _LOG.log(level, msg, extra={"fields": fields})
 
 
-def _clock_resolution(_ctx: Any) -> int:
-    return 1
+class CancelLike(Protocol):
+    def is_set(self) -> bool: ...
 
 
 def _refuse_sleep(_ctx: Any, *_args: Any) -> None:
@@ -74,27 +80,9 @@ def _refuse_sleep(_ctx: Any, *_args: Any) -> None:
 
 @dataclass(frozen=True)
 class SandboxLimits:
-    cpu_seconds: float = 30.0  # guest CPU (wall) time per cell, excluding time spent waiting in host calls
+    cpu_seconds: float = 30.0  # guest CPU (wall) time per cell, excluding time spent waiting in model calls
     memory_bytes: int = 512 << 20  # linear memory of the store
     max_output_chars: int = 20_000  # per stream (stdout, stderr) and for the display repr
-
-
-def _unset(name: str) -> Callable[..., Any]:
-    def fn(*_a: Any, **_k: Any) -> Any:
-        raise RuntimeError(f"{name} is not available in this sandbox")
-
-    return fn
-
-
-@dataclass
-class HostFunctions:
-    """Callables the guest's ``llm_query`` & co. forward to (called on the thread running the cell)."""
-
-    llm_query: Callable[[str, dict[str, Any]], str] = field(default_factory=lambda: _unset("llm_query"))
-    llm_query_batched: Callable[[list[str], dict[str, Any]], list[str]] = field(
-        default_factory=lambda: _unset("llm_query_batched")
-    )
-    rlm_query: Callable[[str, dict[str, Any]], str] = field(default_factory=lambda: _unset("rlm_query"))
 
 
 @dataclass
@@ -106,131 +94,111 @@ class CellResult:
     display: str | None = None
     variables: list[tuple[str, str, str]] = field(default_factory=list)
     final: str | None = None
-    limit: str | None = None  # None | "cpu_time" | "memory" | "output"
+    limit: str | None = None  # None | "cpu_time" | "memory" | "output" | "cancelled"
     state_reset: bool = False
     duration_s: float = 0.0
-
-
-# --- process-wide engine, component and epoch ticker -------------------------------------------------------
-class _Runtime:
-    _lock = threading.Lock()
-    _instance: _Runtime | None = None
-
-    def __init__(self) -> None:
-        arts = artifact_paths()
-        self.engine = wasmtime.Engine(make_config())
-        if not arts.compiled.exists():
-            if not arts.guest_wasm.exists():
-                raise SandboxNotBuiltError(
-                    f"the sandbox guest is not built (expected {arts.guest_wasm}); "
-                    "run `python -m wasm_sandbox.build` once (about 15-25 s)"
-                )
-            log(_LOG, "warning", "compiling the sandbox component (not cached yet)", path=str(arts.compiled))
-            compile_component(arts.guest_wasm, arts.compiled)
-        self.component = wc.Component.deserialize_file(self.engine, str(arts.compiled))
-        self.path = arts.compiled
-        self._busy = threading.Event()
-        self._count_lock = threading.Lock()
-        self._running = 0
-        self._ticker = threading.Thread(target=self._tick, name="outcore-epoch-ticker", daemon=True)
-        self._ticker.start()
-
-    def _tick(self) -> None:
-        # Ticks only while some guest code may be running, so an idle process does not wake 100 times a second.
-        while True:
-            self._busy.wait()
-            time.sleep(TICK_S)
-            self.engine.increment_epoch()
-
-    def enter(self) -> None:
-        with self._count_lock:
-            self._running += 1
-            self._busy.set()
-
-    def leave(self) -> None:
-        with self._count_lock:
-            self._running -= 1
-            if self._running <= 0:
-                self._running = 0
-                self._busy.clear()
-
-    @classmethod
-    def get(cls) -> _Runtime:
-        with cls._lock:
-            if cls._instance is None or not cls._instance.path.exists():
-                cls._instance = _Runtime()
-            return cls._instance
+    # built-in names (helpers, llm_query, context, ...) the cell rebound or deleted; they were restored after it
+    restored_names: list[str] = field(default_factory=list)
 
 
 _LIVE: weakref.WeakSet[Sandbox] = weakref.WeakSet()
+_LIVE_LOCK = threading.Lock()
 
 
 @atexit.register
 def _close_all() -> None:
     # Drop every store before the interpreter (and Wasmtime's WASI runtime threads) shut down.
-    for sb in list(_LIVE):
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for sb in live:
         sb.close()
     gc.collect()
 
 
-def _ticks(seconds: float) -> int:
-    return max(1, math.ceil(seconds / TICK_S)) + 1
+_ACTIVE: list[Sandbox] = []  # sandboxes running a cell on the main thread, innermost last (see _sigint_guard)
 
 
-def _trap_reason(msg: str) -> str:
-    """The useful part of a Wasmtime error: the 'Caused by' lines, not the wasm backtrace."""
-    if "Caused by:" in msg:
-        tail = msg.split("Caused by:", 1)[1]
-        parts = [
-            ln.strip().split(": ", 1)[-1] if ln.strip()[:1].isdigit() else ln.strip()
-            for ln in tail.splitlines()
-            if ln.strip()
-        ]
-        return "; ".join(parts)
-    return msg.strip().splitlines()[0] if msg.strip() else "unknown trap"
+def _on_sigint(_signum: int, _frame: object) -> None:
+    target = _ACTIVE[-1] if _ACTIVE else None
+    if target is None or target._in_host_fn:
+        raise KeyboardInterrupt
+    target._sigint = True
 
 
-def _classify_trap(msg: str) -> str | None:
-    m = msg.lower()
-    if "wasm trap: interrupt" in m:
-        return "cpu_time"
-    if any(k in m for k in ("memory", "allocation", "out of bounds", "stack", "unreachable")):
-        return "memory"
-    return None
+def _weak(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A callable that does not keep the sandbox alive (the C side holds host functions until the store dies)."""
+    ref = weakref.WeakMethod(method)
+
+    def call(*args: Any) -> Any:
+        m = ref()
+        if m is None:
+            raise _abi.Trap("the sandbox was garbage-collected")
+        return m(*args)
+
+    return call
 
 
 class Sandbox:
-    """A persistent Python REPL in Wasmtime with read-only access to ``prompt``. See the package docstring."""
+    """A persistent Python REPL in Wasmtime with read-only access to ``prompt``. See the package docstring.
 
-    def __init__(self, prompt: Prompt, host: HostFunctions | None = None, limits: SandboxLimits | None = None) -> None:
+    ``cache_root``: outcore's cache directory holding ``sandbox/`` (default ``$OUTCORE_CACHE_DIR`` or the user
+    cache dir); the engine passes its own so every layer agrees on one cache.
+    """
+
+    def __init__(
+        self,
+        prompt: Prompt,
+        host: HostFunctions | None = None,
+        limits: SandboxLimits | None = None,
+        cancel: CancelLike | None = None,
+        *,
+        cache_root: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.prompt = prompt
         self.host = host or HostFunctions()
         self.limits = limits or SandboxLimits()
-        self._rt = _Runtime.get()
+        self.cancel = cancel
+        self._rt = Runtime.get(cache_root)
         self._lock = threading.Lock()
         self._closed = False
-        self._cell_start = 0.0
+        self._in_cell = False
+        self._phase_start = 0.0
+        self._budget = 0.0
         self._host_wait = 0.0
+        self._stop: str | None = None  # why the epoch callback / a host call is stopping the guest
         self._interrupt: BaseException | None = None
-        self._cpu_spent = False  # a host search timed out: the cell has no CPU time left
+        self._sigint = False  # Ctrl-C arrived while the guest ran (main thread only, see _sigint_guard)
+        self._in_host_fn = False  # a host function (model call, helper) is running: Ctrl-C may raise there
+        self._cpu_spent = False  # a host helper timed out: the cell has no CPU time left
+        self._spent_why = ""  # ... and what it said
         self._raw_out: list[str] = []
         self._raw_err: list[str] = []
         self._raw_n = 0
         self._raw_truncated = False
         self._meta_json = json.dumps(prompt.meta_dict())
+        self._cfg = json.dumps({"max_output_chars": self.limits.max_output_chars, "extras": sorted(self.host.extra)})
+        self._waiting = self.host.waiting_calls()
+        self._table = build_table(prompt, self.host, self._remaining, self._meta_json)
         self._instantiate()
-        _LIVE.add(self)
+        with _LIVE_LOCK:
+            _LIVE.add(self)
 
     # --- instance lifecycle ------------------------------------------------------------------------------
+    def _begin(self, budget: float, in_cell: bool) -> None:
+        self._phase_start, self._budget, self._host_wait, self._in_cell = time.monotonic(), budget, 0.0, in_cell
+        self._stop, self._interrupt, self._cpu_spent, self._spent_why = None, None, False, ""
+
     def _instantiate(self) -> None:
         store = wasmtime.Store(self._rt.engine)
         wasi = wasmtime.WasiConfig()
         wasi.preopen_dir(str(self.prompt.dir), GUEST_PROMPT_DIR, fs_mutable=False)
-        wasi.stdout_custom = self._on_stdout
-        wasi.stderr_custom = self._on_stderr
+        wasi.stdout_custom = _weak(self._on_stdout)
+        wasi.stderr_custom = _weak(self._on_stderr)
         store.set_wasi(wasi)
         store.set_limits(memory_size=self.limits.memory_bytes)
-        store.set_epoch_deadline(_ticks(max(self.limits.cpu_seconds, 5.0)))
+        self._begin(max(self.limits.cpu_seconds, _INIT_BUDGET_S), in_cell=False)
+        _abi.set_epoch_callback(store, _weak(self._on_epoch))
+        store.set_epoch_deadline(1)
         linker = wc.Linker(self._rt.engine)
         linker.add_wasip2()
         linker.allow_shadowing = True
@@ -238,14 +206,18 @@ class Sandbox:
             # Blocking sleeps happen in the host where epoch interruption cannot reach them: trap instead.
             # (The guest's `time.sleep` is a CPU-limited busy wait, so only code that digs past it lands here.)
             with root.add_instance(CLOCK_INSTANCE) as clock:
-                clock.add_func("now", _clock_now)
-                clock.add_func("resolution", _clock_resolution)
+                _abi.add_func(clock, "now", time.monotonic_ns, result="u64")
+                _abi.add_func(clock, "resolution", lambda: 1, result="u64")
                 clock.add_func("subscribe-duration", _refuse_sleep)
                 clock.add_func("subscribe-instant", _refuse_sleep)
             with root.add_instance(HOST_INSTANCE) as h:
-                h.add_func("call", self._host_call)
-                h.add_func("slice", self._host_slice)
-        instance = linker.instantiate(store, self._rt.component)
+                _abi.add_func(h, "call", _weak(self._host_call))
+                _abi.add_func(h, "slice", _weak(self._host_slice))
+        self._rt.enter()
+        try:
+            instance = linker.instantiate(store, self._rt.component)
+        finally:
+            self._rt.leave()
         run = instance.get_func(store, "run-cell")
         if run is None:
             raise RuntimeError("guest component has no run-cell export")
@@ -266,152 +238,194 @@ class Sandbox:
     def _on_stderr(self, data: bytes) -> None:
         self._on_raw(self._raw_err, data)
 
-    # --- host functions (run on the cell's thread, inside wasm) ---------------------------------------------
+    # --- called from inside wasm, on the cell's thread ---------------------------------------------------
     def _remaining(self) -> float:
         """Guest CPU time the current cell has left (model waits excluded)."""
-        return self.limits.cpu_seconds - (time.monotonic() - self._cell_start - self._host_wait)
+        return self._budget - (time.monotonic() - self._phase_start - self._host_wait)
 
-    def _rearm(self, ctx: Any) -> None:
-        remaining = self._remaining()
-        # 0: trap as a CPU limit at the guest's next check. A timed-out search has spent the cell's time by
-        # definition, even when the clock shows a few milliseconds left (the regex timeout is not that exact).
-        ticks = _ticks(remaining) if remaining > 0 and not self._cpu_spent else 0
-        ffi.wasmtime_context_set_epoch_deadline(ctx._context(), ticks)
+    def _cancelled(self) -> _abi.Trap:
+        self._stop = "cancelled"
+        return _abi.Trap("the cell was cancelled")
 
-    def _host_call(self, ctx: Any, name: str, args: str) -> str:
-        entered = time.monotonic()
-        waiting = name in WAITING_CALLS
+    def _on_epoch(self) -> int:
+        """Each epoch tick: 1 more tick for the guest, or a trap (cancelled, CPU time spent)."""
+        if self._stop is None:
+            c = self.cancel
+            if self._sigint and self._in_cell:
+                self._stop, self._interrupt = "interrupted", self._interrupt or KeyboardInterrupt()
+            elif self._in_cell and c is not None and c.is_set():
+                self._stop = "cancelled"
+            elif self._cpu_spent or self._remaining() <= 0:
+                self._stop = "cpu_time"
+            else:
+                return 1
+        raise _abi.Trap(_STOPS.get(self._stop, "the CPU time limit was reached"))
+
+    def _host_call(self, name: str, args: str) -> str:
+        """``call(name, args)``: ``"s" + text`` (a str result), ``"0" + JSON`` (any other) or ``"1" + error``."""
+        c = self.cancel
+        if c is not None and c.is_set():
+            raise self._cancelled()
+        if self._interrupt is not None or self._sigint:
+            self._interrupt = self._interrupt or KeyboardInterrupt()
+            raise _abi.Trap("the cell was interrupted on the host")
+        fn = self._table.get(name)
+        if fn is None:
+            return "1" + not_provided(name, self._table)
+        waiting = name in self._waiting
+        t0 = time.monotonic() if waiting else 0.0
         try:
-            if self._interrupt is not None:
-                raise wasmtime.WasmtimeError("the cell was interrupted on the host")
-            payload = json.loads(args)
-            result = self._dispatch(name, payload)
-            return "0" + (result if isinstance(result, _Raw) else json.dumps(result, ensure_ascii=False))
+            self._in_host_fn = True
+            out = fn(json.loads(args))
+            self._in_host_fn = False
+            kind = type(out)
+            if kind is str:
+                reply = "s" + out
+            elif kind is Raw:
+                reply = "0" + out
+            elif kind is Checked:
+                reply = _encode_checked(out)
+            else:
+                reply = "0" + json.dumps(out, ensure_ascii=False)
         except (KeyboardInterrupt, SystemExit) as e:
-            # Not the guest's to catch: trap the guest (WasmtimeError is what wasmtime-py turns into a trap without
-            # its process-global exception slot); run_cell resets the instance and re-raises this to its caller.
+            # Not the guest's to catch: trap the guest; run_cell resets the instance and re-raises this.
             self._interrupt = e
-            raise wasmtime.WasmtimeError(f"the cell was interrupted on the host ({type(e).__name__})") from None
-        except wasmtime.WasmtimeError:
-            raise
-        except SearchTimeout:
-            self._cpu_spent = True
-            return "1" + (
-                f"TimeoutError: the search exceeded the cell's CPU time limit ({self.limits.cpu_seconds:g} s per cell)"
-            )
-        except BaseException as e:  # noqa: BLE001 - never raise into wasmtime-py (see module docstring)
-            return "1" + _cap_head(f"{type(e).__name__}: {e}", 2000)
+            raise _abi.Trap(f"the cell was interrupted on the host ({type(e).__name__})") from None
+        except (SearchTimeout, IndexNotReady) as e:
+            self._cpu_spent = True  # it ran for the cell's remaining time: the cell ends as a CPU limit
+            what = "the search exceeded the cell's CPU time limit" if isinstance(e, SearchTimeout) else str(e)
+            reply = "1" + f"TimeoutError: {what}"
+            self._spent_why = reply[1:]
+        except BaseException as e:  # noqa: BLE001 - answered in band; the guest raises HostError
+            reply = "1" + _cap_head(f"{type(e).__name__}: {e}", 2000)
         finally:
+            self._in_host_fn = False
             if waiting:
-                self._host_wait += time.monotonic() - entered
-            try:
-                self._rearm(ctx)
-            except BaseException as e:  # noqa: BLE001
-                log(_LOG, "error", "could not re-arm the epoch deadline", error=repr(e))
+                self._host_wait += time.monotonic() - t0
+        if c is not None and c.is_set():  # cancelled while it ran: its answer (or its error) is not handed back
+            raise self._cancelled()
+        return reply
 
-    def _dispatch(self, name: str, a: dict[str, Any]) -> Any:
-        p = self.prompt
-        if name == "meta":
-            return _Raw(self._meta_json)
-        if name == "search":
-            return p.search(
-                str(a["pattern"]),
-                int(a.get("max_hits", 20)),
-                int(a.get("width", 80)),
-                bool(a.get("ignore_case", False)),
-                timeout=max(self._remaining(), 0.0),
-            )
-        if name == "lines":
-            return p.lines(int(a.get("start", 0)), a.get("end"))
-        if name == "line_at":
-            return list(p.line_at(int(a["offset"])))
-        if name == "doc_at":
-            return p.doc_at(int(a["offset"]))
-        if name == "llm_query":
-            out = self.host.llm_query(str(a["prompt"]), dict(a.get("opts") or {}))
-            return str(out)
-        if name == "llm_query_batched":
-            outs = self.host.llm_query_batched([str(x) for x in a["prompts"]], dict(a.get("opts") or {}))
-            return [str(x) for x in outs]
-        if name == "rlm_query":
-            return str(self.host.rlm_query(str(a["prompt"]), dict(a.get("opts") or {})))
-        raise ValueError(f"unknown host call {name!r}")
-
-    def _host_slice(self, ctx: Any, start: int, end: int) -> str:
+    def _host_slice(self, start: int, end: int) -> str:
         # at most MAX_REPLY_CHARS per call: the guest fetches longer slices piece by piece
+        c = self.cancel
+        if c is not None and c.is_set():
+            raise self._cancelled()
         try:
-            start = int(start)
-            return self.prompt.slice(start, min(int(end), start + MAX_REPLY_CHARS))
-        except BaseException:  # noqa: BLE001
+            return self.prompt.slice(start, min(end, start + MAX_REPLY_CHARS))
+        except Exception:  # noqa: BLE001
             return ""
-        finally:
-            try:
-                self._rearm(ctx)
-            except BaseException as e:  # noqa: BLE001
-                log(_LOG, "error", "could not re-arm the epoch deadline", error=repr(e))
 
     # --- public API -------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _sigint_guard(self) -> Iterator[None]:
+        """On the main thread, Ctrl-C while the guest runs would otherwise raise inside a ctypes callback (the
+        10 ms epoch check), where Python can only print it. Instead the innermost running sandbox (a nested one
+        runs inside an ``rlm_query``) notes it there (its next check stops the cell), or it is raised inside a
+        running host function (so a model wait is interrupted); ``run_cell`` then raises it to its caller."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        installed = False
+        if not _ACTIVE:
+            if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+                yield  # the application handles SIGINT itself: leave it alone
+                return
+            signal.signal(signal.SIGINT, _on_sigint)
+            installed = True
+        self._sigint = False
+        _ACTIVE.append(self)
+        try:
+            yield
+        finally:
+            _ACTIVE.remove(self)
+            if installed:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+            pending, self._sigint = self._sigint, False
+        if pending:
+            raise KeyboardInterrupt
+
     def run_cell(self, code: str) -> CellResult:
         """Run ``code`` in the persistent namespace; never raises for anything the code does."""
-        with self._lock:
+        with self._lock, self._sigint_guard():
             if self._closed:
                 raise RuntimeError("sandbox is closed")
             t0 = time.monotonic()
-            self._cell_start, self._host_wait, self._interrupt, self._cpu_spent = t0, 0.0, None, False
-            self._raw_out, self._raw_err, self._raw_n, self._raw_truncated = [], [], 0, False
-            cap = self.limits.max_output_chars
-            cfg = json.dumps({"max_output_chars": cap})
             res = CellResult()
+            c = self.cancel
+            if c is not None and c.is_set():
+                res.limit, res.error = "cancelled", f"Cancelled: {self._cancel_text()}; the cell did not run"
+                return res
+            self._raw_out, self._raw_err, self._raw_n, self._raw_truncated = [], [], 0, False
             self._rt.enter()
             try:
-                self._store.set_epoch_deadline(_ticks(self.limits.cpu_seconds))
-                raw = self._run(self._store, code, cfg)
+                self._begin(self.limits.cpu_seconds, in_cell=True)
+                self._store.set_epoch_deadline(1)
+                raw = self._run(self._store, code, self._cfg)
                 try:
                     self._run.post_return(self._store)
                 except wasmtime.WasmtimeError:
                     pass
-                data = json.loads(raw)
-                res.stdout = str(data.get("stdout") or "")
-                res.stderr = str(data.get("stderr") or "")
-                res.error = data.get("error")
-                res.traceback = data.get("traceback")
-                res.display = data.get("display")
-                res.variables = [(str(v[0]), str(v[1]), str(v[2])) for v in (data.get("variables") or [])[:500]]
-                final = data.get("final")
-                res.final = None if final is None else str(final)
-                if data.get("memory_error"):
-                    res.limit = "memory"
-                    res.error = (
-                        f"{res.error or 'MemoryError'} (the sandbox memory limit is "
-                        f"{self.limits.memory_bytes >> 20} MiB; REPL state kept)"
-                    )
-                self._raw_truncated = self._raw_truncated or bool(data.get("output_truncated"))
+                self._parse(json.loads(raw), res)
             except Exception as e:  # noqa: BLE001 - a trap: the instance is poisoned
-                msg = str(e)
-                kind = _classify_trap(msg)
-                res.limit = kind
-                what = {
-                    "cpu_time": f"CPU time limit ({self.limits.cpu_seconds:g} s per cell) exceeded",
-                    "memory": f"memory limit ({self.limits.memory_bytes >> 20} MiB) or guest memory fault",
-                }.get(kind or "", "the sandbox trapped")
-                first = _trap_reason(msg) or type(e).__name__
-                res.error = f"SandboxLimitError: {what}; the REPL state was reset (all variables are gone) [{first}]"
-                res.state_reset = True
-                log(_LOG, "info", "sandbox trapped; replacing the instance", limit=kind, trap=first)
-                try:
-                    self._instantiate()
-                except Exception as e2:  # noqa: BLE001
-                    self._closed = True
-                    res.error += f"; a fresh instance could not be created: {e2}"
+                self._interrupt = self._interrupt or _abi.take_interrupt()
+                self._trapped(e, res)
             finally:
+                self._in_cell = False
                 self._rt.leave()
             if self._interrupt is not None:
                 interrupt, self._interrupt = self._interrupt, None
-                log(_LOG, "info", "cell interrupted on the host; instance replaced", exc=type(interrupt).__name__)
+                _log(logging.INFO, "cell interrupted on the host; instance replaced", exc=type(interrupt).__name__)
                 raise interrupt
             self._finish_output(res)
             res.duration_s = time.monotonic() - t0
             return res
+
+    def _cancel_text(self) -> str:
+        reason = getattr(self.cancel, "reason", None)
+        return "the cell was cancelled" + (f" ({reason})" if isinstance(reason, str) and reason else "")
+
+    def _parse(self, data: dict[str, Any], res: CellResult) -> None:
+        res.stdout = str(data.get("stdout") or "")
+        res.stderr = str(data.get("stderr") or "")
+        res.error = data.get("error")
+        res.traceback = data.get("traceback")
+        res.display = data.get("display")
+        res.variables = [(str(v[0]), str(v[1]), str(v[2])) for v in (data.get("variables") or [])[:500]]
+        res.restored_names = [str(n)[:VAR_NAME_CHARS] for n in (data.get("restored") or [])[:100]]
+        final = data.get("final")
+        res.final = None if final is None else str(final)
+        if data.get("memory_error"):
+            res.limit = "memory"
+            res.error = (
+                f"{res.error or 'MemoryError'} (the sandbox memory limit is "
+                f"{self.limits.memory_bytes >> 20} MiB; REPL state kept)"
+            )
+        self._raw_truncated = self._raw_truncated or bool(data.get("output_truncated"))
+
+    def _trapped(self, e: Exception, res: CellResult) -> None:
+        msg = str(e)
+        kind = self._stop or classify_trap(msg)
+        res.limit = kind
+        first = (self._spent_why if kind == "cpu_time" else "") or trap_reason(msg) or type(e).__name__
+        reset = "the REPL state was reset (all variables are gone)"
+        if kind == "cancelled":
+            res.error = f"Cancelled: {self._cancel_text()}; {reset}"
+        else:
+            what = {
+                "cpu_time": f"CPU time limit ({self.limits.cpu_seconds:g} s per cell) exceeded",
+                "memory": f"memory limit ({self.limits.memory_bytes >> 20} MiB) or guest memory fault",
+            }.get(kind or "", "the sandbox trapped")
+            res.error = f"SandboxLimitError: {what}; {reset} [{first}]"
+        res.state_reset = True
+        _log(logging.INFO, "sandbox trapped; replacing the instance", limit=kind, trap=first)
+        interrupt = self._interrupt
+        try:
+            self._instantiate()
+        except Exception as e2:  # noqa: BLE001
+            self._closed = True
+            res.error += f"; a fresh instance could not be created: {e2}"
+        self._interrupt = interrupt
 
     def _finish_output(self, res: CellResult) -> None:
         """The host's own cap on everything that crossed the boundary (guest capture and raw WASI writes)."""
@@ -460,6 +474,19 @@ class Sandbox:
         self.close()
 
 
+_STOPS = {"cancelled": "the cell was cancelled", "interrupted": "the cell was interrupted on the host (Ctrl-C)"}
+
+
+def _encode_checked(out: Checked) -> str:
+    try:
+        text = json.dumps(out.value, ensure_ascii=False)
+    except (TypeError, ValueError) as e:
+        return "1" + f"TypeError: host call {out.name} returned a value that is not JSON ({e})"
+    if len(text) > MAX_REPLY_CHARS:
+        return "1" + f"ValueError: host call {out.name} returned {len(text):,} characters (at most {MAX_REPLY_CHARS:,})"
+    return "0" + text
+
+
 def _cap_head(text: str, n: int) -> str:
     if len(text) <= n:
         return text
@@ -470,7 +497,3 @@ def _cap_tail(text: str, n: int) -> str:
     if len(text) <= n:
         return text
     return f"[{len(text) - n} chars cut] ..." + text[-n:]
-
-
-class _Raw(str):
-    """A JSON document that is already encoded."""

@@ -9,16 +9,34 @@ The loop only ever talks to a :class:`Backend`. Two shapes of call matter to an 
 
 Failures of single prompts inside a batch are reported per item (``Generation.error``) so one bad chunk never
 costs the other results; only failures that make the whole backend unusable raise.
+
+Serving many runs at once (a long-lived server) adds four things to every call, all optional:
+
+* ``cancel`` — an :class:`engine.cancel.CancelToken` (anything with ``is_set()`` and ``on_cancel(cb)``). When it
+  fires, the request is dropped whether it is queued or decoding, its resources are freed, and the call raises
+  :class:`engine.cancel.Cancelled` at once (at the latest within one decode step);
+* ``owner`` — the top-level run id. Backends that schedule (llama) admit requests round-robin by owner, chat (root
+  turns) before batch items, so one run's wide batch cannot stall another run's root turn;
+* ``on_text`` — called with each new piece of text as tokens are sampled (streaming), in the caller's thread;
+* ``SamplingParams.grammar`` — a GBNF grammar (root rule ``root``) that constrains sampling.
+
+``healthy`` turns False when the backend can no longer serve (closed, or its decode thread died); every call then
+raises :class:`BackendError` with the reason instead of hanging.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from engine.cancel import CancelToken
 
 Role = Literal["system", "user", "assistant"]
+# "length": cut at ``max_tokens`` (the engine reports such a reply as cut)
 FinishReason = Literal["stop", "length", "error"]
+TextCallback = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -36,6 +54,9 @@ class SamplingParams:
     top_p: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    # GBNF grammar (llama.cpp syntax, root rule ``root``) applied in the sampler chain; None: unconstrained.
+    # An invalid grammar is a BackendError at call time. Costs sampling time (checked over the whole vocabulary).
+    grammar: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,18 +114,42 @@ class Backend(Protocol):
     @property
     def info(self) -> BackendInfo: ...
 
-    def chat(self, messages: Sequence[Message], params: SamplingParams, *, session: str | None = None) -> Generation:
+    @property
+    def healthy(self) -> bool:
+        """False once the backend is closed or can no longer serve (e.g. its decode thread died)."""
+        ...
+
+    def chat(
+        self,
+        messages: Sequence[Message],
+        params: SamplingParams,
+        *,
+        session: str | None = None,
+        cancel: CancelToken | None = None,
+        owner: str | None = None,
+        on_text: TextCallback | None = None,
+    ) -> Generation:
         """Complete one conversation. With a ``session`` id the backend may keep its KV cache for the next turn.
 
-        Raises :class:`ContextOverflowError` when the conversation does not fit.
+        Raises :class:`ContextOverflowError` when the conversation does not fit, :class:`engine.cancel.Cancelled`
+        when ``cancel`` fires. ``on_text`` receives the reply's text piece by piece as it is generated.
         """
         ...
 
-    def batch(self, system: str, prompts: Sequence[str], params: SamplingParams) -> list[Generation]:
+    def batch(
+        self,
+        system: str,
+        prompts: Sequence[str],
+        params: SamplingParams,
+        *,
+        cancel: CancelToken | None = None,
+        owner: str | None = None,
+    ) -> list[Generation]:
         """Complete ``prompts`` (user messages) that share one ``system`` prompt. Results are in request order.
 
         A prompt that cannot be served (too long, ...) yields a Generation with ``error`` set and
-        ``finish_reason="error"``; the others still complete.
+        ``finish_reason="error"``; the others still complete. ``cancel`` drops every prompt of the batch and
+        raises :class:`engine.cancel.Cancelled`.
         """
         ...
 
@@ -117,5 +162,5 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None:
-        """Release the model. Further calls raise BackendError."""
+        """Release the model. Idempotent; every later call (token counts included) raises BackendError."""
         ...

@@ -4,16 +4,26 @@ Why: a worker pool can outgrow one machine; the RLM loop should not care where s
 prompts concurrently (the server batches them), each with a timeout and bounded retries on transient failures
 (connection errors, 429, 5xx). Errors carry the URL, the status and the server's message so a person — or the
 root model — can act on them. Token counts come from the server's ``usage`` block.
+
+Cancellation aborts the HTTP request itself, not just the wait for it: a request made with a cancel token runs on
+a client without keep-alive, its socket is captured when it connects (httpx's ``trace`` extension), and the token's
+callback shuts that socket down, which wakes the blocked read at once — whether the server is still queueing the
+request, prefilling, or streaming. The server sees the connection close and stops (llama_cpp.server, llama-server
+and vLLM all stop generating for a closed client). ``on_text`` uses ``stream: true`` (server-sent events);
+``SamplingParams.grammar`` is sent as the ``grammar`` field (llama_cpp.server, llama-server).
 """
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -25,8 +35,13 @@ from engine.backends.base import (
     Generation,
     Message,
     SamplingParams,
+    TextCallback,
 )
+from engine.cancel import Cancelled
 from engine.log import get_logger, log
+
+if TYPE_CHECKING:
+    from engine.cancel import CancelToken
 
 _log = get_logger("backend.openai")
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -63,6 +78,13 @@ class OpenAIBackend:
             timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s),
             limits=httpx.Limits(max_connections=max(config.max_concurrency, 1) + 2),
         )
+        # requests that may be cancelled get a connection of their own (no keep-alive), so aborting one never
+        # touches another request's connection
+        self._abortable = httpx.Client(
+            headers=headers,
+            timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s),
+            limits=httpx.Limits(max_connections=max(config.max_concurrency, 1) + 2, max_keepalive_connections=0),
+        )
         self._pool = ThreadPoolExecutor(max_workers=max(config.max_concurrency, 1), thread_name_prefix="outcore-openai")
         self._closed = False
         self._lock = threading.Lock()
@@ -73,33 +95,61 @@ class OpenAIBackend:
     def info(self) -> BackendInfo:
         return self._info
 
+    @property
+    def healthy(self) -> bool:
+        return not self._closed
+
     # ------------------------------------------------------------------ protocol
 
-    def chat(self, messages: Sequence[Message], params: SamplingParams, *, session: str | None = None) -> Generation:
+    def chat(
+        self,
+        messages: Sequence[Message],
+        params: SamplingParams,
+        *,
+        session: str | None = None,
+        cancel: CancelToken | None = None,
+        owner: str | None = None,
+        on_text: TextCallback | None = None,
+    ) -> Generation:
         # ``session`` needs nothing here: servers with prompt caching (llama-server cache_prompt, vLLM APC)
-        # reuse the shared history on their side.
-        gen = self._complete([{"role": m.role, "content": m.content} for m in messages], params)
+        # reuse the shared history on their side. ``owner`` neither: the server schedules.
+        gen = self._complete([{"role": m.role, "content": m.content} for m in messages], params, cancel, on_text)
         if gen.error is not None:
             raise BackendError(gen.error)
         return gen
 
-    def batch(self, system: str, prompts: Sequence[str], params: SamplingParams) -> list[Generation]:
+    def batch(
+        self,
+        system: str,
+        prompts: Sequence[str],
+        params: SamplingParams,
+        *,
+        cancel: CancelToken | None = None,
+        owner: str | None = None,
+    ) -> list[Generation]:
         self._check_open()
+        _raise_if_cancelled(cancel)
 
         def one(prompt: str) -> Generation:
             msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
             try:
-                return self._complete(msgs, params)
+                return self._complete(msgs, params, cancel, None)
             except ContextOverflowError as e:
                 return Generation(text="", finish_reason="error", prompt_tokens=e.prompt_tokens, error=str(e))
             except BackendError as e:
                 return Generation(text="", finish_reason="error", error=str(e))
+            except Cancelled:
+                return Generation(text="", finish_reason="error", error="cancelled")
 
-        return list(self._pool.map(one, prompts))
+        futures = [self._pool.submit(one, p) for p in prompts]
+        wait_futures(futures)
+        _raise_if_cancelled(cancel)
+        return [f.result() for f in futures]
 
     def count_tokens(self, text: str) -> int:
         """The server's tokenizer when it offers one (llama.cpp ``/tokenize``, llama-cpp-python
         ``/extras/tokenize``); otherwise ~4 characters per token."""
+        self._check_open()
         root = self._base[: -len("/v1")] if self._base.endswith("/v1") else self._base
         for url, body, key in (
             (f"{root}/extras/tokenize/count", {"input": text}, "count"),
@@ -124,6 +174,7 @@ class OpenAIBackend:
             self._closed = True
         self._pool.shutdown(wait=True)
         self._client.close()
+        self._abortable.close()
 
     # ------------------------------------------------------------------ internals
 
@@ -153,8 +204,15 @@ class OpenAIBackend:
             pass
         return None
 
-    def _complete(self, messages: list[dict[str, str]], params: SamplingParams) -> Generation:
+    def _complete(
+        self,
+        messages: list[dict[str, str]],
+        params: SamplingParams,
+        cancel: CancelToken | None = None,
+        on_text: TextCallback | None = None,
+    ) -> Generation:
         self._check_open()
+        _raise_if_cancelled(cancel)
         body: dict[str, Any] = {
             "model": self.config.model,
             "messages": messages,
@@ -166,32 +224,98 @@ class OpenAIBackend:
             body["seed"] = params.seed
         if params.stop:
             body["stop"] = list(params.stop)
+        if params.grammar is not None:
+            body["grammar"] = params.grammar
+        if on_text is not None:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
         url = f"{self._base}/chat/completions"
         t0 = time.monotonic()
         last_err = ""
-        for attempt in range(self.config.max_retries + 1):
-            if attempt:
-                time.sleep(self.config.retry_backoff_s * (2 ** (attempt - 1)))
-            try:
-                r = self._client.post(url, json=body)
-            except httpx.TimeoutException:
-                last_err = f"timed out after {self.config.timeout_s:g}s"
-                log(_log, "warning", "request timed out", url=url, attempt=attempt + 1)
-                continue
-            except httpx.HTTPError as e:
-                last_err = f"{type(e).__name__}: {e}"
-                log(_log, "warning", "request failed", url=url, attempt=attempt + 1, error=last_err)
-                continue
-            if r.status_code == 200:
-                return self._parse(r, t0)
-            detail = _error_text(r)
-            overflow = _overflow_numbers(detail)
-            if overflow is not None:
-                raise ContextOverflowError(*overflow)
-            last_err = f"HTTP {r.status_code}: {detail}"
-            if r.status_code not in _RETRY_STATUS:
-                break
+        abort = _Abort()
+        register = getattr(cancel, "on_cancel", None)
+        remove = register(abort.fire) if register is not None else None
+        client = self._abortable if cancel is not None else self._client
+        try:
+            for attempt in range(self.config.max_retries + 1):
+                if attempt:
+                    backoff = self.config.retry_backoff_s * (2 ** (attempt - 1))
+                    if cancel is not None and cancel.wait(backoff):
+                        raise Cancelled(getattr(cancel, "reason", None) or "cancelled")
+                    if cancel is None:
+                        time.sleep(backoff)
+                try:
+                    if on_text is not None:
+                        gen = self._stream(client, url, body, t0, abort, on_text)
+                        abort.raise_if_fired(cancel)  # a stream cut by the abort is not a reply
+                        return gen
+                    r = client.post(url, json=body, extensions={"trace": abort.trace})
+                except _HTTPStatus as e:
+                    r = e.response
+                except httpx.TimeoutException:
+                    abort.raise_if_fired(cancel)
+                    last_err = f"timed out after {self.config.timeout_s:g}s"
+                    log(_log, "warning", "request timed out", url=url, attempt=attempt + 1)
+                    continue
+                except httpx.HTTPError as e:
+                    abort.raise_if_fired(cancel)
+                    last_err = f"{type(e).__name__}: {e}"
+                    log(_log, "warning", "request failed", url=url, attempt=attempt + 1, error=last_err)
+                    continue
+                if r.status_code == 200:
+                    return self._parse(r, t0)
+                detail = _error_text(r)
+                overflow = _overflow_numbers(detail)
+                if overflow is not None:
+                    raise ContextOverflowError(*overflow)
+                last_err = f"HTTP {r.status_code}: {detail}"
+                if r.status_code not in _RETRY_STATUS:
+                    break
+        finally:
+            if remove is not None:
+                remove()
         raise BackendError(f"openai backend: POST {url} failed after {attempt + 1} attempt(s): {last_err}")
+
+    def _stream(
+        self, client: httpx.Client, url: str, body: dict[str, Any], t0: float, abort: _Abort, on_text: TextCallback
+    ) -> Generation:
+        """One streamed request (server-sent events): ``on_text`` gets each content delta as it arrives."""
+        parts: list[str] = []
+        reason = "stop"
+        usage: dict[str, Any] = {}
+        with client.stream("POST", url, json=body, extensions={"trace": abort.trace}) as r:
+            if r.status_code != 200:
+                r.read()
+                raise _HTTPStatus(r)
+            for line in r.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                try:
+                    chunk = json.loads(data)
+                except ValueError as e:
+                    raise BackendError(f"openai backend: unexpected stream data from {url}: {data[:200]}") from e
+                usage = chunk.get("usage") or usage
+                for choice in chunk.get("choices") or []:
+                    piece = (choice.get("delta") or {}).get("content")
+                    if piece:
+                        parts.append(piece)
+                        on_text(piece)
+                    reason = choice.get("finish_reason") or reason
+        text = "".join(parts)
+        details = usage.get("prompt_tokens_details") or {}
+        finish: FinishReason = "length" if reason == "length" else "stop"
+        return Generation(
+            text=text,
+            finish_reason=finish,
+            # servers that send no usage in a stream: one delta per token; prompt size estimated (~4 chars/token)
+            prompt_tokens=int(usage.get("prompt_tokens") or (len(json.dumps(body["messages"])) + 3) // 4),
+            completion_tokens=int(usage.get("completion_tokens") or len(parts)),
+            cached_tokens=int(details.get("cached_tokens") or 0),
+            latency_s=time.monotonic() - t0,
+        )
 
     def _parse(self, r: httpx.Response, t0: float) -> Generation:
         try:
@@ -212,6 +336,56 @@ class OpenAIBackend:
             cached_tokens=int(details.get("cached_tokens") or 0),
             latency_s=time.monotonic() - t0,
         )
+
+
+class _HTTPStatus(Exception):  # noqa: N818 - internal signal: a streamed request got a non-200 answer
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+
+
+class _Abort:
+    """Captures the sockets of one request as they connect, and shuts them down when the request is cancelled."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._socks: list[socket.socket] = []
+        self.fired = False
+
+    def trace(self, name: str, info: dict[str, Any]) -> None:
+        if name not in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            return
+        stream = info.get("return_value")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if not isinstance(sock, socket.socket):
+            return
+        with self._lock:
+            self._socks.append(sock)
+            fired = self.fired
+        if fired:
+            _shutdown(sock)
+
+    def fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            socks = list(self._socks)
+        for sock in socks:
+            _shutdown(sock)
+
+    def raise_if_fired(self, cancel: CancelToken | None) -> None:
+        if self.fired or (cancel is not None and cancel.is_set()):
+            raise Cancelled(getattr(cancel, "reason", None) or "cancelled")
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _raise_if_cancelled(cancel: CancelToken | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled(getattr(cancel, "reason", None) or "cancelled")
 
 
 def _error_text(r: httpx.Response) -> str:

@@ -3,13 +3,20 @@
 Why: the RLM loop must be testable without loading a model. Root replies (``chat``) come from a list (consumed in
 order) or a function of the messages; worker replies (``batch``) come from a function of the prompt, a dict of
 substring -> reply, or a fixed string. Token counts are a cheap whitespace estimate so guardrails see real numbers.
+
+It follows the whole protocol so service-level behaviour is testable without a model: ``cancel`` is honoured
+before a call and during its ``delay_s`` (the call raises :class:`engine.cancel.Cancelled` at once), ``on_text``
+receives the reply word by word, ``owner`` is recorded, a ``grammar`` must at least define ``root`` (it is not
+applied: scripted replies are what they are), and every call after ``close()`` raises BackendError.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from engine.backends.base import (
     BackendError,
@@ -18,7 +25,12 @@ from engine.backends.base import (
     Generation,
     Message,
     SamplingParams,
+    TextCallback,
 )
+from engine.cancel import Cancelled
+
+if TYPE_CHECKING:
+    from engine.cancel import CancelToken
 
 RootScript = Sequence[str] | Callable[[Sequence[Message]], str]
 WorkerScript = str | Mapping[str, str] | Callable[[str], str]
@@ -56,13 +68,31 @@ class ScriptedBackend:
         self.chat_calls: list[list[Message]] = []
         self.batch_calls: list[tuple[str, list[str]]] = []
         self.sessions_ended: list[str] = []
+        self.owners: list[str | None] = []  # the owner of every call, in order
 
     @property
     def info(self) -> BackendInfo:
         return self._info
 
+    @property
+    def healthy(self) -> bool:
+        return not self._closed
+
     def count_tokens(self, text: str) -> int:
+        self._check_open()
         return _approx_tokens(text)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BackendError("backend is closed")
+
+    def _begin(self, params: SamplingParams, cancel: CancelToken | None, owner: str | None) -> None:
+        """What every call checks first: not cancelled, a plausible grammar; records the owner."""
+        _raise_if_cancelled(cancel)
+        if params.grammar is not None and not re.search(r"(?m)^\s*root\s*::=", params.grammar):
+            raise BackendError("invalid grammar: a GBNF grammar needs a rule named 'root'")
+        with self._lock:
+            self.owners.append(owner)
 
     def _next_root(self, messages: Sequence[Message]) -> str:
         if callable(self._root):
@@ -74,18 +104,38 @@ class ScriptedBackend:
             self._root_i += 1
         return reply
 
-    def chat(self, messages: Sequence[Message], params: SamplingParams, *, session: str | None = None) -> Generation:
-        if self._closed:
-            raise BackendError("backend is closed")
+    def _sleep(self, cancel: CancelToken | None) -> None:
+        """The scripted delay, cut short (raising Cancelled) when the call's cancel token fires."""
+        if not self._delay:
+            return
+        if cancel is None:
+            time.sleep(self._delay)
+        elif cancel.wait(self._delay) or cancel.is_set():
+            raise Cancelled(getattr(cancel, "reason", None) or "cancelled")
+
+    def chat(
+        self,
+        messages: Sequence[Message],
+        params: SamplingParams,
+        *,
+        session: str | None = None,
+        cancel: CancelToken | None = None,
+        owner: str | None = None,
+        on_text: TextCallback | None = None,
+    ) -> Generation:
+        self._check_open()
+        self._begin(params, cancel, owner)
         t0 = time.monotonic()
         prompt_tokens = sum(_approx_tokens(m.content) + 4 for m in messages)
         if prompt_tokens + params.max_tokens > self._info.n_ctx:
             raise ContextOverflowError(prompt_tokens, self._info.n_ctx - params.max_tokens, "conversation")
         with self._lock:
             self.chat_calls.append(list(messages))
-        if self._delay:
-            time.sleep(self._delay)
+        self._sleep(cancel)
         text = self._next_root(messages)
+        if on_text is not None:
+            for piece in re.findall(r"\S+\s*|\s+", text):  # word by word, like a real stream
+                on_text(piece)
         return Generation(
             text=text,
             finish_reason="stop",
@@ -105,13 +155,20 @@ class ScriptedBackend:
                 return reply
         return ""
 
-    def batch(self, system: str, prompts: Sequence[str], params: SamplingParams) -> list[Generation]:
-        if self._closed:
-            raise BackendError("backend is closed")
+    def batch(
+        self,
+        system: str,
+        prompts: Sequence[str],
+        params: SamplingParams,
+        *,
+        cancel: CancelToken | None = None,
+        owner: str | None = None,
+    ) -> list[Generation]:
+        self._check_open()
+        self._begin(params, cancel, owner)
         with self._lock:
             self.batch_calls.append((system, list(prompts)))
-        if self._delay:
-            time.sleep(self._delay)
+        self._sleep(cancel)
         out: list[Generation] = []
         sys_tokens = _approx_tokens(system)
         for p in prompts:
@@ -140,3 +197,8 @@ class ScriptedBackend:
 
     def close(self) -> None:
         self._closed = True
+
+
+def _raise_if_cancelled(cancel: CancelToken | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled(getattr(cancel, "reason", None) or "cancelled")

@@ -1,5 +1,8 @@
 """The guest REPL that runs inside the Wasmtime sandbox (built into a component by componentize-py).
 
+This module is the REPL (namespace, reserved names, output capture, the ``run-cell`` export); the names it gives
+cells that reach the host (``context``, the helpers, the model calls) live in ``outcore_api.py``.
+
 Everything imported at module level is part of the pre-initialised snapshot; componentize-py only ships stdlib
 modules imported at build time, so every module on the allow-list is imported here. This Python is *not* the
 security boundary (hostile code can reach anything inside this interpreter); WebAssembly + WASI is. The
@@ -56,6 +59,31 @@ import unicodedata
 
 from wit_world.imports import host as _host
 
+import outcore_api
+from outcore_api import (
+    HostError,
+    Context,
+    Chunks,
+    context,
+    search,
+    lines,
+    line_at,
+    retrieve,
+    chunks,
+    doc_titles,
+    files,
+    read_file,
+    definition,
+    llm_map,
+    classify,
+    llm_query,
+    llm_query_batched,
+    rlm_query,
+    _forwarder,
+    _coerce,
+    _call,
+)
+
 ALLOWED_MODULES = frozenset(
     """abc array base64 bisect calendar collections contextlib copy csv dataclasses datetime decimal difflib
     enum fractions functools hashlib heapq html itertools json math numbers operator pprint random re
@@ -65,218 +93,15 @@ ALLOWED_MODULES = frozenset(
 # No host environment leaks in through the build-time snapshot.
 os.environ.clear()
 
-PROMPT_FILE = "/prompt/prompt.txt"
 _REPR_LIMIT = 2000
-_CHUNK = 4_000_000  # = prompt.MAX_REPLY_CHARS on the host: characters per host reply
 _ERROR_CHARS = 20_000  # error head / traceback tail kept by the guest (the host caps again, to max_output_chars)
-
-
-class HostError(Exception):
-    """A host function (llm_query, search, ...) failed; the message is the host's."""
-
-
-def _call(name, args):
-    raw = _host.call(name, json.dumps(args))
-    if raw[:1] == "0":
-        return json.loads(raw[1:])
-    raise HostError(raw[1:])
-
-
-# --- the prompt -------------------------------------------------------------------------------------------
-class _PromptState:
-    meta = None
-    text = None
-
-
-def _meta():
-    if _PromptState.meta is None:
-        _PromptState.meta = _call("meta", {})
-    return _PromptState.meta
-
-
-def _full_text():
-    if _PromptState.text is None:
-        try:
-            with builtins.open(PROMPT_FILE, "rb") as f:
-                text = f.read().decode("utf-8", errors="replace")
-        except OSError:
-            text = _fetch(0, _meta()["chars"])
-        _PromptState.text = text
-    return _PromptState.text
-
-
-def _coerce(x):
-    return str(x) if isinstance(x, Context) else x
-
-
-def _fetch(start, stop):
-    """Characters [start, stop) from the host, at most _CHUNK per call (the host caps each reply)."""
-    parts = []
-    pos = start
-    while pos < stop:
-        part = _host.slice(pos, min(pos + _CHUNK, stop))
-        if not part:
-            break
-        parts.append(part)
-        pos += len(part)
-    return parts[0] if len(parts) == 1 else "".join(parts)
-
-
-def _text_slice(start, stop):
-    if _PromptState.text is not None:
-        return _PromptState.text[start:stop]
-    n = _meta()["chars"]
-    start, stop, _ = slice(start, stop).indices(n)
-    if stop <= start:
-        return ""
-    return _fetch(start, stop)
-
-
-class Context:
-    """The prompt, read-only and lazily loaded. Behaves like a ``str`` (or a list of str for documents)."""
-
-    __slots__ = ()
-
-    # -- helpers (also available as top-level functions) --
-    def search(self, pattern, max_hits=20, width=80, ignore_case=False):
-        return search(pattern, max_hits=max_hits, width=width, ignore_case=ignore_case)
-
-    def lines(self, start=0, end=None):
-        return lines(start, end)
-
-    def line_at(self, offset):
-        return line_at(offset)
-
-    def doc_at(self, offset):
-        """Index of the document holding character offset `offset` (e.g. a search hit); None for one text."""
-        return _call("doc_at", {"offset": int(offset)})
-
-    # -- str / list behaviour --
-    def _docs(self):
-        return _meta().get("n_documents")
-
-    def __len__(self):
-        n = self._docs()
-        return n if n is not None else _meta()["chars"]
-
-    def __getitem__(self, key):
-        n_docs = self._docs()
-        if n_docs is not None:
-            if isinstance(key, slice):
-                return [self[i] for i in range(*key.indices(n_docs))]
-            i = operator.index(key)
-            if i < 0:
-                i += n_docs
-            if not 0 <= i < n_docs:
-                raise IndexError("document index out of range")
-            start, end = _meta()["doc_spans"][i]
-            return _text_slice(start, end)
-        if isinstance(key, slice):
-            if key.step not in (None, 1):
-                return str(self)[key]
-            return _text_slice(key.start, key.stop)
-        i = operator.index(key)
-        n = _meta()["chars"]
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError("string index out of range")
-        return _text_slice(i, i + 1)
-
-    def __iter__(self):
-        if self._docs() is not None:
-            return iter([self[i] for i in range(self._docs())])
-        return iter(str(self).splitlines())
-
-    def __contains__(self, item):
-        return _coerce(item) in str(self)
-
-    def __str__(self):
-        return _full_text()
-
-    def __repr__(self):
-        m = _meta()
-        if m.get("n_documents") is not None:
-            return f"<context: {m['n_documents']} documents, {m['chars']} chars>"
-        return f"<context: {m['chars']} chars, {m['lines']} lines; preview: {m['preview'][:80]!r}>"
-
-    def __format__(self, spec):
-        return format(str(self), spec)
-
-    def __eq__(self, other):
-        return str(self) == _coerce(other)
-
-    def __hash__(self):
-        return hash(str(self))
-
-    def __add__(self, other):
-        return str(self) + _coerce(other)
-
-    def __radd__(self, other):
-        return _coerce(other) + str(self)
-
-    def __bool__(self):
-        return len(self) > 0
-
-    def __setattr__(self, name, value):
-        raise AttributeError("context is read-only")
-
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        attr = getattr(_full_text(), name)
-        if callable(attr):
-
-            def method(*args, **kwargs):
-                return attr(*[_coerce(a) for a in args], **{k: _coerce(v) for k, v in kwargs.items()})
-
-            return method
-        return attr
-
-
-context = Context()
-
-
-# --- host helpers -----------------------------------------------------------------------------------------
-def search(pattern, max_hits=20, width=80, ignore_case=False):
-    """Regex search over the whole prompt on the host: list of (char_offset, snippet); invalid regex = literal."""
-    hits = _call(
-        "search",
-        {"pattern": str(pattern), "max_hits": int(max_hits), "width": int(width), "ignore_case": bool(ignore_case)},
-    )
-    return [tuple(h) for h in hits]
-
-
-def lines(start=0, end=None):
-    """Lines start..end-1 of the prompt (0-based, like context.splitlines()[start:end]); end defaults to start+1."""
-    return _call("lines", {"start": int(start), "end": None if end is None else int(end)})
-
-
-def line_at(offset):
-    """(line_number, line_text) of the line containing character offset `offset` (0-based)."""
-    return tuple(_call("line_at", {"offset": int(offset)}))
-
-
-# --- model calls ------------------------------------------------------------------------------------------
-def llm_query(prompt, **opts):
-    """Ask a sub-model; returns its answer as a str."""
-    return _call("llm_query", {"prompt": str(_coerce(prompt)), "opts": opts})
-
-
-def llm_query_batched(prompts, **opts):
-    """Ask a sub-model several prompts at once; returns a list of answers in order."""
-    return _call("llm_query_batched", {"prompts": [str(_coerce(p)) for p in prompts], "opts": opts})
-
-
-def rlm_query(prompt, **opts):
-    """Ask a recursive language model (a sub-RLM with its own REPL); returns its answer as a str."""
-    return _call("rlm_query", {"prompt": str(_coerce(prompt)), "opts": opts})
 
 
 class _State:
     final = None
     cell = 0
     seeded = False
+    extras_loaded = False
     max_output = 20_000
 
 
@@ -382,6 +207,8 @@ def _make_builtins():
     return b
 
 
+# Every name the sandbox provides is restored after each cell; a cell may use the name for its own value while it
+# runs, and the host is told (CellResult.restored_names) so the model can learn to pick another name.
 _RESERVED = {
     "context": context,
     "llm_query": llm_query,
@@ -389,24 +216,43 @@ _RESERVED = {
     "rlm_query": rlm_query,
     "FINAL": FINAL,
     "SHOW_VARS": SHOW_VARS,
+    "search": search,
+    "lines": lines,
+    "line_at": line_at,
+    "retrieve": retrieve,
+    "chunks": chunks,
+    "doc_titles": doc_titles,
+    "files": files,
+    "read_file": read_file,
+    "definition": definition,
+    "llm_map": llm_map,
+    "classify": classify,
+    "HostError": HostError,  # what a failed host call raises: `except HostError as e: ...`
 }
-# Helpers are "soft": provided, and restored if deleted, but a cell may rebind the name (e.g. `lines = ...`).
-_SOFT = {"search": search, "lines": lines, "line_at": line_at}
 
 _NS = {"__name__": "__main__", "__doc__": None}
+
+
+def _load_extras(names):
+    """Forwarders for host-provided calls that have no wrapper here (done once, at the first cell)."""
+    if _State.extras_loaded:
+        return
+    _State.extras_loaded = True
+    for name in names or []:
+        if name.isidentifier() and name not in _RESERVED and not name.startswith("_"):
+            _RESERVED[name] = _forwarder(name)
+
+
+def _changed():
+    return [k for k, v in _RESERVED.items() if _NS.get(k) is not v]
 
 
 def _restore():
     _NS["__builtins__"] = _make_builtins()
     _NS.update(_RESERVED)
-    for k, v in _SOFT.items():
-        if k not in _NS:
-            _NS[k] = v
 
 
 _restore()
-for _k in _SOFT:
-    _NS[_k] = _SOFT[_k]
 
 
 # --- output capture ---------------------------------------------------------------------------------------
@@ -482,7 +328,7 @@ def _short(value):
 def _variables():
     out = []
     for name, value in list(_NS.items()):
-        if name.startswith("_") or name in _RESERVED or _SOFT.get(name) is value:
+        if name.startswith("_") or _RESERVED.get(name) is value:
             continue
         if isinstance(value, types.ModuleType):
             continue
@@ -506,9 +352,12 @@ def _safe_repr(value, cap):
     return r
 
 
+_PLUMBING = frozenset({__file__, outcore_api.__file__})
+
+
 def _format_tb(e):
     # keep only the user's frames (cells and stdlib), not this module's plumbing
-    frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename != __file__]
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename not in _PLUMBING]
     lines = ["Traceback (most recent call last):\n"] if frames else []
     lines += traceback.format_list(frames)
     lines += traceback.format_exception_only(type(e), e)
@@ -545,6 +394,10 @@ def _run(code, max_output):
         result["memory_error"] = isinstance(e, MemoryError)
     finally:
         sys.stdout, sys.stderr = old_out, old_err
+        try:
+            result["restored"] = _changed()
+        except BaseException:  # noqa: BLE001
+            result["restored"] = []
         _restore()
     try:
         variables = _variables()
@@ -566,6 +419,7 @@ class WitWorld:
         if not _State.seeded:
             random.seed()  # the snapshot would otherwise give every sandbox the same random sequence
             _State.seeded = True
+        _load_extras(cfg.get("extras"))
         try:
             return json.dumps(_run(code, int(cfg.get("max_output_chars", _State.max_output))))
         except MemoryError:

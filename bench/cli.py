@@ -1,0 +1,53 @@
+"""``outcore bench``: the offline long-context benchmark suite (see :mod:`bench.runner`).
+
+Registered through the ``outcore.commands`` entry-point group, so the engine never imports the benchmarks. The
+heavy imports (tokenizer, models, matplotlib) happen only when the command runs, which keeps ``outcore --help`` fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+PROFILES = ("smoke", "quick", "full")
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "bench",
+        help="run the offline long-context benchmark suite (niah, aggregate, pairs, multihop, codeqa)",
+        description=(
+            "Generate the benchmark instances from pinned registry data, run each method on them and write "
+            "per-instance JSON lines, report.md, summary.json and PNG plots to --out. Finished instances are "
+            "not redone when the same --out is used again."
+        ),
+    )
+    p.add_argument("--profile", choices=PROFILES, default="quick", help="preset of families, sizes, methods, n")
+    p.add_argument("--families", type=_csv, default=None, help="comma list: niah,aggregate,pairs,multihop,codeqa")
+    p.add_argument("--sizes", type=_csv, default=None, help="comma list of size labels (e.g. 8k,32k,10p,40k)")
+    p.add_argument("--methods", type=_csv, default=None, help="comma list: base,rlm,rlm-no-sub,summary,oracle,baseline")
+    p.add_argument("-n", type=int, default=None, help="instances per family and size")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: bench/results/<profile>)")
+    p.add_argument("--root", default=None, help="root model: catalog name, .gguf path or openai:URL")
+    p.add_argument("--worker", default=None, help="worker model: catalog name, .gguf path or openai:URL")
+    p.add_argument("--root-ctx", type=int, default=None, help="context tokens of the root model")
+    p.add_argument(
+        "--base-ctx", type=int, default=None, help="context tokens base/summary read at once (default: the profile's)"
+    )
+    p.add_argument("--n-gpu-layers", type=int, default=None, help="layers offloaded to a GPU (-1: all)")
+    p.add_argument("--max-wall-s", type=float, default=None, help="wall-clock limit per instance and method")
+    p.add_argument("--seed", default="outcore-bench-v1", help="string every instance is seeded from")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--report-only", action="store_true", help="rewrite report.md, summary.json and plots only")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bench.runner import main
+
+    return main(args)

@@ -1,0 +1,107 @@
+"""Profiles: which families, sizes, methods and how many instances, with the models and limits that go with them.
+
+* ``smoke`` (CI, well under two minutes): tiny instances of every family; the oracle and the baseline on all,
+  ``base`` and ``rlm`` on one niah instance with the 135M test model as root and worker (the real engine, the
+  real sandbox), short limits. The run fails when an oracle scores below 100 % or a baseline above its ceiling.
+* ``quick`` (~25-30 minutes on a 2-core CPU with the default models): one instance per family at its smallest
+  real size, every method; ``base`` and ``summary`` read 4,096 tokens at a time and every run stops after 100 s
+  (with its best partial answer) so the whole profile fits the time.
+* ``full``: every size, 20 instances each, every method.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.methods import METHODS
+from bench.tasks import family_names
+from engine.rlm import DEFAULT_ROOT, DEFAULT_WORKER
+
+# A baseline scoring above this (0-1) on a family means a leak or a memorisable question (see bench.tasks).
+BASELINE_CEILING = {"niah": 0.05, "aggregate": 0.5, "pairs": 0.05, "multihop": 0.2, "codeqa": 0.5}
+
+
+@dataclass
+class Profile:
+    name: str
+    families: list[str]
+    sizes: dict[str, list[str]]  # family -> size labels
+    methods: list[str]
+    n: int
+    root: str = DEFAULT_ROOT
+    worker: str = DEFAULT_WORKER
+    root_ctx: int = 8192
+    worker_ctx: int = 8192
+    base_ctx: int | None = None  # context tokens base/summary read at once (None: the root's whole window)
+    max_wall_s: float = 600.0  # per instance and method
+    n_gpu_layers: int | None = None  # None: the backend's default (all layers when llama.cpp has a GPU backend)
+    rlm_limits: dict[str, Any] = field(default_factory=dict)
+    # methods that run only on some families (smoke keeps the real-model runs short)
+    method_families: dict[str, list[str]] = field(default_factory=dict)
+    check_oracles: bool = False
+    model_n: int | None = None  # instances per family and size for model methods (None: n)
+
+    def runs(self, family: str, method: str, index: int = 0) -> bool:
+        only = self.method_families.get(method)
+        if only is not None and family not in only:
+            return False
+        return method in ("oracle", "baseline") or self.model_n is None or index < self.model_n
+
+
+def _smoke() -> Profile:
+    sizes = {"niah": ["1k"], "aggregate": ["1k"], "pairs": ["1k"], "multihop": ["10p"], "codeqa": ["4k"]}
+    return Profile(
+        name="smoke",
+        families=list(family_names()),
+        sizes=sizes,
+        methods=["oracle", "baseline", "base", "rlm"],
+        n=2,
+        root="smollm2-135m",
+        worker="smollm2-135m",
+        root_ctx=4096,
+        worker_ctx=4096,
+        max_wall_s=30.0,
+        rlm_limits={"max_root_turns": 2, "root_max_tokens": 160, "sub_max_tokens": 48, "max_sub_calls": 8},
+        method_families={"rlm": ["niah"], "base": ["niah"]},
+        check_oracles=True,
+        model_n=1,
+    )
+
+
+def _quick() -> Profile:
+    sizes = {"niah": ["8k"], "aggregate": ["8k"], "pairs": ["8k"], "multihop": ["10p"], "codeqa": ["40k"]}
+    return Profile(
+        name="quick",
+        families=list(family_names()),
+        sizes=sizes,
+        methods=["oracle", "baseline", "base", "rlm", "rlm-no-sub", "summary"],
+        n=1,
+        base_ctx=4096,
+        max_wall_s=100.0,
+        rlm_limits={"max_root_turns": 6},
+        check_oracles=True,
+    )
+
+
+def _full() -> Profile:
+    from bench.tasks import get_family
+
+    fams = list(family_names())
+    return Profile(
+        name="full",
+        families=fams,
+        sizes={f: [s for s in get_family(f).sizes if s not in ("1k", "4k")] for f in fams},
+        methods=list(METHODS),
+        n=20,
+        root_ctx=32768,
+        max_wall_s=1800.0,
+        check_oracles=True,
+    )
+
+
+def get(name: str) -> Profile:
+    makers = {"smoke": _smoke, "quick": _quick, "full": _full}
+    if name not in makers:
+        raise ValueError(f"unknown profile {name!r}; choose from {', '.join(makers)}")
+    return makers[name]()

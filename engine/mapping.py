@@ -1,0 +1,123 @@
+"""``llm_map`` and ``classify``: one worker question per item, batched, parsed, aligned with the input.
+
+Why host helpers: a 1.5B root that must label 300 tickets writes a batching loop, parses free text and miscounts.
+These two calls do the loop in host code: items go to the worker in batches (each drawn from the budget like
+``llm_query_batched``), a label answer is constrained to the label set by a grammar where the backend supports it
+and parsed leniently otherwise, an unparsable or failed item is retried once, and the result list has one entry per
+item (``None`` where no answer could be had), so counting or grouping is one line of Python in the cell.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from engine.guardrails import GuardrailError
+
+if TYPE_CHECKING:
+    from engine.subcalls import SubCalls
+
+MAX_ITEMS = 5000
+MAX_LABELS = 50
+OTHER_LABELS = frozenset({"other", "others", "none", "no", "neither", "something else", "anything else"})
+LABEL_SYSTEM = "You are a careful assistant."  # the worker's NOT FOUND rule made a 0.5B answer "yes" to everything
+
+
+def _items(a: dict[str, Any]) -> list[str]:
+    items = a.get("items")
+    if isinstance(items, str) or not isinstance(items, list):
+        raise TypeError("items must be a list of strings (for example lines or chunks of `context`)")
+    if len(items) > MAX_ITEMS:
+        raise GuardrailError("max_items", f"at most {MAX_ITEMS} items per call; split the list")
+    return [str(x) for x in items]
+
+
+def label_grammar(labels: list[str]) -> str:
+    """A GBNF grammar whose only sentences are the labels (JSON string escapes are valid GBNF literals)."""
+    return "root ::= " + " | ".join(json.dumps(label) for label in labels)
+
+
+def parse_label(text: str, labels: list[str]) -> str | None:
+    """The label a reply names: an exact match, else the one label it mentions (two or more: ambiguous, None)."""
+    t = text.strip().strip(".\"'`*").strip().lower()
+    by_low = {label.lower(): label for label in labels}
+    if t in by_low:
+        return by_low[t]
+    found = [by_low[low] for low in by_low if re.search(rf"(?<!\w){re.escape(low)}(?!\w)", t)]
+    return found[0] if len(found) == 1 else None
+
+
+class MapCalls:
+    """The ``extra`` host calls of one run, built on its :class:`~engine.subcalls.SubCalls` (same checks)."""
+
+    def __init__(self, subs: SubCalls) -> None:
+        self.subs = subs
+
+    def _ask(
+        self, prompts: list[str], max_tokens: int, grammar: str | None, kind: str, system: str | None = None
+    ) -> list[str | None]:
+        """Every prompt through the worker in batches of the run's width; ``None`` for a failed item."""
+        subs = self.subs
+        width = subs.run.lim.max_batch_width
+        out: list[str | None] = []
+        for i in range(0, len(prompts), width):
+            chunk = prompts[i : i + width]
+            for j, p in enumerate(chunk):
+                subs._check_size(p, i + j)
+            subs.run.budget.take_sub_calls(len(chunk), subs.cell_counter, kind=kind)
+            gens = subs._worker_call(chunk, {"max_tokens": max_tokens}, kind, grammar=grammar, system=system)
+            out.extend(None if g.error else g.text.strip() for g in gens)
+        return out
+
+    def llm_map(self, a: dict[str, Any]) -> list[str | None]:
+        items = _items(a)
+        instruction = str(a.get("instruction") or a.get("question") or "").strip()
+        if not instruction:
+            raise TypeError("llm_map needs an instruction, e.g. llm_map(items, 'Extract the date of the entry.')")
+        max_tokens = max(1, min(int(a.get("max_tokens", 64)), 512))
+        prompts = [f"{instruction}\nText: {item}" for item in items]
+        answers = self._ask(prompts, max_tokens, None, "map")
+        retry = [k for k, ans in enumerate(answers) if ans is None]
+        if retry:
+            again = self._ask([prompts[k] for k in retry], max_tokens, None, "map")
+            for k, ans in zip(retry, again, strict=True):
+                answers[k] = ans
+        return answers
+
+    def classify(self, a: dict[str, Any]) -> list[str | None]:
+        items = _items(a)
+        labels = [str(x).strip() for x in (a.get("labels") or []) if str(x).strip()]
+        if len(labels) < 2 or len(labels) > MAX_LABELS or len(set(map(str.lower, labels))) != len(labels):
+            raise TypeError(f"classify needs 2 to {MAX_LABELS} distinct labels, e.g. ['yes', 'no']")
+        instruction = str(a.get("instruction") or a.get("question") or "").strip()
+        rest = [lb for lb in labels if lb.lower() not in OTHER_LABELS]
+        if len(labels) == 2 and len(rest) == 1:
+            return self._one_topic(items, rest[0], labels)
+        head = f"{instruction}\n" if instruction else ""
+        prompts = [f"{head}Labels: {', '.join(labels)}.\nText: {item}\nLabel:" for item in items]
+        max_tokens = max(4, max(self.subs.run.rlm.worker.count_tokens(lb) for lb in labels) + 2)
+        grammar = label_grammar(labels)
+        raw = self._ask(prompts, max_tokens, grammar, "classify", LABEL_SYSTEM)
+        result: list[str | None] = [None if r is None else parse_label(r, labels) for r in raw]
+        retry = [k for k, lab in enumerate(result) if lab is None]
+        if retry:
+            strict = [f"{prompts[k]}\nAnswer with one of: {', '.join(labels)}. Nothing else." for k in retry]
+            again = self._ask(strict, max_tokens, grammar, "classify", LABEL_SYSTEM)
+            for k, r in zip(retry, again, strict=True):
+                result[k] = None if r is None else parse_label(r, labels)
+        return result
+
+    def _one_topic(self, items: list[str], topic: str, labels: list[str]) -> list[str | None]:
+        """``[topic, "other"]``: one yes/no question per item, which small workers answer far better.
+
+        Measured on Qwen2.5-Coder-0.5B, 12 lines, 4 about sport: "Labels: sport, other" picked "sport" for all 12
+        (4/12); "Is this line about sport? Answer yes or no." under a yes/no grammar got 9/12.
+        """
+        other = next(lb for lb in labels if lb != topic)
+        prompts = [f"Line: {item} Question: Is this line about {topic}? Answer yes or no." for item in items]
+        raw = self._ask(prompts, 3, label_grammar(["yes", "no"]), "classify", LABEL_SYSTEM)
+        return [None if r is None else (topic if r.strip().lower().startswith("yes") else other) for r in raw]
+
+    def table(self) -> dict[str, Any]:
+        return {"llm_map": self.llm_map, "classify": self.classify}

@@ -1,0 +1,167 @@
+"""Task shapes and the worked example for each: how a small root is pointed at the right decomposition.
+
+Why shapes: a 1.5B root copies the shape of the example it is shown. One needle-shaped example made it search for
+keywords and ask one worker call whatever the question was (a counting question over 300 tickets got "4" for a
+truth of 56). So the system prompt holds one worked example per shape (it is static, so its KV state is computed
+once and shared by every run), and each run is told which one fits its question.
+
+How the shape is chosen, without a regex on the question's wording: facts about the prompt decide first (a prompt
+that concatenates source files is a code question), then one short root call constrained by a grammar to the
+kinds (about 0.5 s on a CPU once its few-shot prompt is cached; the answer is one word). A backend that cannot
+constrain its output (a scripted test model) skips the call and the run gets the general lookup example.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from engine.backends.base import Backend, Message, SamplingParams
+
+if TYPE_CHECKING:
+    from engine.run import Run
+
+
+@dataclass(frozen=True)
+class Shape:
+    key: str
+    letter: str
+    when: str  # one line for the classifier and the root
+    example: str  # the worked example in the system prompt
+
+
+LOOKUP = Shape(
+    "lookup",
+    "A",
+    "find one fact stated somewhere in the text",
+    """Example A (find one fact). Question: What colour is the door of the baker Tom Hale?
+```python
+hits = [s for pos, s in search(r"hale", max_hits=10, width=150, ignore_case=True)]
+print(len(hits))
+for h in hits:
+    print(h)
+```
+Output:
+2
+... Tom Hale the baker painted his door green last spring ...
+... the river near the house of Ann Hale was full of fish ...
+```python
+answer = llm_query(question + " Text: " + " ".join(hits))
+print(answer)
+```
+Output:
+green
+```python
+FINAL(answer)
+```
+If search finds nothing, try one other word, or retrieve(question) to find passages by meaning.""",
+)
+
+AGGREGATE = Shape(
+    "aggregate",
+    "B",
+    "count, list, compare or summarise many entries or lines",
+    """Example B (count many entries). Question: How many of the tickets are about a late delivery?
+```python
+items = [l for l in context.splitlines() if l.strip()]
+labels = classify(items, ["late delivery", "other"], "What is the ticket about?")
+answer = labels.count("late delivery")
+print(len(items), answer)
+```
+Output:
+300 56
+```python
+FINAL(answer)
+```
+classify asks the helper model about every item and returns one label per item. When code can decide (a date, a
+number, a user id), count in Python instead: sum(1 for l in items if "2023-05" in l).""",
+)
+
+MULTIHOP = Shape(
+    "multihop",
+    "C",
+    "needs two steps: find one thing, then a fact about that thing",
+    """Example C (two steps). Question: In which city is the office of the manager of Ann Lee?
+```python
+hits = [s for pos, s in search(r"Ann Lee", max_hits=5, width=200)]
+manager = llm_query("Who is the manager of Ann Lee? Reply with the name only. Text: " + " ".join(hits))
+print(manager)
+```
+Output:
+Bo Chan
+```python
+hits = [s for pos, s in search(manager, max_hits=5, width=200)]
+answer = llm_query(question + " Text: " + " ".join(hits))
+print(answer)
+```
+Output:
+Oslo
+```python
+FINAL(answer)
+```
+Search for the new name found in an output, not a word of the question.""",
+)
+
+CODE = Shape(
+    "code",
+    "D",
+    "about source code: functions, classes, parameters, files",
+    """Example D (source code). Question: What is the default value of timeout in connect (net/client.py)?
+```python
+d = definition("connect")
+print(d["path"], d["line"])
+print(d["source"][:600])
+```
+Output:
+net/client.py 12
+def connect(host, timeout=30, retries=2):
+```python
+FINAL("30")
+```
+The text is files, not an installed package: never import it. Use files(), read_file(path) and definition(name).""",
+)
+
+SHAPES = (LOOKUP, AGGREGATE, MULTIHOP, CODE)
+BY_LETTER = {s.letter: s for s in SHAPES}
+
+# Few-shot, in a system message (its KV state is shared across runs, so a call costs ~0.5 s on a CPU), answered
+# with one word under a grammar. Measured on Qwen2.5-Coder-1.5B: words beat letters, and a grammar whose words
+# start with a space forced unnatural tokens and picked the wrong kind for 7 of 9 questions.
+CLASSIFY_SYSTEM = """Sort the question into one kind:
+find: the answer is one fact written somewhere in the text
+count: the answer needs many entries or lines of the text (how many, which ones, list, compare, most, total)
+twostep: first find one thing, then a fact about that thing
+code: the text is source code; the question is about functions, classes, parameters or files
+
+Question: What colour is the door of the baker Tom Hale? Kind: find
+Question: How many of the reviews are positive? Kind: count
+Question: Which users asked about refunds more than twice? Kind: count
+Question: Where was the author of the book Blue Hills born? Kind: twostep
+Question: Which exception does the function load_config raise? Kind: code
+Question: What is the password of the user named Arno? Kind: find"""
+KIND_TO_SHAPE = {"find": LOOKUP, "count": AGGREGATE, "twostep": MULTIHOP, "code": CODE}
+KIND_GRAMMAR = "root ::= " + " | ".join(f'"{k}"' for k in KIND_TO_SHAPE)
+
+
+def supports_grammar(backend: Backend) -> bool:
+    """Backends that constrain sampling with a GBNF grammar (llama.cpp in process, llama.cpp-style servers)."""
+    return bool(backend.info.extra.get("grammar", backend.info.backend in ("llama", "openai")))
+
+
+def choose_shape(run: Run, n_files: int) -> Shape:
+    """The shape of the run's question: from the prompt's structure, else one grammar-constrained root call."""
+    if n_files >= 2:
+        return CODE
+    root = run.rlm.root
+    if not supports_grammar(root) or run.question.startswith("the task described"):
+        return LOOKUP
+    msgs = [Message("system", CLASSIFY_SYSTEM), Message("user", f"Question: {run.question} Kind:")]
+    try:
+        gen = run.chat(msgs, SamplingParams(max_tokens=4, grammar=KIND_GRAMMAR), None)
+    except Exception:  # noqa: BLE001 - a failed hint must not fail the run; the general example still works
+        return LOOKUP
+    return KIND_TO_SHAPE.get(gen.text.strip().lower(), LOOKUP)
+
+
+def examples() -> str:
+    return "\n\n".join(s.example for s in SHAPES)

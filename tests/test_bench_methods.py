@@ -1,0 +1,72 @@
+"""The methods on scripted backends (in addition to the smoke test's real model): prompts, truncation, usage.
+
+``rlm`` / ``rlm-no-sub`` run the real engine in the real Wasm sandbox; only the model is scripted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bench import methods as M
+from bench.tasks import get_family
+from engine.backends.base import Message
+from engine.backends.scripted import ScriptedBackend
+
+
+def _niah():
+    fam = get_family("niah")
+    return fam, fam.generate("8k", 0, "methods")
+
+
+def test_base_cuts_the_context_to_the_root_window() -> None:
+    fam, inst = _niah()
+    seen: list[Sequence[Message]] = []
+
+    def root(msgs: Sequence[Message]) -> str:
+        seen.append(msgs)
+        return "Answer: 42"
+
+    backend = ScriptedBackend(root, n_ctx=2048)
+    out = M.BaseMethod(M.Models.of(backend)).run(inst, fam, 60)
+    assert out.answer == "Answer: 42" and out.finish_reason == "cut"
+    user = seen[0][-1].content
+    assert backend.count_tokens(seen[0][0].content + user) <= 2048 - inst.answer_tokens
+    assert user.startswith("Text:\n" + inst.context[:200]) and user.endswith(inst.question)
+    assert out.usage["root"]["calls"] == 1 and out.context_tokens_used and out.context_tokens_used > 1500
+
+
+def test_summary_reads_every_window_then_answers_from_notes() -> None:
+    fam, inst = _niah()
+    calls: list[str] = []
+
+    def root(msgs: Sequence[Message]) -> str:
+        text = msgs[-1].content
+        calls.append(text)
+        if "Notes taken while reading" in text:
+            return "Answer: " + ("7" if "NOTE-7" in text else "?")
+        return "NOTE-7"
+
+    out = M.SummaryMethod(M.Models.of(ScriptedBackend(root, n_ctx=4096))).run(inst, fam, 60)
+    steps = [c for c in calls if c.startswith("Question:") and "Part " in c]
+    assert len(steps) >= 3  # 8K cl100k tokens through a 4K window
+    assert sum(len(c) for c in steps) > len(inst.context)  # every part read
+    assert out.answer == "Answer: 7" and out.usage["root"]["calls"] == len(steps) + 1
+
+
+def _final_code(msgs: Sequence[Message]) -> str:
+    return "```python\nhits = search(r'special magic numbers for \\S+ is: \\d+')\nFINAL(hits[0][1])\n```"
+
+
+def test_rlm_and_rlm_no_sub_run_the_engine_in_the_sandbox(tmp_path) -> None:
+    fam, inst = _niah()
+    for sub_calls in (True, False):
+        root = ScriptedBackend(_final_code, n_ctx=8192)
+        m = M.RLMMethod(M.Models.of(root), sub_calls=sub_calls, trace_dir=tmp_path, limits={"max_root_turns": 2})
+        try:
+            out = m.run(inst, fam, 60)
+        finally:
+            m.close()
+        assert fam.score(inst, out.answer).value == 1.0, out
+        assert out.finish_reason == "final" and out.trace_path and out.usage["root"]["calls"] == 1
+        system = root.chat_calls[0][0].content
+        assert ("llm_query" in system) is sub_calls

@@ -1,0 +1,102 @@
+"""Report, summary shape, plots and resumable runs (model-free methods, so fast)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from bench import report, runner
+from bench.profiles import get
+
+
+def _args(out: Path, **kw: object) -> argparse.Namespace:
+    base: dict[str, object] = dict(profile="smoke", families=None, sizes=None, methods=["oracle", "baseline"], n=2, out=out,
+                root=None, worker=None, root_ctx=None, n_gpu_layers=None, max_wall_s=None,
+                seed="test-seed", no_progress=True, report_only=False)  # fmt: skip
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def test_bootstrap_interval() -> None:
+    assert report.bootstrap_ci([50.0]) == (50.0, 50.0)
+    lo, hi = report.bootstrap_ci([0.0, 100.0] * 10)
+    assert 20 < lo < 50 < hi < 80
+    assert report.bootstrap_ci([0.0, 100.0] * 10) == (lo, hi)  # seeded
+
+
+def test_run_writes_report_summary_plot_and_resumes(tmp_path: Path) -> None:
+    assert runner.main(_args(tmp_path)) == 0
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 5 * 2 * 2
+    rec = json.loads(lines[0])
+    for k in (
+        "answer",
+        "gold",
+        "score",
+        "seconds",
+        "tokens_by_role",
+        "sub_calls",
+        "depth",
+        "finish_reason",
+        "trace_path",
+    ):
+        assert k in rec
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary) >= {"machine", "models", "results", "checks"}
+    assert all(not cells for cells in summary["results"].values())  # no model method ran
+    assert summary["machine"]["cores"] >= 1 and summary["machine"]["versions"]["bpe-openai"] == "0.1.4"
+    for fam in ("niah", "aggregate", "pairs", "multihop", "codeqa"):
+        cell = summary["checks"][fam]["oracle"]
+        assert cell == {"score": 100.0, "n": 2, "seconds": cell["seconds"], "tokens": 0.0}
+    md = (tmp_path / "report.md").read_text()
+    assert "## niah" in md and "| 1k |" in md and "[100.0, 100.0]" in md and "paper" in md
+    png = tmp_path / "score_vs_length.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a second run with the same --out redoes nothing; a larger -n adds only the new instances
+    assert runner.main(_args(tmp_path)) == 0
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 20
+    assert runner.main(_args(tmp_path, n=3, families=["niah"])) == 0
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 22
+
+
+def test_a_cut_line_is_ignored_on_resume(tmp_path: Path) -> None:
+    assert runner.main(_args(tmp_path, families=["niah"], n=1)) == 0
+    with (tmp_path / "results.jsonl").open("a") as f:
+        f.write('{"id": "niah/1k/9", "meth')
+    assert len(runner.load_results(tmp_path / "results.jsonl")) == 2
+
+
+def test_failed_oracle_check_fails_the_run() -> None:
+    prof = get("smoke")
+    recs = [
+        {"family": "niah", "method": "oracle", "score": 0.5},
+        {"family": "niah", "method": "baseline", "score": 0.9},
+    ]
+    prof.families = ["niah"]
+    problems = runner.check_oracles(prof, recs)
+    assert problems == ["niah: oracle scored 50.0 %", "niah: baseline scored 90.0 %"]
+
+
+def test_bad_selection_is_a_clear_error(tmp_path: Path) -> None:
+    from engine.errors import UserError
+
+    for kw in ({"families": ["nope"]}, {"methods": ["magic"]}, {"sizes": ["3z"]}, {"n": 0}):
+        try:
+            runner.main(_args(tmp_path, **kw))
+        except UserError as e:
+            assert str(e)
+        else:
+            raise AssertionError(f"{kw} was accepted")
+
+
+def test_unknown_model_fails_before_any_instance(tmp_path: Path) -> None:
+    from models.errors import ModelsError
+
+    try:
+        runner.main(_args(tmp_path, methods=["base"], root="no-such-model", families=["niah"]))
+    except ModelsError as e:
+        assert "no-such-model" in str(e)
+    else:
+        raise AssertionError("an unknown root was accepted")
+    assert runner.load_results(tmp_path / "results.jsonl") == []

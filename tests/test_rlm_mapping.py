@@ -1,0 +1,114 @@
+"""``llm_map`` and ``classify``: batched through the budget, parsed, retried, aligned with the input."""
+
+from __future__ import annotations
+
+from engine.backends.base import Generation
+from engine.backends.scripted import ScriptedBackend
+from engine.mapping import label_grammar, parse_label
+from engine.rlm import RLM
+from tests.test_rlm_loop import code, user_msgs
+
+TICKETS = [
+    "my parcel never arrived at the door",
+    "I was charged twice on my card",
+    "the courier left the box in the rain",
+    "refund has not reached my account",
+    "the app crashes when I log in",
+]
+
+
+def _labeller(prompt: str) -> str:
+    text = prompt.rsplit("Text: ", 1)[-1].lower()
+    if any(w in text for w in ("parcel", "courier", "box")):
+        return "Delivery."
+    if any(w in text for w in ("charged", "refund")):
+        return "payment"
+    return "I am not sure, maybe other"  # parseable: names exactly one label
+
+
+def test_classify_counts_in_one_line(env):
+    root = ScriptedBackend(
+        [
+            code(
+                "tickets = context.splitlines()\n"
+                "labels = classify(tickets, ['delivery', 'payment', 'other'])\n"
+                "print(labels)\n"
+                "FINAL(labels.count('delivery'))"
+            )
+        ],
+        name="r",
+    )
+    wk = ScriptedBackend(worker=_labeller, name="w")
+    c = RLM(root, wk, environment=env, trace=False, max_batch_width=2).completion("\n".join(TICKETS), "q")
+    assert c.answer == "2" and c.finish_reason == "final"
+    # 5 items in batches of at most 2, each drawn from the budget
+    assert [len(p) for _, p in wk.batch_calls] == [2, 2, 1]
+    assert c.sub_calls == 5 and c.sub_calls_by_kind == {"classify": 5}
+
+
+class _Flaky(ScriptedBackend):
+    """Fails the first time it sees each prompt, answers the second time."""
+
+    def __init__(self) -> None:
+        super().__init__(worker=lambda p: "yes", name="w")
+        self.seen: set[str] = set()
+
+    def batch(self, system, prompts, params, **kw):  # type: ignore[override]
+        gens = super().batch(system, prompts, params, **kw)
+        out = []
+        for p, g in zip(prompts, gens, strict=True):
+            if p not in self.seen:
+                self.seen.add(p)
+                out.append(Generation(text="", finish_reason="error", error="flaky"))
+            else:
+                out.append(g)
+        return out
+
+
+def test_llm_map_retries_failed_items_once(env):
+    root = ScriptedBackend(
+        [code("r = llm_map(context.splitlines(), 'Is it about money? yes or no')\nFINAL(r.count('yes'))")], name="r"
+    )
+    wk = _Flaky()
+    c = RLM(root, wk, environment=env, trace=False).completion("\n".join(TICKETS), "q")
+    assert c.answer == "5" and c.sub_calls == 10  # every item failed once and was retried once
+
+
+def test_unparsable_labels_are_none_after_one_retry(env):
+    root = ScriptedBackend([code("r = classify(['a', 'b'], ['cat', 'dog'])\nFINAL(sum(x is None for x in r))")], name="r")
+    wk = ScriptedBackend(worker="a fish", name="w")
+    c = RLM(root, wk, environment=env, trace=False).completion("doc", "q")
+    assert c.answer == "2" and c.sub_calls == 4
+
+
+def test_bad_arguments_are_clear_errors(env):
+    root = ScriptedBackend(
+        [code("classify(['a'], ['only-one'])"), code("llm_map(42, 'x')"), code("FINAL('ok')")], name="r"
+    )
+    c = RLM(root, ScriptedBackend(name="w"), environment=env, trace=False).completion("doc", "q")
+    assert c.answer == "ok"
+    assert "2 to 50 distinct labels" in user_msgs(root, 1)[-1]
+    assert "list" in user_msgs(root, 2)[-1]
+
+
+def test_parse_label_and_grammar():
+    labels = ["delivery", "payment", "other"]
+    assert parse_label(" Delivery.", labels) == "delivery"
+    assert parse_label("payment issue", labels) == "payment"
+    assert parse_label("it is about delivery", labels) == "delivery"
+    assert parse_label("delivery or payment", labels) is None
+    assert parse_label("fish", labels) is None
+    assert label_grammar(['a "b"', "c"]) == 'root ::= "a \\"b\\"" | "c"'
+
+
+def test_one_topic_against_other_is_asked_as_yes_no(env):
+    root = ScriptedBackend(
+        [code("labels = classify(context.splitlines(), ['delivery', 'other'])\nFINAL(labels.count('delivery'))")],
+        name="r",
+    )
+    wk = ScriptedBackend(worker=lambda p: "yes" if any(w in p for w in ("parcel", "courier", "box")) else "no", name="w")
+    c = RLM(root, wk, environment=env, trace=False).completion("\n".join(TICKETS), "q")
+    assert c.answer == "2"
+    system, prompts = wk.batch_calls[0]
+    assert all("Is this line about delivery? Answer yes or no." in p for p in prompts)
+    assert "NOT FOUND" not in system  # labels get their own system prompt
