@@ -12,4 +12,4 @@ test: setup
 
 lint:
 	@.venv/bin/ruff check engine models wasm_sandbox server bench tests
-	@.venv/bin/mypy engine models
+	@.venv/bin/mypy engine models wasm_sandbox server bench

@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _register_broken(subparsers: argparse._SubParsersAction, name: str, why: str) -> None:  # type: ignore[type-arg]
+def _register_broken(subparsers: argparse._SubParsersAction, name: str, why: str) -> None:
     """A subcommand whose module failed to import: it says so when used, instead of breaking every command."""
 
     def fail(_args: argparse.Namespace) -> int:

@@ -92,6 +92,7 @@ class Run:
     def emit(self, event: str, **fields: Any) -> None:
         fields.setdefault("depth", self.depth)
         fields["run"] = self.top_id
+        fields["ts"] = round(time.time(), 4)
         self.writer.emit(event, **fields)
         for sink in self.sinks:
             try:
@@ -222,6 +223,7 @@ class Run:
             self._emit_run_start(
                 {"chars": meta.chars, "tokens": meta.tokens, "lines": meta.lines, "n_documents": meta.n_documents}
             )
+            self.overhead_s = time.monotonic() - t_start  # engine work before the first root model call
             shape = self._choose_shape(env)
             first = P.root_first_user(self.question, meta, shape)
             if sess is not None and sess.history is not None:
@@ -231,7 +233,6 @@ class Run:
                 hist = History([Message("system", self._system_prompt()), Message("user", first)])
                 if sess is not None:
                     sess.history = hist
-            self.overhead_s = time.monotonic() - t_start
             end = self._loop(env, hist, session_key, t_start)
             if sess is not None:
                 hist.append("assistant", f"FINAL({end.answer!r})" if end.answer else "(no answer)")

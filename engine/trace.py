@@ -53,7 +53,7 @@ class TraceWriter:
     def emit(self, event: str, **fields: Any) -> None:
         if self._fh is None:
             return
-        rec = {"ts": round(time.time(), 4), "event": event, **fields}
+        rec = {"event": event, "ts": round(time.time(), 4), **fields}
         line = json.dumps(rec, ensure_ascii=False, default=str)
         with self._lock:
             self._fh.write(line + "\n")
