@@ -135,6 +135,10 @@ NUDGE_NO_CODE = (
 CELL_OUTPUT = "Output:\n{output}\n\nQuestion: {question}\n{hint}"
 
 HINT_NEXT = "If the output shows the answer, call FINAL(answer) now. Otherwise write the next code block."
+HINT_IMPORT = (
+    "The text in `context` is not an installed package: it cannot be imported. Read it with code instead: "
+    "definition(name), read_file(path), files() or search(pattern)."
+)
 HINT_ERROR = "The code failed. Fix it (use only the functions listed) and try again."
 HINT_LIMIT = "The cell hit the {limit} limit and was stopped.{reset} Do less work per cell (search, then slice)."
 HINT_REPEAT = (

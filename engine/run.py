@@ -452,6 +452,8 @@ class Run:
                 if outcome.limit and outcome.limit != "cancelled":
                     reset = " The REPL state was reset: earlier variables are gone." if outcome.state_reset else ""
                     hints.append(P.HINT_LIMIT.format(limit=outcome.limit.replace("_", " "), reset=reset))
+                elif outcome.error and outcome.error.startswith(("ImportError", "ModuleNotFoundError")):
+                    hints.append(P.HINT_IMPORT)  # seen: a 1.5B root importing the package whose source it was given
                 else:
                     hints.append(P.HINT_ERROR)
             if outcome.final is not None:

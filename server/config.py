@@ -13,7 +13,7 @@ max_queue = 16         # requests waiting beyond that; more get 429 with Retry-A
 [models.rlm]           # an RLM pair: root + worker, with its limits
 kind = "rlm"
 root = "qwen2.5-coder-1.5b"
-worker = "qwen2.5-coder-0.5b"          # or "openai:http://10.0.0.5:8000/v1" (a vLLM / SGLang pool)
+worker = "qwen2.5-coder-0.5b"          # or "openai:http://gpu-box.internal:8000/v1" (a vLLM / SGLang pool)
 root_options = { n_ctx = 16384, max_sessions = 8 }
 worker_options = { n_parallel = 8 }
 limits = { max_root_turns = 8, max_wall_s = 300 }

@@ -194,7 +194,13 @@ def test_disconnect_cancels_a_real_run_and_frees_the_models(srv: ServerProcess, 
     assert run["status"] == "cancelled" and run["finish_reason"] == "cancelled", run
     assert waited < 1.0, waited
     assert run["events"][-1]["event"] == "run_end" and run["events"][-1]["finish_reason"] == "cancelled"
-    assert stats(srv, "rlm")[root]["cancelled"] > before["cancelled"]  # the root request was dropped mid-decode
+    # if the disconnect landed while the root was decoding (its last turn has a start but no end), the backend must
+    # have dropped that request; if the turn had just finished (a race on a short reply), the cancel hit the cell
+    events = run["events"]
+    starts = [e["id"] for e in events if e["event"] == "root_turn_start"]
+    ended = {e["id"] for e in events if e["event"] == "root_turn"}
+    if starts and starts[-1] not in ended:
+        assert stats(srv, "rlm")[root]["cancelled"] > before["cancelled"]  # dropped mid-decode
     c = client.chat.completions.create(model="smollm", max_tokens=4, messages=[{"role": "user", "content": "Hi"}])
     assert c.choices[0].message.content  # still serving
 
