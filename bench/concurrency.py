@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.subcalls import machine
+from bench.machine import describe as machine
 from engine import RLM, CancelToken
 from engine.backends import load_backend
 from engine.backends.base import Backend, SamplingParams

@@ -11,65 +11,23 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import shutil
 import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from bench import methods as M
 from bench import profiles, report, tokens
+from bench.machine import describe as machine
 from bench.tasks import Family, Instance, family_names, get_family
 from engine.errors import UserError
 
 _log = logging.getLogger("outcore.bench")
 RESULTS = "results.jsonl"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"  # bench/results/ of the checkout
-
-
-def machine() -> dict[str, Any]:
-    """CPU, cores, memory, platform and package versions: what a reader needs to compare timings."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = None
-    try:
-        mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError, AttributeError):
-        pass
-    versions: dict[str, str | None] = {}
-    for pkg in ("outcore", "llama-cpp-python", "wasmtime", "bpe-openai", "numpy", "matplotlib"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    llama_info = None
-    try:  # the CPU features and GPU backends llama.cpp was built with
-        import llama_cpp
-
-        llama_info = llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
-    except Exception:  # a missing or broken llama.cpp only loses this line
-        pass
-    return {
-        "cpu": cpu,
-        "llama_cpp_system_info": llama_info,
-        "cores": os.cpu_count(),
-        "affinity_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "memory_gib": mem,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "versions": versions,
-    }
 
 
 def _key(rec: dict[str, Any]) -> str:

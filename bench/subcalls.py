@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.machine import describe as machine
 from engine.backends.base import Message, SamplingParams
 
 RESULTS = Path(__file__).resolve().parent / "results" / "subcalls.json"
@@ -392,28 +392,6 @@ def child_first_call(args: argparse.Namespace) -> None:
             }
         )
     )
-
-
-def machine() -> dict[str, Any]:
-    import llama_cpp
-
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu or platform.processor(),
-        "cores": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "llama_cpp_python": llama_cpp.__version__,
-        "system_info": llama_cpp.llama_print_system_info().decode(errors="replace").strip(),
-        "gpu": "none (CPU build)",
-    }
 
 
 def main(argv: list[str] | None = None) -> int:

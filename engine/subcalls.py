@@ -100,6 +100,19 @@ class SubCalls:
         )
         return sid
 
+    def _end(self, sid: str, kind: str, n: int, model: str, t0: float, **fields: Any) -> None:
+        self.run.emit(
+            "subcall_end",
+            id=sid,
+            parent=self.current_parent,
+            depth=self.run.depth + 1,
+            kind=kind,
+            n=n,
+            model=model,
+            latency_s=round(time.monotonic() - t0, 3),
+            **fields,
+        )
+
     def _worker_call(
         self, prompts: list[str], opts: Any, kind: str, *, grammar: str | None = None, system: str | None = None
     ) -> list[Generation]:
@@ -112,17 +125,7 @@ class SubCalls:
         try:
             gens = w.batch(system or P.WORKER_SYSTEM, prompts, params, cancel=run.cancel, owner=run.owner)
         except (BackendError, Cancelled) as e:
-            run.emit(
-                "subcall_end",
-                id=sid,
-                parent=self.current_parent,
-                depth=run.depth + 1,
-                kind=kind,
-                n=len(prompts),
-                model=w.info.name,
-                error=str(e),
-                latency_s=round(time.monotonic() - t0, 3),
-            )
+            self._end(sid, kind, len(prompts), w.info.name, t0, error=str(e))
             if isinstance(e, Cancelled):
                 run.budget.check_time()  # the run's token fired: a fatal refusal with the right reason
                 raise GuardrailError(e.reason, str(e), fatal=True) from None
@@ -137,18 +140,15 @@ class SubCalls:
         cut = sum(1 for g in gens if g.finish_reason == "length")
         self.cut_replies += cut
         self.failed_items += len(errors)
-        run.emit(
-            "subcall_end",
-            id=sid,
-            parent=self.current_parent,
-            depth=run.depth + 1,
-            kind=kind,
-            n=len(prompts),
-            model=w.info.name,
+        self._end(
+            sid,
+            kind,
+            len(prompts),
+            w.info.name,
+            t0,
             prompt_tokens=pt,
             completion_tokens=ct,
             cached_tokens=cached,
-            latency_s=round(dt, 3),
             cut=cut,
             failed=len(errors),
             error="; ".join(errors)[:500] if errors else None,
@@ -216,15 +216,12 @@ class SubCalls:
         t0 = time.monotonic()
         src: Any = prompt_s if prompt_s is not None else [str(p) for p in prompt]
         end = run.child(src, question, parent=sid).execute()
-        run.emit(
-            "subcall_end",
-            id=sid,
-            parent=self.current_parent,
-            depth=run.depth + 1,
-            kind="rlm",
-            n=1,
-            model=run.rlm.root.info.name,
-            latency_s=round(time.monotonic() - t0, 3),
+        self._end(
+            sid,
+            "rlm",
+            1,
+            run.rlm.root.info.name,
+            t0,
             finish_reason=end.finish_reason,
             error=None if end.finish_reason == "final" else f"child run ended with {end.finish_reason}",
             result_preview=clip(end.answer, 300),

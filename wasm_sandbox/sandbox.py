@@ -292,10 +292,13 @@ class Sandbox:
             self._interrupt = e
             raise _abi.Trap(f"the cell was interrupted on the host ({type(e).__name__})") from None
         except (SearchTimeout, IndexNotReady) as e:
-            self._cpu_spent = True  # it ran for the cell's remaining time: the cell ends as a CPU limit
+            # It ran for the cell's remaining time: the cell ends as a CPU limit now. Answering in band and waiting
+            # for the next tick raced with a cell that caught the error and returned first (seen in CI).
+            self._cpu_spent = True
             what = "the search exceeded the cell's CPU time limit" if isinstance(e, SearchTimeout) else str(e)
-            reply = "1" + f"TimeoutError: {what}"
-            self._spent_why = reply[1:]
+            self._spent_why = f"TimeoutError: {what}"
+            self._stop = "cpu_time"
+            raise _abi.Trap(self._spent_why) from None
         except BaseException as e:  # noqa: BLE001 - answered in band; the guest raises HostError
             reply = "1" + _cap_head(f"{type(e).__name__}: {e}", 2000)
         finally:
