@@ -200,6 +200,10 @@ def test_disconnect_cancels_a_real_run_and_frees_the_models(srv: ServerProcess, 
     starts = [e["id"] for e in events if e["event"] == "root_turn_start"]
     ended = {e["id"] for e in events if e["event"] == "root_turn"}
     if starts and starts[-1] not in ended:
+        # the caller is woken at once; the decode thread drops the request after the step in flight
+        t_drop = time.monotonic()
+        while stats(srv, "rlm")[root]["cancelled"] <= before["cancelled"] and time.monotonic() - t_drop < 10:
+            time.sleep(0.05)
         assert stats(srv, "rlm")[root]["cancelled"] > before["cancelled"]  # dropped mid-decode
     c = client.chat.completions.create(model="smollm", max_tokens=4, messages=[{"role": "user", "content": "Hi"}])
     assert c.choices[0].message.content  # still serving
