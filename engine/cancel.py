@@ -118,3 +118,9 @@ class CancelToken:
             self._callbacks.clear()
         if timer is not None:
             timer.cancel()
+
+
+def raise_if_cancelled(cancel: CancelToken | None) -> None:
+    """Raise :class:`Cancelled` if ``cancel`` (a token, or anything with ``is_set()``) is set; None never is."""
+    if cancel is not None and cancel.is_set():
+        raise Cancelled(getattr(cancel, "reason", None) or CANCELLED)

@@ -37,7 +37,7 @@ from engine.backends.base import (
     SamplingParams,
     TextCallback,
 )
-from engine.cancel import Cancelled
+from engine.cancel import Cancelled, raise_if_cancelled
 from engine.log import get_logger, log
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ class OpenAIBackend:
         owner: str | None = None,
     ) -> list[Generation]:
         self._check_open()
-        _raise_if_cancelled(cancel)
+        raise_if_cancelled(cancel)
 
         def one(prompt: str) -> Generation:
             msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
@@ -143,7 +143,7 @@ class OpenAIBackend:
 
         futures = [self._pool.submit(one, p) for p in prompts]
         wait_futures(futures)
-        _raise_if_cancelled(cancel)
+        raise_if_cancelled(cancel)
         return [f.result() for f in futures]
 
     def count_tokens(self, text: str) -> int:
@@ -212,7 +212,7 @@ class OpenAIBackend:
         on_text: TextCallback | None = None,
     ) -> Generation:
         self._check_open()
-        _raise_if_cancelled(cancel)
+        raise_if_cancelled(cancel)
         body: dict[str, Any] = {
             "model": self.config.model,
             "messages": messages,
@@ -381,11 +381,6 @@ def _shutdown(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
-
-
-def _raise_if_cancelled(cancel: CancelToken | None) -> None:
-    if cancel is not None and cancel.is_set():
-        raise Cancelled(getattr(cancel, "reason", None) or "cancelled")
 
 
 def _error_text(r: httpx.Response) -> str:

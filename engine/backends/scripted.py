@@ -27,7 +27,7 @@ from engine.backends.base import (
     SamplingParams,
     TextCallback,
 )
-from engine.cancel import Cancelled
+from engine.cancel import Cancelled, raise_if_cancelled
 
 if TYPE_CHECKING:
     from engine.cancel import CancelToken
@@ -88,7 +88,7 @@ class ScriptedBackend:
 
     def _begin(self, params: SamplingParams, cancel: CancelToken | None, owner: str | None) -> None:
         """What every call checks first: not cancelled, a plausible grammar; records the owner."""
-        _raise_if_cancelled(cancel)
+        raise_if_cancelled(cancel)
         if params.grammar is not None and not re.search(r"(?m)^\s*root\s*::=", params.grammar):
             raise BackendError("invalid grammar: a GBNF grammar needs a rule named 'root'")
         with self._lock:
@@ -197,8 +197,3 @@ class ScriptedBackend:
 
     def close(self) -> None:
         self._closed = True
-
-
-def _raise_if_cancelled(cancel: CancelToken | None) -> None:
-    if cancel is not None and cancel.is_set():
-        raise Cancelled(getattr(cancel, "reason", None) or "cancelled")

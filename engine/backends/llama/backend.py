@@ -43,7 +43,7 @@ from engine.backends.llama.model import LlamaModel, batch_messages, lcp, resolve
 from engine.backends.llama.requests import BATCH, CHAT, Group, Request
 from engine.backends.llama.scheduler import Scheduler, build_scheduler
 from engine.backends.prefix_store import PrefixStore, default_cache_dir, model_fingerprint
-from engine.cancel import Cancelled
+from engine.cancel import Cancelled, raise_if_cancelled
 from engine.log import get_logger, log
 
 if TYPE_CHECKING:
@@ -88,8 +88,15 @@ class LlamaBackend:
         )
         self._thread = threading.Thread(target=self._sched.run, name="outcore-llama-decode", daemon=True)
         self._thread.start()
-        log(_log, "info", "llama backend ready", model=str(self.model_path), n_ctx=self.n_ctx,
-            n_seq_max=config.n_seq_max, n_threads=m.n_threads)
+        log(
+            _log,
+            "info",
+            "llama backend ready",
+            model=str(self.model_path),
+            n_ctx=self.n_ctx,
+            n_seq_max=config.n_seq_max,
+            n_threads=m.n_threads,
+        )
 
     # ------------------------------------------------------------------ state
 
@@ -153,7 +160,7 @@ class LlamaBackend:
         on_text: TextCallback | None = None,
     ) -> Generation:
         self._check_open()
-        _raise_if_cancelled(cancel)
+        raise_if_cancelled(cancel)
         if params.grammar:
             self._model.check_grammar(params.grammar)
         tokens = self.prompt_tokens(messages)
@@ -190,7 +197,7 @@ class LlamaBackend:
         owner: str | None = None,
     ) -> list[Generation]:
         self._check_open()
-        _raise_if_cancelled(cancel)
+        raise_if_cancelled(cancel)
         if not prompts:
             return []
         if params.grammar:
@@ -285,11 +292,6 @@ class LlamaBackend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _raise_if_cancelled(cancel: CancelToken | None) -> None:
-    if cancel is not None and cancel.is_set():
-        raise Cancelled(getattr(cancel, "reason", None) or "cancelled")
 
 
 def _next_delta(

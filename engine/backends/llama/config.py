@@ -99,8 +99,12 @@ class LlamaConfig:
         """
         if concurrent_runs < 1:
             raise ValueError("concurrent_runs must be at least 1")
-        for name, v in (("chunk_tokens", chunk_tokens), ("answer_tokens", answer_tokens),
-                        ("root_history_tokens", root_history_tokens), ("prefix_tokens", prefix_tokens)):
+        for name, v in (
+            ("chunk_tokens", chunk_tokens),
+            ("answer_tokens", answer_tokens),
+            ("root_history_tokens", root_history_tokens),
+            ("prefix_tokens", prefix_tokens),
+        ):
             if v < 0:
                 raise ValueError(f"{name} must be 0 or more (got {v})")
         slots = n_parallel if n_parallel is not None else max(4, concurrent_runs)

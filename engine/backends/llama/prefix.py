@@ -83,8 +83,10 @@ class PrefixPool:
             n = lcp(held, shared)
             if n > best_l:
                 best, best_l, best_held = s, n, held
-        if best is not None and best_held and (
-            best_l == len(best_held) or (group.sys_len > 0 and best_l >= group.sys_len)
+        if (
+            best is not None
+            and best_held
+            and (best_l == len(best_held) or (group.sys_len > 0 and best_l >= group.sys_len))
         ):
             return None if best.joint is not None else (best, best_l)
         free = [s for s in self.slots if s.joint is None]

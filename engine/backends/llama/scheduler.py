@@ -54,7 +54,12 @@ def build_scheduler(
     (``0..n_prefix_seqs-1``), then ``n_parallel`` worker sequences, then ``max_sessions`` session sequences."""
     k, p = config.n_prefix_seqs, config.n_parallel
     prefixes = PrefixPool(
-        kv, list(range(k)), stats, store=store, model_fp=model_fp, settings=settings,
+        kv,
+        list(range(k)),
+        stats,
+        store=store,
+        model_fp=model_fp,
+        settings=settings,
         min_saved_tokens=config.min_saved_prefix_tokens,
     )
     sessions = SessionTable(kv, list(range(k + p, config.n_seq_max)))

@@ -29,8 +29,16 @@ class DecodeSteps:
     active: list[Request]
     _worker_q: dict[Any, deque[Request]]
 
-    def _finish(self, req: Request, reason: FinishReason, *, text: str | None = None, error: str | None = None,
-                release: bool = True, keep_session_kv: bool | None = None) -> None:
+    def _finish(
+        self,
+        req: Request,
+        reason: FinishReason,
+        *,
+        text: str | None = None,
+        error: str | None = None,
+        release: bool = True,
+        keep_session_kv: bool | None = None,
+    ) -> None:
         raise NotImplementedError
 
     def _release(self, req: Request, *, keep_session_kv: bool) -> None:
@@ -169,4 +177,3 @@ class DecodeSteps:
             if last:
                 out_rows.append((req, i - 1))
         self._after_decode(plan, out_rows)
-
