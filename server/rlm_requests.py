@@ -41,18 +41,7 @@ def build_inputs(
     """
     if session_turn is not None:
         return _session_inputs(creq, contexts, max_chars, session_turn)
-    docs: list[str | Path] = []
-    for cid in creq.context_ids:
-        item = contexts.get(cid) if isinstance(cid, str) else None
-        if item is None:
-            raise APIError(
-                404,
-                f"context_id {cid!r} does not exist (upload it with POST /v1/contexts)",
-                NOT_FOUND,
-                param="context_id",
-                code="context_not_found",
-            )
-        docs.append(item.path)
+    docs: list[str | Path] = _uploaded(creq, contexts)
     msgs = creq.messages
     question: str | None
     if creq.route == "text":
@@ -112,18 +101,7 @@ def _session_inputs(
         raise bad_request("the task is empty: send a non-empty user message", "messages")
     if turn > 0:
         return None, question, question
-    docs: list[str | Path] = []
-    for cid in creq.context_ids:
-        item = contexts.get(cid)
-        if item is None:
-            raise APIError(
-                404,
-                f"context_id {cid!r} does not exist (upload it with POST /v1/contexts)",
-                NOT_FOUND,
-                param="context_id",
-                code="context_not_found",
-            )
-        docs.append(item.path)
+    docs: list[str | Path] = _uploaded(creq, contexts)
     before = msgs[:-1] if creq.route == "chat" else ([msgs[0]] if creq.question else [])
     if before:
         docs.append(render_history(before) if creq.route == "chat" else before[0].content)
@@ -251,3 +229,20 @@ def _usage_dict(u: Any) -> dict[str, Any]:
         "total_tokens": int(u.prompt_tokens) + int(u.completion_tokens),
         "latency_s": round(float(u.latency_s), 3),
     }
+
+
+def _uploaded(creq: CompletionRequest, contexts: ContextStore) -> list[str | Path]:
+    """The files of the request's ``context_id``s, in order; 404 for one that was never uploaded (or expired)."""
+    docs: list[str | Path] = []
+    for cid in creq.context_ids:
+        item = contexts.get(cid) if isinstance(cid, str) else None
+        if item is None:
+            raise APIError(
+                404,
+                f"context_id {cid!r} does not exist (upload it with POST /v1/contexts)",
+                NOT_FOUND,
+                param="context_id",
+                code="context_not_found",
+            )
+        docs.append(item.path)
+    return docs
