@@ -72,6 +72,7 @@ def _settings(args: argparse.Namespace) -> profiles.Profile:
         if args.n < 1:
             raise UserError("-n must be at least 1")
         prof.n = args.n
+        prof.family_n = {}
     if args.root:
         prof.root = args.root
     if args.worker:
@@ -89,7 +90,7 @@ def _settings(args: argparse.Namespace) -> profiles.Profile:
 def _jobs(prof: profiles.Profile) -> Iterator[tuple[str, str, int]]:
     for fam in prof.families:
         for size in prof.sizes[fam]:
-            for i in range(prof.n):
+            for i in range(prof.n_for(fam)):
                 yield fam, size, i
 
 
@@ -227,6 +228,7 @@ def main(args: argparse.Namespace) -> int:
         "families": {f: prof.sizes[f] for f in prof.families},
         "methods": prof.methods,
         "n": prof.n,
+        "family_n": prof.family_n,
     }
     if not args.report_only:
         out_dir.mkdir(parents=True, exist_ok=True)

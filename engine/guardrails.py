@@ -62,6 +62,9 @@ class Limits(BaseModel):
     root_temperature: float = Field(0.0, ge=0.0, le=2.0, description="root sampling temperature (0: greedy)")
     root_top_p: float = Field(1.0, gt=0.0, le=1.0, description="root nucleus sampling")
     root_seed: int | None = Field(None, ge=0, le=2**32 - 1, description="root sampling seed")
+    root_code_only: bool = Field(
+        True, description="hold each root reply to one Python code block with a grammar (where the backend has them)"
+    )
     sub_max_tokens: int = Field(256, ge=1, le=32_768, description="default tokens per worker reply")
     max_errors: int = Field(5, ge=1, le=100, description="consecutive failing cells before the run stops")
     max_no_code: int = Field(3, ge=1, le=100, description="consecutive replies without code before the run stops")

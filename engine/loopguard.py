@@ -50,6 +50,10 @@ class LoopGuard:
     def reply_with_code(self) -> None:
         self.no_code = 0
 
+    def seen(self, code: str) -> bool:
+        """Whether ``code`` repeats a cell already run (before running it again)."""
+        return normalize_code(code) in self._codes
+
     def cell(self, code: str, output: str, failed: bool) -> bool:
         """Record an executed turn; True when it repeats earlier work (code, or a non-trivial output)."""
         code_key = normalize_code(code)

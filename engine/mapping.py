@@ -88,6 +88,8 @@ class MapCalls:
     def classify(self, a: dict[str, Any]) -> list[str | None]:
         items = _items(a)
         labels = [str(x).strip() for x in (a.get("labels") or []) if str(x).strip()]
+        if len(labels) == 1 and labels[0].lower() not in OTHER_LABELS:
+            labels.append("other")  # seen: classify(items, ["human being"]); one label means "is it this?"
         if len(labels) < 2 or len(labels) > MAX_LABELS or len(set(map(str.lower, labels))) != len(labels):
             raise TypeError(f"classify needs 2 to {MAX_LABELS} distinct labels, e.g. ['yes', 'no']")
         instruction = str(a.get("instruction") or a.get("question") or "").strip()

@@ -36,9 +36,7 @@ Functions in the REPL:
 - classify(items, labels, instruction): one label per item. llm_map(items, instruction): one answer per item.
 - FINAL(answer): call it as soon as an output shows the answer. It ends the task.
 
-There are four kinds of questions, with one example each. The question says which example to follow.
-
-{examples}
+The question comes with a worked example of its kind: follow its steps, with your own words and names.
 
 Search for one or two distinctive words, not a whole sentence. Do not repeat a cell you already ran."""
 
@@ -72,10 +70,12 @@ Search for one or two distinctive words, not a whole sentence. Do not repeat a c
 ROOT_FIRST_USER = """`context` has {chars} characters (about {tokens} tokens), {lines} lines{docs}. It starts with:
 {preview}
 
-Question: {question}
+{example}
+
+Now your task. Question: {question}
 {strategy}{keywords}Write the first code block."""
 
-STRATEGY_HINT = "This question is of kind {letter} ({when}): follow Example {letter}.\n"
+STRATEGY_HINT = "This question is of the kind of the example ({when}): follow its steps.\n"
 KEYWORDS_HINT = "Distinctive words from the question: {words}. Search for ONE of them at a time.\n"
 
 
@@ -128,9 +128,9 @@ DIRECT_TASK = "the task described in `context` (do what the text asks and give t
 
 NUDGE_NO_CODE = (
     "Your reply had no ```python code block, so nothing ran. Question: {question}\n"
-    "Write ONE ```python code block. If you already know the answer from an output, write:\n"
-    '```python\nFINAL("your answer")\n```'
-)
+    "Write ONE ```python code block. If an output already showed the answer, pass that value to FINAL, for "
+    "example FINAL(answer) when it is in the variable `answer`."
+)  # a quoted placeholder here was copied: FINAL("your answer") ended a counting run
 
 CELL_OUTPUT = "Output:\n{output}\n\nQuestion: {question}\n{hint}"
 
@@ -143,8 +143,11 @@ HINT_ERROR = "The code failed. Fix it (use only the functions listed) and try ag
 HINT_LIMIT = "The cell hit the {limit} limit and was stopped.{reset} Do less work per cell (search, then slice)."
 HINT_REPEAT = (
     "You already ran this code (or got this same output) before: running it again gives the same output. "
-    "If the output above shows the answer, call FINAL(answer) now; otherwise search for a different word "
-    "from the question."
+    "If the output above shows the answer, call FINAL(answer) now; otherwise take the next step of the example."
+)
+HINT_NEXT_STEP = "For example:\n```python\n{next_step}\n```"
+HINT_STEPPED = (
+    "Your code repeated a cell you had already run, so the next step of the example ran instead (the code above)."
 )
 HINT_BUDGET = "(Sub-calls left: {left} of {total}.)"
 HINT_RESTORED = (
@@ -179,18 +182,20 @@ def root_system(max_sub_chars: int, max_batch: int, *, sub_calls: bool = True) -
     """The static part of the root's prompt: the same tokens for every run of one RLM configuration."""
     if not sub_calls:
         return ROOT_SYSTEM_NO_SUB
-    from engine.strategies import examples
-
-    return ROOT_SYSTEM.format(max_sub_chars=f"{max_sub_chars:,}", max_batch=max_batch, examples=examples())
+    return ROOT_SYSTEM.format(max_sub_chars=f"{max_sub_chars:,}", max_batch=max_batch)
 
 
 def root_first_user(question: str, meta: PromptMeta, shape: Shape | None = None, preview_chars: int = 250) -> str:
     preview = meta.preview.strip()[:preview_chars] or "(empty)"
-    strategy = STRATEGY_HINT.format(letter=shape.letter, when=shape.when) if shape is not None else ""
-    words = question_keywords(question) if shape is None or shape.key != "aggregate" else []
+    from engine.strategies import LOOKUP
+
+    strategy = STRATEGY_HINT.format(when=shape.when) if shape is not None else ""
+    # keywords steer a search; a two-step question retrieves with the whole question (a keyword found other pages)
+    words = question_keywords(question) if shape is None or shape.key in ("lookup", "code") else []
     kw = KEYWORDS_HINT.format(words=", ".join(f'"{w}"' for w in words)) if words else ""
     docs = f", {meta.n_documents} documents: context[i] is document i" if meta.n_documents > 1 else ""
     return ROOT_FIRST_USER.format(
+        example=(shape or LOOKUP).example,
         question=question,
         preview=preview,
         strategy=strategy,

@@ -38,7 +38,7 @@ from engine.subcalls import Binding
 from engine.trace import TraceWriter, default_trace_dir, new_id
 
 DEFAULT_ROOT = "qwen2.5-coder-1.5b"
-DEFAULT_WORKER = "qwen2.5-coder-0.5b"
+DEFAULT_WORKER = DEFAULT_ROOT  # one loaded model for both roles: see bench/results/workers.json
 
 
 class RLMClosedError(BackendError):

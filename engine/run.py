@@ -26,7 +26,7 @@ from engine.loopguard import LoopGuard
 from engine.mapping import MapCalls
 from engine.replies import answer_from_reply, answer_text, extract_code, format_outcome, grounded, truncate_output
 from engine.result import DIRECT, FINAL, RunEnd
-from engine.strategies import Shape, choose_shape
+from engine.strategies import LOOKUP, REPLY_GRAMMAR, Shape, choose_shape, supports_grammar
 from engine.subcalls import Binding, SubCalls, unavailable
 from engine.trace import TraceWriter, clip, new_id
 from wasm_sandbox import CellResult
@@ -87,6 +87,8 @@ class Run:
         self.notes = 0  # entries moved into the REPL's `notes` list by compaction
         self.evidence: list[str] = []  # what the cells printed: a stopped run's answer must come from here
         self.restored: list[str] = []  # built-in helpers a cell rebound (the sandbox put them back)
+        self.shape: Shape | None = None
+        self.auto_stepped = False
 
     # -- events ------------------------------------------------------------------------------------------------
     def emit(self, event: str, **fields: Any) -> None:
@@ -224,7 +226,7 @@ class Run:
                 {"chars": meta.chars, "tokens": meta.tokens, "lines": meta.lines, "n_documents": meta.n_documents}
             )
             self.overhead_s = time.monotonic() - t_start  # engine work before the first root model call
-            shape = self._choose_shape(env)
+            shape = self.shape = self._choose_shape(env)
             first = P.root_first_user(self.question, meta, shape)
             if sess is not None and sess.history is not None:
                 hist = sess.history
@@ -278,7 +280,9 @@ class Run:
         return self._end(gen.text.strip(), DIRECT, gen.finish_reason == "length", t_start)
 
     # -- the root ----------------------------------------------------------------------------------------------
-    def _root_params(self, stop: tuple[str, ...], max_tokens: int | None = None) -> SamplingParams:
+    def _root_params(
+        self, stop: tuple[str, ...], max_tokens: int | None = None, grammar: str | None = None
+    ) -> SamplingParams:
         lim = self.lim
         return SamplingParams(
             max_tokens=max_tokens or lim.root_max_tokens,
@@ -286,6 +290,7 @@ class Run:
             top_p=lim.root_top_p,
             seed=lim.root_seed,
             stop=stop,
+            grammar=grammar,
         )
 
     def chat(self, messages: list[Message], params: SamplingParams, session: str | None) -> Generation:
@@ -329,7 +334,8 @@ class Run:
 
     def _root_turn(self, env: Environment, hist: History, session: str) -> Generation:
         root = self.rlm.root
-        params = self._root_params(("\nOutput:", "```output"))
+        code_only = self.lim.root_code_only and supports_grammar(root)
+        params = self._root_params(("\nOutput:", "```output"), grammar=REPLY_GRAMMAR if code_only else None)
         if hist.over(root.count_tokens, root.info.n_ctx, params.max_tokens):
             self._compact(env, hist)
         try:
@@ -424,6 +430,9 @@ class Run:
                 hist.append("user", hint.format(question=self.question))
                 continue
             guard.reply_with_code()
+            stepped = self._next_step_instead(guard, blocks)
+            if stepped is not None:
+                blocks, kept = [stepped], f"```python\n{stepped}\n```"
             hist.append("assistant", kept.strip())
 
             outputs, outcome, failed = self._run_cells(env, blocks, tid, turn)
@@ -442,10 +451,15 @@ class Run:
                 self.last_output = output
                 self.evidence.append(output[:EVIDENCE_CHARS])
             hints = []
+            if stepped is not None:
+                hints.append(P.HINT_STEPPED)
             if guard.cell("\n".join(blocks), output, failed):
                 if guard.looping:
                     return self._finish_partial(hist, "loop_detected", t_start, session)
                 hints.append(P.HINT_REPEAT)
+                next_step = (self.shape or LOOKUP).next_step
+                if next_step:
+                    hints.append(P.HINT_NEXT_STEP.format(next_step=next_step))
             if failed:
                 if guard.too_many_errors:
                     return self._finish_partial(hist, "too_many_errors", t_start, session)
@@ -474,6 +488,20 @@ class Run:
                     output=truncate_output(output, lim.max_output_chars), question=self.question, hint=" ".join(hints)
                 ),
             )
+
+    def _next_step_instead(self, guard: LoopGuard, blocks: list[str]) -> str | None:
+        """The example's next step, once per run, in place of a cell that repeats one already run.
+
+        Why: greedy decoding makes a 1.5B root re-run the same search or definition three times in a row even
+        when told the next step in words (seen on 9 of 10 multihop and code runs); running the step its example
+        takes next turns the stall into progress, and the root sees that code as its own reply.
+        """
+        shape = self.shape
+        if self.auto_stepped or shape is None or not shape.next_step or not guard.seen("\n".join(blocks)):
+            return None
+        self.auto_stepped = True
+        self.emit("auto_step", id=new_id("step"), parent=self.id, shape=shape.key, code=shape.next_step)
+        return shape.next_step
 
     def _finish_partial(
         self,

@@ -27,14 +27,15 @@ class Shape:
     key: str
     letter: str
     when: str  # one line for the classifier and the root
-    example: str  # the worked example in the system prompt
+    example: str  # the worked example shown with the question
+    next_step: str  # code suggested when the root repeats itself instead of moving on
 
 
 LOOKUP = Shape(
     "lookup",
     "A",
     "find one fact stated somewhere in the text",
-    """Example A (find one fact). Question: What colour is the door of the baker Tom Hale?
+    """Example (find one fact). Question: What colour is the door of the baker Tom Hale?
 ```python
 hits = [s for pos, s in search(r"hale", max_hits=10, width=150, ignore_case=True)]
 print(len(hits))
@@ -55,13 +56,14 @@ green
 FINAL(answer)
 ```
 If search finds nothing, try one other word, or retrieve(question) to find passages by meaning.""",
+    'passages = [p for pos, p in retrieve(question, k=4)]\nanswer = llm_query("Text:\\n" + "\\n\\n".join(passages) + "\\n\\nQuestion: " + question)\nprint(answer)',
 )
 
 AGGREGATE = Shape(
     "aggregate",
     "B",
     "count, list, compare or summarise many entries or lines",
-    """Example B (count many entries). Question: How many of the tickets are about a late delivery?
+    """Example (count many entries). Question: How many of the tickets are about a late delivery?
 ```python
 items = [l for l in context.splitlines() if l.strip()]
 labels = classify(items, ["late delivery", "other"], "What is the ticket about?")
@@ -73,25 +75,27 @@ Output:
 ```python
 FINAL(answer)
 ```
-classify asks the helper model about every item and returns one label per item. When code can decide (a date, a
-number, a user id), count in Python instead: sum(1 for l in items if "2023-05" in l).""",
+classify asks the helper model about every item and returns one label per item. What a line is about is decided by
+classify, never by a word test (a ticket about a late delivery need not say "delivery"). Python filters only what is
+written in the line, before classify: items = [l for l in items if "User: 42" in l] or "2023-05" in l.""",
+    "",  # no generic next step: the labels and the count depend on the question
 )
 
 MULTIHOP = Shape(
     "multihop",
     "C",
     "needs two steps: find one thing, then a fact about that thing",
-    """Example C (two steps). Question: In which city is the office of the manager of Ann Lee?
+    """Example (two steps). Question: In which city is the office of the manager of Ann Lee?
 ```python
-hits = [s for pos, s in search(r"Ann Lee", max_hits=5, width=200)]
-manager = llm_query("Who is the manager of Ann Lee? Reply with the name only. Text: " + " ".join(hits))
-print(manager)
+passages = [p for pos, p in retrieve(question, k=4)]  # the whole question
+answer = llm_query("Text:\\n" + "\\n\\n".join(passages) + "\\n\\nQuestion: " + question)
+print(answer)
 ```
 Output:
-Bo Chan
+Bo Chan is the manager; the text does not say where his office is.
 ```python
-hits = [s for pos, s in search(manager, max_hits=5, width=200)]
-answer = llm_query(question + " Text: " + " ".join(hits))
+passages += [p for pos, p in retrieve("Bo Chan office", k=3)]
+answer = llm_query("Text:\\n" + "\\n\\n".join(passages) + "\\n\\nQuestion: " + question)
 print(answer)
 ```
 Output:
@@ -99,26 +103,38 @@ Oslo
 ```python
 FINAL(answer)
 ```
-Search for the new name found in an output, not a word of the question.""",
+retrieve finds passages by meaning. When an output names a new person or thing but not the answer, retrieve that
+new name (not words of the question) and ask again.""",
+    'passages = [p for pos, p in retrieve(question, k=4)]\nanswer = llm_query("Text:\\n" + "\\n\\n".join(passages) + "\\n\\nQuestion: " + question)\nprint(answer)',
 )
 
 CODE = Shape(
     "code",
     "D",
     "about source code: functions, classes, parameters, files",
-    """Example D (source code). Question: What is the default value of timeout in connect (net/client.py)?
+    """Example (source code). Question: What is the default value of timeout in `connect` (net/client.py)?
+A. 10 B. 30 C. None D. 5
 ```python
 d = definition("connect")
 print(d["path"], d["line"])
-print(d["source"][:600])
+print(d["source"][:800])
 ```
 Output:
 net/client.py 12
 def connect(host, timeout=30, retries=2):
 ```python
-FINAL("30")
+answer = llm_query("Code:\\n" + d["source"][:4000] + "\\n\\nQuestion: " + question)
+print(answer)
 ```
-The text is files, not an installed package: never import it. Use files(), read_file(path) and definition(name).""",
+Output:
+B
+```python
+FINAL(answer)
+```
+The text is files, not an installed package: never import it. Use definition(name) for a function, class or
+method (e.g. definition("Client.connect")), read_file(path) for a file, files() for the paths. When the question
+quotes text, search for its first words: search(re.escape("first words of the quote")).""",
+    'answer = llm_query("Code:\\n" + d["source"][:4000] + "\\n\\nQuestion: " + question)\nprint(answer)',
 )
 
 SHAPES = (LOOKUP, AGGREGATE, MULTIHOP, CODE)
@@ -131,16 +147,18 @@ CLASSIFY_SYSTEM = """Sort the question into one kind:
 find: the answer is one fact written somewhere in the text
 count: the answer needs many entries or lines of the text (how many, which ones, list, compare, most, total)
 twostep: first find one thing, then a fact about that thing
-code: the text is source code; the question is about functions, classes, parameters or files
 
 Question: What colour is the door of the baker Tom Hale? Kind: find
 Question: How many of the reviews are positive? Kind: count
 Question: Which users asked about refunds more than twice? Kind: count
 Question: Where was the author of the book Blue Hills born? Kind: twostep
-Question: Which exception does the function load_config raise? Kind: code
+Question: Which opened first, the Elm Bridge or the Tay Tunnel? Kind: twostep
+Question: What is the river, near which the painter of The Red Mill lived, called? Kind: twostep
 Question: What is the password of the user named Arno? Kind: find"""
 KIND_TO_SHAPE = {"find": LOOKUP, "count": AGGREGATE, "twostep": MULTIHOP, "code": CODE}
-KIND_GRAMMAR = "root ::= " + " | ".join(f'"{k}"' for k in KIND_TO_SHAPE)
+# "code" is decided by the prompt (source files in it), never by the question: asked, the 1.5B root called two
+# of three HotpotQA questions over plain pages "code".
+KIND_GRAMMAR = "root ::= " + " | ".join(f'"{k}"' for k in KIND_TO_SHAPE if k != "code")
 
 
 def supports_grammar(backend: Backend) -> bool:
@@ -161,6 +179,12 @@ def choose_shape(run: Run, n_files: int) -> Shape:
     except Exception:  # noqa: BLE001 - a failed hint must not fail the run; the general example still works
         return LOOKUP
     return KIND_TO_SHAPE.get(gen.text.strip().lower(), LOOKUP)
+
+
+# The root's reply as the prompt asks for it: at most one short sentence (no calls in it), then one Python block. Without it the 1.5B root
+# answered a question ending "answer yes or no if the question asks so" with a bare "Yes" on its first turn, three
+# turns running (the run ended as no_code, never having read the text).
+REPLY_GRAMMAR = 'root ::= [^`\\n()]{0,200} "\\n"? "```python\\n" code "```"\ncode ::= [^`]*\n'
 
 
 def examples() -> str:

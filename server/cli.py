@@ -15,8 +15,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "serve",
         help="serve RLM and plain models over an OpenAI-compatible HTTP API (with a live call-tree page at /ui)",
         description=(
-            "Serve the models named in a TOML config (default: the RLM pair 'rlm' = qwen2.5-coder-1.5b root + "
-            "qwen2.5-coder-0.5b worker) at /v1/chat/completions, /v1/completions and /v1/models. Loopback by "
+            "Serve the models named in a TOML config (default: the RLM pair 'rlm' = qwen2.5-coder-1.5b as root and "
+            "worker, one loaded model) at /v1/chat/completions, /v1/completions and /v1/models. Loopback by "
             "default; with an API key every route except /health needs 'Authorization: Bearer KEY'."
         ),
     )

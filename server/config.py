@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from engine.errors import UserError
 
 DEFAULT_ROOT = "qwen2.5-coder-1.5b"
-DEFAULT_WORKER = "qwen2.5-coder-0.5b"
+DEFAULT_WORKER = DEFAULT_ROOT  # one loaded model in both roles, as the engine's default pair
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 
 

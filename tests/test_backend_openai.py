@@ -238,8 +238,12 @@ def test_cancel_aborts_a_streamed_request_on_the_real_server(backend: OpenAIBack
 
     t0 = time.monotonic()
     with pytest.raises(Cancelled):
-        backend.chat([Message("user", "Write a very long story about a dragon.")], SamplingParams(max_tokens=1500),
-                     cancel=tok, on_text=on_text)
+        backend.chat(
+            [Message("user", "Write a very long story about a dragon.")],
+            SamplingParams(max_tokens=1500),
+            cancel=tok,
+            on_text=on_text,
+        )
     assert time.monotonic() - t0 < 10 and len(pieces) < 200
     # the server stopped that generation: the next request is answered at once, not after 1500 tokens
     t1 = time.monotonic()
@@ -285,8 +289,12 @@ def test_cancel_aborts_requests_a_server_has_not_answered() -> None:
             threading.Timer(0.3, tok.cancel).start()
             t0 = time.monotonic()
             with pytest.raises(Cancelled):
-                b.chat([Message("user", "hi")], SamplingParams(max_tokens=4), cancel=tok,
-                       on_text=(lambda _p: None) if streamed else None)
+                b.chat(
+                    [Message("user", "hi")],
+                    SamplingParams(max_tokens=4),
+                    cancel=tok,
+                    on_text=(lambda _p: None) if streamed else None,
+                )
             assert time.monotonic() - t0 < 1.3
             deadline = time.monotonic() + 2
             while not closed and time.monotonic() < deadline:

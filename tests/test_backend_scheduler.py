@@ -359,8 +359,14 @@ def test_cancel_wakes_a_threaded_caller_within_a_step() -> None:
 
 def test_for_workload_sizes_a_pool_that_holds_the_load_without_waiting() -> None:
     cfg = LlamaConfig.for_workload(
-        "fake", concurrent_runs=3, chunk_tokens=100, answer_tokens=20, root_history_tokens=200, prefix_tokens=50,
-        n_parallel=4, headroom=0.0,
+        "fake",
+        concurrent_runs=3,
+        chunk_tokens=100,
+        answer_tokens=20,
+        root_history_tokens=200,
+        prefix_tokens=50,
+        n_parallel=4,
+        headroom=0.0,
     )
     assert (cfg.n_parallel, cfg.max_sessions) == (4, 3)
     assert cfg.n_ctx >= 50 + 3 * 200 + 4 * (100 + 20) and cfg.n_ctx % 256 == 0

@@ -274,9 +274,7 @@ def test_sub_call_budget_exhausted_ends_run_with_partial(env):
 
 
 def test_max_root_turns(env):
-    rlm, _, _ = make(
-        env, [code(f"print('value {i}')") for i in range(3)] + ["the value is 2"], max_root_turns=3
-    )
+    rlm, _, _ = make(env, [code(f"print('value {i}')") for i in range(3)] + ["the value is 2"], max_root_turns=3)
     c = rlm.completion("doc", "q")
     assert c.finish_reason == "max_root_turns" and c.partial and c.root_turns == 3
     assert c.answer == "the value is 2"  # the fallback answer is supported by the outputs
@@ -311,11 +309,23 @@ def test_wall_clock(env):
 
 def test_loop_detected_warns_then_stops(env):
     same = code("print(search('Hale'))")
-    rlm, root, _ = make(env, [same, same, same, "green"], max_repeats=1)
+    rlm, root, _ = make(env, [same, same, same, same, "green"], max_repeats=1)
     c = rlm.completion(DOC, Q)
     assert c.finish_reason == "loop_detected" and c.partial
-    assert P.HINT_REPEAT in user_msgs(root, 2)[-1]
+    assert P.HINT_STEPPED in user_msgs(root, 2)[-1]  # the first repeat ran the example's next step instead
+    assert P.HINT_REPEAT in user_msgs(root, 3)[-1]
     assert c.answer == "green"
+
+
+def test_a_repeated_cell_runs_the_examples_next_step_once():
+    """Real sandbox only: the step uses retrieve(), which the fake environment does not have."""
+    same = code("hits = [s for _, s in search('Hale')]\nprint(hits)")
+    rlm, root, worker = make(SandboxEnvironment, [same, same, code("FINAL(answer)")], max_repeats=1)
+    c = rlm.completion(DOC, Q)
+    assert c.finish_reason == "final"
+    assert "retrieve(question" in root.chat_calls[2][-2].content  # the step that ran is the root's own reply now
+    assert P.HINT_STEPPED in user_msgs(root, 2)[-1]
+    assert len(worker.batch_calls) == 1 and c.answer
 
 
 def test_repeated_output_detected(env):

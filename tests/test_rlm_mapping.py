@@ -75,16 +75,16 @@ def test_llm_map_retries_failed_items_once(env):
 
 
 def test_unparsable_labels_are_none_after_one_retry(env):
-    root = ScriptedBackend([code("r = classify(['a', 'b'], ['cat', 'dog'])\nFINAL(sum(x is None for x in r))")], name="r")
+    root = ScriptedBackend(
+        [code("r = classify(['a', 'b'], ['cat', 'dog'])\nFINAL(sum(x is None for x in r))")], name="r"
+    )
     wk = ScriptedBackend(worker="a fish", name="w")
     c = RLM(root, wk, environment=env, trace=False).completion("doc", "q")
     assert c.answer == "2" and c.sub_calls == 4
 
 
 def test_bad_arguments_are_clear_errors(env):
-    root = ScriptedBackend(
-        [code("classify(['a'], ['only-one'])"), code("llm_map(42, 'x')"), code("FINAL('ok')")], name="r"
-    )
+    root = ScriptedBackend([code("classify(['a'], [])"), code("llm_map(42, 'x')"), code("FINAL('ok')")], name="r")
     c = RLM(root, ScriptedBackend(name="w"), environment=env, trace=False).completion("doc", "q")
     assert c.answer == "ok"
     assert "2 to 50 distinct labels" in user_msgs(root, 1)[-1]
@@ -106,9 +106,21 @@ def test_one_topic_against_other_is_asked_as_yes_no(env):
         [code("labels = classify(context.splitlines(), ['delivery', 'other'])\nFINAL(labels.count('delivery'))")],
         name="r",
     )
-    wk = ScriptedBackend(worker=lambda p: "yes" if any(w in p for w in ("parcel", "courier", "box")) else "no", name="w")
+    wk = ScriptedBackend(
+        worker=lambda p: "yes" if any(w in p for w in ("parcel", "courier", "box")) else "no", name="w"
+    )
     c = RLM(root, wk, environment=env, trace=False).completion("\n".join(TICKETS), "q")
     assert c.answer == "2"
     system, prompts = wk.batch_calls[0]
     assert all("Is this line about delivery? Answer yes or no." in p for p in prompts)
     assert "NOT FOUND" not in system  # labels get their own system prompt
+
+
+def test_one_label_is_asked_against_other(env):
+    """Seen from the 1.5B root: ``classify(items, ["human being"])``; one label means "is it this one?"."""
+    root = ScriptedBackend([code("print(classify(['a cat', 'a car'], ['animal']))"), code("FINAL('ok')")], name="r")
+    worker = ScriptedBackend(worker={"a cat": "yes", "a car": "no"}, name="w")
+    c = RLM(root, worker, environment=env, trace=False).completion("doc", "q")
+    assert c.answer == "ok"
+    assert "['animal', 'other']" in user_msgs(root, 1)[-1]
+    assert all("Is this line about animal?" in p for _, ps in worker.batch_calls for p in ps)

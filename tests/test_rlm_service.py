@@ -406,17 +406,19 @@ def test_code_prompts_get_the_code_example(env):
     files = "### File: net/client.py\ndef connect(host, timeout=30):\n    pass\n### File: net/server.py\ndef serve():\n    pass\n"
     rlm, root, _ = make(env, [code("FINAL('30')")])
     assert rlm.completion(files, "What is the default timeout of connect?").answer == "30"
-    assert "follow Example D" in root.chat_calls[0][1].content
+    assert "Example (source code)" in root.chat_calls[0][1].content
     rlm, root, _ = make(env, [code("FINAL('x')")])
     rlm.completion(DOC, Q)
     # a scripted root takes no strategy call: the general lookup example
-    assert "follow Example A" in root.chat_calls[0][1].content
+    assert "Example (find one fact)" in root.chat_calls[0][1].content
 
 
 def test_importing_the_text_gets_a_pointed_hint():
     from engine.environment import SandboxEnvironment
 
-    rlm, root, _ = make(SandboxEnvironment, [code("from requests.utils import quote\nprint(quote)"), code("FINAL('x')")])
+    rlm, root, _ = make(
+        SandboxEnvironment, [code("from requests.utils import quote\nprint(quote)"), code("FINAL('x')")]
+    )
     rlm.completion("### File: requests/utils.py\ndef quote(s):\n    pass\n", "What does quote do?")
     msg = user_msgs(root, 1)[-1]
     assert "not an installed package" in msg and "definition(name)" in msg

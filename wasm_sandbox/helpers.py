@@ -250,7 +250,7 @@ class PromptTools:
                 if path
                 else (f"in the {len(scope)} file(s) of the prompt" if self.file_table() else "in the prompt")
             )
-            raise ValueError(f"no def or class named {name!r} {where}")
+            raise ValueError(f"no def or class named {name!r} {where}{self._module_hint(parts)}")
         best = found[0]
         lines = best["src"].split("\n")
         source = "\n".join(lines[best["line"] - 1 : best["end_line"]])
@@ -266,6 +266,15 @@ class PromptTools:
             "source": source,
             "matches": [[d["path"], d["line"]] for d in found],
         }
+
+    def _module_hint(self, parts: list[str]) -> str:
+        """A dotted name that is a file's module path (seen: definition("requests.exceptions")) gets its file."""
+        want = "/".join(parts)
+        for f in self.file_table():
+            stem = f.path[:-3] if f.path.endswith(".py") else f.path
+            if stem == want or stem.endswith("/" + want) or stem == want + "/__init__":
+                return f"; {'.'.join(parts)!r} is the file {f.path!r}: read it with read_file({f.path!r})"
+        return ""
 
     def _extent(self, f: SourceFile, src: str, line: int, parts: list[str]) -> tuple[int, int] | None:
         """(first, last) 1-based lines of the def/class starting on ``line`` (decorators included), or None when

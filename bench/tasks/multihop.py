@@ -20,7 +20,7 @@ from bench.tasks import Instance, Score, rng_for
 SIZES = {"10p": 10, "100p": 100, "1000p": 1000}
 HEADER = "## Page {i}: {title}"
 _PAGE = re.compile(r"^## Page \d+: (.+)$", re.MULTILINE)
-SUFFIX = " Answer with a short phrase (a few words) only; answer yes or no if the question asks so."
+SUFFIX = " Answer with a short phrase (a few words) only."
 _YES_NO = re.compile(r"^(is|are|was|were|do|does|did|can|could|has|have|had|will|would|should)\b", re.IGNORECASE)
 
 
