@@ -107,7 +107,9 @@ class LiveStatus:
 
 def _add_model_and_limit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", default=None, help="root model name or GGUF path (default qwen2.5-coder-1.5b)")
-    p.add_argument("--worker", default=None, help="worker model name or GGUF path (default: the root model, loaded once)")
+    p.add_argument(
+        "--worker", default=None, help="worker model name or GGUF path (default: the root model, loaded once)"
+    )
     p.add_argument("--trace", default=None, help="trace file or directory (default ~/.cache/outcore/traces)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     for field, (flag, typ, help_) in BACKEND_FLAGS.items():

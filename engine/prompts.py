@@ -70,9 +70,7 @@ Search for one or two distinctive words, not a whole sentence. Do not repeat a c
 ROOT_FIRST_USER = """`context` has {chars} characters (about {tokens} tokens), {lines} lines{docs}. It starts with:
 {preview}
 
-{example}
-
-Now your task. Question: {question}
+{example}Question: {question}
 {strategy}{keywords}Write the first code block."""
 
 STRATEGY_HINT = "This question is of the kind of the example ({when}): follow its steps.\n"
@@ -187,15 +185,13 @@ def root_system(max_sub_chars: int, max_batch: int, *, sub_calls: bool = True) -
 
 def root_first_user(question: str, meta: PromptMeta, shape: Shape | None = None, preview_chars: int = 250) -> str:
     preview = meta.preview.strip()[:preview_chars] or "(empty)"
-    from engine.strategies import LOOKUP
-
     strategy = STRATEGY_HINT.format(when=shape.when) if shape is not None else ""
     # keywords steer a search; a two-step question retrieves with the whole question (a keyword found other pages)
     words = question_keywords(question) if shape is None or shape.key in ("lookup", "code") else []
     kw = KEYWORDS_HINT.format(words=", ".join(f'"{w}"' for w in words)) if words else ""
     docs = f", {meta.n_documents} documents: context[i] is document i" if meta.n_documents > 1 else ""
     return ROOT_FIRST_USER.format(
-        example=(shape or LOOKUP).example,
+        example=f"{shape.example}\n\nNow your task. " if shape is not None else "",
         question=question,
         preview=preview,
         strategy=strategy,

@@ -26,7 +26,7 @@ from engine.loopguard import LoopGuard
 from engine.mapping import MapCalls
 from engine.replies import answer_from_reply, answer_text, extract_code, format_outcome, grounded, truncate_output
 from engine.result import DIRECT, FINAL, RunEnd
-from engine.strategies import LOOKUP, REPLY_GRAMMAR, Shape, choose_shape, supports_grammar
+from engine.strategies import REPLY_GRAMMAR, Shape, choose_shape, supports_grammar
 from engine.subcalls import Binding, SubCalls, unavailable
 from engine.trace import TraceWriter, clip, new_id
 from wasm_sandbox import CellResult
@@ -457,9 +457,8 @@ class Run:
                 if guard.looping:
                     return self._finish_partial(hist, "loop_detected", t_start, session)
                 hints.append(P.HINT_REPEAT)
-                next_step = (self.shape or LOOKUP).next_step
-                if next_step:
-                    hints.append(P.HINT_NEXT_STEP.format(next_step=next_step))
+                if self.shape is not None and self.shape.next_step:
+                    hints.append(P.HINT_NEXT_STEP.format(next_step=self.shape.next_step))
             if failed:
                 if guard.too_many_errors:
                     return self._finish_partial(hist, "too_many_errors", t_start, session)

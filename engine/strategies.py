@@ -2,8 +2,8 @@
 
 Why shapes: a 1.5B root copies the shape of the example it is shown. One needle-shaped example made it search for
 keywords and ask one worker call whatever the question was (a counting question over 300 tickets got "4" for a
-truth of 56). So the system prompt holds one worked example per shape (it is static, so its KV state is computed
-once and shared by every run), and each run is told which one fits its question.
+truth of 56). So there is one worked example per shape, and a run is shown only the one that fits its question, in
+its first message: with all four in the system prompt the 1.5B root followed the first whatever it was told.
 
 How the shape is chosen, without a regex on the question's wording: facts about the prompt decide first (a prompt
 that concatenates source files is a code question), then one short root call constrained by a grammar to the
@@ -17,15 +17,23 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from engine.backends.base import Backend, Message, SamplingParams
+from engine.prompts import DIRECT_TASK
 
 if TYPE_CHECKING:
     from engine.run import Run
 
 
+# the next step of a lookup or a two-step question when the root stalls: passages by meaning, then the worker
+RETRIEVE_AND_ASK = (
+    "passages = [p for pos, p in retrieve(question, k=4)]\n"
+    'answer = llm_query("Text:\\n" + "\\n\\n".join(passages) + "\\n\\nQuestion: " + question)\n'
+    "print(answer)"
+)
+
+
 @dataclass(frozen=True)
 class Shape:
     key: str
-    letter: str
     when: str  # one line for the classifier and the root
     example: str  # the worked example shown with the question
     next_step: str  # code suggested when the root repeats itself instead of moving on
@@ -33,7 +41,6 @@ class Shape:
 
 LOOKUP = Shape(
     "lookup",
-    "A",
     "find one fact stated somewhere in the text",
     """Example (find one fact). Question: What colour is the door of the baker Tom Hale?
 ```python
@@ -56,12 +63,11 @@ green
 FINAL(answer)
 ```
 If search finds nothing, try one other word, or retrieve(question) to find passages by meaning.""",
-    'passages = [p for pos, p in retrieve(question, k=4)]\nanswer = llm_query("Text:\\n" + "\\n\\n".join(passages) + "\\n\\nQuestion: " + question)\nprint(answer)',
+    RETRIEVE_AND_ASK,
 )
 
 AGGREGATE = Shape(
     "aggregate",
-    "B",
     "count, list, compare or summarise many entries or lines",
     """Example (count many entries). Question: How many of the tickets are about a late delivery?
 ```python
@@ -83,7 +89,6 @@ written in the line, before classify: items = [l for l in items if "User: 42" in
 
 MULTIHOP = Shape(
     "multihop",
-    "C",
     "needs two steps: find one thing, then a fact about that thing",
     """Example (two steps). Question: In which city is the office of the manager of Ann Lee?
 ```python
@@ -105,12 +110,11 @@ FINAL(answer)
 ```
 retrieve finds passages by meaning. When an output names a new person or thing but not the answer, retrieve that
 new name (not words of the question) and ask again.""",
-    'passages = [p for pos, p in retrieve(question, k=4)]\nanswer = llm_query("Text:\\n" + "\\n\\n".join(passages) + "\\n\\nQuestion: " + question)\nprint(answer)',
+    RETRIEVE_AND_ASK,
 )
 
 CODE = Shape(
     "code",
-    "D",
     "about source code: functions, classes, parameters, files",
     """Example (source code). Question: What is the default value of timeout in `connect` (net/client.py)?
 A. 10 B. 30 C. None D. 5
@@ -138,7 +142,6 @@ quotes text, search for its first words: search(re.escape("first words of the qu
 )
 
 SHAPES = (LOOKUP, AGGREGATE, MULTIHOP, CODE)
-BY_LETTER = {s.letter: s for s in SHAPES}
 
 # Few-shot, in a system message (its KV state is shared across runs, so a call costs ~0.5 s on a CPU), answered
 # with one word under a grammar. Measured on Qwen2.5-Coder-1.5B: words beat letters, and a grammar whose words
@@ -155,10 +158,10 @@ Question: Where was the author of the book Blue Hills born? Kind: twostep
 Question: Which opened first, the Elm Bridge or the Tay Tunnel? Kind: twostep
 Question: What is the river, near which the painter of The Red Mill lived, called? Kind: twostep
 Question: What is the password of the user named Arno? Kind: find"""
-KIND_TO_SHAPE = {"find": LOOKUP, "count": AGGREGATE, "twostep": MULTIHOP, "code": CODE}
-# "code" is decided by the prompt (source files in it), never by the question: asked, the 1.5B root called two
-# of three HotpotQA questions over plain pages "code".
-KIND_GRAMMAR = "root ::= " + " | ".join(f'"{k}"' for k in KIND_TO_SHAPE if k != "code")
+# No "code" kind: that is decided by the prompt (source files in it), never by the question; asked, the 1.5B root
+# called two of three HotpotQA questions over plain pages "code".
+KIND_TO_SHAPE = {"find": LOOKUP, "count": AGGREGATE, "twostep": MULTIHOP}
+KIND_GRAMMAR = "root ::= " + " | ".join(f'"{k}"' for k in KIND_TO_SHAPE)
 
 
 def supports_grammar(backend: Backend) -> bool:
@@ -171,7 +174,7 @@ def choose_shape(run: Run, n_files: int) -> Shape:
     if n_files >= 2:
         return CODE
     root = run.rlm.root
-    if not supports_grammar(root) or run.question.startswith("the task described"):
+    if not supports_grammar(root) or run.question == DIRECT_TASK:
         return LOOKUP
     msgs = [Message("system", CLASSIFY_SYSTEM), Message("user", f"Question: {run.question} Kind:")]
     try:
@@ -181,11 +184,9 @@ def choose_shape(run: Run, n_files: int) -> Shape:
     return KIND_TO_SHAPE.get(gen.text.strip().lower(), LOOKUP)
 
 
-# The root's reply as the prompt asks for it: at most one short sentence (no calls in it), then one Python block. Without it the 1.5B root
-# answered a question ending "answer yes or no if the question asks so" with a bare "Yes" on its first turn, three
-# turns running (the run ended as no_code, never having read the text).
+# The root's reply as the prompt asks for it: at most one short sentence (no calls in it), then one Python block.
+# Without it the 1.5B root answered a question ending "answer yes or no if the question asks so" with a bare "Yes"
+# on its first turn, three turns running (no_code, never having read the text). A block with no sentence before it
+# made the root count lines by a word test instead of classify(); a sentence may hold no call, because a root
+# allowed one wrote "Final(answer)" there and junk code after it.
 REPLY_GRAMMAR = 'root ::= [^`\\n()]{0,200} "\\n"? "```python\\n" code "```"\ncode ::= [^`]*\n'
-
-
-def examples() -> str:
-    return "\n\n".join(s.example for s in SHAPES)

@@ -351,6 +351,7 @@ def test_without_sub_calls(env):
     c = RLM(rlm_root, wk, environment=env, trace=False, sub_calls=False).completion(DOC, Q)
     assert c.answer == "1" and not wk.batch_calls
     assert "llm_query" not in rlm_root.chat_calls[0][0].content
+    assert "llm_query" not in rlm_root.chat_calls[0][1].content  # no worked example that calls the worker
     assert "not available" in user_msgs(rlm_root, 1)[-1]
 
 
