@@ -5,29 +5,21 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import httpx
 import llama_cpp.server.app  # noqa: F401  (the real server the backend is tested against)
 import pytest
 
 from engine.backends import BackendError, ContextOverflowError, Message, SamplingParams, load_backend  # noqa: E402
 from engine.backends.openai_compat import OpenAIBackend, OpenAIConfig  # noqa: E402
+from tests.server_support import free_port, llama_cpp_server
 
 pytestmark = pytest.mark.slow
 N_CTX = 2048
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -38,51 +30,8 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         model = Path(resolve_model_path("smollm2-135m"))
     except ModelNotFoundError as e:
         pytest.fail(f"test model not installed: {e}")
-    port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llama_cpp.server",
-                "--model",
-                str(model),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--n_ctx",
-                str(N_CTX),
-                "--n_threads",
-                "2",
-                "--verbose",
-                "False",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("llama_cpp.server did not start in 90 s")
-            time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with llama_cpp_server(model, tmp_path_factory.mktemp("server") / "server.log", N_CTX) as base:
+        yield f"{base}/v1"
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +71,7 @@ def test_one_bad_prompt_does_not_fail_the_batch(backend: OpenAIBackend) -> None:
 
 def test_connection_refused_is_a_clear_error() -> None:
     b = OpenAIBackend(
-        OpenAIConfig(base_url=f"http://127.0.0.1:{_free_port()}/v1", n_ctx=512, max_retries=1, retry_backoff_s=0.01)
+        OpenAIConfig(base_url=f"http://127.0.0.1:{free_port()}/v1", n_ctx=512, max_retries=1, retry_backoff_s=0.01)
     )
     try:
         with pytest.raises(BackendError, match=r"failed after 2 attempt\(s\).*ConnectError"):

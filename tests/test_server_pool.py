@@ -8,10 +8,7 @@ concurrently and the answer must be right. ``outcore serve --config`` with ``wor
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,7 +18,7 @@ import httpx
 import openai
 import pytest
 
-from tests.server_support import ServerProcess, free_port, start_cli, start_scripted
+from tests.server_support import ServerProcess, free_port, llama_cpp_server, start_cli, start_scripted
 
 pytestmark = pytest.mark.slow
 
@@ -91,47 +88,10 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CountingProxy]:
     from models import resolve_model_path
 
     model = Path(resolve_model_path("smollm2-135m"))
-    port = free_port()
-    log = tmp_path_factory.mktemp("pool") / "llama_cpp_server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llama_cpp.server",
-                "--model",
-                str(model),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--n_ctx",
-                "2048",
-                "--n_threads",
-                "2",
-                "--verbose",
-                "False",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, log.read_text()[-2000:]
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "llama_cpp.server did not start in 90 s"
-            time.sleep(0.3)
-        proxy = CountingProxy(f"http://127.0.0.1:{port}")
+    with llama_cpp_server(model, tmp_path_factory.mktemp("pool") / "llama_cpp_server.log") as base:
+        proxy = CountingProxy(base)
         yield proxy
         proxy.close()
-    finally:
-        proc.terminate()
-        proc.wait(20)
 
 
 def test_rlm_with_an_openai_worker_pool(pool: CountingProxy, tmp_path: Path) -> None:
