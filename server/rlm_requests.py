@@ -71,6 +71,13 @@ def build_inputs(
             question = task.strip() or None
     if not docs or all(isinstance(d, str) and not d.strip() for d in docs):
         raise bad_request("the prompt is empty: send a non-empty user message", "messages")
+    prompt = _joined(docs, contexts, max_chars)
+    preview = question or (task[:300] if task else "(uploaded context)")
+    return prompt, question, preview
+
+
+def _joined(docs: list[str | Path], contexts: ContextStore, max_chars: int) -> Any:
+    """The prompt ``RLM.completion`` takes (one document, or a list of texts); 400 when they exceed the maximum."""
     total = sum(contexts_chars(d, contexts) for d in docs)
     if total > max_chars:
         raise APIError(
@@ -81,13 +88,7 @@ def build_inputs(
             code="context_too_large",
             extra={"n_prompt_chars": total, "max_context_chars": max_chars},
         )
-    prompt: Any
-    if len(docs) == 1:
-        prompt = docs[0]
-    else:
-        prompt = [d.read_text(encoding="utf-8") if isinstance(d, Path) else d for d in docs]
-    preview = question or (task[:300] if task else "(uploaded context)")
-    return prompt, question, preview
+    return docs[0] if len(docs) == 1 else [d.read_text(encoding="utf-8") if isinstance(d, Path) else d for d in docs]
 
 
 def _session_inputs(
@@ -107,17 +108,7 @@ def _session_inputs(
         docs.append(render_history(before) if creq.route == "chat" else before[0].content)
     if not docs:
         docs.append(question)
-    total = sum(contexts_chars(d, contexts) for d in docs)
-    if total > max_chars:
-        raise APIError(
-            400,
-            f"request ({total:,} characters of context) exceeds the configured maximum context "
-            f"({max_chars:,} characters)",
-            CONTEXT,
-            code="context_too_large",
-        )
-    prompt = docs[0] if len(docs) == 1 else [d.read_text(encoding="utf-8") if isinstance(d, Path) else d for d in docs]
-    return prompt, question, question
+    return _joined(docs, contexts, max_chars), question, question
 
 
 def contexts_chars(d: str | Path, contexts: ContextStore) -> int:
