@@ -92,7 +92,7 @@ def _quick() -> Profile:
         n=1,
         family_n={"aggregate": 2, "multihop": 5, "codeqa": 4},
         base_ctx=4096,
-        max_wall_s=100.0,
+        max_wall_s=900.0,  # labelling the ~1,000 lines of a 32K aggregate window takes ~520 s on 2 cores
         rlm_limits={"max_root_turns": 6},
         check_oracles=True,
     )

@@ -43,11 +43,25 @@ class CancelToken:
         self._next = 0
         self._timer: threading.Timer | None = None
         self.deadline: float | None = None
+        self._start = time.monotonic()
         if deadline_s is not None:
-            self.deadline = time.monotonic() + max(0.0, deadline_s)
-            self._timer = threading.Timer(max(0.0, deadline_s), self.cancel, args=(DEADLINE,))
-            self._timer.daemon = True
-            self._timer.start()
+            self._arm(deadline_s)
+
+    def _arm(self, deadline_s: float) -> None:
+        self.deadline = self._start + max(0.0, deadline_s)
+        self._timer = threading.Timer(max(0.0, self.deadline - time.monotonic()), self.cancel, args=(DEADLINE,))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def extend(self, deadline_s: float) -> None:
+        """Move the deadline to ``deadline_s`` seconds after the token was made (a run that scaled its budget)."""
+        with self._lock:
+            if self._event.is_set() or self.deadline is None or self._start + deadline_s <= self.deadline:
+                return
+            old, self._timer = self._timer, None
+            if old is not None:
+                old.cancel()
+            self._arm(deadline_s)
 
     @property
     def reason(self) -> str | None:

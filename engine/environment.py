@@ -86,6 +86,7 @@ class SandboxEnvironment:
             lines=int(m.lines),
             n_documents=int(m.n_documents or 1),
             preview=preview,
+            long_lines=int(m.long_lines),
         )
         hf = ws.HostFunctions(
             llm_query=host.llm_query,

@@ -309,6 +309,25 @@ class Budget:
             }
 
 
+WALL_S_PER_ITEM = 1.0  # twice the measured per-line labelling time on 2 cores: slower CPUs, retries
+MAX_SCALED_WALL_S = 4 * 3600.0
+
+
+def scaled_for(lim: Limits, items: int) -> dict[str, float]:
+    """The limits an aggregation over ``items`` entries needs, among those the caller did not set and that are lower.
+
+    About one worker call per entry, and the time for it: labelling one line took 0.5 s with the 1.5B worker on
+    2 CPU cores (1,000 lines of a 32K-token window: 520 s), past the 600 s default once the root's turns are added.
+    """
+    need = min(items + 100, 20_000)
+    wants: dict[str, float] = {
+        "max_sub_calls": need,
+        "max_sub_calls_per_cell": need,
+        "max_wall_s": min(300.0 + WALL_S_PER_ITEM * items, MAX_SCALED_WALL_S),
+    }
+    return {k: v for k, v in wants.items() if k not in lim.model_fields_set and getattr(lim, k) < v}
+
+
 def split_limits(kwargs: dict[str, Any]) -> tuple[Limits, dict[str, Any]]:
     """Separate guardrail overrides from other keyword arguments; unknown names are returned untouched."""
     lim = {k: v for k, v in kwargs.items() if k in LIMIT_FIELDS}

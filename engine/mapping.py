@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from engine.guardrails import GuardrailError
@@ -53,6 +54,14 @@ class MapCalls:
 
     def __init__(self, subs: SubCalls) -> None:
         self.subs = subs
+        # answers of earlier calls of this run, by (helper, items, question): seen, a 1.5B root re-ran the cell that
+        # labelled 281 lines (150 s) to add one line after it; asked again, the same items get the same labels
+        self._done: dict[tuple[object, ...], list[str | None]] = {}
+
+    def _cached(self, key: tuple[object, ...], compute: Callable[[], list[str | None]]) -> list[str | None]:
+        if key not in self._done:
+            self._done[key] = compute()
+        return list(self._done[key])
 
     def _ask(
         self, prompts: list[str], max_tokens: int, grammar: str | None, kind: str, system: str | None = None
@@ -76,6 +85,11 @@ class MapCalls:
         if not instruction:
             raise TypeError("llm_map needs an instruction, e.g. llm_map(items, 'Extract the date of the entry.')")
         max_tokens = max(1, min(int(a.get("max_tokens", 64)), 512))
+        return self._cached(
+            ("map", tuple(items), instruction, max_tokens), lambda: self._map(items, instruction, max_tokens)
+        )
+
+    def _map(self, items: list[str], instruction: str, max_tokens: int) -> list[str | None]:
         prompts = [f"{instruction}\nText: {item}" for item in items]
         answers = self._ask(prompts, max_tokens, None, "map")
         retry = [k for k, ans in enumerate(answers) if ans is None]
@@ -93,6 +107,10 @@ class MapCalls:
         if len(labels) < 2 or len(labels) > MAX_LABELS or len(set(map(str.lower, labels))) != len(labels):
             raise TypeError(f"classify needs 2 to {MAX_LABELS} distinct labels, e.g. ['yes', 'no']")
         instruction = str(a.get("instruction") or a.get("question") or "").strip()
+        key = ("classify", tuple(items), tuple(labels), instruction)
+        return self._cached(key, lambda: self._classify(items, labels, instruction))
+
+    def _classify(self, items: list[str], labels: list[str], instruction: str) -> list[str | None]:
         rest = [lb for lb in labels if lb.lower() not in OTHER_LABELS]
         if len(labels) == 2 and len(rest) == 1:
             return self._one_topic(items, rest[0], labels)

@@ -147,6 +147,15 @@ HINT_NEXT_STEP = "For example:\n```python\n{next_step}\n```"
 HINT_STEPPED = (
     "Your code repeated a cell you had already run, so the next step of the example ran instead (the code above)."
 )
+HINT_PLANNED_LABELS = (
+    "That first step was run for you: `labels[i]` is the label of `items[i]`. Now compute the answer from `items` "
+    "and `labels` in Python (filter by what is written in the line with zip, count with Counter), then call FINAL."
+)
+HINT_PLANNED_RETRIEVAL = (
+    "That first step was run for you: the passages most about the question, read by the helper model. If its "
+    "answer above answers the question, call FINAL(answer). If it names a new person or thing but not the answer, "
+    "retrieve that new name and ask again."
+)
 HINT_BUDGET = "(Sub-calls left: {left} of {total}.)"
 HINT_RESTORED = (
     "Your code assigned to {names}, which are built-in functions; the built-ins were put back. "
@@ -174,6 +183,7 @@ class PromptMeta:
     lines: int
     n_documents: int
     preview: str
+    long_lines: int = 0  # lines of over 400 bytes (paragraphs), from the host's scan
 
 
 def root_system(max_sub_chars: int, max_batch: int, *, sub_calls: bool = True) -> str:
@@ -183,15 +193,29 @@ def root_system(max_sub_chars: int, max_batch: int, *, sub_calls: bool = True) -
     return ROOT_SYSTEM.format(max_sub_chars=f"{max_sub_chars:,}", max_batch=max_batch)
 
 
-def root_first_user(question: str, meta: PromptMeta, shape: Shape | None = None, preview_chars: int = 250) -> str:
+def root_first_user(
+    question: str,
+    meta: PromptMeta,
+    shape: Shape | None = None,
+    example: str = "",
+    keywords: bool = True,
+    preview_chars: int = 250,
+) -> str:
+    """The first message: the prompt's facts, the worked example (``example`` or the shape's) and the question.
+
+    ``keywords=False`` when the engine has run the first step itself: a search hint then pulls the root away from
+    the step after it.
+    """
     preview = meta.preview.strip()[:preview_chars] or "(empty)"
     strategy = STRATEGY_HINT.format(when=shape.when) if shape is not None else ""
+    example = example or (shape.example if shape is not None else "")
     # keywords steer a search; a two-step question retrieves with the whole question (a keyword found other pages)
-    words = question_keywords(question) if shape is None or shape.key in ("lookup", "code") else []
+    kinds = ("lookup", "code")
+    words = question_keywords(question) if keywords and (shape is None or shape.key in kinds) else []
     kw = KEYWORDS_HINT.format(words=", ".join(f'"{w}"' for w in words)) if words else ""
     docs = f", {meta.n_documents} documents: context[i] is document i" if meta.n_documents > 1 else ""
     return ROOT_FIRST_USER.format(
-        example=f"{shape.example}\n\nNow your task. " if shape is not None else "",
+        example=f"{example}\n\nNow your task. " if example else "",
         question=question,
         preview=preview,
         strategy=strategy,

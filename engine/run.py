@@ -19,14 +19,15 @@ from engine import prompts as P
 from engine.backends.base import BackendError, ContextOverflowError, Generation, Message, SamplingParams
 from engine.cancel import Cancelled, CancelToken
 from engine.environment import Environment, HostCalls, PromptSource
-from engine.guardrails import ROLE_CHILD_ROOT, ROLE_ROOT, Budget, CellCounter, GuardrailError, Limits
+from engine.guardrails import ROLE_CHILD_ROOT, ROLE_ROOT, Budget, CellCounter, GuardrailError, Limits, scaled_for
 from engine.history import History
 from engine.log import get_logger, log
 from engine.loopguard import LoopGuard
 from engine.mapping import MapCalls
+from engine.plans import PlannedStep, is_list, plan_aggregate, plan_lookup, plan_retrieval
 from engine.replies import answer_from_reply, answer_text, extract_code, format_outcome, grounded, truncate_output
 from engine.result import DIRECT, FINAL, RunEnd
-from engine.strategies import REPLY_GRAMMAR, Shape, choose_shape, supports_grammar
+from engine.strategies import AGGREGATE, LOOKUP, MULTIHOP, REPLY_GRAMMAR, Shape, choose_shape, supports_grammar
 from engine.subcalls import Binding, SubCalls, unavailable
 from engine.trace import TraceWriter, clip, new_id
 from wasm_sandbox import CellResult
@@ -89,6 +90,8 @@ class Run:
         self.restored: list[str] = []  # built-in helpers a cell rebound (the sandbox put them back)
         self.shape: Shape | None = None
         self.auto_stepped = False
+        self.planned_step: PlannedStep | None = None  # set by execute for a shape whose first step the engine plans
+        self.plan_ran: PlannedStep | None = None  # that step, once it ran
 
     # -- events ------------------------------------------------------------------------------------------------
     def emit(self, event: str, **fields: Any) -> None:
@@ -162,25 +165,39 @@ class Run:
             n_files = int(r.display) if r.display and r.display.isdigit() else 0
         except Exception:  # noqa: BLE001 - an environment without the helper: no files
             n_files = 0
-        shape = choose_shape(self, n_files)
+        shape = choose_shape(self, n_files, is_list(env.meta))
         if shape.key == "aggregate" and self.depth == 0:
             self._scale_budget(env.meta.lines)
         self.emit("strategy", id=self.id, parent=self.parent, shape=shape.key, n_files=n_files)
         return shape
 
+    def _plan(self, shape: Shape | None, meta: P.PromptMeta) -> PlannedStep | None:
+        """The first step the engine runs for the root (see :mod:`engine.plans`).
+
+        Only with a decided shape: a root that cannot be held to a grammar (a scripted test model) gets no shape
+        call, so its lookup example is a default, not a verdict. A child run plans nothing.
+        """
+        root = self.rlm.root
+        if self.depth > 0 or shape is None or self.question == P.DIRECT_TASK or not supports_grammar(root):
+            return None
+        if shape is AGGREGATE:
+            return plan_aggregate(self, meta)
+        if shape in (LOOKUP, MULTIHOP):
+            step = plan_lookup(meta) if shape is LOOKUP else plan_retrieval(meta)
+            self.auto_stepped = step is not None and step.code == shape.next_step  # its repeat would be this step
+            return step
+        return None
+
     def _scale_budget(self, items: int) -> None:
-        """An aggregation over N entries needs about N worker calls: raise the defaults the caller did not set."""
-        lim, set_fields = self.lim, self.lim.model_fields_set
-        need = min(items + 100, 20_000)
-        update = {
-            name: max(getattr(lim, name), need)
-            for name in ("max_sub_calls", "max_sub_calls_per_cell")
-            if name not in set_fields and getattr(lim, name) < need
-        }
+        """An aggregation over N entries: raise the defaults the caller did not set (see :func:`scaled_for`)."""
+        update = scaled_for(self.lim, items)
         if update:
-            self.lim = lim.model_copy(update=update)
+            self.lim = self.lim.model_copy(update=update)
             self.budget.limits = self.lim
+            if "max_wall_s" in update:
+                self.cancel.extend(update["max_wall_s"])
             log(_log, "info", "budget scaled to the prompt", run=self.id, items=items, **update)
+            self.emit("budget_scaled", id=self.id, parent=self.parent, items=items, **update)
 
     def _system_prompt(self) -> str:
         max_sub_chars = max(200, int(self.subs.max_sub_tokens * 3))
@@ -227,7 +244,9 @@ class Run:
             )
             self.overhead_s = time.monotonic() - t_start  # engine work before the first root model call
             shape = self.shape = self._choose_shape(env)
-            first = P.root_first_user(self.question, meta, shape)
+            self.planned_step = self._plan(shape, meta)
+            planned = self.planned_step
+            first = P.root_first_user(self.question, meta, shape, planned.example if planned else "", not planned)
             if sess is not None and sess.history is not None:
                 hist = sess.history
                 hist.append("user", first)
@@ -399,40 +418,51 @@ class Run:
             stop = self.budget.stop_reason()
             if stop is not None:
                 return self._finish_partial(hist, stop, t_start, session)
-            try:
-                self.budget.take_root_turn(turn)
-            except GuardrailError as e:
-                return self._finish_partial(hist, e.reason, t_start, session)
-            turn += 1
-            tid = new_id("turn")
-            self.emit("root_turn_start", id=tid, parent=self.id, turn=turn, model=self.rlm.root.info.name)
-            try:
-                gen = self._root_turn(env, hist, session)
-            except GuardrailError as e:
-                return self._finish_partial(hist, e.reason, t_start, session)
-            except Cancelled as e:
-                return self._finish_partial(hist, e.reason, t_start, session)
-            except ContextOverflowError as e:
-                log(_log, "warning", "root context overflow", error=str(e))
-                return self._finish_partial(hist, "context_overflow", t_start, session, error=str(e))
-            except BackendError as e:
-                log(_log, "error", "root backend error", error=str(e))
-                return self._finish_partial(hist, "backend_error", t_start, session, error=str(e))
-            blocks, kept = extract_code(gen.text)
-            cut = gen.finish_reason == "length"
-            self._emit_turn(tid, turn, gen, has_code=bool(blocks) and not cut)
-            if cut or not blocks:
-                last_reply = gen.text
-                hist.append("assistant", gen.text.strip() or "(empty reply)")
-                if guard.reply_without_code():
-                    return self._finish_partial(hist, "no_code", t_start, session, candidate=last_reply)
-                hint = P.HINT_CUT.format(max_tokens=lim.root_max_tokens) if cut else P.NUDGE_NO_CODE
-                hist.append("user", hint.format(question=self.question))
-                continue
-            guard.reply_with_code()
-            stepped = self._next_step_instead(guard, blocks)
-            if stepped is not None:
-                blocks, kept = [stepped], f"```python\n{stepped}\n```"
+            planned, self.planned_step = self.planned_step, None
+            if planned is not None:  # the engine's first step of this shape (engine.plans), run as the root's own
+                self.plan_ran = planned
+                tid = self.id
+                self.emit("planned_step", id=new_id("step"), parent=self.id, setup=planned.setup, code=planned.code)
+                blocks = [f"{planned.setup}\n{planned.code}"]
+                kept, stepped = f"```python\n{planned.code}\n```", None
+            else:
+                try:
+                    self.budget.take_root_turn(turn)
+                except GuardrailError as e:
+                    return self._finish_partial(hist, e.reason, t_start, session)
+                turn += 1
+                tid = new_id("turn")
+                self.emit("root_turn_start", id=tid, parent=self.id, turn=turn, model=self.rlm.root.info.name)
+                try:
+                    gen = self._root_turn(env, hist, session)
+                except GuardrailError as e:
+                    return self._finish_partial(hist, e.reason, t_start, session)
+                except Cancelled as e:
+                    return self._finish_partial(hist, e.reason, t_start, session)
+                except ContextOverflowError as e:
+                    log(_log, "warning", "root context overflow", error=str(e))
+                    return self._finish_partial(hist, "context_overflow", t_start, session, error=str(e))
+                except BackendError as e:
+                    log(_log, "error", "root backend error", error=str(e))
+                    return self._finish_partial(hist, "backend_error", t_start, session, error=str(e))
+                blocks, kept = extract_code(gen.text)
+                cut = gen.finish_reason == "length"
+                self._emit_turn(tid, turn, gen, has_code=bool(blocks) and not cut)
+                if cut or not blocks:
+                    last_reply = gen.text
+                    hist.append("assistant", gen.text.strip() or "(empty reply)")
+                    if guard.reply_without_code():
+                        return self._finish_partial(hist, "no_code", t_start, session, candidate=last_reply)
+                    hint = P.HINT_CUT.format(max_tokens=lim.root_max_tokens) if cut else P.NUDGE_NO_CODE
+                    hist.append("user", hint.format(question=self.question))
+                    continue
+                guard.reply_with_code()
+                if self._copies_plan(blocks):
+                    hist.append("assistant", kept.strip())
+                    return self._finish_partial(hist, "loop_detected", t_start, session)
+                stepped = self._next_step_instead(guard, blocks)
+                if stepped is not None:
+                    blocks, kept = [stepped], f"```python\n{stepped}\n```"
             hist.append("assistant", kept.strip())
 
             outputs, outcome, failed = self._run_cells(env, blocks, tid, turn)
@@ -451,9 +481,12 @@ class Run:
                 self.last_output = output
                 self.evidence.append(output[:EVIDENCE_CHARS])
             hints = []
+            if planned is not None and not failed:
+                hints.append(planned.hint)
             if stepped is not None:
                 hints.append(P.HINT_STEPPED)
-            if guard.cell("\n".join(blocks), output, failed):
+            ran = planned.code if planned is not None else "\n".join(blocks)  # as the root saw it, so a copy repeats
+            if guard.cell(ran, output, failed):
                 if guard.looping:
                     return self._finish_partial(hist, "loop_detected", t_start, session)
                 hints.append(P.HINT_REPEAT)
@@ -487,6 +520,10 @@ class Run:
                     output=truncate_output(output, lim.max_output_chars), question=self.question, hint=" ".join(hints)
                 ),
             )
+
+    def _copies_plan(self, blocks: list[str]) -> bool:
+        step = self.plan_ran
+        return step is not None and step.stop_on_repeat and "\n".join(blocks).strip() == step.code.strip()
 
     def _next_step_instead(self, guard: LoopGuard, blocks: list[str]) -> str | None:
         """The example's next step, once per run, in place of a cell that repeats one already run.

@@ -66,24 +66,49 @@ If search finds nothing, try one other word, or retrieve(question) to find passa
     RETRIEVE_AND_ASK,
 )
 
-AGGREGATE = Shape(
-    "aggregate",
-    "count, list, compare or summarise many entries or lines",
-    """Example (count many entries). Question: How many of the tickets are about a late delivery?
+# The lookup example when the engine has run the retrieval for the root (engine.plans): its first step is that
+# step, so the root's next one is FINAL. Shown the search example after it, the root took the search example's
+# second step (asking the worker again, reworded) and on one comparison turned a right answer into a wrong one.
+LOOKUP_RETRIEVED_EXAMPLE = """Example (find one fact). Question: What colour is the door of the baker Tom Hale?
 ```python
-items = [l for l in context.splitlines() if l.strip()]
-labels = classify(items, ["late delivery", "other"], "What is the ticket about?")
-answer = labels.count("late delivery")
-print(len(items), answer)
+passages = [p for pos, p in retrieve(question, k=4)]
+answer = llm_query("Text:\\n" + "\\n\\n".join(passages) + "\\n\\nQuestion: " + question)
+print(answer)
 ```
 Output:
-300 56
+green
 ```python
 FINAL(answer)
 ```
-classify asks the helper model about every item and returns one label per item. What a line is about is decided by
-classify, never by a word test (a ticket about a late delivery need not say "delivery"). Python filters only what is
-written in the line, before classify: items = [l for l in items if "User: 42" in l] or "2023-05" in l.""",
+If the answer says the text does not tell, search for one distinctive word of the question and ask again."""
+
+AGGREGATE = Shape(
+    "aggregate",
+    "count, list, compare or summarise many entries or lines",
+    """Example (count many entries). Question: Which user wrote the most tickets about a late delivery?
+```python
+from collections import Counter
+items = [l for l in context.splitlines() if l.strip()]
+labels = classify(items, ["late delivery", "other"], "What is the ticket about?")
+print(len(items), "lines labelled:", Counter(labels).most_common())
+print("first line:", items[0])
+```
+Output:
+300 lines labelled: [('other', 244), ('late delivery', 56)]
+first line: 2023-05-02 | User: 42 | my parcel came a week late
+```python
+users = Counter(re.search(r"User: (\\w+)", l).group(1) for l, lab in zip(items, labels) if lab == "late delivery")
+print(users.most_common(3))
+```
+Output:
+[('42', 7), ('17', 5), ('8', 3)]
+```python
+FINAL(users.most_common(1)[0][0])
+```
+classify asks the helper model about every item; labels[i] is the label of items[i]. What a line is about is decided
+by classify, never by a word test (a ticket about a late delivery need not say "delivery"). What is written in the
+line (a user, a date) is read in Python from the line, with zip over items and labels, in the format the first
+line shows. One label's count: labels.count("late delivery").""",
     "",  # no generic next step: the labels and the count depend on the question
 )
 
@@ -169,8 +194,13 @@ def supports_grammar(backend: Backend) -> bool:
     return bool(backend.info.extra.get("grammar", backend.info.backend in ("llama", "openai")))
 
 
-def choose_shape(run: Run, n_files: int) -> Shape:
-    """The shape of the run's question: from the prompt's structure, else one grammar-constrained root call."""
+def choose_shape(run: Run, n_files: int, countable: bool = True) -> Shape:
+    """The shape of the run's question: from the prompt's structure, else one grammar-constrained root call.
+
+    ``countable``: the text is a list of entries (:func:`engine.plans.is_list`). A "count" verdict on pages is
+    taken as a lookup: the classifier called 3 of 12 HotpotQA questions "count", and those runs, shown the counting
+    example, ended without an answer.
+    """
     if n_files >= 2:
         return CODE
     root = run.rlm.root
@@ -181,7 +211,8 @@ def choose_shape(run: Run, n_files: int) -> Shape:
         gen = run.chat(msgs, SamplingParams(max_tokens=4, grammar=KIND_GRAMMAR), None)
     except Exception:  # noqa: BLE001 - a failed hint must not fail the run; the general example still works
         return LOOKUP
-    return KIND_TO_SHAPE.get(gen.text.strip().lower(), LOOKUP)
+    shape = KIND_TO_SHAPE.get(gen.text.strip().lower(), LOOKUP)
+    return LOOKUP if shape is AGGREGATE and not countable else shape
 
 
 # The root's reply as the prompt asks for it: at most one short sentence (no calls in it), then one Python block.

@@ -42,6 +42,7 @@ class FakeEnvironment:
             lines=text.count("\n") + 1,
             n_documents=len(docs),
             preview=text[:300],
+            long_lines=sum(len(line.encode()) > 400 for line in text.splitlines()),
         )
         self.host = host
         self.ns: dict[str, Any] = {}
@@ -78,8 +79,8 @@ class FakeEnvironment:
                 {"items": items, "instruction": str(instruction), **o}
             )
         if "classify" in extra:
-            self.ns["classify"] = lambda items, labels, **o: extra["classify"](
-                {"items": items, "labels": [str(x) for x in labels], **o}
+            self.ns["classify"] = lambda items, labels, instruction="", **o: extra["classify"](
+                {"items": items, "labels": [str(x) for x in labels], "instruction": str(instruction), **o}
             )
 
     def run_cell(self, code: str) -> CellResult:

@@ -110,6 +110,17 @@ def test_cancel_token_deadline_and_callbacks():
     assert t2.reason == "cancelled" and t2.remaining() == 0.0
 
 
+def test_cancel_token_deadline_extended():
+    """A run that scales its wall clock moves the deadline later (never earlier), and the timer follows it."""
+    tok = CancelToken(deadline_s=0.2)
+    tok.extend(0.1)  # earlier: ignored
+    tok.extend(0.6)
+    assert not tok.wait(0.4) and not tok.is_set()
+    assert tok.wait(1.0) and tok.reason == "max_wall_s"
+    tok.extend(10)  # after it fired: stays set
+    assert tok.is_set()
+
+
 @pytest.mark.parametrize(
     "bad",
     [

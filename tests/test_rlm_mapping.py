@@ -124,3 +124,24 @@ def test_one_label_is_asked_against_other(env):
     assert c.answer == "ok"
     assert "['animal', 'other']" in user_msgs(root, 1)[-1]
     assert all("Is this line about animal?" in p for _, ps in worker.batch_calls for p in ps)
+
+
+def test_repeated_classify_is_answered_from_the_run_cache(env):
+    """A root that re-runs the labelling cell (seen: 281 lines, 150 s, to add one line) pays for it once."""
+    root = ScriptedBackend(
+        [
+            code(
+                "a = classify(context.splitlines(), ['delivery', 'payment', 'other'], 'Topic?')\n"
+                "b = classify(context.splitlines(), ['delivery', 'payment', 'other'], 'Topic?')\n"
+                "c = classify(context.splitlines(), ['delivery', 'payment', 'other'], 'What is it about?')\n"
+                "b.append('mine')\n"  # a caller's change to its list does not reach the cache
+                "d = classify(context.splitlines(), ['delivery', 'payment', 'other'], 'Topic?')\n"
+                "FINAL(str(a == d == c) + ' ' + str(len(d)))"
+            )
+        ],
+        name="r",
+    )
+    wk = ScriptedBackend(worker=_labeller, name="w")
+    c = RLM(root, wk, environment=env, trace=False).completion("\n".join(TICKETS), "q")
+    assert c.answer == "True 5", c.answer
+    assert c.sub_calls == 10  # two distinct questions over five items

@@ -187,7 +187,7 @@ def test_prompt_meta_and_file_in_place(tmp_path):
     before = (src.stat().st_ino, src.read_bytes(), src.stat().st_mode)
     p = Prompt.create(src, tmp_path / "work")
     assert p.meta.chars == 12 and p.meta.bytes == 13 and p.meta.lines == 2 and p.meta.n_documents is None
-    assert p.meta.preview == "héllo\nworld\n"
+    assert p.meta.preview == "héllo\nworld\n" and p.meta.long_lines == 0
     assert os.listdir(p.dir) == ["prompt.txt"]  # the guest's preopen holds only the prompt
     assert p.path.stat().st_ino == before[0]  # used in place (hard link), not copied
     with Sandbox(p) as s:
@@ -378,6 +378,7 @@ def test_non_ascii_offsets_across_checkpoints(tmp_path):
     p = Prompt.create(text, tmp_path)
     assert p.meta.chars == len(text) and p.meta.bytes == len(text.encode())
     assert p.meta.lines == len(text.splitlines())
+    assert p.meta.long_lines == sum(len(line.encode()) > 400 for line in text.splitlines())
     for _ in range(200):
         a = rng.randrange(len(text))
         b = a + rng.randrange(3000)

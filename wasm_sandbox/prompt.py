@@ -38,6 +38,7 @@ DOC_SEPARATOR = "\n\n"
 _CKPT = 1024  # characters between checkpoints
 _SCAN = 4 << 20  # bytes per numpy scan chunk
 _PREVIEW = 300
+LONG_LINE_BYTES = 400  # a line longer than this is a paragraph, not one entry of a list
 MAX_REPLY_CHARS = 4_000_000  # characters per host reply (slice / lines / line_at / search); the guest's _CHUNK
 _WINDOW = 4_000_000  # characters decoded per search window on a non-ASCII prompt
 _OVERLAP = 65_536  # characters of context on each side of a window (lookbehind, matches crossing the edge)
@@ -54,6 +55,7 @@ class PromptMeta:
     lines: int
     n_documents: int | None
     preview: str
+    long_lines: int = 0  # lines over LONG_LINE_BYTES: paragraphs rather than one-line entries
 
 
 def _is_cont(arr: np.ndarray) -> np.ndarray:
@@ -131,6 +133,8 @@ class Prompt:
         size = path.stat().st_size
         chars = 0
         newlines = 0
+        long_lines = 0
+        run = 0  # bytes of the line still open at the end of the previous buffer
         last = b""
         with open(path, "rb") as f:
             while True:
@@ -139,12 +143,20 @@ class Prompt:
                     break
                 arr = np.frombuffer(buf, dtype=np.uint8)
                 chars += int(arr.size - np.count_nonzero(_is_cont(arr)))
-                newlines += buf.count(b"\n")
+                nl = np.flatnonzero(arr == 0x0A)
+                newlines += int(nl.size)
+                if nl.size:
+                    long_lines += int(run + nl[0] > LONG_LINE_BYTES)
+                    long_lines += int(np.count_nonzero(np.diff(nl) - 1 > LONG_LINE_BYTES))
+                    run = int(arr.size - nl[-1] - 1)
+                else:
+                    run += int(arr.size)
                 last = buf[-1:]
             f.seek(0)
             preview = f.read(_PREVIEW * 4).decode("utf-8", errors="ignore")[:_PREVIEW]
         lines = newlines + (1 if size and last != b"\n" else 0)
-        return PromptMeta(chars=chars, bytes=size, lines=lines, n_documents=n_docs, preview=preview)
+        long_lines += int(run > LONG_LINE_BYTES)
+        return PromptMeta(chars, size, lines, n_docs, preview, long_lines)
 
     # --- offsets -----------------------------------------------------------------------------------------
     def _checkpoints(self) -> np.ndarray:
