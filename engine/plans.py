@@ -1,20 +1,20 @@
-"""The first step of an aggregation, planned and run by the engine: label every entry, then let the root count.
+"""First steps the engine plans and runs for the root: the step of a task's shape that a small root gets wrong.
 
-Why the engine writes it: asked to count 1,000 one-line entries by a label that no word of the line gives away,
-the 1.5B root counted lines containing the label's name (0 found, answer 0) or searched a word of the question,
-though the worked example used ``classify``; at 20 lines it wrote the same program right. What it does reliably is
-the second half: counting, filtering and grouping a labelled list in Python. So for the aggregate shape the engine
-takes the step a small root gets wrong (which labels, which items, what to ask of each) and runs it as the root's
-first cell; the root sees that code and its output as its own, and writes the rest.
+The root sees the planned cell as its own first reply, with its output and what to do next, and writes the rest.
 
-Which labels: categories the question quotes (two or more, as in "each line is 'spam', 'ham' or 'unsure'") are
-taken as written, since a model copying them can only lose some; otherwise one short root call constrained to a
-JSON list of strings names them ("How many tickets are about a delivery?" gives ["delivery", "other"]), and an
-empty list means code can decide from what is written (dates, ids), so nothing is planned.
+*Count or list* (:func:`plan_aggregate`): every entry is labelled. Asked to count 1,000 one-line entries by a
+label no word of the line gives away, the 1.5B root counted lines containing the label's name (0 found, answer 0)
+or searched a word of the question, though its worked example used ``classify``; at 20 lines it wrote the same
+program right. What it does reliably is the second half: counting, filtering and grouping a labelled list.
+- Which labels: categories the question quotes (two or more, as in "each line is 'spam', 'ham' or 'unsure'") are
+  taken as written; otherwise one root call constrained to a JSON list of strings names them ("How many tickets
+  are about a delivery?" gives ["delivery", "other"]), and an empty list (code can decide: dates, ids) plans
+  nothing.
+- Which items: the lines, and only when the text is a list of one-line entries (almost none over 400 bytes). A
+  text of paragraphs is not one entry per line, and labelling it line by line would spend the run on a question
+  misjudged as an aggregation.
 
-Which items: the lines of the text, and only when the text is a list of short entries (many lines, almost none of
-them over 400 bytes). A text of long paragraphs is not one entry per line, and labelling it line by line would spend
-the run's budget on a question that was misjudged as an aggregation.
+*Find* or *two steps* (:func:`plan_retrieval`): the question's best passages by BM25, read by the worker.
 """
 
 from __future__ import annotations
@@ -161,8 +161,9 @@ def plan_retrieval(meta: P.PromptMeta) -> PlannedStep | None:
     Why: measured on 12 HotpotQA questions over 100 pages, the BM25 top 4 for the whole question read by the 1.5B
     worker scored 41.7 token F1, while the 1.5B root left to choose scored 30: it retrieved on two words of the
     question ("Labor member") and found other pages, or answered from search snippets. Only up to
-    :data:`MAX_RETRIEVE_PLAN_CHARS`: the first ``retrieve`` builds the BM25 index, seconds at that size and most of
-    a minute at 10M tokens, where a needle's key word found by ``search`` is the cheaper first step.
+    :data:`MAX_RETRIEVE_PLAN_CHARS`: beyond it the root's own ``search`` for a key word is what was measured
+    (needles at 1M and 10M tokens: all found), with no index to build (5.1 s for 40 MB) and no ranking of tens of
+    thousands of passages to trust; the plan at those sizes is not measured yet.
     """
     if meta.chars > MAX_RETRIEVE_PLAN_CHARS:
         return None

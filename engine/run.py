@@ -25,7 +25,8 @@ from engine.log import get_logger, log
 from engine.loopguard import LoopGuard
 from engine.mapping import MapCalls
 from engine.plans import PlannedStep, is_list, plan_aggregate, plan_lookup, plan_retrieval
-from engine.replies import answer_from_reply, answer_text, extract_code, format_outcome, grounded, truncate_output
+from engine.replies import answer_text, extract_code, format_outcome, truncate_output
+from engine.rescue import partial_answer
 from engine.result import DIRECT, FINAL, RunEnd
 from engine.strategies import AGGREGATE, LOOKUP, MULTIHOP, REPLY_GRAMMAR, Shape, choose_shape, supports_grammar
 from engine.subcalls import Binding, SubCalls, unavailable
@@ -41,7 +42,6 @@ EventSink = Callable[[str, dict[str, Any]], None]
 # header lines of a prompt that concatenates source files (the styles files() recognises)
 FILE_HEADERS = r"(?m)^(?:#{1,3} ?[Ff]ile: \S|==> \S.* <==$|<file path=|--- \S+\.\w+ ---$)"
 EVIDENCE_CHARS = 4000  # per cell output kept as evidence for a stopped run's answer
-NO_ASK = ("cancelled", "max_wall_s", "max_tokens", "context_overflow", "backend_error", "environment_error")
 
 
 class Run:
@@ -288,18 +288,18 @@ class Run:
         try:
             self.budget.take_root_turn(0)
             self.emit("root_turn_start", id=tid, parent=self.id, turn=1, model=self.rlm.root.info.name)
-            gen = self.chat(messages, self._root_params(()), None)
+            gen = self.chat(messages, self.root_params(()), None)
         except GuardrailError as e:
             return self._end("", e.reason, True, t_start)
         except Cancelled as e:
             return self._end("", e.reason, True, t_start)
         except BackendError as e:
             return self._end("", "backend_error", True, t_start, error=str(e))
-        self._emit_turn(tid, 1, gen, has_code=False)
+        self.emit_turn(tid, 1, gen, has_code=False)
         return self._end(gen.text.strip(), DIRECT, gen.finish_reason == "length", t_start)
 
     # -- the root ----------------------------------------------------------------------------------------------
-    def _root_params(
+    def root_params(
         self, stop: tuple[str, ...], max_tokens: int | None = None, grammar: str | None = None
     ) -> SamplingParams:
         lim = self.lim
@@ -324,7 +324,7 @@ class Run:
         )
         return gen
 
-    def _emit_turn(self, tid: str, turn: int | str, gen: Generation, *, has_code: bool) -> None:
+    def emit_turn(self, tid: str, turn: int | str, gen: Generation, *, has_code: bool) -> None:
         self.emit(
             "root_turn",
             id=tid,
@@ -354,7 +354,7 @@ class Run:
     def _root_turn(self, env: Environment, hist: History, session: str) -> Generation:
         root = self.rlm.root
         code_only = self.lim.root_code_only and supports_grammar(root)
-        params = self._root_params(("\nOutput:", "```output"), grammar=REPLY_GRAMMAR if code_only else None)
+        params = self.root_params(("\nOutput:", "```output"), grammar=REPLY_GRAMMAR if code_only else None)
         if hist.over(root.count_tokens, root.info.n_ctx, params.max_tokens):
             self._compact(env, hist)
         try:
@@ -447,7 +447,7 @@ class Run:
                     return self._finish_partial(hist, "backend_error", t_start, session, error=str(e))
                 blocks, kept = extract_code(gen.text)
                 cut = gen.finish_reason == "length"
-                self._emit_turn(tid, turn, gen, has_code=bool(blocks) and not cut)
+                self.emit_turn(tid, turn, gen, has_code=bool(blocks) and not cut)
                 if cut or not blocks:
                     last_reply = gen.text
                     hist.append("assistant", gen.text.strip() or "(empty reply)")
@@ -549,57 +549,5 @@ class Run:
         candidate: str = "",
         error: str | None = None,
     ) -> RunEnd:
-        """End without FINAL with the best answer the run's own outputs support.
-
-        The root is asked once for a plain answer when the reason allows; an answer that the outputs do not
-        support (observed: "12345" after a loop stop, a code that appears in no output) is replaced by one the
-        worker reads out of the outputs, or by none at all.
-        """
-        answer = ""
-        can_ask = reason not in NO_ASK and self.rlm.fallback_answer and self.budget.stop_reason() is None
-        if can_ask:
-            answer = self._fallback_answer(hist, session)
-        if not answer and candidate:
-            answer = answer_from_reply(candidate)
-        if reason != "no_code" and answer and not grounded(answer, self.evidence, self.subs.results):
-            answer = self._answer_from_evidence() if can_ask else ""
-        if not answer and reason in NO_ASK:
-            answer = self.subs.last_result or self.last_output.strip()[-2000:]
+        answer = partial_answer(self, hist, reason, session, candidate)
         return self._end(answer, reason, True, t_start, error=error)
-
-    def _answer_from_evidence(self) -> str:
-        """One worker call over the newest outputs that fit it; "" when they do not hold an answer."""
-        budget_chars = max(200, int(self.subs.max_sub_tokens * 3))
-        parts: list[str] = []
-        used = 0
-        for out in reversed(self.evidence):
-            if used + len(out) > budget_chars:
-                break
-            parts.insert(0, out)
-            used += len(out)
-        if not parts:
-            return self.subs.last_result  # no printed output: the newest worker answer is all the evidence
-        prompt = P.EVIDENCE_QUESTION.format(question=self.question, text="\n---\n".join(parts))
-        try:
-            answer = self.subs.ask_worker(prompt, max_tokens=64)
-        except (GuardrailError, BackendError, Cancelled) as e:
-            log(_log, "warning", "answer from evidence failed", error=str(e))
-            return self.subs.last_result
-        return "" if P.NOT_FOUND.lower() in answer.lower() else answer
-
-    def _fallback_answer(self, hist: History, session: str) -> str:
-        msgs = list(hist.messages)
-        ask = P.FALLBACK_ANSWER.format(question=self.question)
-        if msgs[-1].role == "user":
-            msgs[-1] = Message("user", msgs[-1].content + "\n\n" + ask)
-        else:
-            msgs.append(Message("user", ask))
-        tid = new_id("turn")
-        try:
-            self.emit("root_turn_start", id=tid, parent=self.id, turn="fallback", model=self.rlm.root.info.name)
-            gen = self.chat(msgs, self._root_params(("\nOutput:",), min(96, self.lim.root_max_tokens)), session)
-        except (GuardrailError, Cancelled, BackendError) as e:
-            log(_log, "warning", "fallback answer failed", error=str(e))
-            return ""
-        self._emit_turn(tid, "fallback", gen, has_code=False)
-        return answer_from_reply(gen.text)

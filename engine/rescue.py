@@ -1,0 +1,84 @@
+"""Ending a run without ``FINAL``: the best answer that the run's own outputs support, or none.
+
+Why a separate step with its own checks: a small root stopped by a guardrail still often holds the answer in an
+output, but asked for it blindly it invents one (seen: "12345" after a loop stop, a code that appears in no output).
+So the root is asked once for a plain answer when the stop allows another call, an answer that no output or worker
+answer supports is replaced by one the worker reads out of the outputs (``NOT FOUND`` when they do not hold it),
+and a stop that allows no call falls back to the newest worker answer or output.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from engine import prompts as P
+from engine.backends.base import BackendError, Message
+from engine.cancel import Cancelled
+from engine.guardrails import GuardrailError
+from engine.history import History
+from engine.log import get_logger, log
+from engine.replies import answer_from_reply, grounded
+from engine.trace import new_id
+
+if TYPE_CHECKING:
+    from engine.run import Run
+
+_log = get_logger("rlm")
+
+# stops after which no more model calls are made (the time or tokens are gone, or a model or the sandbox broke)
+NO_ASK = ("cancelled", "max_wall_s", "max_tokens", "context_overflow", "backend_error", "environment_error")
+
+
+def partial_answer(run: Run, hist: History, reason: str, session: str, candidate: str = "") -> str:
+    """The answer of a run that stops for ``reason``; ``candidate`` is the root's last reply without code."""
+    answer = ""
+    can_ask = reason not in NO_ASK and run.rlm.fallback_answer and run.budget.stop_reason() is None
+    if can_ask:
+        answer = _ask_root(run, hist, session)
+    if not answer and candidate:
+        answer = answer_from_reply(candidate)
+    if reason != "no_code" and answer and not grounded(answer, run.evidence, run.subs.results):
+        answer = _answer_from_evidence(run) if can_ask else ""
+    if not answer and reason in NO_ASK:
+        answer = run.subs.last_result or run.last_output.strip()[-2000:]
+    return answer
+
+
+def _answer_from_evidence(run: Run) -> str:
+    """One worker call over the newest outputs that fit it; "" when they do not hold an answer."""
+    budget_chars = max(200, int(run.subs.max_sub_tokens * 3))
+    parts: list[str] = []
+    used = 0
+    for out in reversed(run.evidence):
+        if used + len(out) > budget_chars:
+            break
+        parts.insert(0, out)
+        used += len(out)
+    if not parts:
+        return run.subs.last_result  # no printed output: the newest worker answer is all the evidence
+    prompt = P.EVIDENCE_QUESTION.format(question=run.question, text="\n---\n".join(parts))
+    try:
+        answer = run.subs.ask_worker(prompt, max_tokens=64)
+    except (GuardrailError, BackendError, Cancelled) as e:
+        log(_log, "warning", "answer from evidence failed", error=str(e))
+        return run.subs.last_result
+    return "" if P.NOT_FOUND.lower() in answer.lower() else answer
+
+
+def _ask_root(run: Run, hist: History, session: str) -> str:
+    """One root call, without code, for the answer the outputs above show."""
+    msgs = list(hist.messages)
+    ask = P.FALLBACK_ANSWER.format(question=run.question)
+    if msgs[-1].role == "user":
+        msgs[-1] = Message("user", msgs[-1].content + "\n\n" + ask)
+    else:
+        msgs.append(Message("user", ask))
+    tid = new_id("turn")
+    try:
+        run.emit("root_turn_start", id=tid, parent=run.id, turn="fallback", model=run.rlm.root.info.name)
+        gen = run.chat(msgs, run.root_params(("\nOutput:",), min(96, run.lim.root_max_tokens)), session)
+    except (GuardrailError, Cancelled, BackendError) as e:
+        log(_log, "warning", "fallback answer failed", error=str(e))
+        return ""
+    run.emit_turn(tid, "fallback", gen, has_code=False)
+    return answer_from_reply(gen.text)
