@@ -125,8 +125,8 @@ class PlannedStep:
     code: str
     hint: str  # what the root is told after the step's output
     example: str = ""  # the worked example to show instead of the shape's, whose first step is this one
-    # a root that copies the step verbatim has no next step of its own: stop there and answer from the outputs
-    # (seen on 3 of 5 HotpotQA runs: the copy was re-run until the loop stop, and one re-run's answer flipped)
+    # a root that copies the step verbatim has no next step of its own and accepts its answer: the run ends with
+    # it (seen on 3 of 5 HotpotQA runs: the copy was re-run until the loop stop, and one re-run's answer flipped)
     stop_on_repeat: bool = False
 
 

@@ -92,6 +92,7 @@ class Run:
         self.auto_stepped = False
         self.planned_step: PlannedStep | None = None  # set by execute for a shape whose first step the engine plans
         self.plan_ran: PlannedStep | None = None  # that step, once it ran
+        self.plan_answer = ""  # what it printed (its worker's answer), if it ran without error
 
     # -- events ------------------------------------------------------------------------------------------------
     def emit(self, event: str, **fields: Any) -> None:
@@ -457,8 +458,11 @@ class Run:
                     hist.append("user", hint.format(question=self.question))
                     continue
                 guard.reply_with_code()
-                if self._copies_plan(blocks):
+                if self._copies_plan(blocks):  # the root accepts the step's answer: it has no next step of its own
                     hist.append("assistant", kept.strip())
+                    if self.plan_answer:
+                        self.emit("plan_accepted", id=new_id("step"), parent=self.id, answer=clip(self.plan_answer))
+                        return self._end(self.plan_answer, FINAL, False, t_start)
                     return self._finish_partial(hist, "loop_detected", t_start, session)
                 stepped = self._next_step_instead(guard, blocks)
                 if stepped is not None:
@@ -480,6 +484,8 @@ class Run:
             if output.strip() and not failed:
                 self.last_output = output
                 self.evidence.append(output[:EVIDENCE_CHARS])
+                if planned is not None:
+                    self.plan_answer = output.strip()[:2000]
             hints = []
             if planned is not None and not failed:
                 hints.append(planned.hint)

@@ -177,11 +177,18 @@ def test_wall_clock_scales_with_the_entries(env, tmp_path):
     assert "max_wall_s" not in scaled
 
 
-def test_a_copy_of_the_planned_retrieval_stops_the_run(tmp_path):
-    """The root re-sends the engine's step verbatim: the run stops at once and answers from the outputs."""
-    root = _Root("find", [], [code(RETRIEVE_AND_ASK), "green"])
+def test_a_copy_of_the_planned_retrieval_accepts_its_answer(tmp_path):
+    """The root re-sends the engine's step verbatim: it has no next step, so the step's answer is the run's."""
+    root = _Root("find", [], [code(RETRIEVE_AND_ASK)])
     wk = ScriptedBackend(worker={"Text:": "green"}, name="worker")
     c = RLM(root, wk, environment=_sandbox(), trace=tmp_path).completion(DOC, Q)
-    assert c.finish_reason == "loop_detected" and c.partial and "green" in c.answer
-    assert c.sub_calls == 1 and c.root_turns == 1  # the copy was not run; "green" is in the outputs
-    assert sum(e["event"] == "cell" for e in read_events(c.trace_path)) == 1
+    assert c.finish_reason == "final" and not c.partial and c.answer == "green"
+    assert c.sub_calls == 1 and c.root_turns == 1  # the copy was not run again
+    events = read_events(c.trace_path)
+    assert sum(e["event"] == "cell" for e in events) == 1
+    assert [e["answer"] for e in events if e["event"] == "plan_accepted"] == ["green"]
+    # a step that printed nothing gives nothing to accept: the run stops as a loop, answering from what it has
+    root = _Root("find", [], [code(RETRIEVE_AND_ASK), "no idea"])
+    wk = ScriptedBackend(worker={"Text:": ""}, name="worker")
+    c = RLM(root, wk, environment=_sandbox(), trace=False).completion(DOC, Q)
+    assert c.finish_reason == "loop_detected" and c.partial
