@@ -69,11 +69,9 @@ If search finds nothing, try one other word, or retrieve(question) to find passa
 # The lookup example when the engine has run the retrieval for the root (engine.plans): its first step is that
 # step, so the root's next one is FINAL. Shown the search example after it, the root took the search example's
 # second step (asking the worker again, reworded) and on one comparison turned a right answer into a wrong one.
-LOOKUP_RETRIEVED_EXAMPLE = """Example (find one fact). Question: What colour is the door of the baker Tom Hale?
+LOOKUP_RETRIEVED_EXAMPLE = f"""Example (find one fact). Question: What colour is the door of the baker Tom Hale?
 ```python
-passages = [p for pos, p in retrieve(question, k=4)]
-answer = llm_query("Text:\\n" + "\\n\\n".join(passages) + "\\n\\nQuestion: " + question)
-print(answer)
+{RETRIEVE_AND_ASK}
 ```
 Output:
 green
