@@ -3,10 +3,10 @@
 * ``smoke`` (CI, well under two minutes): tiny instances of every family; the oracle and the baseline on all,
   ``base`` and ``rlm`` on one niah instance with the 135M test model as root and worker (the real engine, the
   real sandbox), short limits. The run fails when an oracle scores below 100 % or a baseline above its ceiling.
-* ``quick`` (~25-30 minutes on a 2-core CPU with the default models): the sizes the targets name (needles at 8K,
+* ``quick`` (~35-40 minutes on a 2-core CPU with the default models): the sizes the targets name (needles at 8K,
   1M and 10M tokens, aggregation at 32K, 100 pages, a 40K-token source tree), 1 to 5 instances per family,
-  ``base`` against ``rlm``; ``base`` reads 4,096 tokens and every run stops after 100 s (with its best partial
-  answer) so the whole profile fits the time. The ablations (``rlm-no-sub``, ``summary``) run in ``full``.
+  ``base`` against ``rlm``; ``base`` reads 4,096 tokens and every run stops after 900 s (with its best partial
+  answer). The ablations (``rlm-no-sub``, ``summary``) run in ``full``.
 * ``full``: every size, 20 instances each, every method.
 """
 

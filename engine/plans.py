@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING
 from engine import prompts as P
 from engine.backends.base import Message, SamplingParams
 from engine.strategies import LOOKUP_RETRIEVED_EXAMPLE, RETRIEVE_AND_ASK
+from wasm_sandbox.prompt import LONG_LINE_BYTES  # a longer line or document is a page, not an entry
 
 if TYPE_CHECKING:
     from engine.run import Run
 
 MIN_ENTRIES = 30  # fewer lines: the root writes the loop itself (it does, at 20 lines) and a plan buys nothing
-MAX_ENTRY_BYTES = 400  # wasm_sandbox.prompt.LONG_LINE_BYTES: a longer line or document is a page
 MIN_LIST = 10  # lines of a text that can be counted over at all (the root may still write the loop itself)
 MAX_LABELS = 12
 MAX_RETRIEVE_PLAN_CHARS = 2_000_000  # ~500K tokens
@@ -56,7 +56,7 @@ def entries_are_lines(meta: P.PromptMeta, min_lines: int = MIN_ENTRIES) -> bool:
     Measured on the suite: OOLONG-like windows have no line over 400 bytes; 100 HotpotQA pages have one in three
     (each page is a title line and a paragraph line), so their mean line length (190) could not tell them apart.
     """
-    return meta.lines >= min_lines and meta.long_lines * 20 <= meta.lines  # long: over MAX_ENTRY_BYTES
+    return meta.lines >= min_lines and meta.long_lines * 20 <= meta.lines  # long: over LONG_LINE_BYTES
 
 
 def is_list(meta: P.PromptMeta) -> bool:
@@ -66,7 +66,7 @@ def is_list(meta: P.PromptMeta) -> bool:
     and the shape classifier called 2 of 5 of their questions "count"; shown the counting example, those runs ended
     with no answer or labelled every line.
     """
-    docs = meta.n_documents >= MIN_LIST and meta.chars <= MAX_ENTRY_BYTES * meta.n_documents
+    docs = meta.n_documents >= MIN_LIST and meta.chars <= LONG_LINE_BYTES * meta.n_documents
     return entries_are_lines(meta, MIN_LIST) or docs
 
 

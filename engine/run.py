@@ -90,9 +90,6 @@ class Run:
         self.restored: list[str] = []  # built-in helpers a cell rebound (the sandbox put them back)
         self.shape: Shape | None = None
         self.auto_stepped = False
-        self.planned_step: PlannedStep | None = None  # set by execute for a shape whose first step the engine plans
-        self.plan_ran: PlannedStep | None = None  # that step, once it ran
-        self.plan_answer = ""  # what it printed (its worker's answer), if it ran without error
 
     # -- events ------------------------------------------------------------------------------------------------
     def emit(self, event: str, **fields: Any) -> None:
@@ -184,9 +181,7 @@ class Run:
         if shape is AGGREGATE:
             return plan_aggregate(self, meta)
         if shape in (LOOKUP, MULTIHOP):
-            step = plan_lookup(meta) if shape is LOOKUP else plan_retrieval(meta)
-            self.auto_stepped = step is not None and step.code == shape.next_step  # its repeat would be this step
-            return step
+            return plan_lookup(meta) if shape is LOOKUP else plan_retrieval(meta)
         return None
 
     def _scale_budget(self, items: int) -> None:
@@ -245,9 +240,8 @@ class Run:
             )
             self.overhead_s = time.monotonic() - t_start  # engine work before the first root model call
             shape = self.shape = self._choose_shape(env)
-            self.planned_step = self._plan(shape, meta)
-            planned = self.planned_step
-            first = P.root_first_user(self.question, meta, shape, planned.example if planned else "", not planned)
+            plan = self._plan(shape, meta)
+            first = P.root_first_user(self.question, meta, shape, plan.example if plan else "", not plan)
             if sess is not None and sess.history is not None:
                 hist = sess.history
                 hist.append("user", first)
@@ -255,7 +249,7 @@ class Run:
                 hist = History([Message("system", self._system_prompt()), Message("user", first)])
                 if sess is not None:
                     sess.history = hist
-            end = self._loop(env, hist, session_key, t_start)
+            end = self._loop(env, hist, session_key, t_start, plan)
             if sess is not None:
                 hist.append("assistant", f"FINAL({end.answer!r})" if end.answer else "(no answer)")
             return end
@@ -410,18 +404,19 @@ class Run:
                 break
         return outputs, outcome, failed
 
-    def _loop(self, env: Environment, hist: History, session: str, t_start: float) -> RunEnd:
+    def _loop(self, env: Environment, hist: History, session: str, t_start: float, plan: PlannedStep | None) -> RunEnd:
+        """Root turns and cells until FINAL or a stop; ``plan`` (see :mod:`engine.plans`) runs first, as the root's."""
         lim = self.lim
         guard = LoopGuard(lim.max_no_code, lim.max_errors, lim.max_repeats)
         turn = 0
         last_reply = ""
+        pending, plan_answer = plan, ""  # the planned step before it runs; what it printed after
         while True:
             stop = self.budget.stop_reason()
             if stop is not None:
                 return self._finish_partial(hist, stop, t_start, session)
-            planned, self.planned_step = self.planned_step, None
-            if planned is not None:  # the engine's first step of this shape (engine.plans), run as the root's own
-                self.plan_ran = planned
+            planned, pending = pending, None
+            if planned is not None:
                 tid = self.id
                 self.emit("planned_step", id=new_id("step"), parent=self.id, setup=planned.setup, code=planned.code)
                 blocks = [f"{planned.setup}\n{planned.code}"]
@@ -458,13 +453,13 @@ class Run:
                     hist.append("user", hint.format(question=self.question))
                     continue
                 guard.reply_with_code()
-                if self._copies_plan(blocks):  # the root accepts the step's answer: it has no next step of its own
+                if _copies(plan, blocks):  # the root accepts the step's answer: it has no next step of its own
                     hist.append("assistant", kept.strip())
-                    if self.plan_answer:
-                        self.emit("plan_accepted", id=new_id("step"), parent=self.id, answer=clip(self.plan_answer))
-                        return self._end(self.plan_answer, FINAL, False, t_start)
+                    if plan_answer:
+                        self.emit("plan_accepted", id=new_id("step"), parent=self.id, answer=clip(plan_answer))
+                        return self._end(plan_answer, FINAL, False, t_start)
                     return self._finish_partial(hist, "loop_detected", t_start, session)
-                stepped = self._next_step_instead(guard, blocks)
+                stepped = self._next_step_instead(guard, blocks, plan)
                 if stepped is not None:
                     blocks, kept = [stepped], f"```python\n{stepped}\n```"
             hist.append("assistant", kept.strip())
@@ -485,7 +480,7 @@ class Run:
                 self.last_output = output
                 self.evidence.append(output[:EVIDENCE_CHARS])
                 if planned is not None:
-                    self.plan_answer = output.strip()[:2000]
+                    plan_answer = output.strip()[:2000]  # its worker's answer
             hints = []
             if planned is not None and not failed:
                 hints.append(planned.hint)
@@ -527,11 +522,7 @@ class Run:
                 ),
             )
 
-    def _copies_plan(self, blocks: list[str]) -> bool:
-        step = self.plan_ran
-        return step is not None and step.stop_on_repeat and "\n".join(blocks).strip() == step.code.strip()
-
-    def _next_step_instead(self, guard: LoopGuard, blocks: list[str]) -> str | None:
+    def _next_step_instead(self, guard: LoopGuard, blocks: list[str], plan: PlannedStep | None) -> str | None:
         """The example's next step, once per run, in place of a cell that repeats one already run.
 
         Why: greedy decoding makes a 1.5B root re-run the same search or definition three times in a row even
@@ -540,6 +531,8 @@ class Run:
         """
         shape = self.shape
         if self.auto_stepped or shape is None or not shape.next_step or not guard.seen("\n".join(blocks)):
+            return None
+        if plan is not None and plan.code == shape.next_step:  # the engine ran that step already: no news in it
             return None
         self.auto_stepped = True
         self.emit("auto_step", id=new_id("step"), parent=self.id, shape=shape.key, code=shape.next_step)
@@ -557,3 +550,8 @@ class Run:
     ) -> RunEnd:
         answer = partial_answer(self, hist, reason, session, candidate)
         return self._end(answer, reason, True, t_start, error=error)
+
+
+def _copies(plan: PlannedStep | None, blocks: list[str]) -> bool:
+    """Whether the root's code re-sends a planned step that it may only copy to accept (``stop_on_repeat``)."""
+    return plan is not None and plan.stop_on_repeat and "\n".join(blocks).strip() == plan.code.strip()

@@ -20,6 +20,7 @@ from engine import prompts as P
 from engine.environment import HostCalls, PromptSource
 from engine.guardrails import Limits
 from wasm_sandbox import CellResult
+from wasm_sandbox.prompt import LONG_LINE_BYTES
 
 
 class FakeEnvironment:
@@ -42,7 +43,7 @@ class FakeEnvironment:
             lines=text.count("\n") + 1,
             n_documents=len(docs),
             preview=text[:300],
-            long_lines=sum(len(line.encode()) > 400 for line in text.splitlines()),
+            long_lines=sum(len(line.encode()) > LONG_LINE_BYTES for line in text.splitlines()),
         )
         self.host = host
         self.ns: dict[str, Any] = {}
