@@ -2,18 +2,19 @@
 
 Why host helpers: a 1.5B root that must label 300 tickets writes a batching loop, parses free text and miscounts.
 These two calls do the loop in host code: items go to the worker in batches (each drawn from the budget like
-``llm_query_batched``), a label answer is constrained to the label set by a grammar where the backend supports it
-and parsed leniently otherwise, an unparsable or failed item is retried once, and the result list has one entry per
+``llm_query_batched``), a label is scored over the label set where the backend can (one prefill per item) and
+calibrated against the worker's leaning on an empty text (:func:`calibrated`), else generated under the labels'
+grammar and parsed leniently, an unparsable or failed item is retried once, and the result list has one entry per
 item (``None`` where no answer could be had), so counting or grouping is one line of Python in the cell.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from engine.backends.base import Generation, choice_grammar
 from engine.guardrails import GuardrailError
 
 if TYPE_CHECKING:
@@ -34,11 +35,6 @@ def _items(a: dict[str, Any]) -> list[str]:
     return [str(x) for x in items]
 
 
-def label_grammar(labels: list[str]) -> str:
-    """A GBNF grammar whose only sentences are the labels (JSON string escapes are valid GBNF literals)."""
-    return "root ::= " + " | ".join(json.dumps(label) for label in labels)
-
-
 def parse_label(text: str, labels: list[str]) -> str | None:
     """The label a reply names: an exact match, else the one label it mentions (two or more: ambiguous, None)."""
     t = text.strip().strip(".\"'`*").strip().lower()
@@ -47,6 +43,34 @@ def parse_label(text: str, labels: list[str]) -> str | None:
         return by_low[t]
     found = [by_low[low] for low in by_low if re.search(rf"(?<!\w){re.escape(low)}(?!\w)", t)]
     return found[0] if len(found) == 1 else None
+
+
+def _text(gen: Generation | None) -> str | None:
+    return None if gen is None else gen.text.strip()
+
+
+def gained_choice(gen: Generation, neutral: Generation | None, choices: Sequence[str]) -> str | None:
+    """The choice whose log-probability rose most over ``neutral``'s; None when either was not scored."""
+    prior = neutral.choice_logprobs if neutral is not None else None
+    if gen.choice_logprobs is None or prior is None or len(prior) != len(choices):
+        return None
+    gain = [lp - base for lp, base in zip(gen.choice_logprobs, prior, strict=True)]
+    return choices[max(range(len(choices)), key=gain.__getitem__)]
+
+
+def calibrated(gens: list[Generation | None], neutral: Generation | None, labels: list[str]) -> list[str | None]:
+    """Each item's label by contextual calibration (Zhao et al. 2021, "Calibrate before use").
+
+    Why: a small worker leans to some labels whatever the line says. The same prompt with an empty text shows that
+    leaning alone, and the label whose probability rose most over it is the one the line speaks for: one extra
+    call per ``classify``, none per item. Measured with Qwen2.5-Coder-1.5B on 600 OOLONG-like lines of two windows
+    (6 labels): the most probable label was right for 61 % and 48 % of the lines ("entity" for 44 % and 57 % of
+    them); the label that gained most over the empty text, for 78 % of both. Batch calibration (against the mean
+    over the items) scored 77 % and 71 %: it pulls the counts towards equal, which a question about the most common
+    label cannot afford. Items a backend did not score (an OpenAI-compatible server generates under the labels'
+    grammar) keep the label their reply names.
+    """
+    return [None if g is None else gained_choice(g, neutral, labels) or parse_label(g.text, labels) for g in gens]
 
 
 class MapCalls:
@@ -64,19 +88,26 @@ class MapCalls:
         return list(self._done[key])
 
     def _ask(
-        self, prompts: list[str], max_tokens: int, grammar: str | None, kind: str, system: str | None = None
-    ) -> list[str | None]:
+        self,
+        prompts: list[str],
+        max_tokens: int,
+        kind: str,
+        system: str | None = None,
+        choices: tuple[str, ...] = (),
+        grammar: str | None = None,
+    ) -> list[Generation | None]:
         """Every prompt through the worker in batches of the run's width; ``None`` for a failed item."""
         subs = self.subs
         width = subs.run.lim.max_batch_width
-        out: list[str | None] = []
+        out: list[Generation | None] = []
         for i in range(0, len(prompts), width):
             chunk = prompts[i : i + width]
             for j, p in enumerate(chunk):
                 subs._check_size(p, i + j)
             subs.run.budget.take_sub_calls(len(chunk), subs.cell_counter, kind=kind)
-            gens = subs._worker_call(chunk, {"max_tokens": max_tokens}, kind, grammar=grammar, system=system)
-            out.extend(None if g.error else g.text.strip() for g in gens)
+            opts = {"max_tokens": max_tokens}
+            gens = subs._worker_call(chunk, opts, kind, system=system, choices=choices, grammar=grammar)
+            out.extend(None if g.error else g for g in gens)
         return out
 
     def llm_map(self, a: dict[str, Any]) -> list[str | None]:
@@ -91,12 +122,12 @@ class MapCalls:
 
     def _map(self, items: list[str], instruction: str, max_tokens: int) -> list[str | None]:
         prompts = [f"{instruction}\nText: {item}" for item in items]
-        answers = self._ask(prompts, max_tokens, None, "map")
+        answers = [_text(g) for g in self._ask(prompts, max_tokens, "map")]
         retry = [k for k, ans in enumerate(answers) if ans is None]
         if retry:
-            again = self._ask([prompts[k] for k in retry], max_tokens, None, "map")
-            for k, ans in zip(retry, again, strict=True):
-                answers[k] = ans
+            again = self._ask([prompts[k] for k in retry], max_tokens, "map")
+            for k, g in zip(retry, again, strict=True):
+                answers[k] = _text(g)
         return answers
 
     def classify(self, a: dict[str, Any]) -> list[str | None]:
@@ -115,29 +146,37 @@ class MapCalls:
         if len(labels) == 2 and len(rest) == 1:
             return self._one_topic(items, rest[0], labels)
         head = f"{instruction}\n" if instruction else ""
-        prompts = [f"{head}Labels: {', '.join(labels)}.\nText: {item}\nLabel:" for item in items]
+
+        def prompt(text: str) -> str:
+            return f"{head}Labels: {', '.join(labels)}.\nText: {text}\nLabel:"
+
         max_tokens = max(4, max(self.subs.run.rlm.worker.count_tokens(lb) for lb in labels) + 2)
-        grammar = label_grammar(labels)
-        raw = self._ask(prompts, max_tokens, grammar, "classify", LABEL_SYSTEM)
-        result: list[str | None] = [None if r is None else parse_label(r, labels) for r in raw]
+        choices = tuple(labels)
+        # the last prompt is the empty text: the worker's leaning when there is nothing to read (see calibrated)
+        *gens, neutral = self._ask([*map(prompt, items), prompt("")], max_tokens, "classify", LABEL_SYSTEM, choices)
+        result = calibrated(gens, neutral, labels)
         retry = [k for k, lab in enumerate(result) if lab is None]
         if retry:
-            strict = [f"{prompts[k]}\nAnswer with one of: {', '.join(labels)}. Nothing else." for k in retry]
-            again = self._ask(strict, max_tokens, grammar, "classify", LABEL_SYSTEM)
-            for k, r in zip(retry, again, strict=True):
-                result[k] = None if r is None else parse_label(r, labels)
+            strict = [f"{prompt(items[k])}\nAnswer with one of: {', '.join(labels)}. Nothing else." for k in retry]
+            again = calibrated(self._ask(strict, max_tokens, "classify", LABEL_SYSTEM, choices), neutral, labels)
+            for k, lab in zip(retry, again, strict=True):
+                result[k] = lab
         return result
 
     def _one_topic(self, items: list[str], topic: str, labels: list[str]) -> list[str | None]:
         """``[topic, "other"]``: one yes/no question per item, which small workers answer far better.
 
         Measured on Qwen2.5-Coder-0.5B, 12 lines, 4 about sport: "Labels: sport, other" picked "sport" for all 12
-        (4/12); "Is this line about sport? Answer yes or no." under a yes/no grammar got 9/12.
+        (4/12); "Is this line about sport? Answer yes or no." under a yes/no grammar got 9/12. Not calibrated: an
+        empty text truly is "no", so it says nothing about the worker's leaning. Generated, not scored: the 0.5B
+        leans to "No." so much that counting its capitalised spellings too (as scoring does) took a count of 5
+        sport lines in 20 down to 2; under the lower-case grammar it found 4 or 5.
         """
         other = next(lb for lb in labels if lb != topic)
         prompts = [f"Line: {item} Question: Is this line about {topic}? Answer yes or no." for item in items]
-        raw = self._ask(prompts, 3, label_grammar(["yes", "no"]), "classify", LABEL_SYSTEM)
-        return [None if r is None else (topic if r.strip().lower().startswith("yes") else other) for r in raw]
+        yes_no = choice_grammar(["yes", "no"])
+        raw = [_text(g) for g in self._ask(prompts, 3, "classify", LABEL_SYSTEM, grammar=yes_no)]
+        return [None if r is None else (topic if r.lower().startswith("yes") else other) for r in raw]
 
     def table(self) -> dict[str, Any]:
         return {"llm_map": self.llm_map, "classify": self.classify}

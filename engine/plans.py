@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from engine import prompts as P
 from engine.backends.base import Message, SamplingParams
-from engine.strategies import LOOKUP_RETRIEVED_EXAMPLE, RETRIEVE_AND_ASK
+from engine.strategies import LOOKUP_RETRIEVED_EXAMPLE, RETRIEVE_AND_ASK, SENTENCE_END
 from wasm_sandbox.prompt import LONG_LINE_BYTES  # a longer line or document is a page, not an entry
 
 if TYPE_CHECKING:
@@ -38,7 +38,6 @@ MAX_LABELS = 12
 MAX_RETRIEVE_PLAN_CHARS = 2_000_000  # ~500K tokens
 
 _QUOTED = re.compile(r"(?<!\w)['\"‘“]([^'\"‘’“”\n]{1,60})['\"’”](?!\w)")
-_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
 
 LABELS_SYSTEM = """To answer a question about many entries, each entry is first given one label. Write the labels as a JSON list: the categories the question names, or the one topic it asks about and "other". Write [] when code can answer from what is written in the entries (dates, ids, numbers, words).
 
@@ -104,7 +103,7 @@ def context_sentences(question: str, labels: list[str]) -> str:
     """
     lows = [lb.lower() for lb in labels]
     kept = []
-    for sentence in _SENTENCE_END.split(question.strip()):
+    for sentence in SENTENCE_END.split(question.strip()):
         named = sum(lb in sentence.lower() for lb in lows)
         if sentence.endswith("?") or named not in (0, len(lows)):
             break
@@ -128,6 +127,9 @@ class PlannedStep:
     # a root that copies the step verbatim has no next step of its own and accepts its answer: the run ends with
     # it (seen on 3 of 5 HotpotQA runs: the copy was re-run until the loop stop, and one re-run's answer flipped)
     stop_on_repeat: bool = False
+    # otherwise a copy is not run again and the root is told this instead (seen on 3 of 3 aggregation runs: the
+    # 1.5B root re-sent the labelling step twice, was stopped as a loop, and answered without code)
+    copy_hint: str = ""
 
 
 def first_step(labels: list[str], instruction: str) -> PlannedStep:
@@ -140,6 +142,7 @@ def first_step(labels: list[str], instruction: str) -> PlannedStep:
         "print(len(items), 'lines labelled:', Counter(labels).most_common())\n"
         "print('first line:', items[0])",
         P.HINT_PLANNED_LABELS,
+        copy_hint=P.HINT_PLANNED_COPIED,
     )
 
 

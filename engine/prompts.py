@@ -151,6 +151,11 @@ HINT_PLANNED_LABELS = (
     "That first step was run for you: `labels[i]` is the label of `items[i]`. Now compute the answer from `items` "
     "and `labels` in Python (filter by what is written in the line with zip, count with Counter), then call FINAL."
 )
+HINT_PLANNED_COPIED = (
+    "That is the first step again: it already ran and its output is above, so it was not run twice. `items` and "
+    "`labels` are set. If that output answers the question, call FINAL with the answer now; otherwise write only "
+    "the next step: Python that computes the answer from `items` and `labels`."
+)
 HINT_PLANNED_RETRIEVAL = (
     "That first step was run for you: the passages most about the question, read by the helper model. If its "
     "answer above answers the question, call FINAL(answer). If it names a new person or thing but not the answer, "

@@ -453,12 +453,16 @@ class Run:
                     hist.append("user", hint.format(question=self.question))
                     continue
                 guard.reply_with_code()
-                if _copies(plan, blocks):  # the root accepts the step's answer: it has no next step of its own
+                if plan is not None and _copies(plan, blocks):
                     hist.append("assistant", kept.strip())
-                    if plan_answer:
+                    if plan.stop_on_repeat and plan_answer:  # it accepts the step's answer: no next step of its own
                         self.emit("plan_accepted", id=new_id("step"), parent=self.id, answer=clip(plan_answer))
                         return self._end(plan_answer, FINAL, False, t_start)
-                    return self._finish_partial(hist, "loop_detected", t_start, session)
+                    if plan.stop_on_repeat or (guard.cell(plan.code, plan_answer, False) and guard.looping):
+                        return self._finish_partial(hist, "loop_detected", t_start, session)
+                    self.emit("plan_copied", id=new_id("step"), parent=self.id)
+                    hist.append("user", plan.copy_hint or P.HINT_REPEAT)  # not run again: its output is above
+                    continue
                 stepped = self._next_step_instead(guard, blocks, plan)
                 if stepped is not None:
                     blocks, kept = [stepped], f"```python\n{stepped}\n```"
@@ -552,6 +556,6 @@ class Run:
         return self._end(answer, reason, True, t_start, error=error)
 
 
-def _copies(plan: PlannedStep | None, blocks: list[str]) -> bool:
-    """Whether the root's code re-sends a planned step that it may only copy to accept (``stop_on_repeat``)."""
-    return plan is not None and plan.stop_on_repeat and "\n".join(blocks).strip() == plan.code.strip()
+def _copies(plan: PlannedStep, blocks: list[str]) -> bool:
+    """Whether the root's code re-sends the planned step unchanged (seen on most planned runs, every shape)."""
+    return "\n".join(blocks).strip() == plan.code.strip()

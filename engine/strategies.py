@@ -7,12 +7,14 @@ its first message: with all four in the system prompt the 1.5B root followed the
 
 How the shape is chosen, without a regex on the question's wording: facts about the prompt decide first (a prompt
 that concatenates source files is a code question), then one short root call constrained by a grammar to the
-kinds (about 0.5 s on a CPU once its few-shot prompt is cached; the answer is one word). A backend that cannot
-constrain its output (a scripted test model) skips the call and the run gets the general lookup example.
+kinds (about 0.5 s on a CPU once its few-shot prompt is cached; the kinds are scored, no word is generated),
+asked about the sentences that ask (:func:`choose_shape`). A backend that cannot constrain its output
+(a scripted test model) skips the call and the run gets the general lookup example.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -136,6 +138,15 @@ new name (not words of the question) and ask again.""",
     RETRIEVE_AND_ASK,
 )
 
+# The code example's second step, for a root that repeats itself: the worker over the definition it found, or (when
+# it found none: seen, the root wrote the class statement from the question and never called definition, so a step
+# reading ``d`` failed with a NameError) over the question's best passages.
+CODE_NEXT_STEP = (
+    'd = globals().get("d") or {"source": "\\n\\n".join(p for pos, p in retrieve(question, k=4))}\n'
+    'answer = llm_query("Code:\\n" + d["source"][:4000] + "\\n\\nQuestion: " + question)\n'
+    "print(answer)"
+)
+
 CODE = Shape(
     "code",
     "about source code: functions, classes, parameters, files",
@@ -161,7 +172,7 @@ FINAL(answer)
 The text is files, not an installed package: never import it. Use definition(name) for a function, class or
 method (e.g. definition("Client.connect")), read_file(path) for a file, files() for the paths. When the question
 quotes text, search for its first words: search(re.escape("first words of the quote")).""",
-    'answer = llm_query("Code:\\n" + d["source"][:4000] + "\\n\\nQuestion: " + question)\nprint(answer)',
+    CODE_NEXT_STEP,
 )
 
 SHAPES = (LOOKUP, AGGREGATE, MULTIHOP, CODE)
@@ -184,7 +195,13 @@ Question: What is the password of the user named Arno? Kind: find"""
 # No "code" kind: that is decided by the prompt (source files in it), never by the question; asked, the 1.5B root
 # called two of three HotpotQA questions over plain pages "code".
 KIND_TO_SHAPE = {"find": LOOKUP, "count": AGGREGATE, "twostep": MULTIHOP}
-KIND_GRAMMAR = "root ::= " + " | ".join(f'"{k}"' for k in KIND_TO_SHAPE)
+KINDS = tuple(KIND_TO_SHAPE)
+SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
+
+
+def asked_sentences(question: str) -> str:
+    """The sentences of ``question`` that ask (end with "?"); the whole question when none does."""
+    return " ".join(s for s in SENTENCE_END.split(question.strip()) if s.endswith("?")) or question
 
 
 def supports_grammar(backend: Backend) -> bool:
@@ -193,7 +210,15 @@ def supports_grammar(backend: Backend) -> bool:
 
 
 def choose_shape(run: Run, n_files: int, countable: bool = True) -> Shape:
-    """The shape of the run's question: from the prompt's structure, else one grammar-constrained root call.
+    """The shape of the run's question: from the prompt's structure, else one root call choosing a kind.
+
+    The call sees only the sentences that ask. Measured with the 1.5B root on 42 questions (needles, 16 OOLONG-like
+    aggregations and pairs, 12 HotpotQA, 10 hand-written): the whole question was right for 31, and called "which
+    label is the most common among all lines?" a find, the entries' description before it ("each line of the
+    context is a general-knowledge question ...") reading like a lookup; the asking sentences alone, 32, with every
+    find right and every OOLONG-like aggregation a count (pairs: 3 of 4). Calibrated against an empty question (as ``classify`` is),
+    34 were right but four finds became counts, and a count over a list of lines labels every line: a needle
+    among 600 lines cost two minutes and was not found. So the kind is not calibrated.
 
     ``countable``: the text is a list of entries (:func:`engine.plans.is_list`). A "count" verdict on pages is
     taken as a lookup: the classifier called 3 of 12 HotpotQA questions "count", and those runs, shown the counting
@@ -204,12 +229,12 @@ def choose_shape(run: Run, n_files: int, countable: bool = True) -> Shape:
     root = run.rlm.root
     if not supports_grammar(root) or run.question == DIRECT_TASK:
         return LOOKUP
-    msgs = [Message("system", CLASSIFY_SYSTEM), Message("user", f"Question: {run.question} Kind:")]
+    msgs = [Message("system", CLASSIFY_SYSTEM), Message("user", f"Question: {asked_sentences(run.question)} Kind:")]
     try:
-        gen = run.chat(msgs, SamplingParams(max_tokens=4, grammar=KIND_GRAMMAR), None)
+        kind = run.chat(msgs, SamplingParams(max_tokens=4, choices=KINDS), None).text.strip().lower()
     except Exception:  # noqa: BLE001 - a failed hint must not fail the run; the general example still works
         return LOOKUP
-    shape = KIND_TO_SHAPE.get(gen.text.strip().lower(), LOOKUP)
+    shape = KIND_TO_SHAPE.get(kind, LOOKUP)
     return LOOKUP if shape is AGGREGATE and not countable else shape
 
 
@@ -217,5 +242,6 @@ def choose_shape(run: Run, n_files: int, countable: bool = True) -> Shape:
 # Without it the 1.5B root answered a question ending "answer yes or no if the question asks so" with a bare "Yes"
 # on its first turn, three turns running (no_code, never having read the text). A block with no sentence before it
 # made the root count lines by a word test instead of classify(); a sentence may hold no call, because a root
-# allowed one wrote "Final(answer)" there and junk code after it.
-REPLY_GRAMMAR = 'root ::= [^`\\n()]{0,200} "\\n"? "```python\\n" code "```"\ncode ::= [^`]*\n'
+# allowed one wrote "Final(answer)" there and junk code after it. The block is never empty: allowed one, the root
+# wrote "A. Protocol[_KT_co, _VT_co] is the first base class of ```python\n```" three turns running (no_code).
+REPLY_GRAMMAR = 'root ::= [^`\\n()]{0,200} "\\n"? "```python\\n" code "```"\ncode ::= [^` \\t\\n] [^`]*\n'

@@ -114,14 +114,21 @@ class SubCalls:
         )
 
     def _worker_call(
-        self, prompts: list[str], opts: Any, kind: str, *, grammar: str | None = None, system: str | None = None
+        self,
+        prompts: list[str],
+        opts: Any,
+        kind: str,
+        *,
+        grammar: str | None = None,
+        system: str | None = None,
+        choices: tuple[str, ...] = (),
     ) -> list[Generation]:
         run = self.run
         w = run.rlm.worker
         run.budget.check_tokens(w.info.name)
         sid = self._start(kind, len(prompts), w.info.name, sum(len(p) for p in prompts), prompts[0])
         t0 = time.monotonic()
-        params = SamplingParams(max_tokens=self._max_tokens(opts), grammar=grammar)
+        params = SamplingParams(max_tokens=self._max_tokens(opts), grammar=grammar, choices=choices)
         try:
             gens = w.batch(system or P.WORKER_SYSTEM, prompts, params, cancel=run.cancel, owner=run.owner)
         except (BackendError, Cancelled) as e:

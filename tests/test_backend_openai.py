@@ -171,6 +171,9 @@ def test_streaming_on_text_and_grammar(backend: OpenAIBackend) -> None:
     yes_no = SamplingParams(max_tokens=8, grammar='root ::= "yes" | "no"')
     g = backend.chat([Message("user", "Is the sky blue? Answer yes or no.")], yes_no)
     assert g.text in ("yes", "no")
+    # choices cannot be scored over HTTP: they are sent as their grammar and the reply is generated
+    g = backend.chat([Message("user", "Is the sky blue?")], SamplingParams(max_tokens=8, choices=("yes", "no")))
+    assert g.text in ("yes", "no") and g.choice_logprobs is None
     assert backend.healthy
 
 

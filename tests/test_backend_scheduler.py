@@ -8,6 +8,7 @@ that does not fit returns 1) so capacity rules are checked exactly; its "model" 
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -95,6 +96,10 @@ class FakeKV:
         assert not sampler.freed, "use after free"
         assert self.last_logits[row], "sampled a row without logits"
         return 7
+
+    def token_logits(self, row: int, tokens: Sequence[int]) -> list[float]:
+        assert self.last_logits[row], "scored a row without logits"
+        return [float(t) for t in tokens]  # a higher id is more likely
 
     def is_eog(self, token: int) -> bool:
         return token == 2
@@ -298,6 +303,19 @@ def test_second_session_reuses_the_root_system_prefix() -> None:
     assert first.result is not None and first.result.cached_tokens == 0
     assert second.result is not None and second.result.cached_tokens == len(SYS_A)
     assert s.stats.prompt_tokens_decoded - decoded == 9  # only its own tokens were computed
+
+
+def test_a_scored_request_ends_at_its_first_position_with_each_choice_scored() -> None:
+    s, kv = make()
+    scored = req(10)
+    scored.params = SamplingParams(max_tokens=1, choices=("a", "b", "c"))
+    scored.choice_ids = [[5], [9, 3], [8]]  # "b" counts by two tokens: log(e^9 + e^3)
+    s.submit([scored])
+    drain(s)
+    r = scored.result
+    assert r is not None and r.text == "b" and r.completion_tokens == 1 and r.choice_logprobs is not None
+    assert max(r.choice_logprobs) == r.choice_logprobs[1] and abs(sum(map(math.exp, r.choice_logprobs)) - 1) < 1e-9
+    assert kv.decodes == 1 and kv.used() == 0
 
 
 def test_bad_sampler_fails_one_request_and_frees_its_sequence() -> None:

@@ -3,6 +3,7 @@ sandbox, on small inputs: the answers must be right. Each test takes tens of sec
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -101,3 +102,24 @@ def test_count_by_per_line_worker_calls(models, tmp_path):
     assert c.finish_reason == "final" and c.answer.strip().isdigit(), (c.answer, c.trace_path)
     assert c.sub_calls >= 20
     assert abs(int(c.answer) - 5) <= 1, (c.answer, c.trace_path)
+
+
+def test_classify_scores_and_calibrates_labels_on_the_real_worker(models):
+    """``classify`` over three topics with the 1.5B as the worker (the default pair): each label scored in one
+    prefill, calibrated against the empty text (one more call), and right for nearly every line."""
+    from engine.backends.scripted import ScriptedBackend
+    from tests.test_rlm_loop import code
+
+    root_model, _ = models
+    topics = {
+        "food": ["I baked fresh bread with honey.", "The soup needed more salt.", "We ate grilled fish and rice."],
+        "sport": ["The striker scored twice in the final.", "She swam fifty laps today.", "He served an ace."],
+        "weather": ["Heavy rain flooded the streets.", "A cold wind blew snow across the hills.", "Fog until noon."],
+    }
+    lines = [(t, line) for t, ls in topics.items() for line in ls]
+    random.Random(5).shuffle(lines)
+    labelling = "import json\nFINAL(json.dumps(classify(context.splitlines(), ['food', 'sport', 'weather'])))"
+    c = RLM(ScriptedBackend([code(labelling)]), root_model).completion("\n".join(x for _, x in lines), "Topics?")
+    assert c.finish_reason == "final" and c.sub_calls == len(lines) + 1  # the lines and the neutral empty text
+    got = json.loads(c.answer)
+    assert sum(g == t for g, (t, _) in zip(got, lines, strict=True)) >= 8, (got, lines)

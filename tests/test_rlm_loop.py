@@ -328,6 +328,21 @@ def test_a_repeated_cell_runs_the_examples_next_step_once():
     assert len(worker.batch_calls) == 1 and c.answer
 
 
+def test_the_code_next_step_needs_no_definition_found_before():
+    """Seen: a root that wrote the class statement from the question twice (never calling definition) got the code
+    example's next step, which read ``d`` and failed; the step now falls back to the question's best passages."""
+    repo = (
+        "### File: net/client.py\ndef connect(host, timeout=30):\n    return host\n\n"
+        "### File: net/errors.py\nclass ChunkedEncodingError(RequestException):\n    pass\n"
+    )
+    same = code("class ChunkedEncodingError(RequestException):")
+    worker = {"class ChunkedEncodingError(RequestException)": "D"}
+    rlm, root, wk = make(SandboxEnvironment, [same, same, code("FINAL(answer)")], worker=worker, max_repeats=1)
+    c = rlm.completion(repo, "Which class is the first base class of `ChunkedEncodingError`? A. IOError D. Request")
+    assert c.finish_reason == "final" and c.answer == "D", (c.answer, c.finish_reason)
+    assert len(wk.batch_calls) == 1 and "Code:\n" in wk.batch_calls[0][1][0]
+
+
 def test_repeated_output_detected(env):
     rlm, root, _ = make(env, [code("print('same')"), code("x = 1\nprint('same')"), code("FINAL('ok')")])
     c = rlm.completion("doc", "q")

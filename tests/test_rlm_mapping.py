@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from engine.backends.base import Generation
+from engine.backends.base import Generation, choice_grammar
 from engine.backends.scripted import ScriptedBackend
-from engine.mapping import label_grammar, parse_label
+from engine.mapping import parse_label
 from engine.rlm import RLM
 from tests.test_rlm_loop import code, user_msgs
 
@@ -41,9 +41,10 @@ def test_classify_counts_in_one_line(env):
     wk = ScriptedBackend(worker=_labeller, name="w")
     c = RLM(root, wk, environment=env, trace=False, max_batch_width=2).completion("\n".join(TICKETS), "q")
     assert c.answer == "2" and c.finish_reason == "final"
-    # 5 items in batches of at most 2, each drawn from the budget
-    assert [len(p) for _, p in wk.batch_calls] == [2, 2, 1]
-    assert c.sub_calls == 5 and c.sub_calls_by_kind == {"classify": 5}
+    # 5 items and the empty text (the calibration's neutral) in batches of at most 2, each drawn from the budget
+    assert [len(p) for _, p in wk.batch_calls] == [2, 2, 2]
+    assert wk.batch_calls[-1][1][-1].endswith("Text: \nLabel:")
+    assert c.sub_calls == 6 and c.sub_calls_by_kind == {"classify": 6}
 
 
 class _Flaky(ScriptedBackend):
@@ -80,7 +81,7 @@ def test_unparsable_labels_are_none_after_one_retry(env):
     )
     wk = ScriptedBackend(worker="a fish", name="w")
     c = RLM(root, wk, environment=env, trace=False).completion("doc", "q")
-    assert c.answer == "2" and c.sub_calls == 4
+    assert c.answer == "2" and c.sub_calls == 5  # 2 items and the neutral, then the 2 items again
 
 
 def test_bad_arguments_are_clear_errors(env):
@@ -98,7 +99,7 @@ def test_parse_label_and_grammar():
     assert parse_label("it is about delivery", labels) == "delivery"
     assert parse_label("delivery or payment", labels) is None
     assert parse_label("fish", labels) is None
-    assert label_grammar(['a "b"', "c"]) == 'root ::= "a \\"b\\"" | "c"'
+    assert choice_grammar(['a "b"', "c"]) == 'root ::= "a \\"b\\"" | "c"'
 
 
 def test_one_topic_against_other_is_asked_as_yes_no(env):
@@ -144,4 +145,44 @@ def test_repeated_classify_is_answered_from_the_run_cache(env):
     wk = ScriptedBackend(worker=_labeller, name="w")
     c = RLM(root, wk, environment=env, trace=False).completion("\n".join(TICKETS), "q")
     assert c.answer == "True 5", c.answer
-    assert c.sub_calls == 10  # two distinct questions over five items
+    assert c.sub_calls == 12  # two distinct questions over five items (and the neutral text each)
+
+
+def _leaning(prompt: str) -> str:
+    """A worker that leans to "entity" (scored choices, as the llama backend reports them)."""
+    text = prompt.rsplit("Text: ", 1)[-1]
+    if text.startswith("\nLabel:"):  # the empty text: the leaning alone
+        return '{"entity": 0.7, "location": 0.2, "human being": 0.1}'
+    if "Paris" in text:
+        return '{"entity": 0.5, "location": 0.45, "human being": 0.05}'
+    if "Curie" in text:
+        return '{"entity": 0.6, "location": 0.1, "human being": 0.3}'
+    return '{"entity": 0.8, "location": 0.1, "human being": 0.1}'
+
+
+def test_classify_calibrates_scored_labels_against_the_empty_text(env):
+    """Raw, this worker calls every line "entity"; against its leaning on an empty text each gets the label whose
+    probability rose most (contextual calibration)."""
+    root = ScriptedBackend(
+        [
+            code("print(classify(context.splitlines(), ['entity', 'location', 'human being'], 'Kind?'))"),
+            code("FINAL('ok')"),
+        ],
+        name="r",
+    )
+    wk = ScriptedBackend(worker=_leaning, name="w")
+    lines = ["Where is Paris?", "Who was Marie Curie?", "What animal is on the flag?"]
+    c = RLM(root, wk, environment=env, trace=False).completion("\n".join(lines), "q")
+    assert c.answer == "ok"
+    assert "['location', 'human being', 'entity']" in user_msgs(root, 1)[-1]
+
+
+def test_classify_keeps_the_named_label_where_the_backend_does_not_score(env):
+    """An OpenAI-compatible server generates under the labels' grammar: its reply is the label, uncalibrated."""
+    root = ScriptedBackend(
+        [code("print(classify(context.splitlines(), ['delivery', 'payment', 'other']))"), code("FINAL('ok')")],
+        name="r",
+    )
+    wk = ScriptedBackend(worker=_labeller, name="w")
+    c = RLM(root, wk, environment=env, trace=False).completion("\n".join(TICKETS[:3]), "q")
+    assert c.answer == "ok" and "['delivery', 'payment', 'delivery']" in user_msgs(root, 1)[-1]

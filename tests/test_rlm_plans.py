@@ -192,3 +192,45 @@ def test_a_copy_of_the_planned_retrieval_accepts_its_answer(tmp_path):
     wk = ScriptedBackend(worker={"Text:": ""}, name="worker")
     c = RLM(root, wk, environment=_sandbox(), trace=False).completion(DOC, Q)
     assert c.finish_reason == "loop_detected" and c.partial
+
+
+class _ScoringRoot(_Root):
+    """A root that scores the kinds, as the llama backend does (the reply is the likeliest kind)."""
+
+    def __init__(self, turns: list[str]) -> None:
+        super().__init__("", [], turns)
+        self.kind_questions: list[str] = []
+
+    def _reply(self, messages) -> str:
+        if messages[0].content != CLASSIFY_SYSTEM:
+            return super()._reply(messages)
+        self.kind_questions.append(messages[-1].content)
+        return '{"find": 0.35, "count": 0.6, "twostep": 0.05}'
+
+
+def test_the_kind_is_scored_for_the_asking_sentences_only(env, tmp_path):
+    """The entries' description before the ask is not shown to the kind call: it made a 1.5B root call "which label
+    is the most common among all lines?" a find."""
+    root = _ScoringRoot([code("FINAL('done')")])
+    wk = ScriptedBackend(worker="yes", name="worker")
+    q = "Each line is a note a user wrote on a date. Which user wrote the most notes? Answer with the id."
+    c = RLM(root, wk, environment=env, trace=tmp_path).completion(_lines(5, 35), q)
+    assert c.answer == "done"
+    assert root.kind_questions == ["Question: Which user wrote the most notes? Kind:"]
+    assert [e["shape"] for e in read_events(c.trace_path) if e["event"] == "strategy"] == ["aggregate"]
+
+
+def test_a_copy_of_the_planned_labelling_is_not_run_again(env, tmp_path):
+    """The root re-sends the labelling step: it is told the step ran (its output is above) and writes the next one."""
+    step = plans.first_step(["sport", "other"], "Which label does this line have?").code
+    root = _Root("count", ["sport", "other"], [code(step), code("FINAL(labels.count('sport'))")])
+    wk = ScriptedBackend(worker=_sport_worker, name="worker")
+    c = RLM(root, wk, environment=env, trace=tmp_path).completion(_lines(13, 27), "How many lines are about sport?")
+    assert c.answer == "13" and c.finish_reason == "final"
+    assert P.HINT_PLANNED_COPIED in root.main_calls[1][-1].content
+    cells = [e for e in read_events(c.trace_path) if e["event"] == "cell"]
+    assert len(cells) == 2 and c.sub_calls == 40  # the planned step and the FINAL; the copy was not run
+    # copied again and again: stopped as a loop, as any repeat is
+    root = _Root("count", ["sport", "other"], [code(step)] * 3 + ["13"])
+    c = RLM(root, wk, environment=env, trace=False).completion(_lines(13, 27), "How many lines are about sport?")
+    assert c.finish_reason == "loop_detected" and c.root_turns <= 3

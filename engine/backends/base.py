@@ -18,7 +18,11 @@ Serving many runs at once (a long-lived server) adds four things to every call, 
 * ``owner`` — the top-level run id. Backends that schedule (llama) admit requests round-robin by owner, chat (root
   turns) before batch items, so one run's wide batch cannot stall another run's root turn;
 * ``on_text`` — called with each new piece of text as tokens are sampled (streaming), in the caller's thread;
-* ``SamplingParams.grammar`` — a GBNF grammar (root rule ``root``) that constrains sampling.
+* ``SamplingParams.grammar`` — a GBNF grammar (root rule ``root``) that constrains sampling;
+* ``SamplingParams.choices`` — the reply is one of a few strings. A backend that can read the model's
+  next-token distribution scores them instead of generating (one prefill, no decode step) and reports each
+  choice's probability in ``Generation.choice_logprobs``, which lets a caller calibrate a small model's bias across
+  many items; one that cannot constrains the reply to the choices (:func:`choice_grammar`) and reports None.
 
 ``healthy`` turns False when the backend can no longer serve (closed, or its decode thread died); every call then
 raises :class:`BackendError` with the reason instead of hanging.
@@ -26,6 +30,7 @@ raises :class:`BackendError` with the reason instead of hanging.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
@@ -57,6 +62,13 @@ class SamplingParams:
     # GBNF grammar (llama.cpp syntax, root rule ``root``) applied in the sampler chain; None: unconstrained.
     # An invalid grammar is a BackendError at call time. Costs sampling time (checked over the whole vocabulary).
     grammar: str | None = None
+    # The reply is one of these (2 or more distinct strings); see the module docstring. Overrides ``grammar``.
+    choices: tuple[str, ...] = ()
+
+
+def choice_grammar(choices: Sequence[str]) -> str:
+    """A GBNF grammar whose only sentences are ``choices`` (JSON string escapes are valid GBNF literals)."""
+    return "root ::= " + " | ".join(json.dumps(c) for c in choices)
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,9 @@ class Generation:
     cached_tokens: int = 0
     latency_s: float = 0.0
     error: str | None = None
+    # with ``SamplingParams.choices``: each choice's log-probability (in order, normalised over the choices) where
+    # the backend scored them; None where it generated the reply
+    choice_logprobs: tuple[float, ...] | None = None
 
     @property
     def ok(self) -> bool:

@@ -10,7 +10,8 @@ a client without keep-alive, its socket is captured when it connects (httpx's ``
 callback shuts that socket down, which wakes the blocked read at once — whether the server is still queueing the
 request, prefilling, or streaming. The server sees the connection close and stops (llama_cpp.server, llama-server
 and vLLM all stop generating for a closed client). ``on_text`` uses ``stream: true`` (server-sent events);
-``SamplingParams.grammar`` is sent as the ``grammar`` field (llama_cpp.server, llama-server).
+``SamplingParams.grammar`` is sent as the ``grammar`` field (llama_cpp.server, llama-server); ``choices`` are
+sent as their grammar (the reply is generated, ``choice_logprobs`` stays None).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from engine.backends.base import (
     Message,
     SamplingParams,
     TextCallback,
+    choice_grammar,
 )
 from engine.cancel import Cancelled, raise_if_cancelled
 from engine.log import get_logger, log
@@ -224,7 +226,9 @@ class OpenAIBackend:
             body["seed"] = params.seed
         if params.stop:
             body["stop"] = list(params.stop)
-        if params.grammar is not None:
+        if params.choices:
+            body["grammar"] = choice_grammar(params.choices)
+        elif params.grammar is not None:
             body["grammar"] = params.grammar
         if on_text is not None:
             body["stream"] = True

@@ -7,11 +7,15 @@ substring -> reply, or a fixed string. Token counts are a cheap whitespace estim
 It follows the whole protocol so service-level behaviour is testable without a model: ``cancel`` is honoured
 before a call and during its ``delay_s`` (the call raises :class:`engine.cancel.Cancelled` at once), ``on_text``
 receives the reply word by word, ``owner`` is recorded, a ``grammar`` must at least define ``root`` (it is not
-applied: scripted replies are what they are), and every call after ``close()`` raises BackendError.
+applied: scripted replies are what they are), and every call after ``close()`` raises BackendError. With
+``SamplingParams.choices`` a reply written as a JSON object of choice -> probability is served like a
+backend that scores choices (the most probable choice, ``choice_logprobs`` set); any other reply is returned as is.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import threading
 import time
@@ -39,6 +43,19 @@ WorkerScript = str | Mapping[str, str] | Callable[[str], str]
 def _approx_tokens(text: str) -> int:
     # ~4 characters per token, like real BPE tokenizers on English prose; never 0 for non-empty text
     return (len(text) + 3) // 4
+
+
+def _scored(reply: str, choices: Sequence[str]) -> tuple[float, ...] | None:
+    """The choices' log-probabilities a reply like ``{"yes": 0.8, "no": 0.2}`` scripts (normalised), else None."""
+    if not choices or not reply.startswith("{"):
+        return None
+    try:
+        probs = json.loads(reply)
+    except json.JSONDecodeError:
+        return None
+    weights = [max(float(probs.get(c, 0.0)), 1e-9) for c in choices]
+    total = sum(weights)
+    return tuple(math.log(w / total) for w in weights)
 
 
 class ScriptedBackend:
@@ -133,6 +150,9 @@ class ScriptedBackend:
             self.chat_calls.append(list(messages))
         self._sleep(cancel)
         text = self._next_root(messages)
+        scored = _scored(text, params.choices)
+        if scored:
+            text = params.choices[scored.index(max(scored))]
         if on_text is not None:
             for piece in re.findall(r"\S+\s*|\s+", text):  # word by word, like a real stream
                 on_text(piece)
@@ -142,6 +162,7 @@ class ScriptedBackend:
             prompt_tokens=prompt_tokens,
             completion_tokens=_approx_tokens(text),
             latency_s=time.monotonic() - t0,
+            choice_logprobs=scored,
         )
 
     def _worker_reply(self, prompt: str) -> str:
@@ -179,14 +200,16 @@ class ScriptedBackend:
                 out.append(Generation(text="", finish_reason="error", prompt_tokens=n, error=str(err)))
                 continue
             text = self._worker_reply(p)
+            scored = _scored(text, params.choices)
             out.append(
                 Generation(
-                    text=text,
+                    text=params.choices[scored.index(max(scored))] if scored else text,
                     finish_reason="stop",
                     prompt_tokens=n,
                     completion_tokens=_approx_tokens(text),
                     cached_tokens=sys_tokens if len(prompts) > 1 else 0,
                     latency_s=time.monotonic() - t0,
+                    choice_logprobs=scored,
                 )
             )
         return out

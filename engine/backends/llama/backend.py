@@ -25,6 +25,7 @@ import itertools
 import queue
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,7 @@ from engine.backends.base import (
     Message,
     SamplingParams,
     TextCallback,
+    choice_grammar,
 )
 from engine.backends.chat_template import ChatTemplate
 from engine.backends.llama.config import LlamaConfig, LlamaStats
@@ -161,6 +163,7 @@ class LlamaBackend:
     ) -> Generation:
         self._check_open()
         raise_if_cancelled(cancel)
+        params, choice_ids = self._scored(params)
         if params.grammar:
             self._model.check_grammar(params.grammar)
         tokens = self.prompt_tokens(messages)
@@ -179,6 +182,7 @@ class LlamaBackend:
             owner=owner,
             session=session if self.config.max_sessions > 0 else None,
             stream=queue.SimpleQueue() if on_text is not None else None,
+            choice_ids=choice_ids,
         )
         self._run([req], cancel, on_text)
         res = req.result
@@ -200,6 +204,7 @@ class LlamaBackend:
         raise_if_cancelled(cancel)
         if not prompts:
             return []
+        params, choice_ids = self._scored(params)
         if params.grammar:
             self._model.check_grammar(params.grammar)
         results: list[Generation | None] = [None] * len(prompts)
@@ -235,11 +240,39 @@ class LlamaBackend:
             group = Group(gid=gid, shared=shared, sys_len=sys_len)
             # without an owner, each batch call is its own owner for round-robin admission
             key = owner if owner is not None else ("batch", gid)
-            submitted = [Request(tokens=t, params=params, group=group, kind=BATCH, owner=key) for _, t in reqs]
+            submitted = [
+                Request(tokens=t, params=params, group=group, kind=BATCH, owner=key, choice_ids=choice_ids)
+                for _, t in reqs
+            ]
             self._run(submitted, cancel, None)
             for (i, _), r in zip(reqs, submitted, strict=True):
                 results[i] = r.result
         return [r for r in results if r is not None]
+
+    def _scored(self, params: SamplingParams) -> tuple[SamplingParams, list[list[int]] | None]:
+        """How ``params.choices`` is served: by the first-token ids that stand for each choice, or by a grammar.
+
+        A choice counts by its own first token and by those of its capitalised and lower-case spellings (a model
+        may write "Location" for "location"), each token given to one choice only. When two choices begin with the
+        same token, the first position cannot tell them apart: the reply is generated under the choices' grammar.
+        """
+        choices = params.choices
+        if not choices:
+            return params, None
+        if len(choices) < 2 or len(set(choices)) != len(choices) or not all(choices):
+            raise BackendError("choices must be two or more distinct, non-empty strings")
+        firsts = [self._model.tokenize(c)[0] for c in choices]
+        if len(set(firsts)) < len(firsts):
+            return replace(params, grammar=choice_grammar(choices)), None
+        taken = set(firsts)
+        ids = [[t] for t in firsts]
+        for k, c in enumerate(choices):
+            for variant in (c[:1].upper() + c[1:], c.lower()):
+                t = self._model.tokenize(variant)[0]
+                if t not in taken:
+                    ids[k].append(t)
+                    taken.add(t)
+        return replace(params, max_tokens=1, grammar=None), ids
 
     def _run(self, reqs: list[Request], cancel: CancelToken | None, on_text: TextCallback | None) -> None:
         """Queue ``reqs`` and wait for them (streaming text to ``on_text``), or raise Cancelled when told to."""

@@ -287,6 +287,10 @@ class LlamaModel:
         """The raw logits of ``row`` of the last decode (a ctypes float array of n_vocab; tests and probes)."""
         return C.llama_get_logits_ith(self._ctx, row)
 
+    def token_logits(self, row: int, tokens: Sequence[int]) -> list[float]:
+        arr = C.llama_get_logits_ith(self._ctx, row)
+        return [float(arr[t]) for t in tokens]
+
     def is_eog(self, token: int) -> bool:
         return bool(C.llama_vocab_is_eog(self._vocab, token))
 

@@ -60,6 +60,9 @@ class Request:
     # positions below this also go into ``slot``'s sequence: the group's shared prefix is computed in the same
     # decode as this request's own tokens (see Scheduler._prepare_joint)
     joint_until: int = 0
+    # with SamplingParams.choices: per choice, the first-token ids that count for it; the request ends at its
+    # first position with the choices scored from the logits (see LlamaBackend._scored)
+    choice_ids: list[list[int]] | None = None
 
     @property
     def worker(self) -> bool:

@@ -465,6 +465,7 @@ class Scheduler(DecodeSteps):
         error: str | None = None,
         release: bool = True,
         keep_session_kv: bool | None = None,
+        choice_logprobs: tuple[float, ...] | None = None,
     ) -> None:
         if req.result is not None:
             return
@@ -478,6 +479,7 @@ class Scheduler(DecodeSteps):
             cached_tokens=req.cached,
             latency_s=max(0.0, time.monotonic() - req.t0),
             error=error,
+            choice_logprobs=choice_logprobs,
         )
         if release:
             self._release(req, keep_session_kv=error is None if keep_session_kv is None else keep_session_kv)

@@ -8,6 +8,7 @@ mixin of :class:`~engine.backends.llama.scheduler.Scheduler`, which owns the sta
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any
 
@@ -38,6 +39,7 @@ class DecodeSteps:
         error: str | None = None,
         release: bool = True,
         keep_session_kv: bool | None = None,
+        choice_logprobs: tuple[float, ...] | None = None,
     ) -> None:
         raise NotImplementedError
 
@@ -127,6 +129,9 @@ class DecodeSteps:
         if req.cancelled:
             self._drop(req)
             return
+        if req.choice_ids is not None:
+            self._choose(req, row)
+            return
         tok = self.kv.sample(req.sampler, row)
         req.out.append(tok)
         self.stats.generated_tokens += 1
@@ -155,6 +160,18 @@ class DecodeSteps:
                 req.sent_chars = upto
         req.pending = [tok]
 
+    def _choose(self, req: Request, row: int) -> None:
+        """A scored request ends at its first reply position: each choice's probability, normalised over the
+        choices, from the logits of the tokens that begin it (no sampling)."""
+        assert req.choice_ids is not None
+        scores = [_logsumexp(self.kv.token_logits(row, ids)) for ids in req.choice_ids]
+        norm = _logsumexp(scores)
+        logprobs = tuple(s - norm for s in scores)
+        best = max(range(len(logprobs)), key=logprobs.__getitem__)
+        req.out.append(req.choice_ids[best][0])
+        self.stats.generated_tokens += 1
+        self._finish(req, "stop", text=req.params.choices[best], choice_logprobs=logprobs)
+
     def _preempt(self, plan: list[tuple[Request, list[int], bool]], batch: Batch) -> None:
         """KV cache full: push the newest worker request back to its queue (it restarts later), or fail."""
         self.stats.preemptions += 1
@@ -177,3 +194,8 @@ class DecodeSteps:
             if last:
                 out_rows.append((req, i - 1))
         self._after_decode(plan, out_rows)
+
+
+def _logsumexp(xs: list[float]) -> float:
+    top = max(xs)
+    return top + math.log(sum(math.exp(x - top) for x in xs))
