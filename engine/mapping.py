@@ -3,15 +3,16 @@
 Why host helpers: a 1.5B root that must label 300 tickets writes a batching loop, parses free text and miscounts.
 These two calls do the loop in host code: items go to the worker in batches (each drawn from the budget like
 ``llm_query_batched``), a label is scored over the label set where the backend can (one prefill per item) and
-calibrated against the worker's leaning on an empty text (:func:`calibrated`), else generated under the labels'
+calibrated against the worker's leaning (:func:`leaning`), else generated under the labels'
 grammar and parsed leniently, an unparsable or failed item is retried once, and the result list has one entry per
 item (``None`` where no answer could be had), so counting or grouping is one line of Python in the cell.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from engine.backends.base import Generation, choice_grammar
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 MAX_ITEMS = 5000
 MAX_LABELS = 50
+MIN_CALIBRATED = 20  # scored items from which their mean estimates the worker's leaning (see leaning)
 OTHER_LABELS = frozenset({"other", "others", "none", "no", "neither", "something else", "anything else"})
 LABEL_SYSTEM = "You are a careful assistant."  # the worker's NOT FOUND rule made a 0.5B answer "yes" to everything
 
@@ -49,28 +51,44 @@ def _text(gen: Generation | None) -> str | None:
     return None if gen is None else gen.text.strip()
 
 
-def gained_choice(gen: Generation, neutral: Generation | None, choices: Sequence[str]) -> str | None:
-    """The choice whose log-probability rose most over ``neutral``'s; None when either was not scored."""
-    prior = neutral.choice_logprobs if neutral is not None else None
-    if gen.choice_logprobs is None or prior is None or len(prior) != len(choices):
+def leaning(gens: list[Generation | None], neutral: Generation | None) -> list[float] | None:
+    """The worker's log-probability of each label whatever the text: from the empty text, else from the items' mean.
+
+    Why two estimates, measured with Qwen2.5-Coder-1.5B. On 600 OOLONG-like lines of two windows (6 labels) the most
+    probable label was right for 60 % and 48 % ("entity" for 44 % and 57 % of the lines). Against the same prompt
+    with an empty text (contextual calibration, Zhao et al. 2021): 78 % and 78 %, and counts close to the truth (83
+    "human being" lines for 87). Against the items' mean (batch calibration, Zhou et al. 2024): 77 % and 71 %, but
+    counts pulled towards equal (162 for 87) and the wrong most common label. On 30 everyday lines (food, sport,
+    weather) the empty text was no neutral: it gave "sport" 2 to 5 %, and calibrating by it took 21 right down to 17,
+    where the mean took it up to 26. So the empty text is used when it leaves every label at least a third of an
+    even share (OOLONG's lowest was 8 % of 6 labels), the mean otherwise, from :data:`MIN_CALIBRATED` items.
+    """
+    if neutral is not None and neutral.choice_logprobs is not None:
+        floor = math.log(1 / (3 * len(neutral.choice_logprobs)))
+        if min(neutral.choice_logprobs) >= floor:
+            return list(neutral.choice_logprobs)
+    scored = [g.choice_logprobs for g in gens if g is not None and g.choice_logprobs is not None]
+    if len(scored) < MIN_CALIBRATED:
         return None
-    gain = [lp - base for lp, base in zip(gen.choice_logprobs, prior, strict=True)]
-    return choices[max(range(len(choices)), key=gain.__getitem__)]
+    return [math.log(sum(math.exp(lp[k]) for lp in scored) / len(scored)) for k in range(len(scored[0]))]
 
 
 def calibrated(gens: list[Generation | None], neutral: Generation | None, labels: list[str]) -> list[str | None]:
-    """Each item's label by contextual calibration (Zhao et al. 2021, "Calibrate before use").
+    """Each item's label: the one most above the worker's :func:`leaning`.
 
-    Why: a small worker leans to some labels whatever the line says. The same prompt with an empty text shows that
-    leaning alone, and the label whose probability rose most over it is the one the line speaks for: one extra
-    call per ``classify``, none per item. Measured with Qwen2.5-Coder-1.5B on 600 OOLONG-like lines of two windows
-    (6 labels): the most probable label was right for 61 % and 48 % of the lines ("entity" for 44 % and 57 % of
-    them); the label that gained most over the empty text, for 78 % of both. Batch calibration (against the mean
-    over the items) scored 77 % and 71 %: it pulls the counts towards equal, which a question about the most common
-    label cannot afford. Items a backend did not score (an OpenAI-compatible server generates under the labels'
-    grammar) keep the label their reply names.
+    Where there is no leaning to divide out (fewer than :data:`MIN_CALIBRATED` items and no usable neutral) or an
+    item was not scored (an OpenAI-compatible server generates under the labels' grammar), the label is the most
+    probable one, or the one the reply names.
     """
-    return [None if g is None else gained_choice(g, neutral, labels) or parse_label(g.text, labels) for g in gens]
+    lean = leaning(gens, neutral)
+    out: list[str | None] = []
+    for g in gens:
+        if g is None or g.choice_logprobs is None or lean is None:
+            out.append(None if g is None else parse_label(g.text, labels))
+        else:
+            gain = [lp - base for lp, base in zip(g.choice_logprobs, lean, strict=True)]
+            out.append(labels[max(range(len(labels)), key=gain.__getitem__)])
+    return out
 
 
 class MapCalls:
@@ -152,15 +170,15 @@ class MapCalls:
 
         max_tokens = max(4, max(self.subs.run.rlm.worker.count_tokens(lb) for lb in labels) + 2)
         choices = tuple(labels)
-        # the last prompt is the empty text: the worker's leaning when there is nothing to read (see calibrated)
+        # the last prompt is the empty text: the worker's leaning when there is nothing to read (see leaning)
         *gens, neutral = self._ask([*map(prompt, items), prompt("")], max_tokens, "classify", LABEL_SYSTEM, choices)
         result = calibrated(gens, neutral, labels)
         retry = [k for k, lab in enumerate(result) if lab is None]
         if retry:
             strict = [f"{prompt(items[k])}\nAnswer with one of: {', '.join(labels)}. Nothing else." for k in retry]
-            again = calibrated(self._ask(strict, max_tokens, "classify", LABEL_SYSTEM, choices), neutral, labels)
-            for k, lab in zip(retry, again, strict=True):
-                result[k] = lab
+            again = self._ask(strict, max_tokens, "classify", LABEL_SYSTEM, choices)
+            for k, g in zip(retry, again, strict=True):
+                result[k] = None if g is None else parse_label(g.text, labels)
         return result
 
     def _one_topic(self, items: list[str], topic: str, labels: list[str]) -> list[str | None]:
@@ -168,7 +186,7 @@ class MapCalls:
 
         Measured on Qwen2.5-Coder-0.5B, 12 lines, 4 about sport: "Labels: sport, other" picked "sport" for all 12
         (4/12); "Is this line about sport? Answer yes or no." under a yes/no grammar got 9/12. Not calibrated: an
-        empty text truly is "no", so it says nothing about the worker's leaning. Generated, not scored: the 0.5B
+        topic may truly be rare, and a mean over the items would make it common. Generated, not scored: the 0.5B
         leans to "No." so much that counting its capitalised spellings too (as scoring does) took a count of 5
         sport lines in 20 down to 2; under the lower-case grammar it found 4 or 5.
         """

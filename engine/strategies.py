@@ -216,7 +216,7 @@ def choose_shape(run: Run, n_files: int, countable: bool = True) -> Shape:
     aggregations and pairs, 12 HotpotQA, 10 hand-written): the whole question was right for 31, and called "which
     label is the most common among all lines?" a find, the entries' description before it ("each line of the
     context is a general-knowledge question ...") reading like a lookup; the asking sentences alone, 32, with every
-    find right and every OOLONG-like aggregation a count (pairs: 3 of 4). Calibrated against an empty question (as ``classify`` is),
+    find right and every OOLONG-like aggregation a count (pairs: 3 of 4). Calibrated against an empty question (contextual calibration),
     34 were right but four finds became counts, and a count over a list of lines labels every line: a needle
     among 600 lines cost two minutes and was not found. So the kind is not calibrated.
 

@@ -106,7 +106,8 @@ def test_count_by_per_line_worker_calls(models, tmp_path):
 
 def test_classify_scores_and_calibrates_labels_on_the_real_worker(models):
     """``classify`` over three topics with the 1.5B as the worker (the default pair): each label scored in one
-    prefill, calibrated against the empty text (one more call), and right for nearly every line."""
+    prefill and calibrated against the worker's leaning (measured: 26 of 30 right, 21 uncalibrated; the empty text
+    gives "sport" a few per cent here, so the leaning is the lines' mean)."""
     from engine.backends.scripted import ScriptedBackend
     from tests.test_rlm_loop import code
 
@@ -116,10 +117,14 @@ def test_classify_scores_and_calibrates_labels_on_the_real_worker(models):
         "sport": ["The striker scored twice in the final.", "She swam fifty laps today.", "He served an ace."],
         "weather": ["Heavy rain flooded the streets.", "A cold wind blew snow across the hills.", "Fog until noon."],
     }
-    lines = [(t, line) for t, ls in topics.items() for line in ls]
+    lines = [(t, f"{i:02d} {line}") for i in range(4) for t, ls in topics.items() for line in ls][:30]
     random.Random(5).shuffle(lines)
-    labelling = "import json\nFINAL(json.dumps(classify(context.splitlines(), ['food', 'sport', 'weather'])))"
+    labelling = (
+        "import json\nlabels = classify(context.splitlines(), ['food', 'sport', 'weather'], 'What is it about?')\n"
+        "FINAL(json.dumps({'labels': labels}))"
+    )
     c = RLM(ScriptedBackend([code(labelling)]), root_model).completion("\n".join(x for _, x in lines), "Topics?")
-    assert c.finish_reason == "final" and c.sub_calls == len(lines) + 1  # the lines and the neutral empty text
-    got = json.loads(c.answer)
-    assert sum(g == t for g, (t, _) in zip(got, lines, strict=True)) >= 8, (got, lines)
+    assert c.finish_reason == "final" and c.sub_calls == len(lines) + 1  # the lines and the empty text
+    got = json.loads(c.answer)["labels"]
+    right = sum(g == t for g, (t, _) in zip(got, lines, strict=True))
+    assert right >= 23, (right, got)

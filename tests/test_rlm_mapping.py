@@ -41,7 +41,7 @@ def test_classify_counts_in_one_line(env):
     wk = ScriptedBackend(worker=_labeller, name="w")
     c = RLM(root, wk, environment=env, trace=False, max_batch_width=2).completion("\n".join(TICKETS), "q")
     assert c.answer == "2" and c.finish_reason == "final"
-    # 5 items and the empty text (the calibration's neutral) in batches of at most 2, each drawn from the budget
+    # 5 items and the empty text (the worker's leaning) in batches of at most 2, each drawn from the budget
     assert [len(p) for _, p in wk.batch_calls] == [2, 2, 2]
     assert wk.batch_calls[-1][1][-1].endswith("Text: \nLabel:")
     assert c.sub_calls == 6 and c.sub_calls_by_kind == {"classify": 6}
@@ -81,7 +81,7 @@ def test_unparsable_labels_are_none_after_one_retry(env):
     )
     wk = ScriptedBackend(worker="a fish", name="w")
     c = RLM(root, wk, environment=env, trace=False).completion("doc", "q")
-    assert c.answer == "2" and c.sub_calls == 5  # 2 items and the neutral, then the 2 items again
+    assert c.answer == "2" and c.sub_calls == 5  # 2 items and the empty text, then the 2 items again
 
 
 def test_bad_arguments_are_clear_errors(env):
@@ -145,36 +145,51 @@ def test_repeated_classify_is_answered_from_the_run_cache(env):
     wk = ScriptedBackend(worker=_labeller, name="w")
     c = RLM(root, wk, environment=env, trace=False).completion("\n".join(TICKETS), "q")
     assert c.answer == "True 5", c.answer
-    assert c.sub_calls == 12  # two distinct questions over five items (and the neutral text each)
+    assert c.sub_calls == 12  # two distinct questions over five items and the empty text
 
 
-def _leaning(prompt: str) -> str:
-    """A worker that leans to "entity" (scored choices, as the llama backend reports them)."""
-    text = prompt.rsplit("Text: ", 1)[-1]
-    if text.startswith("\nLabel:"):  # the empty text: the leaning alone
-        return '{"entity": 0.7, "location": 0.2, "human being": 0.1}'
-    if "Paris" in text:
-        return '{"entity": 0.5, "location": 0.45, "human being": 0.05}'
-    if "Curie" in text:
-        return '{"entity": 0.6, "location": 0.1, "human being": 0.3}'
-    return '{"entity": 0.8, "location": 0.1, "human being": 0.1}'
+def _leaning(neutral: str):
+    """A worker that leans to "entity" (scored choices, as the llama backend reports them); ``neutral`` is its
+    reply to the empty text."""
+
+    def reply(prompt: str) -> str:
+        text = prompt.rsplit("Text: ", 1)[-1]
+        if text.startswith("\nLabel:"):
+            return neutral
+        if "Paris" in text:
+            return '{"entity": 0.5, "location": 0.45, "human being": 0.05}'
+        if "Curie" in text:
+            return '{"entity": 0.6, "location": 0.1, "human being": 0.3}'
+        return '{"entity": 0.8, "location": 0.1, "human being": 0.1}'
+
+    return reply
 
 
-def test_classify_calibrates_scored_labels_against_the_empty_text(env):
-    """Raw, this worker calls every line "entity"; against its leaning on an empty text each gets the label whose
-    probability rose most (contextual calibration)."""
-    root = ScriptedBackend(
-        [
-            code("print(classify(context.splitlines(), ['entity', 'location', 'human being'], 'Kind?'))"),
-            code("FINAL('ok')"),
-        ],
-        name="r",
-    )
-    wk = ScriptedBackend(worker=_leaning, name="w")
-    lines = ["Where is Paris?", "Who was Marie Curie?", "What animal is on the flag?"]
-    c = RLM(root, wk, environment=env, trace=False).completion("\n".join(lines), "q")
-    assert c.answer == "ok"
-    assert "['location', 'human being', 'entity']" in user_msgs(root, 1)[-1]
+LINES = ["Where is Paris?", "Who was Marie Curie?", "What animal is on the flag?"]
+COUNTED = "from collections import Counter\nprint(Counter(classify(context.splitlines(), {labels})))"
+
+
+def test_classify_calibrates_against_the_empty_text_when_it_is_a_neutral(env):
+    """Raw, this worker calls every line "entity"; each line gets the label most above the empty text's."""
+    root = ScriptedBackend([code(COUNTED.format(labels="['entity', 'location', 'human being']"))] * 2, name="r")
+    wk = ScriptedBackend(worker=_leaning('{"entity": 0.7, "location": 0.15, "human being": 0.15}'), name="w")
+    c = RLM(root, wk, environment=env, trace=False).completion("\n".join(LINES), "q")
+    assert c.sub_calls == 4  # the items and the empty text
+    assert "Counter({'location': 1, 'human being': 1, 'entity': 1})" in user_msgs(root, 1)[-1]
+
+
+def test_classify_calibrates_against_the_mean_when_the_empty_text_rules_a_label_out(env):
+    """The empty text gives "human being" 1 %: no neutral. From 20 items their mean is the leaning; fewer keep the
+    most probable label."""
+    neutral = '{"entity": 0.9, "location": 0.09, "human being": 0.01}'
+    root = ScriptedBackend([code(COUNTED.format(labels="['entity', 'location', 'human being']"))] * 2, name="r")
+    wk = ScriptedBackend(worker=_leaning(neutral), name="w")
+    c = RLM(root, wk, environment=env, trace=False).completion("\n".join(LINES * 10), "q")
+    assert c.sub_calls == 31
+    assert "Counter({'location': 10, 'human being': 10, 'entity': 10})" in user_msgs(root, 1)[-1]
+    root = ScriptedBackend([code(COUNTED.format(labels="['entity', 'location', 'human being']"))] * 2, name="r")
+    c = RLM(root, wk, environment=env, trace=False).completion("\n".join(LINES), "q")
+    assert "Counter({'entity': 3})" in user_msgs(root, 1)[-1]
 
 
 def test_classify_keeps_the_named_label_where_the_backend_does_not_score(env):
