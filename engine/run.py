@@ -180,8 +180,10 @@ class Run:
             return None
         if shape is AGGREGATE:
             return plan_aggregate(self, meta)
-        if shape in (LOOKUP, MULTIHOP):
-            return plan_lookup(meta) if shape is LOOKUP else plan_retrieval(meta)
+        if shape is LOOKUP:
+            return plan_lookup(meta)
+        if shape is MULTIHOP:
+            return plan_retrieval(meta)
         return None
 
     def _scale_budget(self, items: int) -> None:

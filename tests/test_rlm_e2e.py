@@ -9,7 +9,9 @@ import random
 import pytest
 
 from engine.backends import load_backend
+from engine.backends.scripted import ScriptedBackend
 from engine.rlm import RLM
+from tests.test_rlm_loop import code
 
 pytestmark = pytest.mark.slow
 
@@ -108,9 +110,6 @@ def test_classify_scores_and_calibrates_labels_on_the_real_worker(models):
     """``classify`` over three topics with the 1.5B as the worker (the default pair): each label scored in one
     prefill and calibrated against the worker's leaning (measured: 26 of 30 right, 21 uncalibrated; the empty text
     gives "sport" a few per cent here, so the leaning is the lines' mean)."""
-    from engine.backends.scripted import ScriptedBackend
-    from tests.test_rlm_loop import code
-
     root_model, _ = models
     topics = {
         "food": ["I baked fresh bread with honey.", "The soup needed more salt.", "We ate grilled fish and rice."],

@@ -288,7 +288,7 @@ class LlamaModel:
         return C.llama_get_logits_ith(self._ctx, row)
 
     def token_logits(self, row: int, tokens: Sequence[int]) -> list[float]:
-        arr = C.llama_get_logits_ith(self._ctx, row)
+        arr = self.logits(row)
         return [float(arr[t]) for t in tokens]
 
     def is_eog(self, token: int) -> bool:
