@@ -26,7 +26,10 @@ Host functions never raise into wasmtime-py: they answer in band (a status-prefi
 Interrupts: a ``KeyboardInterrupt`` or ``SystemExit`` raised inside a host function (Ctrl-C while ``llm_query``
 waits on a model) is not handed to the guest. The host call traps the guest instead, ``run_cell`` replaces the
 poisoned instance as after any trap (REPL state is reset) and then re-raises the original exception to its
-caller, so the host is consistent and Ctrl-C stops the caller as usual.
+caller, so the host is consistent and Ctrl-C stops the caller as usual. The guard is installed only while Python's
+own ``default_int_handler`` is in place: an application's handler is left alone, and so is an ignored SIGINT (a
+job that a non-interactive shell started in the background inherits SIG_IGN; the shell asked for Ctrl-C not to
+reach it, so the sandbox does not re-enable it either).
 """
 
 from __future__ import annotations
