@@ -40,25 +40,41 @@ def files(tmp_path_factory) -> dict[str, str]:
 # (case id, argv after `outcore run`, stdin bytes or None, words the error line must hold)
 CASES = [
     ("unknown model", ["--root", "nosuchmodel", "--context", "{ok.txt}", "q"], None, ["unknown model 'nosuchmodel'"]),
-    ("unknown worker", ["--root", TINY, "--worker", "nosuchmodel", "--context", "{ok.txt}", "q"], None,
-     ["unknown model 'nosuchmodel'"]),
+    (
+        "unknown worker",
+        ["--root", TINY, "--worker", "nosuchmodel", "--context", "{ok.txt}", "q"],
+        None,
+        ["unknown model 'nosuchmodel'"],
+    ),
     ("root is /etc/passwd", ["--root", "/etc/passwd", "--context", "{ok.txt}", "q"], None, ["could not load"]),
     ("root is not GGUF", ["--root", "{not-gguf.gguf}", "--context", "{ok.txt}", "q"], None, ["could not load"]),
     ("root is a directory", ["--root", "{dir}", "--context", "{ok.txt}", "q"], None, ["model file not found"]),
-    ("--threads 0", ["--root", TINY, "--threads", "0", "--context", "{ok.txt}", "q"], None,
-     ["--threads", "at least 1"]),
+    (
+        "--threads 0",
+        ["--root", TINY, "--threads", "0", "--context", "{ok.txt}", "q"],
+        None,
+        ["--threads", "at least 1"],
+    ),
     ("--threads -4", ["--threads", "-4", "--context", "{ok.txt}", "q"], None, ["--threads", "at least 1"]),
     ("--n-ctx 0", ["--n-ctx", "0", "--context", "{ok.txt}", "q"], None, ["--n-ctx", "at least 1"]),
-    ("--n-ctx 10 (below the system prompt)", ["--root", TINY, "--n-ctx", "10", "--context", "{ok.txt}", "q"], None,
-     ["context window", "system prompt", "--n-ctx"]),
+    (
+        "--n-ctx 10 (below the system prompt)",
+        ["--root", TINY, "--n-ctx", "10", "--context", "{ok.txt}", "q"],
+        None,
+        ["context window", "system prompt", "--n-ctx"],
+    ),
     ("--parallel 0", ["--parallel", "0", "--context", "{ok.txt}", "q"], None, ["--parallel", "at least 1"]),
     ("--n-gpu-layers -5", ["--n-gpu-layers", "-5", "--context", "{ok.txt}", "q"], None, ["--n-gpu-layers"]),
     ("--max-root-turns -1", ["--max-root-turns", "-1", "--context", "{ok.txt}", "q"], None, ["--max-root-turns"]),
     ("--max-wall-s 0", ["--max-wall-s", "0", "--context", "{ok.txt}", "q"], None, ["--max-wall-s"]),
     ("--cell-cpu-s -1", ["--cell-cpu-s", "-1", "--context", "{ok.txt}", "q"], None, ["--cell-cpu-s"]),
     ("--max-depth 10000", ["--max-depth", "10000", "--context", "{ok.txt}", "q"], None, ["--max-depth"]),
-    ("--root-temperature nan", ["--root-temperature", "nan", "--context", "{ok.txt}", "q"], None,
-     ["--root-temperature"]),
+    (
+        "--root-temperature nan",
+        ["--root-temperature", "nan", "--context", "{ok.txt}", "q"],
+        None,
+        ["--root-temperature"],
+    ),
     ("--root-max-tokens 1", ["--root-max-tokens", "1", "--context", "{ok.txt}", "q"], None, ["--root-max-tokens"]),
     ("--max-root-turns abc", ["--max-root-turns", "abc", "--context", "{ok.txt}", "q"], None, ["invalid int value"]),
     ("flag with a typo", ["--max-rot-turns", "3", "--context", "{ok.txt}", "q"], None, ["unrecognized arguments"]),
@@ -78,10 +94,18 @@ CASES = [
     ("stdin with NUL", ["--context", "-", "q"], b"a\x00b\n" * 5, ["binary"]),
     ("no question, no context", [], None, ["give a question"]),
     ("blank question, no context", ["   "], None, ["empty"]),
-    ("trace directory under a file", ["--root", TINY, "--trace", "{ok.txt}/traces", "--context", "{ok.txt}", "q"],
-     None, ["cannot write the trace", "--trace"]),
-    ("trace under /proc", ["--root", TINY, "--trace", "/proc/outcore-traces", "--context", "{ok.txt}", "q"], None,
-     ["cannot write the trace"]),
+    (
+        "trace directory under a file",
+        ["--root", TINY, "--trace", "{ok.txt}/traces", "--context", "{ok.txt}", "q"],
+        None,
+        ["cannot write the trace", "--trace"],
+    ),
+    (
+        "trace under /proc",
+        ["--root", TINY, "--trace", "/proc/outcore-traces", "--context", "{ok.txt}", "q"],
+        None,
+        ["cannot write the trace"],
+    ),
 ]
 
 
@@ -96,8 +120,10 @@ def _run(argv: list[str], stdin: bytes | None) -> tuple[int, str, float]:
         timeout=120,
         env=env,
     )
-    return out.returncode, out.stderr.decode("utf-8", "replace") + out.stdout.decode("utf-8", "replace"), (
-        time.monotonic() - t0
+    return (
+        out.returncode,
+        out.stderr.decode("utf-8", "replace") + out.stdout.decode("utf-8", "replace"),
+        (time.monotonic() - t0),
     )
 
 
