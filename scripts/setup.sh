@@ -35,7 +35,7 @@ else
   else
     step "installing Python packages"
   fi
-  "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar on -e '.[dev]' \
+  "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar on -e '.[dev,ref]' \
     2> >(grep -v "^WARNING: Location 'file:" >&2)
   echo "$want" > "$stamp"
 fi
