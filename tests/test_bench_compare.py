@@ -67,9 +67,7 @@ def test_compare_two_roots_writes_one_table_and_one_plot(tmp_path: Path, scripte
     assert "0.0 [0.0, 56.1] †" in guess
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = json.loads(paths["json"].read_text())["rows"]
-    assert {(r["root"], r["method"]) for r in rows} == {
-        (root, m) for root in ROOTS for m in ("base", "base-4k")
-    }
+    assert {(r["root"], r["method"]) for r in rows} == {(root, m) for root in ROOTS for m in ("base", "base-4k")}
     assert all(set(r["families"]) == {"niah", "codeqa"} for r in rows)
     assert all({"score", "ci95", "seconds", "tokens", "n"} <= set(c) for r in rows for c in r["families"].values())
 
@@ -103,6 +101,10 @@ def test_compare_cli_bad_input_is_one_clear_line(tmp_path: Path) -> None:
     outcore = Path(sys.executable).with_name("outcore")
     res = subprocess.run([str(outcore), "bench", "compare", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert res.returncode != 0
-    assert res.stderr.strip().splitlines()[-1].endswith(f"{tmp_path}: no results.jsonl (not an `outcore bench` result folder)")
+    assert (
+        res.stderr.strip()
+        .splitlines()[-1]
+        .endswith(f"{tmp_path}: no results.jsonl (not an `outcore bench` result folder)")
+    )
     res = subprocess.run([str(outcore), "bench", "comprae", "x"], capture_output=True, text=True, timeout=60)
     assert res.returncode != 0 and "unknown bench command 'comprae'" in res.stderr
