@@ -11,9 +11,10 @@
   size, ``base``, ``rlm``, ``rlm-no-sub`` and ``summary`` on the same instances, with the most instances the hour
   affords on the percentage families (niah, codeqa). Per instance at these sizes, on 2 cores: base ~15-60 s,
   summary ~20-70 s, rlm and rlm-no-sub ~15-40 s each, so ~70 s per 1K-token instance and ~200 s per 4K one:
-  12 niah + 5 codeqa + 4 aggregate + 4 pairs + 6 multihop is about 55 minutes. Twelve right/wrong answers give a
-  Wilson interval of at most +/-25 points (+/-20 or less when the score is below 25 % or above 75 %); the report
-  marks every cell wider than +/-20 beside its number. ``ref-rlm`` is added with ``--methods`` (it needs the
+  12 niah + 6 codeqa + 4 aggregate + 4 pairs + 6 multihop is about 53 minutes. Twelve right/wrong answers give a
+  Wilson interval of at most +/-25 points (+/-20 or less at 0-1 or 11-12 right), six of at most +/-31 (+/-20 at
+  0 or 6 right); +/-20 at any score needs about 24, which the hour does not hold next to the other families. The
+  report marks every cell wider than +/-20 beside its number. ``ref-rlm`` is added with ``--methods`` (it needs the
   ``[ref]`` extra and serves the models with ``outcore serve``).
 * ``full``: every size, 20 instances each, every method.
 """
@@ -116,7 +117,7 @@ def _ablate() -> Profile:
         sizes=sizes,
         methods=["oracle", "baseline", "base", "rlm", "rlm-no-sub", "summary"],
         n=4,
-        family_n={"niah": 12, "codeqa": 5, "multihop": 6},
+        family_n={"niah": 12, "codeqa": 6, "multihop": 6},
         root_ctx=8192,
         max_wall_s=300.0,
         rlm_limits={"max_root_turns": 6},
