@@ -116,3 +116,14 @@ def test_unknown_model_fails_before_any_instance(tmp_path: Path) -> None:
     else:
         raise AssertionError("an unknown root was accepted")
     assert runner.load_results(tmp_path / "results.jsonl") == []
+
+
+def test_quick_base_reads_the_whole_window_and_ablate_runs_the_four_methods_everywhere() -> None:
+    quick = get("quick")
+    assert quick.base_ctx is None and quick.root_ctx == 32768  # base reads the 1.5B's whole 32K window
+    ablate = get("ablate")
+    assert {"base", "rlm", "rlm-no-sub", "summary"} <= set(ablate.methods)
+    for fam in ("niah", "aggregate", "pairs", "multihop", "codeqa"):
+        assert fam in ablate.families and ablate.sizes[fam]
+        assert all(ablate.runs(fam, m, ablate.n_for(fam) - 1) for m in ("base", "rlm", "rlm-no-sub", "summary"))
+    assert ablate.n_for("niah") >= 12 and ablate.check_oracles
