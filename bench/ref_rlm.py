@@ -204,7 +204,7 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
             sampling["max_tokens"] = int(max_tokens)
         return {"base_url": job["base_url"], "api_key": "local", "model_name": model, "sampling_args": sampling}
 
-    logger = RLMLogger(log_dir=job["log_dir"], file_name="ref-rlm") if job.get("log_dir") else None
+    logger = RLMLogger(log_dir=job.get("log_dir"), file_name="ref-rlm")  # log_dir None: in memory only
     ref = rlm.RLM(
         backend="openai",
         backend_kwargs=client("root", job.get("root_max_tokens")),
@@ -216,7 +216,7 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
         max_timeout=job["max_timeout"],
         logger=logger,
     )
-    trace = logger.log_file_path if logger is not None else None
+    trace = logger.log_file_path
     try:
         c = ref.completion(job["context"], root_prompt=job["question"])
     except (rlm.TimeoutExceededError, rlm.TokenLimitExceededError, rlm.ErrorThresholdExceededError) as e:
@@ -225,7 +225,12 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
                 "error": None}  # fmt: skip
     except Exception as e:  # the library or the server failed: the row records the exact error
         return {"answer": "", "finish_reason": "error", "trace_path": trace, "error": f"{type(e).__name__}: {e}"}
-    return {"answer": str(c.response), "finish_reason": "final", "usage": _usage(c.usage_summary), "trace_path": trace}
+    iterations = (c.metadata or {}).get("iterations", [])
+    # out of iterations, the library asks the root for one last answer (logged as one more iteration): the
+    # engine's "max_root_turns"
+    finished = 0 < len(iterations) <= job["max_iterations"] and iterations[-1].get("final_answer") is not None
+    reason = "final" if finished else "max_root_turns"
+    return {"answer": str(c.response), "finish_reason": reason, "usage": _usage(c.usage_summary), "trace_path": trace}
 
 
 def main() -> int:

@@ -70,6 +70,18 @@ def test_compare_two_roots_writes_one_table_and_one_plot(tmp_path: Path, scripte
     assert {(r["root"], r["method"]) for r in rows} == {(root, m) for root in ROOTS for m in ("base", "base-4k")}
     assert all(set(r["families"]) == {"niah", "codeqa"} for r in rows)
     assert all({"score", "ci95", "seconds", "tokens", "n"} <= set(c) for r in rows for c in r["families"].values())
+    # the command line: the same table
+    outcore = Path(sys.executable).with_name("outcore")
+    cli = tmp_path / "cli"
+    res = subprocess.run(
+        [str(outcore), "bench", "compare", str(a), str(b), "--out", str(cli)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert f"table: {cli / 'compare.md'}" in res.stdout and (cli / "compare.png").exists()
+    assert (cli / "compare.md").read_text() == md
 
 
 def test_compare_refuses_folders_that_ran_different_instances(tmp_path: Path, scripted_models: None) -> None:

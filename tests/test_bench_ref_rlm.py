@@ -28,7 +28,9 @@ def test_runner_drives_ref_rlm_over_outcore_serve(tmp_path: Path) -> None:
     assert rec["method"] == "ref-rlm" and rec["id"] == "niah/1k/0"
     assert rec["root"] == rec["worker"] == "smollm2-135m"
     assert rec["error"] is None, rec["error"]
-    assert rec["finish_reason"] in ("final", "max_wall_s", "limit")
+    assert rec["finish_reason"] in ("final", "max_root_turns", "max_wall_s", "limit")
+    if rec["root_turns"] > 2:  # the profile allows 2 iterations; a third call is the library's last-answer prompt
+        assert rec["finish_reason"] == "max_root_turns"
     assert isinstance(rec["answer"], str) and 0.0 <= rec["score"] <= 1.0 and rec["seconds"] > 0
     root = rec["tokens_by_role"]["root"]  # usage the server reported to the reference client
     assert root["calls"] >= 1 and root["prompt_tokens"] > 100 and root["completion_tokens"] >= 1
