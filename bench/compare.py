@@ -36,11 +36,15 @@ class Folder:
         self.meta: dict[str, Any] = json.loads(run.read_text(encoding="utf-8")) if run.exists() else {}
         models = self.meta.get("models", {})
         root, worker = models.get("root"), models.get("worker")
-        # the folder's own rows: the run's root/worker pair (a folder reused with --root holds several)
+        split = self.meta.get("split")
+        # the folder's own rows: the run's root/worker pair (a folder reused with --root holds several) and the
+        # run's split (dev and test may share a folder)
         self.records = [
             r
             for r in load_results(path / RESULTS)
-            if r["method"] in MODEL_METHODS and (root is None or (r["root"], r["worker"]) == (root, worker))
+            if r["method"] in MODEL_METHODS
+            and (root is None or (r["root"], r["worker"]) == (root, worker))
+            and (split is None or r.get("split") in (None, split))
         ]
         if not self.records:
             raise UserError(f"{path}: no results of a model method ({', '.join(MODEL_METHODS)})")

@@ -185,11 +185,6 @@ def _short(c: dict[str, Any]) -> dict[str, Any]:
     return {k: c[k] for k in ("score", "ci95", "interval", "wide", "n", "seconds", "tokens")}
 
 
-def instance_ids(records: list[dict[str, Any]]) -> list[str]:
-    """The sorted ids of the instances the records ran (what ``outcore bench compare`` checks are the same)."""
-    return sorted({str(r["id"]) for r in records})
-
-
 def write_all(out_dir: Path, records: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
     """Write report.md, summary.json and the plots; returns their paths."""
     summary = summarize(records)
@@ -199,9 +194,7 @@ def write_all(out_dir: Path, records: list[dict[str, Any]], meta: dict[str, Any]
         "models": meta.get("models", {}),
         "tokenizer": meta.get("tokenizer"),
         "profile": meta.get("profile"),
-        **({"split": meta["split"]} if meta.get("split") else {}),
         "seed": meta.get("seed"),
-        "instances": instance_ids(records),
         "wall_s": meta.get("wall_s"),
         # the methods compared; the suite's own checks (oracle, baseline) go under "checks"
         "results": {
