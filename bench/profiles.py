@@ -12,8 +12,8 @@
   (the default: design and tune here) or ``test`` (report only; never tune on it). Three instances per family at
   modest sizes, ``rlm`` on all three, ``base`` on the first (a reference point), 300 s per run. Not measured yet:
   estimated from the quick profile's per-run times (base ~60 s, rlm ~20-60 s on lookups, 150-300 s on counts
-  that label every item) at ~45-60 minutes for a split on a 2-core CPU with the default pair, 39 rlm runs plus 13
-  base runs; every run at its 300 s cap would take ~3.5 h.
+  that label every item) at ~55-70 minutes for a split on a 2-core CPU with the default pair (42 rlm runs, 14
+  base runs); ``-n 2`` brings it to ~40 minutes; every run at its 300 s cap would take ~4.5 h.
 """
 
 from __future__ import annotations
