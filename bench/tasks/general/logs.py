@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from bench.tasks import Instance
@@ -19,7 +19,7 @@ SERVICES = ("api-gw", "billing", "auth", "search", "vault-gw", "scheduler", "mai
 NOISE = (
     "access log rotated (size={n} KB)",
     "request served in {n} ms status=200",
-    "cache miss ratio {n}% over 5 min",
+    "cache misses: {n} over 5 min",
     "access granted to role=reader for {n} s",
     "worker pool resized to {n}",
     "code path deprecated: legacy handler hit {n} times",
@@ -28,8 +28,10 @@ NOISE = (
 )
 
 
-def _ts(rng: random.Random, day: date) -> str:
-    return f"{day.isoformat()}T{rng.randrange(24):02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d}Z"
+def _stamp(lines: list[str], start: datetime) -> list[str]:
+    """Each line prefixed with an ISO timestamp, in order (a log is written as time goes by)."""
+    step = max(1.0, 86_400 * 3 / max(1, len(lines)))  # the whole log spans about three days
+    return [f"{(start + timedelta(seconds=int(k * step))).isoformat()}Z {ln}" for k, ln in enumerate(lines)]
 
 
 def _code(rng: random.Random) -> str:
@@ -41,7 +43,7 @@ class LogNeedle(GeneralFamily):
     """``g-log-needle``: the access code set for one vault, in one line among thousands of log lines."""
 
     name = "g-log-needle"
-    sizes = {"32k": 32_000, "256k": 256_000, "2m": 2_000_000}
+    sizes = {"32k": 32_000, "256k": 256_000, "2m": 2_000_000, "4m": 4_000_000}
     metric = "1 when the reply is the vault's code and names no other vault's code"
     tags = {"format": "log lines", "answer_type": "code literal", "reasoning": "lookup"}
     answer_tokens = 24
@@ -57,18 +59,18 @@ class LogNeedle(GeneralFamily):
         others = [(colour, a) for a in rng.sample([a for a in ANIMALS if a != animal], 3)]
         others += [(c, animal) for c in rng.sample([c for c in COLOURS if c != colour], 3)]
         codes = {(colour, animal): _code(rng), **{o: _code(rng) for o in others}}
-        start = date(2025, 1, 1) + timedelta(days=rng.randrange(300))
+        start = datetime(2025, 1, 1) + timedelta(days=rng.randrange(300), seconds=rng.randrange(86_400))
         fixed = [
-            (rng.randrange(50, 950), f"{_ts(rng, start)} INFO vault-gw: access code for the {c} {a} vault set to {v}")
+            (rng.randrange(50, 950), f"INFO vault-gw: access code for the {c} {a} vault set to {v}")
             for (c, a), v in codes.items()
         ]
 
         def line(r: random.Random, i: int) -> str:
             svc = r.choice(SERVICES)
             msg = r.choice(NOISE).format(n=r.randrange(2, 5000))
-            return f"{_ts(r, start)} {r.choice(('INFO', 'INFO', 'DEBUG', 'WARN'))} {svc}: {msg}"
+            return f"{r.choice(('INFO', 'INFO', 'DEBUG', 'WARN'))} {svc}: {msg}"
 
-        lines = fill(rng, chars, line, fixed)
+        lines = _stamp(fill(rng, int(chars * 0.7), line, fixed), start)  # a stamp adds ~30 %
         vault = f"{colour} {animal}"
         return Built(
             "\n".join(lines) + "\n",
@@ -119,7 +121,7 @@ class LogCount(GeneralFamily):
                 return f"{d.isoformat()} {hh} auth[{r.randrange(100, 999)}]: {ev} user={r.choice(users)} ip={ip}"
             return f"{d.isoformat()} {hh} {r.choice(SERVICES)}[{r.randrange(100, 999)}]: {ev}"
 
-        lines = fill(rng, chars, line)
+        lines = sorted(fill(rng, chars, line))  # in time order, as a log is written
         gold = len(_failed_users("\n".join(lines), target.isoformat()))
         return Built(
             "\n".join(lines) + "\n",

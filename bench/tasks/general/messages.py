@@ -121,14 +121,17 @@ class ChatWho(GeneralFamily):
             day = day0 + timedelta(days=k)
             lines.append(f"=== #team-ops, {day.isoformat()} ===")
             tasks = rng.sample(TASKS, 3)
+            minute = 8 * 60 + rng.randrange(60)  # the day's clock: each message a few minutes after the last
             for task in tasks:
                 asker, no1, no2, yes = rng.sample(names, 4)
                 turns = [(asker, rng.choice(ASK)), (no1, rng.choice(DECLINE)), (no2, rng.choice(DECLINE)),
                          (yes, rng.choice(ACCEPT))]  # fmt: skip
-                for j, (who, tmpl) in enumerate(turns):
-                    lines.append(f"[{9 + j}:{rng.randrange(60):02d}] {who}: {tmpl.format(t=task)}")
-                    if rng.random() < 0.5:
-                        lines.append(f"[{9 + j}:{rng.randrange(60):02d}] {rng.choice(names)}: {rng.choice(CHATTER)}")
+                for who, text in turns:
+                    for speaker, said in [(who, text.format(t=task))] + (
+                        [(rng.choice(names), rng.choice(CHATTER))] if rng.random() < 0.5 else []
+                    ):
+                        minute += rng.randrange(1, 9)
+                        lines.append(f"[{minute // 60:02d}:{minute % 60:02d}] {speaker}: {said}")
                 if k == 1 and task == tasks[1]:
                     gold, distract = yes, [asker, no1, no2]
                     meta = {"task": task, "day": day.isoformat()}
@@ -144,8 +147,9 @@ class ChatWho(GeneralFamily):
         return m.group(1) if m else ""
 
     def guess(self, instance: Instance) -> str:
-        """Regex-only and careless: the first speaker of the transcript."""
-        m = re.search(r"^\[[\d:]+\] ([^:]+):", instance.context, flags=re.MULTILINE)
+        """Regex-only and careless: the first person who takes any task on the asked day."""
+        day = instance.context.split(f"=== #team-ops, {instance.meta['day']} ===\n", 1)[1]
+        m = re.search(r"^\[[\d:]+\] ([^:]+): (?:OK, I'll take|I can do|Sure, )", day, flags=re.MULTILINE)
         return m.group(1) if m else ""
 
 

@@ -11,7 +11,7 @@ import collections
 import json
 import random
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from bench.tasks import Instance
@@ -104,13 +104,13 @@ class JsonlLatest(GeneralFamily):
         ]
         names = [n for n in names if n not in near] + near
         n_events = max(40, chars // 105)
-        ts0 = date(2024, 1, 1)
+        ts0 = datetime(2024, 1, 1, 9) + timedelta(days=rng.randrange(365))
         events: list[dict[str, Any]] = []
         own = sorted(rng.sample(range(n_events), 4))
         history = rng.sample(PLANS, 4)
         for i in range(n_events):
             who = customer if i in own else rng.choice(names[1:])
-            ev: dict[str, Any] = {"ts": (ts0 + timedelta(hours=7 * i)).isoformat() + "T09:00:00Z", "customer": who}
+            ev: dict[str, Any] = {"ts": (ts0 + timedelta(minutes=97 * i)).isoformat() + "Z", "customer": who}
             if who == customer:
                 ev.update(event="plan_changed", plan=history[own.index(i)])
             elif rng.random() < 0.5:
@@ -119,7 +119,7 @@ class JsonlLatest(GeneralFamily):
                 ev.update(event="address_changed", city=rng.choice(CITIES))
             events.append(ev)
         for k, n in enumerate(near):  # near-namesakes change plan after the customer's last change
-            events.append({"ts": (ts0 + timedelta(hours=7 * (n_events + k))).isoformat() + "T09:00:00Z",
+            events.append({"ts": (ts0 + timedelta(minutes=97 * (n_events + k))).isoformat() + "Z",
                            "customer": n, "event": "plan_changed", "plan": rng.choice([p for p in PLANS if p != history[-1]])})  # fmt: skip
         text = "".join(json.dumps(e) + "\n" for e in events)
         distract = [p for p in PLANS if p != history[-1]]
