@@ -70,3 +70,30 @@ def split_summary(records: list[dict[str, Any]], split: str, method: str = PRIMA
         "families_under_0.40": sorted(f for f, row in rows.items() if row["mean"] < 0.40),
         "families": rows,
     }
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The report's section for a split run: the split's mean, then one row per family with its tags."""
+    split, method = doc["split"], doc["method"]
+    mean, ci = doc.get(f"{split}_mean"), doc.get(f"{split}_ci95")
+    head = f"## The {split} split ({method})"
+    if mean is None or ci is None:
+        return f"\n{head}\n\nNo `{method}` run on this split yet.\n"
+    lines = [
+        "",
+        head,
+        "",
+        f"Mean over families: **{mean:.3f}** (95 % interval over the family means {ci[0]:.3f}-{ci[1]:.3f}); "
+        f"families under 0.40: {', '.join(doc['families_under_0.40']) or 'none'}.",
+        "",
+        "| family | format | answer | reasoning | mean [95 % CI] | n | failures | seconds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for fam, row in doc["families"].items():
+        t = row["tags"]
+        lo, hi = row["ci95"]
+        lines.append(
+            f"| {fam} | {t.get('format', '')} | {t.get('answer_type', '')} | {t.get('reasoning', '')} | "
+            f"{row['mean']:.2f} [{lo:.2f}, {hi:.2f}] | {row['n']} | {len(row['failures'])} | {row['seconds']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -176,11 +176,14 @@ def write_all(out_dir: Path, records: list[dict[str, Any]], meta: dict[str, Any]
         },
         "detail": summary,
     }
+    extra = ""
     if meta.get("split"):  # the general suite: per-family rows and the split's mean (test_mean on test)
-        from bench.general_results import split_summary
+        from bench import general_results
 
-        doc.update(split_summary(records, str(meta["split"])))
+        split_doc = general_results.split_summary(records, str(meta["split"]))
+        doc.update(split_doc)
+        extra = general_results.markdown(split_doc)
     (out_dir / "summary.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     rep = out_dir / "report.md"
-    rep.write_text(markdown(summary, meta, [p.name for p in plot_paths]), encoding="utf-8")
+    rep.write_text(markdown(summary, meta, [p.name for p in plot_paths]) + extra, encoding="utf-8")
     return {"report": rep, "summary": out_dir / "summary.json", "plots": plot_paths}

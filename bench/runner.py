@@ -259,10 +259,12 @@ def main(args: argparse.Namespace) -> int:
         if saved.exists():  # describe the run as it was made, not as this command line would make it
             meta = json.loads(saved.read_text(encoding="utf-8"))
             prof.root, prof.worker = meta["models"]["root"], meta["models"]["worker"]
-    ours = [
+            prof.split = meta.get("split")
+    ours = [  # this split's records only: dev and test may share a folder, never a report
         r
         for r in records
-        if r["method"] in ("oracle", "baseline") or (r["root"], r["worker"]) == (prof.root, prof.worker)
+        if (r["method"] in ("oracle", "baseline") or (r["root"], r["worker"]) == (prof.root, prof.worker))
+        and r.get("split") == prof.split
     ]
     paths = report.write_all(out_dir, ours, meta)
     print(f"report: {paths['report']}")

@@ -186,6 +186,7 @@ def test_a_split_run_records_its_split_and_both_splits_coexist(tmp_path: Path) -
     assert len(recs) == 2 * 2 * 3 * 2  # splits x families x instances x methods
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["split"] == "test" and summary["test_mean"] is None  # no rlm run: no mean to report
+    assert {c["n"] for f in summary["checks"].values() for c in f.values()} == {3}  # the test records only
     assert json.loads((tmp_path / "run.json").read_text())["split"] == "test"
 
 
@@ -206,3 +207,5 @@ def test_the_summary_carries_test_mean_beside_family_rows(tmp_path: Path) -> Non
     doc = report.write_all(tmp_path, recs, {"profile": "general", "split": "test"})
     written = json.loads(Path(doc["summary"]).read_text())
     assert written["test_mean"] == pytest.approx(0.5) and set(written["families"]) == {"g-log-needle", "g-docs-yesno"}
+    text = Path(doc["report"]).read_text()
+    assert "Mean over families: **0.500**" in text and "| g-docs-yesno | Markdown documents | yes/no |" in text
