@@ -74,6 +74,7 @@ def test_oracle_scores_1_and_baseline_stays_under_its_ceiling(name: str, split: 
     base = [fam.score(x, fam.baseline(x)).value for x in insts]
     assert sum(base) / len(base) <= BASELINE_CEILING[name], base
     assert all(fam.score(x, "I do not know").value < 1.0 for x in insts)
+    assert all(fam.score(x, reply).value == 0.0 for x in insts for reply in ("", "None", "NOT FOUND"))
 
 
 @pytest.mark.parametrize("name", NAMES)

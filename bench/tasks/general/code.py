@@ -25,9 +25,9 @@ DEFAULTS = {
     "retries": ("0", "1", "2", "3", "5", "8"),
     "encoding": ("'utf-8'", "'latin-1'", "'ascii'", "'utf-16'", "'cp1252'"),
     "verbose": ("True", "False"),
-    "limit": ("None", "50", "100", "500", "1000"),
+    "limit": ("0", "50", "100", "500", "1000"),  # no None: a method's "None" for "not found" must not score
     "mode": ("'r'", "'rb'", "'append'", "'strict'", "'lazy'"),
-    "prefix": ("''", "'tmp_'", "'v1/'", "'draft-'"),
+    "prefix": ("'tmp_'", "'v1/'", "'draft-'", "'x-'"),  # no '': an empty reply must not score
     "delay": ("0.1", "0.5", "1.0", "2.0"),
 }
 STYLES = ("### {p}", "# File: {p}", "==> {p} <==", "")
