@@ -2,7 +2,7 @@
 
 Why: a mechanism is best tried the way a user meets it, with ``outcore run --json -c context.txt "question"``; this
 writes ``context.txt``, ``question.txt`` and ``gold.json`` of one instance and prints that command, and scores an
-answer afterwards. It serves development only, so it refuses the test split (which is never used to tune).
+answer afterwards. It serves development only, so it builds dev instances only (test is never used to tune).
 """
 
 from __future__ import annotations
