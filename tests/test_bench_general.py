@@ -210,3 +210,18 @@ def test_the_summary_carries_test_mean_beside_family_rows(tmp_path: Path) -> Non
     assert written["test_mean"] == pytest.approx(0.5) and set(written["families"]) == {"g-log-needle", "g-docs-yesno"}
     text = Path(doc["report"]).read_text()
     assert "Mean over families: **0.500**" in text and "| g-docs-yesno | Markdown documents | yes/no |" in text
+
+
+def test_the_dev_instance_tool_writes_files_for_outcore_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.tasks.general.__main__ import main
+
+    assert main(["g-staff-2hop", "--index", "1", "--out", str(tmp_path)]) == 0
+    gold = json.loads((tmp_path / "gold.json").read_text())
+    assert gold["id"] == "g-staff-2hop/dev/32k/1"
+    assert (tmp_path / "question.txt").read_text().strip() in get_general("g-staff-2hop").phrasings[1].format(
+        person=get_general("g-staff-2hop").generate_split("32k", 1, "outcore-bench-v1", "dev").meta["person"]
+    )
+    assert "outcore run --json -c" in capsys.readouterr().out
+    assert main(["g-staff-2hop", "--index", "1", "--score", f"Answer: {gold['gold']}"]) == 0
+    assert capsys.readouterr().out.strip() == "1.0"
+    assert main(["g-nope"]) == 2 and "unknown family" in capsys.readouterr().err

@@ -91,8 +91,11 @@ class EmailDate(GeneralFamily):
 TASKS = ("the release notes", "the demo script", "the budget sheet", "the customer e-mail", "the test plan",
          "the slide deck", "the vendor call", "the on-call handover", "the migration checklist", "the press brief")  # fmt: skip
 ASK = ("Who can take {t}?", "We still need someone for {t}.", "Any volunteer for {t}?")
-DECLINE = ("I can't do {t} this week, sorry.", "Not me for {t}, I'm swamped.", "I'd pass on {t}.")
-ACCEPT = ("OK, I'll take {t}.", "I can do {t}, leave it with me.", "Sure, {t} is mine.")
+# a decline may say "I'll" and an acceptance may not: who took the task is a judgement, not a keyword
+DECLINE = ("I can't do {t} this week, sorry.", "Not me for {t}, I'm swamped.", "I'd pass on {t}.",
+           "I'll have to skip {t}, I'm travelling.", "I'd love to take {t} but I'm out until Friday.")  # fmt: skip
+ACCEPT = ("OK, I'll take {t}.", "I can do {t}, leave it with me.", "Sure, {t} is mine.", "Put me down for {t}.",
+          "Fine, {t} falls to me then.")  # fmt: skip
 
 
 class ChatWho(GeneralFamily):
@@ -147,9 +150,9 @@ class ChatWho(GeneralFamily):
         return m.group(1) if m else ""
 
     def guess(self, instance: Instance) -> str:
-        """Regex-only and careless: the first person who takes any task on the asked day."""
+        """Regex-only and careless: the first person who mentions the task on the asked day (who asked for it)."""
         day = instance.context.split(f"=== #team-ops, {instance.meta['day']} ===\n", 1)[1]
-        m = re.search(r"^\[[\d:]+\] ([^:]+): (?:OK, I'll take|I can do|Sure, )", day, flags=re.MULTILINE)
+        m = re.search(r"^\[[\d:]+\] ([^:]+): .*" + re.escape(instance.meta["task"]), day, flags=re.MULTILINE)
         return m.group(1) if m else ""
 
 
