@@ -54,8 +54,9 @@ class EmailDate(GeneralFamily):
         gold, decided_id = "", ""
         t = 0
         k = 0
+        at = rng.randrange(max(3, chars // 760))  # the asked thread's place: anywhere (a thread is ~760 chars)
         while sum(len(m) + 1 for m in mails) < chars or not gold:
-            topic = target if k == 2 else topics[1 + k % (len(topics) - 1)]
+            topic = target if k == at else topics[1 + k % (len(topics) - 1)]
             sent = base + timedelta(days=k // 3)
             options = sorted(rng.sample(range(3, 25), 4))
             dates = [sent + timedelta(days=o) for o in options]
@@ -120,6 +121,7 @@ class ChatWho(GeneralFamily):
         total, k = 0, 0
         meta: dict[str, Any] = {}
         gold, distract = "", []
+        at = rng.randrange(max(2, chars // 1200))  # the asked day: anywhere in the transcript (a day is ~1.2K chars)
         while total < chars or not gold:
             day = day0 + timedelta(days=k)
             lines.append(f"=== #team-ops, {day.isoformat()} ===")
@@ -135,7 +137,7 @@ class ChatWho(GeneralFamily):
                     ):
                         minute += rng.randrange(1, 9)
                         lines.append(f"[{minute // 60:02d}:{minute % 60:02d}] {speaker}: {said}")
-                if k == 1 and task == tasks[1]:
+                if k == at and task == tasks[1]:
                     gold, distract = yes, [asker, no1, no2]
                     meta = {"task": task, "day": day.isoformat()}
             total = sum(len(x) + 1 for x in lines)
