@@ -51,6 +51,7 @@ def missing(extra: str) -> list[str]:
 
 
 def message(extra: str, what: str) -> str:
+    """The one line a user sees: what needs which extra, and the command that installs it."""
     return f"{what} needs the {extra} extra: pip install 'outcore[{extra}]' (in a clone: make setup)"
 
 
