@@ -59,6 +59,9 @@ def register(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from engine.extras import require
+
+    require("bench", "outcore bench")  # matplotlib, bpe-openai and the demo text are not runtime dependencies
     from bench.runner import main
 
     return main(args)
