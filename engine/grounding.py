@@ -1,0 +1,131 @@
+"""Is an answer supported by the text that was read? One check, used by ``read`` and by the run loop.
+
+Why: a worker asked over the wrong passages still answers. Seen: the question "What is the access code assigned
+to the cobalt badger vault?", ten passages found by the generic word "access", and the worker "answered" with a
+fragment of one of them (``rgument to io.open (default None)``); the root passed it to ``FINAL``. The fragment did
+occur in the passages, but none of them mentioned "cobalt", "badger" or "vault". Seen too: a worker's "None" taken
+as the final answer. So an answer is grounded only when (1) it is an answer at all (:func:`is_non_answer`), (2) it,
+or its key span, occurs in the evidence (:func:`appears_in`), and (3) the evidence mentions at least one of the
+question's distinctive words (:func:`distinctive`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+_NON_ANSWER_PHRASES = (
+    "none",
+    "null",
+    "nan",
+    "n/a",
+    "not found",
+    "unknown",
+    "no answer",
+    "not available",
+    "not mentioned",
+    "not specified",
+    "not stated",
+    "not given",
+    "not provided",
+    "cannot be determined",
+    "can't be determined",
+    "i don't know",
+    "i do not know",
+    "no information",
+    "nothing",
+)
+# How a reply that has no answer usually begins (checked only for short replies: a long one may explain first).
+_NON_ANSWER_OPENINGS = re.compile(
+    r"^(?:not found|the (?:given |provided )?text does not|the (?:passages?|text) (?:do|does) not|there is no "
+    r"(?:mention|information)|no (?:such|answer|information|mention)|i (?:cannot|can't|could not) find)",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_STOP = frozenset("a an the of in on at to for is are was were be by and or it its this that with as from".split())
+DISTINCT_RATIO = 4  # see distinctive()
+
+
+def _norm(text: str) -> str:
+    return " ".join(_WORD.findall(text.lower()))
+
+
+def is_non_answer(text: str, question: str | None = None) -> bool:
+    """Whether ``text`` says there is no answer: empty, "None", "NOT FOUND", "unknown", or the question restated.
+
+    Why: small workers answer "None" or "NOT FOUND" when the passages miss the fact, and a root passes the value on
+    (FINAL(None) ended a run as ``plan_accepted``); a reply that only repeats the question carries no answer.
+    """
+    t = text.strip().strip("`*\"'").strip()
+    low = t.lower().rstrip(".!").strip()
+    if not low or low in _NON_ANSWER_PHRASES:
+        return True
+    if len(t) <= 120 and _NON_ANSWER_OPENINGS.match(low):
+        return True
+    if question:
+        a, q = _norm(t), _norm(question)
+        if a and (a == q or (len(a) >= 12 and a in q)):
+            return True
+    return False
+
+
+def _present(word: str, seen: str) -> bool:
+    return re.search(rf"(?<![^\W_]){re.escape(word)}(?![^\W_])", seen) is not None
+
+
+def appears_in(answer: str, seen: str) -> bool:
+    """Whether ``answer`` occurs in ``seen``: whole (case- and space-insensitive), or by its key span.
+
+    The key span: every token of the answer that carries a digit (a code, an amount, a date: invented values are
+    what this must catch) and at least 60 % of its other content words. Why not the whole answer only: a worker
+    wraps the value in a sentence ("The code is 4417-XK.") that the text does not hold word for word.
+    """
+    a = _norm(answer)
+    s = _norm(seen)
+    if not a:
+        return False
+    if a in s:
+        return True
+    words = [w for w in _WORD.findall(answer.lower()) if w not in _STOP]
+    digits = [w for w in words if any(c.isdigit() for c in w)]
+    if any(not _present(w, s) for w in digits):
+        return False
+    rest = [w for w in words if w not in digits and len(w) > 2]
+    if not rest:
+        return bool(digits)
+    return sum(_present(w, s) for w in rest) / len(rest) >= 0.6
+
+
+def distinctive(terms: Sequence[tuple[str, int]] | Sequence[Sequence[object]]) -> list[str]:
+    """The question's distinctive words from ``terms`` (``[word, count in the prompt]``, rarest first).
+
+    The words whose count is at most :data:`DISTINCT_RATIO` times the rarest one's: "cobalt", "badger" and "vault"
+    (one occurrence each) are distinctive; "access" (thousands) is not, though it is a content word of the same
+    question. The ratio is a ranking cut, not a count of any data set: it keeps words of the same order of rarity.
+    """
+    rows = [(str(r[0]), int(r[1])) for r in terms if len(r) >= 2]  # type: ignore[call-overload]
+    if not rows:
+        return []
+    rarest = max(1, min(c for _, c in rows))
+    return [w for w, c in rows if c <= DISTINCT_RATIO * rarest]
+
+
+def grounded(
+    answer: str, evidence_text: str, question_terms: Sequence[str], question: str | None = None
+) -> tuple[bool, str]:
+    """(is the answer grounded in ``evidence_text``, why not / what held it). See the module docstring.
+
+    ``question_terms``: the question's distinctive words (:func:`distinctive`); empty means the question has none
+    that the prompt contains, and then the evidence cannot be tied to the question, so nothing is grounded.
+    """
+    if is_non_answer(answer, question):
+        return False, f"the answer {answer.strip()[:60]!r} is no answer"
+    if not appears_in(answer, evidence_text):
+        return False, f"the answer {answer.strip()[:60]!r} does not occur in the text read"
+    seen = _norm(evidence_text)
+    mentioned = [t for t in question_terms if _present(_norm(t), seen)]
+    if not question_terms:
+        return False, "the question has no distinctive word that occurs in the prompt"
+    if not mentioned:
+        return False, f"the text read mentions none of the question's distinctive words ({', '.join(question_terms)})"
+    return True, f"the text read holds the answer and mentions {', '.join(mentioned)}"
