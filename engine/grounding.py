@@ -42,6 +42,7 @@ _NON_ANSWER_OPENINGS = re.compile(
     re.IGNORECASE,
 )
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_COMPOUND = re.compile(r"[^\W_]+(?:[-./:,][^\W_]+)*", re.UNICODE)  # 7731-QX, 4.5, 2025-03-11 stay one token
 _STOP = frozenset("a an the of in on at to for is are was were be by and or it its this that with as from".split())
 DISTINCT_RATIO = 4  # see distinctive()
 
@@ -84,13 +85,14 @@ def appears_in(answer: str, seen: str) -> bool:
     s = _norm(seen)
     if not a:
         return False
-    if a in s:
+    if _present(a, s):
         return True
-    words = [w for w in _WORD.findall(answer.lower()) if w not in _STOP]
-    digits = [w for w in words if any(c.isdigit() for c in w)]
-    if any(not _present(w, s) for w in digits):
+    low_seen = seen.lower()
+    compounds = _COMPOUND.findall(answer.lower())
+    digits = [t for t in compounds if any(c.isdigit() for c in t)]
+    if any(not _present(t, low_seen) for t in digits):
         return False
-    rest = [w for w in words if w not in digits and len(w) > 2]
+    rest = [w for t in compounds if t not in digits for w in _WORD.findall(t) if w not in _STOP and len(w) > 2]
     if not rest:
         return bool(digits)
     return sum(_present(w, s) for w in rest) / len(rest) >= 0.6

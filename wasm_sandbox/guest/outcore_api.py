@@ -360,4 +360,8 @@ def rlm_query(prompt, **opts):
 
 
 # --- the typed operators (outcore_ops.py): bound to this host-call function; the REPL binds its namespace -----
-outcore_ops.bind(_call, HostError)
+def _source():
+    return list(context) if context._docs() is not None else str(context)
+
+
+outcore_ops.bind(_call, HostError, source=_source)

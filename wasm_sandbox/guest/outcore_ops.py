@@ -34,14 +34,19 @@ class _Host:
     call = None
     error = Exception
     namespace = None
+    source = None
 
 
-def bind(call, error, namespace=None):
-    """Give the operators the host-call function (``call(name, args) -> value``), the error it raises, and the
-    REPL namespace (where the run's ``question`` lives)."""
+def bind(call, error, namespace=None, source=None):
+    """Give the operators the host-call function (``call(name, args) -> value``), the error it raises, the REPL
+    namespace (where the run's ``question`` lives) and ``source()``: the prompt as its list of documents, or as
+    one str."""
     _Host.call = call
     _Host.error = error
-    _Host.namespace = namespace
+    if namespace is not None:
+        _Host.namespace = namespace
+    if source is not None:
+        _Host.source = source
 
 
 def _call(name, args):
@@ -180,16 +185,17 @@ def find(query, k=10, regex=False):
 
 
 def entries():
-    """The prompt's entries: its documents when it was given as a list of documents, else its non-empty lines."""
+    """The prompt's entries: its documents when it was given as a list of two or more documents, else its
+    non-empty lines (a log line, a CSV row, a ticket per line)."""
     t0 = time.monotonic()
-    ctx = _Host.namespace.get("context") if _Host.namespace is not None else None
-    if ctx is None:
-        raise StepRefused("entries(): there is no `context` in this REPL")
-    meta = _call("meta", {})
-    if meta.get("n_documents") is not None:
-        out = Items(str(d) for d in ctx)
+    src = _Host.source() if _Host.source is not None else None
+    if src is None:
+        raise StepRefused("entries(): this REPL has no prompt")
+    if isinstance(src, list) and len(src) >= 2:
+        out = Items(str(d) for d in src)
     else:
-        out = Items(line for line in str(ctx).splitlines() if line.strip())
+        text = "\n".join(map(str, src)) if isinstance(src, list) else str(src)
+        out = Items(line for line in text.splitlines() if line.strip())
     _record("entries", "", 1, len(out), None, t0)
     return out
 
@@ -318,29 +324,51 @@ def _number(v):
     return float(s) if "." in s else int(s)
 
 
-_DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y", "%m/%d/%Y", "%d/%m/%Y", "%d %B %Y", "%d %b %Y", "%B %d, %Y",
-                 "%b %d, %Y", "%B %d %Y", "%Y-%m", "%Y%m%d")  # fmt: skip
-_ISO = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?)?")
+_MONTHS = {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())}
+_ISO = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2}))?)?")
+_NUMERIC = re.compile(r"\b(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})\b")
+_DAY_MONTH = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)?\s+([A-Za-z]{3,9})\.?,?\s+(\d{4})\b")
+_MONTH_DAY = re.compile(r"\b([A-Za-z]{3,9})\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})\b")
+_MONTH_YEAR = re.compile(r"\b([A-Za-z]{3,9})\.?\s+(\d{4})\b")
+
+
+def _month(name):
+    return _MONTHS.get(name[:3].lower())
+
+
+def _date(y, m, d, hh=0, mm=0, ss=0):
+    try:
+        return datetime.datetime(int(y), int(m), int(d), int(hh or 0), int(mm or 0), int(ss or 0))
+    except (TypeError, ValueError):
+        return None
 
 
 def parse_date(v):
-    """A datetime from a common date format (ISO first, then day/month forms), or None."""
+    """A datetime from a common date format, or None: 2024-03-01 (with a time), 2024/03/01, 01.03.2024, 3/1/2024
+    (day first when the first number exceeds 12, else month first), 1 March 2024, March 1, 2024, March 2024.
+
+    Why by hand: the sandbox cannot import ``_strptime``, which ``datetime.strptime`` needs."""
     if isinstance(v, datetime.datetime):
         return v
     if isinstance(v, datetime.date):
         return datetime.datetime(v.year, v.month, v.day)
-    s = str(v).strip() if v is not None else ""
+    s = str(v) if v is not None else ""
     m = _ISO.search(s)
     if m:
-        try:
-            return datetime.datetime.fromisoformat(m.group(0).replace(" ", "T"))
-        except ValueError:
-            pass
-    for fmt in _DATE_FORMATS:
-        try:
-            return datetime.datetime.strptime(s, fmt)
-        except ValueError:
-            continue
+        return _date(*m.groups())
+    m = _NUMERIC.search(s)
+    if m:
+        a, b, y = (int(x) for x in m.groups())
+        return _date(y, b, a) if a > 12 or "." in m.group(0) else _date(y, a, b)
+    m = _DAY_MONTH.search(s)
+    if m and _month(m.group(2)):
+        return _date(m.group(3), _month(m.group(2)), m.group(1))
+    m = _MONTH_DAY.search(s)
+    if m and _month(m.group(1)):
+        return _date(m.group(3), _month(m.group(1)), m.group(2))
+    m = _MONTH_YEAR.search(s)
+    if m and _month(m.group(1)):
+        return _date(m.group(2), _month(m.group(1)), 1)
     return None
 
 
