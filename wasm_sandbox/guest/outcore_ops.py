@@ -221,8 +221,11 @@ def filter(items, pattern=None):  # noqa: A001 - the REPL's filter; builtin beha
     t0 = time.monotonic()
     items = list(items)
     args = f"{len(items)} items, {_clip(pattern)!r}"
-    if pattern is None:
-        raise StepRefused("filter(items, pattern): give a regex pattern, e.g. filter(lines, r'login failed')")
+    if pattern is None or callable(pattern):
+        raise StepRefused(
+            "filter(items, pattern): give a regex pattern, e.g. filter(lines, r'login failed'); "
+            "for a function use filter(function, items)"
+        )
     rx = _compile("filter", pattern)
     out = Items(x for x in items if rx.search(_text(x)))
     sample = _clip(_text(items[0])) if items else ""
