@@ -117,17 +117,41 @@ def grounded(
 ) -> tuple[bool, str]:
     """(is the answer grounded in ``evidence_text``, why not / what held it). See the module docstring.
 
-    ``question_terms``: the question's distinctive words (:func:`distinctive`); empty means the question has none
-    that the prompt contains, and then the evidence cannot be tied to the question, so nothing is grounded.
+    ``question_terms``: the question's distinctive words (:func:`distinctive`). Empty means no word of the
+    question occurs in the prompt (a task stated only inside the prompt, a question in other words than the
+    text's): then only (1) and (2) can be checked, and refusing every answer would make such a run unanswerable.
     """
     if is_non_answer(answer, question):
         return False, f"the answer {answer.strip()[:60]!r} is no answer"
     if not appears_in(answer, evidence_text):
         return False, f"the answer {answer.strip()[:60]!r} does not occur in the text read"
+    if not question_terms:
+        return True, "the text read holds the answer (no word of the question occurs in the prompt to check more)"
     seen = _norm(evidence_text)
     mentioned = [t for t in question_terms if _present(_norm(t), seen)]
-    if not question_terms:
-        return False, "the question has no distinctive word that occurs in the prompt"
     if not mentioned:
         return False, f"the text read mentions none of the question's distinctive words ({', '.join(question_terms)})"
     return True, f"the text read holds the answer and mentions {', '.join(mentioned)}"
+
+
+_COPULAS = frozenset("is are was were be the a an of to for in on at it its his her their by as".split())
+MIN_RESTATED = 3  # see key_span()
+
+
+def key_span(answer: str, question: str) -> str:
+    """The answer without a restatement of the question in front of it, else the answer as it is.
+
+    Why: small workers answer in a sentence that repeats the question (smollm2-135m: "The access code assigned to
+    the cobalt badger vault is 7731-QX." for "What is the access code assigned to the cobalt badger vault?"), and
+    the value is what the user asked for. Only a leading run of at least :data:`MIN_RESTATED` words that all occur
+    in the question (or are a copula or an article) is dropped, so an answer that merely starts with a word of
+    the question ("Vault 7 ...") stays whole.
+    """
+    q = set(_WORD.findall(question.lower())) | _COPULAS
+    tokens = answer.strip().split()
+    k = 0
+    while k < len(tokens) and all(w in q for w in _WORD.findall(tokens[k].lower())):
+        k += 1
+    if k < MIN_RESTATED or k == len(tokens):
+        return answer.strip()
+    return " ".join(tokens[k:]).rstrip(".;,").strip()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.grounding import appears_in, distinctive, grounded, is_non_answer
+from engine.grounding import appears_in, distinctive, grounded, is_non_answer, key_span
 from engine.replies import grounded as seen_in_run
 from wasm_sandbox.operators import candidate_words, count_words, rank_terms
 
@@ -52,7 +52,15 @@ def test_grounded_needs_the_answer_and_the_questions_rare_words():
     ok, why = grounded("4417", needle, words, QUESTION)
     assert not ok and "does not occur" in why
     assert not grounded("None", needle, words, QUESTION)[0]
-    assert not grounded("7731-QX", needle, [], QUESTION)[0]  # nothing ties the text to the question
+    ok, why = grounded("7731-QX", needle, [], QUESTION)  # no question word in the prompt: the answer is checked
+    assert ok and "no word of the question occurs" in why
+
+
+def test_key_span_drops_a_restated_question_only():
+    assert key_span("The access code assigned to the cobalt badger vault is 7731-QX.", QUESTION) == "7731-QX"
+    assert key_span("Vault 7 of the bank", QUESTION) == "Vault 7 of the bank"  # one question word in front
+    assert key_span("The cobalt badger vault", QUESTION) == "The cobalt badger vault"  # nothing would be left
+    assert key_span("7731-QX", QUESTION) == "7731-QX"
 
 
 def test_terms_rank_by_rarity_in_this_prompt_not_typography():

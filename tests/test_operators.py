@@ -238,6 +238,14 @@ def test_degenerate_labelling_is_refused_with_the_counts(env):
     assert "StepRefused: label(): every one of the 7 items got the label 'payment' (payment: 7)" in _outputs(root)[0]
 
 
+def test_a_label_step_that_fails_on_the_budget_is_still_one_event(env, tmp_path):
+    cells = ["label(context.splitlines(), ['payment', 'delivery'])", "FINAL('x')"]
+    c, root, _ = _run(env, cells, "\n".join(TICKETS), worker=_ticket_worker, tmp_path=tmp_path, max_sub_calls=3)
+    assert "HostError: GuardrailError: sub-call budget exhausted" in _outputs(root)[0]
+    (ev,) = [e for e in _events(tmp_path) if e["event"] == "operator"]
+    assert ev["name"] == "label" and ev["n_in"] == 7 and ev["refused"].startswith("GuardrailError: sub-call budget")
+
+
 def test_label_over_the_time_left_is_refused_with_the_estimate(env, tmp_path):
     lines = [f"ticket {i}: the customer writes about an order placed last week" for i in range(400)]
     wk = ScriptedBackend(worker="other", name="w", delay_s=0.4)

@@ -8,6 +8,7 @@ extract by regex, reduce, chain, entries) are recorded; the model-backed ones re
 
 from __future__ import annotations
 
+import time
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -42,7 +43,15 @@ def operator_calls(binding: Binding) -> dict[str, Callable[[dict[str, Any]], Any
         def call(a: dict[str, Any]) -> Any:
             if binding.run is None:
                 raise RuntimeError("no run is using this environment")
-            return fn(for_run(binding.run), a)
+            ops = for_run(binding.run)
+            t0 = time.monotonic()
+            try:
+                return fn(ops, a)
+            except Exception as e:  # a budget or worker failure: still one event, then the guest's HostError
+                if name != "op_event":
+                    ops.emit(name[3:], "", len(a.get("items") or a.get("passages") or []), 0,
+                             f"{type(e).__name__}: {e}", time.monotonic() - t0)  # fmt: skip
+                raise
 
         call.__name__ = name
         return call

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from engine.grounding import appears_in, distinctive, grounded, is_non_answer
+from engine.grounding import appears_in, distinctive, grounded, is_non_answer, key_span
 from engine.trace import clip
 
 if TYPE_CHECKING:
@@ -62,6 +62,8 @@ def read(ops: Operators, a: dict[str, Any]) -> dict[str, Any]:
     else:
         ok, why = grounded(answer, text, words, question)
     if ok:
+        span = key_span(answer, question)
+        answer = span if appears_in(span, text) else answer
         run.subs._keep([answer])
         held = next((p for p in passages if appears_in(answer, p)), text)
         result = {"answer": answer, "grounded": True, "evidence": clip(held, 600)}
