@@ -158,6 +158,15 @@ def test_entries_of_a_list_prompt_are_its_documents(env):
     assert c.answer == "3"
 
 
+def test_entries_split_where_a_line_starts_an_entry(env):
+    mails = "From: ann\nSubject: refund\n\nplease refund\nFrom: bob\nSubject: hi\n\nhello\nFrom: cy\nbye"
+    cells = ["e = entries(split=r'^from: ')\nprint(len(e), repr(e[1]))", "entries(split=r'^to: ')", "FINAL(1)"]
+    c, root, _ = _run(env, cells, mails)
+    out = _outputs(root)
+    assert "Output:\n3 'From: bob\\nSubject: hi\\n\\nhello'" in out[0]
+    assert "StepRefused: entries(split='^to: ') matched 0 line(s)" in out[1]
+
+
 def test_filter_refusals_and_builtin_behaviour(env):
     cells = [
         "filter(entries(), r'logout')",
@@ -299,3 +308,10 @@ def test_every_operator_call_is_one_trace_event(env, tmp_path):
     assert [e["name"] for e in ops] == ["terms", "find", "read", "chain", "entries", "filter", "extract", "reduce"]
     cells_ids = {e["id"] for e in _events(tmp_path) if e["event"] == "cell_start"}
     assert all(e["parent"] in cells_ids and e["duration_s"] >= 0 for e in ops)
+
+
+def test_the_guest_and_the_engine_agree_on_the_operator_host_calls():
+    from engine.operators import HOST_CALLS
+    from tests.rlm_fake_env import GUEST_OPS
+
+    assert f"HOST_CALLS = {HOST_CALLS!r}" in GUEST_OPS.read_text()

@@ -184,20 +184,36 @@ def find(query, k=10, regex=False):
     return found
 
 
-def entries():
+def entries(split=None):
     """The prompt's entries: its documents when it was given as a list of two or more documents, else its
-    non-empty lines (a log line, a CSV row, a ticket per line)."""
+    non-empty lines (a log line, a CSV row, a JSON line).
+
+    split='regex': entries that span several lines (e-mails, tickets, contracts, files): a new entry starts at
+    each line where the regex matches (case-insensitive, ^ is the line start), e.g. entries(r'^From: ') or
+    entries(r'^### '). Refused when it matches fewer than two lines."""
     t0 = time.monotonic()
     src = _Host.source() if _Host.source is not None else None
     if src is None:
         raise StepRefused("entries(): this REPL has no prompt")
-    if isinstance(src, list) and len(src) >= 2:
+    if isinstance(src, list) and len(src) >= 2 and split is None:
         out = Items(str(d) for d in src)
     else:
         text = "\n".join(map(str, src)) if isinstance(src, list) else str(src)
-        out = Items(line for line in text.splitlines() if line.strip())
-    _record("entries", "", 1, len(out), None, t0)
+        out = Items(line for line in text.splitlines() if line.strip()) if split is None else _split(text, split, t0)
+    _record("entries", "" if split is None else repr(split), 1, len(out), None, t0)
     return out
+
+
+def _split(text, split, t0):
+    rx = re.compile(str(split), re.IGNORECASE | re.MULTILINE)
+    starts = sorted({text.rfind("\n", 0, m.start()) + 1 for m in rx.finditer(text)})
+    if len(starts) < 2:
+        _refuse("entries", repr(split), 1, t0,
+                f"entries(split={split!r}) matched {len(starts)} line(s): it does not mark where entries start; "
+                "print a few lines and use a pattern of the line that begins each entry")  # fmt: skip
+    bounds = [*starts, len(text)]
+    head = text[: starts[0]].strip()
+    return Items(([head] if head else []) + [text[a:b].strip() for a, b in zip(bounds, bounds[1:], strict=False)])
 
 
 # --- pure-Python operators --------------------------------------------------------------------------------
