@@ -314,4 +314,4 @@ def test_the_guest_and_the_engine_agree_on_the_operator_host_calls():
     from engine.operators import HOST_CALLS
     from tests.rlm_fake_env import GUEST_OPS
 
-    assert f"HOST_CALLS = {HOST_CALLS!r}" in GUEST_OPS.read_text()
+    assert f"HOST_CALLS = {HOST_CALLS!r}".replace("'", '"') in GUEST_OPS.read_text()
