@@ -277,12 +277,15 @@ def test_reduce_ops(env):
         "print(reduce(['Rome', 'Oslo', 'Bern'], 'latest', dates=['2021-05-01', '3 March 2024', '12/01/2023']))\n"
         "print(reduce(['b', 'a', 'b'], 'list'))",
         "reduce([None, ''], 'count')",
+        "reduce(filter(entries(), 'failed'), 'distinct')",
         "FINAL('x')",
     ]
-    c, root, _ = _run(env, cells, "x")
+    long_log = "\n".join(line + " from a workstation in the north building" for line in LOG)
+    c, root, _ = _run(env, cells, long_log)
     out = _outputs(root)
     assert "Output:\n2 2\n1230 3 10\nx q\nOslo\n['a', 'b']" in out[0]
     assert "StepRefused: reduce(2 values, 'count'): nothing to reduce" in out[1]
+    assert "StepRefused: reduce(4 values, 'distinct'): the values look like whole entries" in out[2]
 
 
 def test_chain_builds_the_second_hop_and_refuses_a_failed_first(env):

@@ -408,9 +408,26 @@ def reduce(values, op, by=None, dates=None):
     if not present:
         _refuse("reduce", args, len(values), t0,
                 f"reduce({args}): nothing to reduce (every value is empty or None); check the previous step")  # fmt: skip
+    keys = present if by is None else [g for g in by if g is not None]
+    if op in ("distinct", "argmax", "list") and _whole_entries(keys):
+        _refuse("reduce", args, len(values), t0,
+                f"reduce({args}): the values look like whole entries (e.g. {_clip(keys[0])!r}), so each is distinct; "
+                "extract(items, r'...') the field to compare first")  # fmt: skip
     result = _reduce(values, op, by, dates, t0, args)
     _record("reduce", args, len(values), 1, None, t0)
     return result
+
+
+ENTRY_CHARS = 60  # see _whole_entries
+
+
+def _whole_entries(keys):
+    """Whether grouping keys are whole lines rather than a field: most are strings longer than ENTRY_CHARS.
+
+    Why: a small root's plan counted distinct users over the filtered log lines themselves, with no field
+    extracted, so every line was distinct. A name, an id, a date, a label or a short phrase is far shorter."""
+    strs = [k for k in keys if isinstance(k, str)]
+    return len(strs) > FEW and sorted(len(k) for k in strs)[len(strs) // 2] > ENTRY_CHARS
 
 
 def _reduce(values, op, by, dates, t0, args):
