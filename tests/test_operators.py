@@ -54,13 +54,13 @@ def _events(tmp_path: Path) -> list[dict]:
 
 # --- terms and find -----------------------------------------------------------------------------------------
 def test_terms_rank_plain_rare_words_first(env):
-    c, root, _ = _run(env, ["print(terms())", "FINAL(terms(n=3))"], _needle_text())
+    c, root, _ = _run(env, ["print(terms())", "FINAL(terms(n=3).counts['cobalt'])"], _needle_text())
     out = _outputs(root)[0]
     ranked = eval(out.split("Output:\n", 1)[1].split("\n", 1)[0])  # noqa: S307 - the printed list
     assert set(ranked[:3]) == {"cobalt", "badger", "vault"}
     assert "access" in ranked and ranked.index("access") > 2  # thousands of occurrences: ranked last
     assert "what" not in ranked and "assigned" not in ranked  # a stop word; a word absent from the prompt
-    assert c.finish_reason == "final"
+    assert c.answer == "1" and c.finish_reason == "final"
 
 
 def test_find_bm25_then_regex_and_refusal_names_the_counts(env):
@@ -257,15 +257,15 @@ def test_a_label_step_that_fails_on_the_budget_is_still_one_event(env, tmp_path)
 
 def test_label_over_the_time_left_is_refused_with_the_estimate(env, tmp_path):
     lines = [f"ticket {i}: the customer writes about an order placed last week" for i in range(400)]
-    wk = ScriptedBackend(worker="other", name="w", delay_s=0.4)
+    wk = ScriptedBackend(worker="other", name="w", delay_s=1.0)
     cells = ["label(context.splitlines(), ['payment', 'delivery'])", "FINAL('x')"]
-    c, root, _ = _run(env, cells, "\n".join(lines), worker=wk, tmp_path=tmp_path, max_wall_s=6)
+    c, root, _ = _run(env, cells, "\n".join(lines), worker=wk, tmp_path=tmp_path, max_wall_s=20)
     out = _outputs(root)[0]
     assert "StepRefused: label(): refused, labelling 392 items would take about" in out
     assert "measured in this run" in out and "s left" in out
     assert sum(len(p) for _, p in wk.batch_calls) <= 9  # the probe (8 items and the empty text) only
     (ev,) = [e for e in _events(tmp_path) if e["event"] == "operator" and e["name"] == "label"]
-    assert ev["estimate_s"] > 4 and ev["refused"]
+    assert ev["estimate_s"] > 16 and ev["refused"]
 
 
 # --- reduce and chain ---------------------------------------------------------------------------------------

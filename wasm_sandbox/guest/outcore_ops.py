@@ -155,13 +155,15 @@ def terms(text=None, n=6):
     """The distinctive words of `text` (default: the run's `question`), rarest in this prompt first.
 
     Each word is counted in the whole prompt; stop words and words the prompt does not contain are dropped, so
-    every term returned can be found. Use the first one or two as a find() query."""
+    every term returned can be found. Use the first one or two as a find() query. `.counts` maps each term to
+    its number of occurrences in the prompt."""
     t0 = time.monotonic()
     text = _question(text)
     if text is None:
         _refuse("terms", "", 0, t0, "terms(): no text and no `question` in the REPL; pass the text: terms('...')")
     rows = _call("terms", {"text": str(text), "n": int(n)})
     out = Items(w for w, _c in rows)
+    out.counts = {w: c for w, c in rows}
     _record("terms", _clip(text), 1, len(out), None, t0)
     return out
 
