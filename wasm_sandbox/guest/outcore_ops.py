@@ -22,7 +22,6 @@ import time
 HOST_CALLS = ("op_read", "op_label", "op_extract", "op_event")
 NOT_FOUND = "NOT FOUND"
 FEW = 3  # a filter may keep every item of a list this short (the check is about long lists)
-DEGENERATE_MIN = 6  # one label for every item is refused from this many items on
 _SAMPLE = 60
 
 
