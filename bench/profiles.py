@@ -3,10 +3,19 @@
 * ``smoke`` (CI, well under two minutes): tiny instances of every family; the oracle and the baseline on all,
   ``base`` and ``rlm`` on one niah instance with the 135M test model as root and worker (the real engine, the
   real sandbox), short limits. The run fails when an oracle scores below 100 % or a baseline above its ceiling.
-* ``quick`` (~35-40 minutes on a 2-core CPU with the default models): the sizes the targets name (needles at 8K,
-  1M and 10M tokens, aggregation at 32K, 100 pages, a 40K-token source tree), 1 to 5 instances per family,
-  ``base`` against ``rlm``; ``base`` reads 4,096 tokens and every run stops after 900 s (with its best partial
-  answer). The ablations (``rlm-no-sub``, ``summary``) run in ``full``.
+* ``quick`` (the sizes the targets name: needles at 8K, 1M and 10M tokens, aggregation at 32K, 100 pages, a
+  40K-token source tree), 1 to 5 instances per family, ``base`` against ``rlm``; the root's window is 32K, and
+  ``base`` reads all of it (cut from the middle); every run stops after 900 s (with its best partial answer).
+  Reading 32K tokens costs a 1.5B root several minutes on 2 cores: expect about an hour and a half.
+* ``ablate`` (one sitting, <= 60 minutes on a 2-core CPU with the default models): every family at its smallest
+  size, ``base``, ``rlm``, ``rlm-no-sub`` and ``summary`` on the same instances, with the most instances the hour
+  affords on the percentage families (niah, codeqa). Per instance at these sizes, on 2 cores: base ~15-60 s,
+  summary ~20-70 s, rlm and rlm-no-sub ~15-40 s each, so ~70 s per 1K-token instance and ~200 s per 4K one:
+  12 niah + 6 codeqa + 4 aggregate + 4 pairs + 6 multihop is about 53 minutes. Twelve right/wrong answers give a
+  Wilson interval of at most +/-25 points (+/-20 or less at 0-1 or 11-12 right), six of at most +/-31 (+/-20 at
+  0 or 6 right); +/-20 at any score needs about 24, which the hour does not hold next to the other families. The
+  report marks every cell wider than +/-20 beside its number. ``ref-rlm`` is added with ``--methods`` (it needs the
+  ``[ref]`` extra and serves the models with ``outcore serve``).
 * ``full``: every size, 20 instances each, every method.
 * ``general``: the general suite (:mod:`bench.tasks.general`, fourteen ``g-...`` families) on one split, ``dev``
   (the default: design and tune here) or ``test`` (report only; never tune on it). Three instances per family at
@@ -109,8 +118,26 @@ def _quick() -> Profile:
         methods=["oracle", "baseline", "base", "rlm"],
         n=1,
         family_n={"aggregate": 2, "multihop": 5, "codeqa": 4},
-        base_ctx=4096,
+        root_ctx=32768,  # the 1.5B's trained window: base reads all of it
         max_wall_s=900.0,  # labelling the ~1,000 lines of a 32K aggregate window takes ~520 s on 2 cores
+        rlm_limits={"max_root_turns": 6},
+        check_oracles=True,
+    )
+
+
+def _ablate() -> Profile:
+    # the smallest sizes, so that n (not the context length) is what the hour buys: the question here is whether
+    # sub-calls and the REPL pay on each family, with intervals narrow enough to say so
+    sizes = {"niah": ["1k"], "aggregate": ["1k"], "pairs": ["1k"], "multihop": ["10p"], "codeqa": ["4k"]}
+    return Profile(
+        name="ablate",
+        families=list(family_names()),
+        sizes=sizes,
+        methods=["oracle", "baseline", "base", "rlm", "rlm-no-sub", "summary"],
+        n=4,
+        family_n={"niah": 12, "codeqa": 6, "multihop": 6},
+        root_ctx=8192,
+        max_wall_s=300.0,
         rlm_limits={"max_root_turns": 6},
         check_oracles=True,
     )
@@ -151,7 +178,7 @@ def _general() -> Profile:
 
 def get(name: str, split: str | None = None) -> Profile:
     """The profile by name; ``split`` ("dev" or "test") applies to the general profile only."""
-    makers = {"smoke": _smoke, "quick": _quick, "full": _full, "general": _general}
+    makers = {"smoke": _smoke, "quick": _quick, "ablate": _ablate, "full": _full, "general": _general}
     if name not in makers:
         raise ValueError(f"unknown profile {name!r}; choose from {', '.join(makers)}")
     prof = makers[name]()

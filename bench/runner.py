@@ -164,7 +164,7 @@ def run(prof: profiles.Profile, out_dir: Path, seed: str, progress: bool = True)
     try:
         # load the models before the first instance, so a wrong --root/--worker is one clear error, not a
         # failure recorded for every instance
-        if any(m in M.MODEL_METHODS for _, m in pending):
+        if any(m in M.MODEL_METHODS and m != "ref-rlm" for _, m in pending):  # ref-rlm: its own server loads them
             models.root()
         if any(m in ("rlm", "rlm-no-sub") for _, m in pending):
             models.worker()
