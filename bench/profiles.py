@@ -168,7 +168,7 @@ def _general() -> Profile:
         methods=["oracle", "baseline", "base", "rlm"],
         n=3,
         method_n={"base": 1},
-        base_ctx=4096,
+        root_ctx=32768,  # base reads the root's whole window, as in quick
         max_wall_s=300.0,
         rlm_limits={"max_root_turns": 6},
         check_oracles=True,
