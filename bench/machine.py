@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("outcore", "llama-cpp-python", "wasmtime", "bpe-openai", "numpy", "matplotlib")
+PACKAGES = ("outcore", "llama-cpp-python", "wasmtime", "bpe-openai", "numpy", "matplotlib", "rlms")  # rlms: ref-rlm
 
 
 def _cpu() -> str:

@@ -1,12 +1,17 @@
-"""The methods compared: ``base``, ``rlm``, ``rlm-no-sub``, ``summary``, plus ``oracle`` and ``baseline``.
+"""The methods compared: ``base``, ``base-4k``, ``rlm``, ``rlm-no-sub``, ``summary``, ``ref-rlm``, plus ``oracle``
+and ``baseline``.
 
-* ``base``: the root model prompted directly with the context, cut (from the end) to fit its window, as the
-  paper's base model runs;
+* ``base``: the root model prompted directly with as much of the context as its whole window holds (the root's
+  ``n_ctx``), cut from the MIDDLE so the head and the tail survive and the question is always kept, as the
+  paper's base model runs (a base that reads a fraction of its window would be a handicapped baseline);
+* ``base-4k``: the same, reading at most 4,096 tokens: the earlier, smaller read, labelled as such;
 * ``rlm``: the engine's RLM with the root and worker (``RLM(...).completion(context, question)``);
 * ``rlm-no-sub``: the same REPL without ``llm_query``/``rlm_query`` (``RLM(..., sub_calls=False)``), the paper's
   ablation;
 * ``summary``: an iterative summarising agent: the root reads the context window by window, rewriting its notes
   for the question each time, then answers from the notes;
+* ``ref-rlm``: the reference implementation (PyPI ``rlms``) over the same GGUF models served by ``outcore serve``
+  (see :mod:`bench.ref_rlm`; needs the ``[ref]`` extra);
 * ``oracle`` / ``baseline``: each family's oracle solver and closed-book/regex baseline (no model).
 
 Every method runs on any root/worker spec (catalog name, ``.gguf`` path, ``openai:URL``). Models are loaded once
@@ -28,12 +33,14 @@ from engine.backends.base import Backend, ContextOverflowError, Generation, Mess
 
 _log = logging.getLogger("outcore.bench")
 
-MODEL_METHODS = ("base", "rlm", "rlm-no-sub", "summary")
+MODEL_METHODS = ("base", "base-4k", "rlm", "rlm-no-sub", "summary", "ref-rlm")
 METHODS = (*MODEL_METHODS, "oracle", "baseline")
 
 BASE_SYSTEM = "You answer questions about a text. Reply with the answer only, no explanation."
 NOTES_TOKENS = 256
 _TEMPLATE_MARGIN = 96  # chat-template tokens around the messages
+SMALL_READ = 4096  # tokens ``base-4k`` reads
+CUT_NOTE = "\n[... the middle of the text did not fit and was left out ...]\n"
 
 
 @dataclass
@@ -130,6 +137,39 @@ def fit_prefix(backend: Backend, text: str, budget: int) -> tuple[str, int]:
     return best
 
 
+def fit_suffix(backend: Backend, text: str, budget: int) -> tuple[str, int]:
+    """The longest tail of ``text`` (found in a few proportional steps) that is at most ``budget`` model tokens."""
+    if budget <= 0:
+        return "", 0
+    chars = min(len(text), budget * 6)
+    best = ("", 0)
+    for _ in range(8):
+        piece = text[len(text) - chars :]
+        n = backend.count_tokens(piece)
+        if n <= budget:
+            best = max(best, (piece, n), key=lambda b: b[1])
+            if chars >= len(text) or n >= budget * 0.97:
+                break
+            chars = min(len(text), int(chars * budget / max(n, 1) * 0.99) + 1)
+        else:
+            chars = int(chars * budget / n * 0.98)
+    return best
+
+
+def fit_middle_cut(backend: Backend, text: str, budget: int) -> tuple[str, int, bool]:
+    """``text`` if it fits ``budget`` tokens, else its head and tail (half the budget each) around a cut note.
+
+    Why the middle: a needle or a fact is as likely near the end as near the start, and a head-only read makes
+    the base blind to the last part of every long context. Returns (text, tokens, cut)."""
+    whole = backend.count_tokens(text) if len(text) <= budget * 8 else budget + 1
+    if whole <= budget:
+        return text, whole, False
+    room = budget - backend.count_tokens(CUT_NOTE)
+    head, nh = fit_prefix(backend, text, room // 2)
+    tail, nt = fit_suffix(backend, text[len(head) :], room - nh)
+    return head + CUT_NOTE + tail, nh + nt, True
+
+
 class OracleMethod:
     name = "oracle"
 
@@ -145,29 +185,27 @@ class BaselineMethod:
 
 
 class BaseMethod:
-    """The root model prompted directly; the context keeps its head, cut to what fits the window."""
+    """The root model prompted directly; the context is cut from the middle to what ``window`` tokens hold."""
 
-    name = "base"
-
-    def __init__(self, models: Models, window: int | None = None) -> None:
+    def __init__(self, models: Models, window: int | None = None, name: str = "base") -> None:
         self.models = models
         self.window = window  # tokens of the root's context this method may use (None: all of it)
+        self.name = name
 
     def run(self, instance: Instance, family: Family, deadline_s: float) -> Outcome:
         root = self.models.root()
         tail = f"\n\nQuestion: {instance.question}"
-        fixed = root.count_tokens(BASE_SYSTEM + tail) + instance.answer_tokens + _TEMPLATE_MARGIN
+        fixed = root.count_tokens(BASE_SYSTEM + "Text:\n" + tail) + instance.answer_tokens + _TEMPLATE_MARGIN
         budget = _window(root, self.window) - fixed
         for _ in range(3):
-            text, used = fit_prefix(root, instance.context, budget)
-            note = "" if len(text) == len(instance.context) else "\n[... the rest of the text did not fit ...]"
-            msgs = [Message("system", BASE_SYSTEM), Message("user", f"Text:\n{text}{note}{tail}")]
+            text, used, cut = fit_middle_cut(root, instance.context, budget)
+            msgs = [Message("system", BASE_SYSTEM), Message("user", f"Text:\n{text}{tail}")]
             try:
                 g = root.chat(msgs, SamplingParams(max_tokens=instance.answer_tokens))
             except ContextOverflowError as e:  # the template took more than the margin: shrink and retry
                 budget -= (e.prompt_tokens - e.available_tokens) + 64
                 continue
-            reason = "cut" if note else "direct"
+            reason = "cut" if cut else "direct"
             return Outcome(g.text, reason, {"root": _usage([g])}, root_turns=1, context_tokens_used=used)
         return Outcome("", "context_overflow", error="the question alone does not fit the root's context")
 
@@ -301,12 +339,16 @@ def build(
     rlm_limits: dict[str, Any],
     window: int | None = None,
 ) -> list[Method]:
-    """Method objects by name, in the order given. ``window`` caps the context ``base``/``summary`` read at once."""
+    """Method objects by name, in the order given. ``window`` caps the context ``base``/``summary`` read at once
+    (None: the root's whole window); ``base-4k`` reads at most 4,096 tokens whatever the window."""
+    small = min(window, SMALL_READ) if window else SMALL_READ
     factories: dict[str, Callable[[], Method]] = {
         "base": lambda: BaseMethod(models, window),
+        "base-4k": lambda: BaseMethod(models, small, name="base-4k"),
         "rlm": lambda: RLMMethod(models, sub_calls=True, trace_dir=trace_dir, limits=rlm_limits),
         "rlm-no-sub": lambda: RLMMethod(models, sub_calls=False, trace_dir=trace_dir, limits=rlm_limits),
         "summary": lambda: SummaryMethod(models, window),
+        "ref-rlm": lambda: _ref_rlm(models, trace_dir, rlm_limits),
         "oracle": OracleMethod,
         "baseline": BaselineMethod,
     }
@@ -314,3 +356,9 @@ def build(
     if unknown:
         raise ValueError(f"unknown method {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     return [factories[n]() for n in names]
+
+
+def _ref_rlm(models: Models, trace_dir: Path | None, limits: dict[str, Any]) -> Method:
+    from bench.ref_rlm import RefRLMMethod  # only when asked for: it starts a server
+
+    return RefRLMMethod(models, trace_dir, limits)

@@ -1,8 +1,11 @@
-"""The report: ``report.md`` (tables per family and size, mean with a bootstrap 95 % interval), ``summary.json``
-(the shape ``bench/results/quick.json`` is committed in) and the PNG plots.
+"""The report: ``report.md`` (tables per family and size, mean with a 95 % interval), ``summary.json`` (the shape
+``bench/results/quick.json`` is committed in) and the PNG plots.
 
-Why a bootstrap interval: a few instances per cell is all a CPU affords, and a mean without its uncertainty
-invites reading noise as a difference between methods.
+Why intervals: a few instances per cell is all a CPU affords, and a mean without its uncertainty invites reading
+noise as a difference between methods. A cell whose scores are all 0 or 1 (a percentage: right or wrong) gets a
+Wilson score interval, which stays inside [0, 100] and is not zero-width at 0/n or n/n; a cell of graded scores
+(F1, 0.75^|error|) gets a percentile bootstrap interval of the mean. A cell whose interval is wider than
++/- ``WIDE`` points is marked in the report, so a reader sees where n is too small to separate methods.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 
 from bench import plots
 from bench.methods import METHODS, MODEL_METHODS
-from bench.tasks import family_names, get_family
+from bench.tasks import all_family_names, get_family
 
 # The paper's numbers (v1 Table 1, %; * = the base model hit its context limit), printed next to ours for context.
 PAPER_COLUMNS = ("codeqa", "multihop", "aggregate", "pairs")
@@ -43,16 +46,43 @@ def bootstrap_ci(values: list[float], n_boot: int = 2000, seed: int = 0) -> tupl
     return float(lo), float(hi)
 
 
+WIDE = 20.0  # points: a half-width above this is flagged beside the number
+_Z95 = 1.959963984540054
+
+
+def wilson_ci(successes: int, n: int) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion, in [0, 1] (n = 0: (0, 0))."""
+    if n <= 0:
+        return 0.0, 0.0
+    p, z2 = successes / n, _Z95 * _Z95
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = _Z95 * float(np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))) / (1 + z2 / n)
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)
+    hi = 1.0 if successes == n else min(1.0, centre + half)
+    return lo, hi
+
+
+def interval(scores: list[float]) -> tuple[float, float, str]:
+    """95 % interval of the mean of ``scores`` (0-1 each), in %: Wilson when every score is 0 or 1, else bootstrap."""
+    if scores and all(s in (0.0, 1.0) for s in scores):
+        lo, hi = wilson_ci(int(sum(scores)), len(scores))
+        return 100 * lo, 100 * hi, "wilson"
+    lo, hi = bootstrap_ci([100 * s for s in scores])
+    return lo, hi, "bootstrap"
+
+
 def _mean(xs: list[float]) -> float:
     return float(sum(xs) / len(xs)) if xs else 0.0
 
 
 def cell(records: list[dict[str, Any]]) -> dict[str, Any]:
     scores = [100 * float(r["score"]) for r in records]
-    lo, hi = bootstrap_ci(scores)
+    lo, hi, kind = interval([float(r["score"]) for r in records])
     out = {
         "score": round(_mean(scores), 2),
         "ci95": [round(lo, 2), round(hi, 2)],
+        "interval": kind,
+        "wide": (hi - lo) / 2 > WIDE,
         "n": len(records),
         "seconds": round(_mean([float(r["seconds"]) for r in records]), 2),
         "tokens": round(_mean([float(r["tokens"]) for r in records]), 1),
@@ -78,10 +108,10 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         sized[(r["family"], r["size"], r["method"])].append(r)
     results: dict[str, dict[str, Any]] = {}
     by_size: dict[str, dict[str, dict[str, Any]]] = {}
-    for fam in _order(sorted({r["family"] for r in records}), family_names()):
+    for fam in _order(sorted({r["family"] for r in records}), all_family_names()):
         methods = _order(sorted({m for f, m in groups if f == fam}), METHODS)
         results[fam] = {m: cell(groups[(fam, m)]) for m in methods}
-        sizes = list(get_family(fam).sizes) if fam in family_names() else []
+        sizes = list(get_family(fam).sizes) if fam in all_family_names() else []
         present = {s for f, s, _ in sized if f == fam}
         by_size[fam] = {
             s: {m: cell(sized[(fam, s, m)]) for m in methods if (fam, s, m) in sized}
@@ -92,7 +122,8 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _fmt_cell(c: dict[str, Any]) -> str:
     lo, hi = c["ci95"]
-    return f"{c['score']:.1f} [{lo:.1f}, {hi:.1f}]"
+    flag = " (n too small for ±20)" if c.get("wide") else ""
+    return f"{c['score']:.1f} [{lo:.1f}, {hi:.1f}]{flag}"
 
 
 def markdown(summary: dict[str, Any], meta: dict[str, Any], plot_names: list[str]) -> str:
@@ -107,10 +138,12 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any], plot_names: list[str
         f"{'default' if m.get('n_gpu_layers') is None else m.get('n_gpu_layers')}; "
         f"outcore {m.get('versions', {}).get('outcore')}, llama-cpp-python "
         f"{m.get('versions', {}).get('llama-cpp-python')}. Token counts: {meta.get('tokenizer')}. "
-        f"Seed `{meta.get('seed')}`; wall time {meta.get('wall_s', '?')} s.",
+        f"Seed `{meta.get('seed')}`; wall time {meta.get('wall_s', '?')} s."
+        + (f" Split `{meta['split']}`." if meta.get("split") else ""),
         "",
-        "Scores are % (mean over instances, bootstrap 95 % interval in brackets); seconds and tokens are means per "
-        "instance (tokens: prompt + completion of every model call, all roles).",
+        "Scores are % (mean over instances, 95 % interval in brackets: Wilson for right/wrong scores, bootstrap for "
+        f"graded ones; '(n too small for ±{WIDE:.0f})' marks an interval wider than ±{WIDE:.0f} points); seconds and "
+        "tokens are means per instance (tokens: prompt + completion of every model call, all roles).",
         "",
         "## Summary",
         "",
@@ -123,7 +156,7 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any], plot_names: list[str
         row = [_fmt_cell(cells[mm]) if mm in cells else "-" for mm in methods]
         lines.append(f"| {fam} | " + " | ".join(row) + " |")
     for fam, sizes in summary["by_size"].items():
-        metric = get_family(fam).metric if fam in family_names() else ""
+        metric = get_family(fam).metric if fam in all_family_names() else ""
         lines += ["", f"## {fam}", "", f"Metric: {metric}.", ""]
         has_em = any("em" in c for s in sizes.values() for c in s.values())
         head = "| size | input tokens | method | n | score [95 % CI] |" + (" EM |" if has_em else "")
@@ -150,7 +183,7 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any], plot_names: list[str
 
 
 def _short(c: dict[str, Any]) -> dict[str, Any]:
-    return {k: c[k] for k in ("score", "n", "seconds", "tokens")}
+    return {k: c[k] for k in ("score", "ci95", "interval", "wide", "n", "seconds", "tokens")}
 
 
 def write_all(out_dir: Path, records: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
@@ -175,7 +208,14 @@ def write_all(out_dir: Path, records: list[dict[str, Any]], meta: dict[str, Any]
         },
         "detail": summary,
     }
+    extra = ""
+    if meta.get("split"):  # the general suite: per-family rows and the split's mean (test_mean on test)
+        from bench import general_results
+
+        split_doc = general_results.split_summary(records, str(meta["split"]))
+        doc.update(split_doc)
+        extra = general_results.markdown(split_doc)
     (out_dir / "summary.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     rep = out_dir / "report.md"
-    rep.write_text(markdown(summary, meta, [p.name for p in plot_paths]), encoding="utf-8")
+    rep.write_text(markdown(summary, meta, [p.name for p in plot_paths]) + extra, encoding="utf-8")
     return {"report": rep, "summary": out_dir / "summary.json", "plots": plot_paths}

@@ -123,6 +123,7 @@ class HighLevel:
             n_batch=n_batch,
             n_ubatch=n_ubatch,
             flash_attn=True,
+            n_gpu_layers=-1,  # as outcore's default: every layer on a GPU when llama.cpp has one (none on a CPU build)
             verbose=False,
         )
 

@@ -9,6 +9,7 @@ import ast
 import re
 from typing import Any
 
+from engine.grounding import appears_in
 from wasm_sandbox import CellResult
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
@@ -137,19 +138,6 @@ def is_trivial_output(text: str) -> bool:
     return t in ("", NO_OUTPUT, "None", "[]", "{}", "()", "0", "''", "True", "False") or len(t) <= 2
 
 
-_WORD = re.compile(r"[A-Za-z0-9]+")
-
-
 def grounded(answer: str, evidence: list[str], results: list[str] | None = None) -> bool:
-    """Whether an answer is supported by what the run saw: it appears in the outputs, or most of its words do."""
-    seen = "\n".join([*evidence, *(results or [])]).lower()
-    a = answer.strip().lower()
-    if not a:
-        return False
-    if a in seen:
-        return True
-    words = [w for w in _WORD.findall(a) if len(w) > 2 or w.isdigit()]
-    if not words:
-        return False
-    hits = sum(1 for w in words if re.search(rf"(?<![a-z0-9]){re.escape(w)}(?![a-z0-9])", seen))
-    return hits / len(words) >= 0.6
+    """Whether an answer is supported by what the run saw (:func:`engine.grounding.appears_in` over the outputs)."""
+    return appears_in(answer, "\n".join([*evidence, *(results or [])]))

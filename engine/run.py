@@ -24,6 +24,7 @@ from engine.history import History
 from engine.log import get_logger, log
 from engine.loopguard import LoopGuard
 from engine.mapping import MapCalls
+from engine.operators import operator_calls
 from engine.plans import PlannedStep, is_list, plan_aggregate, plan_lookup, plan_retrieval
 from engine.replies import answer_text, extract_code, format_outcome, truncate_output
 from engine.rescue import partial_answer
@@ -151,7 +152,7 @@ class Run:
     def _host_calls(self, binding: Binding) -> HostCalls:
         if not self.rlm.sub_calls:
             return HostCalls(unavailable("llm_query"), unavailable("llm_query_batched"), unavailable("rlm_query"))
-        extra = {"llm_map": binding.llm_map, "classify": binding.classify}
+        extra = {"llm_map": binding.llm_map, "classify": binding.classify, **operator_calls(binding)}
         return HostCalls(binding.llm_query, binding.llm_query_batched, binding.rlm_query, extra)
 
     def _choose_shape(self, env: Environment) -> Shape | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from engine.errors import UserError
-from models.store import cache_root
+from models import cache_root
 
 _LOG = logging.getLogger("outcore.trace")
 

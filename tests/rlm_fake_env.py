@@ -1,7 +1,8 @@
 """An in-process stand-in for the Wasm sandbox, for loop tests only (no isolation: never use it in the engine).
 
 It mirrors the guest API (``context``, ``search``, ``llm_query``, ``llm_query_batched``, ``rlm_query``, ``FINAL``,
-``SHOW_VARS``) so scripted loop tests run in milliseconds; the same tests also run against the real sandbox.
+``SHOW_VARS``, and the typed operators of ``outcore_ops.py`` over the host's real call table) so scripted loop tests
+run in milliseconds; the same tests also run against the real sandbox.
 A cell containing the marker ``# SIMULATE_CPU_LIMIT`` reports a CPU-limit stop (real limits: the Wasm runs).
 """
 
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import importlib.util
 import io
+import json
 import re
 import time
 import traceback
@@ -20,7 +23,14 @@ from engine import prompts as P
 from engine.environment import HostCalls, PromptSource
 from engine.guardrails import Limits
 from wasm_sandbox import CellResult
-from wasm_sandbox.prompt import LONG_LINE_BYTES
+from wasm_sandbox.hostcalls import Checked, HostFunctions, Raw, build_table, not_provided
+from wasm_sandbox.prompt import LONG_LINE_BYTES, Prompt
+
+GUEST_OPS = Path(__file__).resolve().parents[1] / "wasm_sandbox" / "guest" / "outcore_ops.py"
+
+
+class FakeHostError(Exception):
+    """What a failed host call raises in the fake REPL (the guest's HostError)."""
 
 
 class FakeEnvironment:
@@ -46,9 +56,37 @@ class FakeEnvironment:
             long_lines=sum(len(line.encode()) > LONG_LINE_BYTES for line in text.splitlines()),
         )
         self.host = host
+        self.docs = docs
         self.ns: dict[str, Any] = {}
         self.final: str | None = None
+        self._prompt = Prompt.create(docs if len(docs) > 1 else text, workdir)
+        self._ops = self._operators()
         self._bind()
+
+    def _operators(self) -> Any:
+        """A fresh copy of the guest's operator module, bound to the real host-call table over this prompt."""
+        spec = importlib.util.spec_from_file_location(f"outcore_ops_{id(self)}", GUEST_OPS)
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        hf = HostFunctions(extra=dict(self.host.extra))
+        table = build_table(self._prompt, hf, lambda: 60.0, json.dumps(self._prompt.meta_dict()))
+
+        def call(name: str, args: dict[str, Any]) -> Any:
+            fn = table.get(name)
+            if fn is None:
+                raise FakeHostError(not_provided(name, table))
+            try:
+                out = fn(json.loads(json.dumps(args)))
+            except Exception as e:  # noqa: BLE001 - answered like the sandbox: the guest raises HostError
+                raise FakeHostError(f"{type(e).__name__}: {e}") from None
+            if isinstance(out, Raw):
+                return json.loads(out)
+            return json.loads(json.dumps(out.value if isinstance(out, Checked) else out))
+
+        docs = self.docs
+        mod.bind(call, FakeHostError, self.ns, lambda: list(docs) if len(docs) > 1 else self.text)
+        return mod
 
     def _bind(self) -> None:
         text = self.text
@@ -73,7 +111,9 @@ class FakeEnvironment:
             llm_query_batched=lambda ps, **opts: self.host.llm_query_batched([str(p) for p in ps], opts),
             rlm_query=lambda p, **opts: self.host.rlm_query(str(p), opts),
             SHOW_VARS=lambda: print(sorted(k for k in self.ns if not k.startswith("__"))),
+            HostError=FakeHostError,
         )
+        self.ns.update({name: getattr(self._ops, name) for name in self._ops.NAMES})
         extra = self.host.extra
         if "llm_map" in extra:
             self.ns["llm_map"] = lambda items, instruction, **o: extra["llm_map"](
@@ -122,4 +162,4 @@ class FakeEnvironment:
         )
 
     def close(self) -> None:
-        pass
+        self._prompt.close()

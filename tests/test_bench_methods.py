@@ -18,7 +18,7 @@ def _niah():
     return fam, fam.generate("8k", 0, "methods")
 
 
-def test_base_cuts_the_context_to_the_root_window() -> None:
+def test_base_reads_the_whole_window_cut_from_the_middle() -> None:
     fam, inst = _niah()
     seen: list[Sequence[Message]] = []
 
@@ -31,8 +31,30 @@ def test_base_cuts_the_context_to_the_root_window() -> None:
     assert out.answer == "Answer: 42" and out.finish_reason == "cut"
     user = seen[0][-1].content
     assert backend.count_tokens(seen[0][0].content + user) <= 2048 - inst.answer_tokens
+    # the head and the tail of the context survive, the middle is cut, the question is kept
     assert user.startswith("Text:\n" + inst.context[:200]) and user.endswith(inst.question)
+    assert M.CUT_NOTE in user
+    before_question = user[: -len(f"\n\nQuestion: {inst.question}")]
+    assert before_question.endswith(inst.context[-200:])
     assert out.usage["root"]["calls"] == 1 and out.context_tokens_used and out.context_tokens_used > 1500
+
+
+def test_base_reads_a_context_that_fits_whole_and_base_4k_reads_4096_tokens() -> None:
+    fam, inst = _niah()
+    seen: list[str] = []
+
+    def root(msgs: Sequence[Message]) -> str:
+        seen.append(msgs[-1].content)
+        return "ok"
+
+    backend = ScriptedBackend(root, n_ctx=32768)
+    base, small = M.build(["base", "base-4k"], M.Models.of(backend), None, {})
+    assert (base.name, small.name) == ("base", "base-4k")
+    full = base.run(inst, fam, 60)
+    assert full.finish_reason == "direct" and inst.context in seen[0] and M.CUT_NOTE not in seen[0]
+    cut = small.run(inst, fam, 60)
+    assert cut.finish_reason == "cut" and cut.context_tokens_used is not None
+    assert 3000 < cut.context_tokens_used <= M.SMALL_READ and backend.count_tokens(seen[1]) <= M.SMALL_READ
 
 
 def test_summary_reads_every_window_then_answers_from_notes() -> None:

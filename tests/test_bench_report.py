@@ -25,6 +25,21 @@ def test_bootstrap_interval() -> None:
     assert report.bootstrap_ci([0.0, 100.0] * 10) == (lo, hi)  # seeded
 
 
+def test_wilson_interval_for_right_or_wrong_scores_bootstrap_for_graded() -> None:
+    lo, hi = report.wilson_ci(0, 12)
+    assert lo == 0.0 and 0.2 < hi < 0.3  # not zero-width at 0/n
+    lo, hi = report.wilson_ci(6, 12)
+    assert abs((lo + hi) / 2 - 0.5) < 1e-9 and 0.2 < lo < 0.3
+    assert report.interval([1.0, 0.0, 1.0])[2] == "wilson"
+    assert report.interval([0.5, 0.25, 1.0])[2] == "bootstrap"
+    recs = [{"score": s, "seconds": 1, "tokens": 1, "input_tokens": 1} for s in [1.0, 0.0] * 3]
+    c = report.cell(recs)
+    assert c["interval"] == "wilson" and c["wide"] and c["n"] == 6  # 3/6: about +/-35 points
+    assert "(n too small for ±20)" in report._fmt_cell(c)
+    narrow = report.cell([{"score": 1.0, "seconds": 1, "tokens": 1, "input_tokens": 1}] * 20)
+    assert not narrow["wide"] and narrow["ci95"][0] > 80
+
+
 def test_run_writes_report_summary_plot_and_resumes(tmp_path: Path) -> None:
     assert runner.main(_args(tmp_path)) == 0
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
@@ -48,9 +63,10 @@ def test_run_writes_report_summary_plot_and_resumes(tmp_path: Path) -> None:
     assert summary["machine"]["cores"] >= 1 and summary["machine"]["versions"]["bpe-openai"] == "0.1.4"
     for fam in ("niah", "aggregate", "pairs", "multihop", "codeqa"):
         cell = summary["checks"][fam]["oracle"]
-        assert cell == {"score": 100.0, "n": 2, "seconds": cell["seconds"], "tokens": 0.0}
+        assert cell["score"] == 100.0 and cell["n"] == 2 and cell["tokens"] == 0.0
+        assert cell["interval"] == "wilson" and cell["ci95"][1] == 100.0 and cell["wide"]  # 2/2: [34, 100]
     md = (tmp_path / "report.md").read_text()
-    assert "## niah" in md and "| 1k |" in md and "[100.0, 100.0]" in md and "paper" in md
+    assert "## niah" in md and "| 1k |" in md and "100.0 [34.2, 100.0]" in md and "paper" in md
     png = tmp_path / "score_vs_length.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # a second run with the same --out redoes nothing; a larger -n adds only the new instances
@@ -100,3 +116,14 @@ def test_unknown_model_fails_before_any_instance(tmp_path: Path) -> None:
     else:
         raise AssertionError("an unknown root was accepted")
     assert runner.load_results(tmp_path / "results.jsonl") == []
+
+
+def test_quick_base_reads_the_whole_window_and_ablate_runs_the_four_methods_everywhere() -> None:
+    quick = get("quick")
+    assert quick.base_ctx is None and quick.root_ctx == 32768  # base reads the 1.5B's whole 32K window
+    ablate = get("ablate")
+    assert {"base", "rlm", "rlm-no-sub", "summary"} <= set(ablate.methods)
+    for fam in ("niah", "aggregate", "pairs", "multihop", "codeqa"):
+        assert fam in ablate.families and ablate.sizes[fam]
+        assert all(ablate.runs(fam, m, ablate.n_for(fam) - 1) for m in ("base", "rlm", "rlm-no-sub", "summary"))
+    assert ablate.n_for("niah") >= 12 and ablate.check_oracles

@@ -78,6 +78,15 @@ Names the guest code sees (describe these to the model):
     item is sent as its text) and returns the host's answer. Without a host implementation they raise ``HostError`` saying
     ``NotImplementedError: <name>() is not provided``. Any other extra gets a forwarder
     ``name(*args, **opts)`` sending ``{**opts, "args": [...]}``.
+``terms(text=None, n=6)``, ``find(query, k=10, regex=False)``, ``read(passages, question=None)``, ``entries()``,
+``filter(items, pattern)``, ``extract(items, pattern | ask=...)``, ``label(items, labels, instruction=None)``,
+``reduce(values, op, by=None, dates=None)``, ``chain(answer, template)``
+    The typed operators (``guest/outcore_ops.py``, whose docstrings state each contract). ``terms`` and ``find``
+    are host calls of this package (:mod:`wasm_sandbox.operators`: words ranked by how rare they are in the
+    prompt; BM25 passages or the lines a regex matches); ``read``, ``label`` and ``extract(ask=...)`` reach the
+    engine's extras ``op_read``, ``op_label``, ``op_extract``, and the others run in the guest and report to the
+    extra ``op_event`` (none of these four gets a forwarder). A step that cannot be right raises ``StepRefused``
+    (a ``ValueError``) with a one-line reason.
 ``HostError``
     What a failed host call raises (its message is the host's), e.g. ``except HostError as e: print(e)``.
 ``FINAL(value)``

@@ -14,6 +14,8 @@ import operator
 
 from wit_world.imports import host as _host
 
+import outcore_ops
+
 PROMPT_FILE = "/prompt/prompt.txt"
 _CHUNK = 4_000_000  # = prompt.MAX_REPLY_CHARS on the host: characters per host reply
 
@@ -355,3 +357,11 @@ def llm_query_batched(prompts, **opts):
 def rlm_query(prompt, **opts):
     """Ask a recursive language model (a sub-RLM with its own REPL); returns its answer as a str."""
     return _call_prompt("rlm_query", str(_coerce(prompt)), opts)
+
+
+# --- the typed operators (outcore_ops.py): bound to this host-call function; the REPL binds its namespace -----
+def _source():
+    return list(context) if context._docs() is not None else str(context)
+
+
+outcore_ops.bind(_call, HostError, source=_source)

@@ -1,0 +1,157 @@
+"""Is an answer supported by the text that was read? One check, used by ``read`` and by the run loop.
+
+Why: a worker asked over the wrong passages still answers. Seen: the question "What is the access code assigned
+to the cobalt badger vault?", ten passages found by the generic word "access", and the worker "answered" with a
+fragment of one of them (``rgument to io.open (default None)``); the root passed it to ``FINAL``. The fragment did
+occur in the passages, but none of them mentioned "cobalt", "badger" or "vault". Seen too: a worker's "None" taken
+as the final answer. So an answer is grounded only when (1) it is an answer at all (:func:`is_non_answer`), (2) it,
+or its key span, occurs in the evidence (:func:`appears_in`), and (3) the evidence mentions at least one of the
+question's distinctive words (:func:`distinctive`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+_NON_ANSWER_PHRASES = (
+    "none",
+    "null",
+    "nan",
+    "n/a",
+    "not found",
+    "unknown",
+    "no answer",
+    "not available",
+    "not mentioned",
+    "not specified",
+    "not stated",
+    "not given",
+    "not provided",
+    "cannot be determined",
+    "can't be determined",
+    "i don't know",
+    "i do not know",
+    "no information",
+    "nothing",
+)
+# How a reply that has no answer usually begins (checked only for short replies: a long one may explain first).
+_NON_ANSWER_OPENINGS = re.compile(
+    r"^(?:not found|the (?:given |provided )?text does not|the (?:passages?|text) (?:do|does) not|there is no "
+    r"(?:mention|information)|no (?:such|answer|information|mention)|i (?:cannot|can't|could not) find)",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_COMPOUND = re.compile(r"[^\W_]+(?:[-./:,][^\W_]+)*", re.UNICODE)  # 7731-QX, 4.5, 2025-03-11 stay one token
+_STOP = frozenset("a an the of in on at to for is are was were be by and or it its this that with as from".split())
+DISTINCT_RATIO = 4  # see distinctive()
+
+
+def _norm(text: str) -> str:
+    return " ".join(_WORD.findall(text.lower()))
+
+
+def is_non_answer(text: str, question: str | None = None) -> bool:
+    """Whether ``text`` says there is no answer: empty, "None", "NOT FOUND", "unknown", or the question restated.
+
+    Why: small workers answer "None" or "NOT FOUND" when the passages miss the fact, and a root passes the value on
+    (FINAL(None) ended a run as ``plan_accepted``); a reply that only repeats the question carries no answer.
+    """
+    t = text.strip().strip("`*\"'").strip()
+    low = t.lower().rstrip(".!").strip()
+    if not low or low in _NON_ANSWER_PHRASES:
+        return True
+    if len(t) <= 120 and _NON_ANSWER_OPENINGS.match(low):
+        return True
+    if question:
+        a, q = _norm(t), _norm(question)
+        if a and (a == q or (len(a) >= 12 and a in q)):
+            return True
+    return False
+
+
+def _present(word: str, seen: str) -> bool:
+    return re.search(rf"(?<![^\W_]){re.escape(word)}(?![^\W_])", seen) is not None
+
+
+def appears_in(answer: str, seen: str) -> bool:
+    """Whether ``answer`` occurs in ``seen``: whole (case- and space-insensitive), or by its key span.
+
+    The key span: every token of the answer that carries a digit (a code, an amount, a date: invented values are
+    what this must catch) and at least 60 % of its other content words. Why not the whole answer only: a worker
+    wraps the value in a sentence ("The code is 4417-XK.") that the text does not hold word for word.
+    """
+    a = _norm(answer)
+    s = _norm(seen)
+    if not a:
+        return False
+    if _present(a, s):
+        return True
+    low_seen = seen.lower()
+    compounds = _COMPOUND.findall(answer.lower())
+    digits = [t for t in compounds if any(c.isdigit() for c in t)]
+    if any(not _present(t, low_seen) for t in digits):
+        return False
+    rest = [w for t in compounds if t not in digits for w in _WORD.findall(t) if w not in _STOP and len(w) > 2]
+    if not rest:
+        return bool(digits)
+    return sum(_present(w, s) for w in rest) / len(rest) >= 0.6
+
+
+def distinctive(terms: Sequence[tuple[str, int]] | Sequence[Sequence[object]]) -> list[str]:
+    """The question's distinctive words from ``terms`` (``[word, count in the prompt]``, rarest first).
+
+    The words whose count is at most :data:`DISTINCT_RATIO` times the rarest one's: "cobalt", "badger" and "vault"
+    (one occurrence each) are distinctive; "access" (thousands) is not, though it is a content word of the same
+    question. The ratio is a ranking cut, not a count of any data set: it keeps words of the same order of rarity.
+    """
+    rows = [(str(r[0]), int(r[1])) for r in terms if len(r) >= 2]  # type: ignore[call-overload]
+    if not rows:
+        return []
+    rarest = max(1, min(c for _, c in rows))
+    return [w for w, c in rows if c <= DISTINCT_RATIO * rarest]
+
+
+def grounded(
+    answer: str, evidence_text: str, question_terms: Sequence[str], question: str | None = None
+) -> tuple[bool, str]:
+    """(is the answer grounded in ``evidence_text``, why not / what held it). See the module docstring.
+
+    ``question_terms``: the question's distinctive words (:func:`distinctive`). Empty means no word of the
+    question occurs in the prompt (a task stated only inside the prompt, a question in other words than the
+    text's): then only (1) and (2) can be checked, and refusing every answer would make such a run unanswerable.
+    """
+    if is_non_answer(answer, question):
+        return False, f"the answer {answer.strip()[:60]!r} is no answer"
+    if not appears_in(answer, evidence_text):
+        return False, f"the answer {answer.strip()[:60]!r} does not occur in the text read"
+    if not question_terms:
+        return True, "the text read holds the answer (no word of the question occurs in the prompt to check more)"
+    seen = _norm(evidence_text)
+    mentioned = [t for t in question_terms if _present(_norm(t), seen)]
+    if not mentioned:
+        return False, f"the text read mentions none of the question's distinctive words ({', '.join(question_terms)})"
+    return True, f"the text read holds the answer and mentions {', '.join(mentioned)}"
+
+
+_COPULAS = frozenset("is are was were be the a an of to for in on at it its his her their by as".split())
+MIN_RESTATED = 3  # see key_span()
+
+
+def key_span(answer: str, question: str) -> str:
+    """The answer without a restatement of the question in front of it, else the answer as it is.
+
+    Why: small workers answer in a sentence that repeats the question (smollm2-135m: "The access code assigned to
+    the cobalt badger vault is 7731-QX." for "What is the access code assigned to the cobalt badger vault?"), and
+    the value is what the user asked for. Only a leading run of at least :data:`MIN_RESTATED` words that all occur
+    in the question (or are a copula or an article) is dropped, so an answer that merely starts with a word of
+    the question ("Vault 7 ...") stays whole.
+    """
+    q = set(_WORD.findall(question.lower())) | _COPULAS
+    tokens = answer.strip().split()
+    k = 0
+    while k < len(tokens) and all(w in q for w in _WORD.findall(tokens[k].lower())):
+        k += 1
+    if k < MIN_RESTATED or k == len(tokens):
+        return answer.strip()
+    return " ".join(tokens[k:]).rstrip(".;,").strip()

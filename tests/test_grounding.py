@@ -1,0 +1,82 @@
+"""The grounding check (engine/grounding.py) and the rarity ranking of ``terms`` (wasm_sandbox/operators.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.grounding import appears_in, distinctive, grounded, is_non_answer, key_span
+from engine.replies import grounded as seen_in_run
+from wasm_sandbox.operators import candidate_words, count_words, rank_terms
+
+QUESTION = "What is the access code assigned to the cobalt badger vault?"
+
+
+@pytest.mark.parametrize(
+    "text", ["", "None", "none.", "NOT FOUND", "Unknown", "N/A", "`null`", "The text does not mention it.", QUESTION]
+)
+def test_non_answers(text):
+    assert is_non_answer(text, QUESTION)
+
+
+@pytest.mark.parametrize("text", ["7731-QX", "Noneville", "No. 7 Baker Street", "0", "The code is unknown-42-b"])
+def test_answers(text):
+    assert not is_non_answer(text, QUESTION)
+
+
+def test_appears_in_whole_or_by_key_span():
+    seen = "Vault register: the cobalt badger vault has the access code 7731-QX since spring."
+    assert appears_in("7731-qx", seen)
+    assert appears_in("The access code is 7731-QX.", seen)  # the key span: its digit-bearing token
+    assert not appears_in("7731-QY", seen)  # an invented value
+    assert not appears_in("773", seen)  # a part of a number is not the number
+    assert not appears_in("The access code is 4417.", seen)
+    assert seen_in_run("cobalt badger", [seen])  # the loop's check over the run's outputs is the same function
+
+
+def test_distinctive_keeps_words_of_the_rarest_order():
+    assert distinctive([["cobalt", 1], ["badger", 1], ["vault", 3], ["code", 400], ["access", 800]]) == [
+        "cobalt",
+        "badger",
+        "vault",
+    ]
+    assert distinctive([]) == []
+
+
+def test_grounded_needs_the_answer_and_the_questions_rare_words():
+    needle = "Vault register: the cobalt badger vault has the access code 7731-QX since spring."
+    unrelated = "user7 asked for access to the build server; argument to io.open (default None)"
+    words = ["cobalt", "badger", "vault"]
+    assert grounded("7731-QX", needle, words, QUESTION)[0]
+    ok, why = grounded("argument to io.open", unrelated, words, QUESTION)
+    assert not ok and "mentions none of the question's distinctive words" in why
+    ok, why = grounded("4417", needle, words, QUESTION)
+    assert not ok and "does not occur" in why
+    assert not grounded("None", needle, words, QUESTION)[0]
+    ok, why = grounded("7731-QX", needle, [], QUESTION)  # no question word in the prompt: the answer is checked
+    assert ok and "no word of the question occurs" in why
+
+
+def test_key_span_drops_a_restated_question_only():
+    assert key_span("The access code assigned to the cobalt badger vault is 7731-QX.", QUESTION) == "7731-QX"
+    assert key_span("Vault 7 of the bank", QUESTION) == "Vault 7 of the bank"  # one question word in front
+    assert key_span("The cobalt badger vault", QUESTION) == "The cobalt badger vault"  # nothing would be left
+    assert key_span("7731-QX", QUESTION) == "7731-QX"
+
+
+def test_terms_rank_by_rarity_in_this_prompt_not_typography():
+    prompt = "\n".join(
+        [f"Access log {i}: access granted, access code checked for Room-{i}." for i in range(300)]
+        + ["Note: the cobalt badger vault is opened with code 7731."]
+    )
+    ranked = rank_terms(prompt, QUESTION, 6)
+    assert [w for w, _ in ranked[:3]] == ["cobalt", "badger", "vault"]
+    assert dict(ranked)["access"] == 900 and ranked[-1][0] == "access"
+    assert "assigned" not in dict(ranked) and "what" not in dict(ranked)  # absent; a stop word
+    # a hyphenated key with no hyphen preference: the rare part ranks first, the common one after it
+    ranked = [w for w, _ in rank_terms(prompt, "Which entry gives Room-12 and the vault?", 4)]
+    assert ranked[0] == "room-12" and "vault" in ranked[:3] and ranked[-1] == "room"
+
+
+def test_words_absent_in_one_form_are_found_by_their_stem():
+    assert count_words("The manager of each team reports to her manager.", ["managers"]) == {"managers": ("manager", 2)}
+    assert candidate_words("How many 2025-03-11 logins?") == ["2025-03-11", "2025", "03", "11", "logins"]

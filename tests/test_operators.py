@@ -1,0 +1,320 @@
+"""The typed operators in the REPL (terms, find, read, entries, filter, extract, label, reduce, chain).
+
+Each runs through a real run (scripted root and worker) on the in-process fake REPL and on the real Wasm sandbox
+(the ``env`` fixture), so the guest module, the host-call table and the engine side are exercised together; each
+refusal is asserted by the one-line ``StepRefused`` the root sees next.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.backends.scripted import ScriptedBackend
+from engine.rlm import RLM
+from tests.test_rlm_loop import code, user_msgs
+
+QUESTION = "What is the access code assigned to the cobalt badger vault?"
+NEEDLE = "Vault register: the cobalt badger vault has the access code 7731-QX since spring."
+
+
+def _access_log(n: int = 200) -> list[str]:
+    """A text full of the question's generic words ("access", "code") and none of its rare ones."""
+    return [
+        f"user{i} asked for access to the build server; access code policy applies to host{i % 7}" for i in range(n)
+    ]
+
+
+def _needle_text() -> str:
+    lines = _access_log()
+    lines.insert(120, NEEDLE)
+    return "\n".join(lines)
+
+
+def _run(env, cells: list[str], text, question: str = QUESTION, worker=None, tmp_path: Path | None = None, **lim):
+    """Run the cells as the root's replies (then FINAL of `result`); returns (completion, root, worker)."""
+    replies = [code(c) for c in cells]
+    root = ScriptedBackend(replies, name="root")
+    wk = worker if isinstance(worker, ScriptedBackend) else ScriptedBackend(worker=worker or "NOT FOUND", name="w")
+    rlm = RLM(root, wk, environment=env, trace=tmp_path if tmp_path is not None else False, **lim)
+    return rlm.completion(text, question), root, wk
+
+
+def _outputs(root: ScriptedBackend) -> list[str]:
+    """What the root saw after each cell (the user message following it)."""
+    return [user_msgs(root, i)[-1] for i in range(1, len(root.chat_calls))]
+
+
+def _events(tmp_path: Path) -> list[dict]:
+    (trace,) = tmp_path.glob("*.jsonl")
+    return [json.loads(line) for line in trace.read_text().splitlines()]
+
+
+# --- terms and find -----------------------------------------------------------------------------------------
+def test_terms_rank_plain_rare_words_first(env):
+    c, root, _ = _run(env, ["print(terms())", "FINAL(terms(n=3).counts['cobalt'])"], _needle_text())
+    out = _outputs(root)[0]
+    ranked = eval(out.split("Output:\n", 1)[1].split("\n", 1)[0])  # noqa: S307 - the printed list
+    assert set(ranked[:3]) == {"cobalt", "badger", "vault"}
+    assert "access" in ranked and ranked.index("access") > 2  # thousands of occurrences: ranked last
+    assert "what" not in ranked and "assigned" not in ranked  # a stop word; a word absent from the prompt
+    assert c.answer == "1" and c.finish_reason == "final"
+
+
+def test_find_bm25_then_regex_and_refusal_names_the_counts(env):
+    cells = [
+        "f = find('cobalt badger')\nprint(len(f), f[0].pos, 'cobalt' in f[0].text)",
+        "g = find(r'code \\d{4}-[A-Z]{2}', regex=True)\nprint(len(g), g[0].text)",
+        "find('zebra okapi')",
+        "FINAL('done')",
+    ]
+    c, root, _ = _run(env, cells, _needle_text())
+    out = _outputs(root)
+    assert "Output:\n1 " in out[0] and "True" in out[0]
+    assert "Output:\n1 Vault register" in out[1]
+    assert "StepRefused: find(" in out[2] and "'zebra': 0, 'okapi': 0" in out[2]
+    assert c.answer == "done"
+
+
+def test_find_passage_positions_point_into_the_prompt(env):
+    text = _needle_text()
+    c, _, _ = _run(env, ["p = find('7731', regex=True)[0]\nFINAL(p.pos)"], text)
+    assert text[int(c.answer) :].startswith(NEEDLE)
+
+
+# --- read ---------------------------------------------------------------------------------------------------
+def _worker(reply: str):
+    return lambda p: reply if "cobalt" in p else "NOT FOUND"
+
+
+def test_read_grounded_answer(env, tmp_path):
+    cells = ["a = read(find('cobalt badger vault'))\nprint(repr(a))\nFINAL(a)"]
+    c, root, wk = _run(env, cells, _needle_text(), worker=_worker("7731-QX"), tmp_path=tmp_path)
+    assert c.answer == "7731-QX" and c.finish_reason == "final"
+    assert "Question: " + QUESTION in wk.batch_calls[0][1][0]  # the run's question by default
+    (ev,) = [e for e in _events(tmp_path) if e["event"] == "operator" and e["name"] == "read"]
+    assert ev["grounded"] is True and ev["n_in"] == 1 and ev["refused"] is None
+
+
+@pytest.mark.parametrize(
+    ("reply", "why"),
+    [
+        ("4417-ZZ", "does not occur in the text read"),  # an invented value
+        ("None", "found no answer"),
+        ("NOT FOUND", "found no answer"),
+        ("What is the access code assigned to the cobalt badger vault?", "found no answer"),  # the question back
+    ],
+)
+def test_read_refuses_what_the_passages_do_not_hold(env, reply, why):
+    cells = ["a = read(find('cobalt badger vault'))\nFINAL('|'.join([a, str(a.grounded), a.evidence]))"]
+    c, _, _ = _run(env, cells, _needle_text(), worker=_worker(reply))
+    answer, grounded, evidence = c.answer.split("|")
+    assert (answer, grounded) == ("NOT FOUND", "False") and why in evidence
+
+
+def test_read_over_passages_without_the_questions_rare_words_is_not_grounded(env):
+    """The traced failure: passages found by the generic word, and a worker quoting one of them."""
+    cells = ["a = read(find('access', k=3))\nFINAL('|'.join([a, str(a.grounded), a.evidence]))"]
+    c, _, _ = _run(env, cells, _needle_text(), worker=lambda p: "build server")
+    answer, grounded, evidence = c.answer.split("|")
+    assert (answer, grounded) == ("NOT FOUND", "False")
+    assert "mentions none of the question's distinctive words" in evidence and "cobalt" in evidence
+
+
+def test_read_with_no_passages_is_refused(env):
+    c, root, wk = _run(env, ["read([])", "FINAL('x')"], _needle_text())
+    assert "StepRefused: read() got no passages" in _outputs(root)[0] and not wk.batch_calls
+
+
+# --- entries, filter, extract -------------------------------------------------------------------------------
+LOG = [
+    "2025-03-11 09:00 login failed user=ann",
+    "2025-03-11 09:05 login ok user=bob",
+    "2025-03-11 09:07 login failed user=ann",
+    "2025-03-12 10:00 login failed user=cy",
+    "2025-03-11 11:00 login failed user=dee",
+    "",
+    "2025-03-13 12:00 login ok user=ann",
+]
+
+
+def test_entries_filter_extract_reduce_decide_a_count_in_code(env, tmp_path):
+    cells = [
+        "day = filter(entries(), r'^2025-03-11 .*login failed')\n"
+        "users = extract(day, r'user=(\\w+)')\n"
+        "FINAL(reduce(users, 'distinct'))"
+    ]
+    c, _, wk = _run(env, cells, "\n".join(LOG), question="How many distinct users failed to log in on 2025-03-11?",
+                    tmp_path=tmp_path)  # fmt: skip
+    assert c.answer == "2" and not wk.batch_calls  # ann, dee: no worker call
+    ops = [(e["name"], e["n_in"], e["n_out"]) for e in _events(tmp_path) if e["event"] == "operator"]
+    assert ops == [("entries", 1, 6), ("filter", 6, 3), ("extract", 3, 3), ("reduce", 3, 1)]
+
+
+def test_entries_of_a_list_prompt_are_its_documents(env):
+    c, _, _ = _run(env, ["FINAL(len(entries()))"], ["first doc\nline two", "second doc", "third"])
+    assert c.answer == "3"
+
+
+def test_entries_split_where_a_line_starts_an_entry(env):
+    mails = "From: ann\nSubject: refund\n\nplease refund\nFrom: bob\nSubject: hi\n\nhello\nFrom: cy\nbye"
+    cells = ["e = entries(split=r'^from: ')\nprint(len(e), repr(e[1]))", "entries(split=r'^to: ')", "FINAL(1)"]
+    c, root, _ = _run(env, cells, mails)
+    out = _outputs(root)
+    assert "Output:\n3 'From: bob\\nSubject: hi\\n\\nhello'" in out[0]
+    assert "StepRefused: entries(split='^to: ') matched 0 line(s)" in out[1]
+
+
+def test_filter_refusals_and_builtin_behaviour(env):
+    cells = [
+        "filter(entries(), r'logout')",
+        "filter(entries(), r'login')",
+        "print(list(filter(None, [0, 1, 2])), list(filter(lambda x: x > 1, [1, 2, 3])))",
+        "FINAL(len(filter(['a', 'b'], 'a|b')))",  # a short list may match all
+    ]
+    c, root, _ = _run(env, cells, "\n".join(LOG))
+    out = _outputs(root)
+    assert "StepRefused: filter(6 items, 'logout') matched none of the 6 items" in out[0]
+    assert "StepRefused: filter(6 items, 'login') matched all 6 items" in out[1]
+    assert "[1, 2] [2, 3]" in out[2]
+    assert c.answer == "2"
+
+
+def test_extract_by_regex_is_aligned_and_refused_when_nothing_matches(env):
+    cells = ["print(extract(entries()[:3], r'user=(\\w+)'))", "extract(entries(), r'ip=(\\S+)')", "FINAL(1)"]
+    c, root, _ = _run(env, cells, "\n".join(LOG))
+    out = _outputs(root)
+    assert "['ann', 'bob', 'ann']" in out[0]
+    assert "StepRefused: extract(6 items, 'ip=(\\\\S+)') matched none of the 6 items" in out[1]
+
+
+def test_extract_by_the_worker_keeps_only_spans_the_item_holds(env):
+    items = ["Ticket 1: refund of 40 EUR asked", "Ticket 2: parcel lost", "Ticket 3: charged twice"]
+
+    def worker(p: str) -> str:
+        text = p.rsplit("Text: ", 1)[-1]
+        return {"1": "40 EUR", "2": "NOT FOUND", "3": "99 EUR"}[text.split(":")[0][-1]]
+
+    c, _, wk = _run(env, ["FINAL(extract(context.splitlines(), ask='The amount of money.'))"], "\n".join(items),
+                    worker=worker)  # fmt: skip
+    assert c.answer == "['40 EUR', None, None]"  # "99 EUR" is not in its ticket: None, like NOT FOUND
+    assert len(wk.batch_calls[0][1]) == 3
+
+
+# --- label --------------------------------------------------------------------------------------------------
+TICKETS = [
+    "I was charged twice for one order",
+    "the parcel never arrived",
+    "my payment failed at checkout",
+    "the courier was rude",
+    "app crashes on start",
+    "refund still missing after a week",
+    "wrong size delivered",
+]
+
+
+def _ticket_worker(p: str) -> str:
+    """Labels a ticket as the engine asks: a label from the list, or yes/no for one topic against "other"."""
+    yes_no = p.startswith("Line: ")
+    text = (p.split(" Question:")[0] if yes_no else p.rsplit("Text: ", 1)[-1]).lower()
+    money = any(w in text for w in ("charged", "payment", "refund"))
+    if yes_no:
+        return "yes" if money else "no"
+    return "payment" if money else "other"
+
+
+def test_label_adds_the_catch_all(env, tmp_path):
+    cells = ["labels = label(context.splitlines(), ['payment'])\nFINAL(labels.count('payment'))"]
+    c, _, wk = _run(env, cells, "\n".join(TICKETS), worker=_ticket_worker, tmp_path=tmp_path)
+    assert c.answer == "3"
+    (ev,) = [e for e in _events(tmp_path) if e["event"] == "operator" and e["name"] == "label"]
+    assert ev["counts"] == {"payment": 3, "other": 4} and ev["refused"] is None
+    assert "'other'" in ev["args"]
+
+
+def test_label_with_two_topics_gets_other_too(env):
+    cells = ["labels = label(context.splitlines(), ['charge', 'payment'])\nFINAL(sorted(set(labels)))"]
+    c, _, wk = _run(env, cells, "\n".join(TICKETS), worker=_ticket_worker)
+    assert "Labels: charge, payment, other." in wk.batch_calls[0][1][0]
+    assert c.answer == "other, payment"
+
+
+def test_degenerate_labelling_is_refused_with_the_counts(env):
+    cells = ["label(context.splitlines(), ['payment', 'delivery'])", "FINAL('x')"]
+    c, root, _ = _run(env, cells, "\n".join(TICKETS), worker="payment")
+    assert "StepRefused: label(): every one of the 7 items got the label 'payment' (payment: 7)" in _outputs(root)[0]
+
+
+def test_a_label_step_that_fails_on_the_budget_is_still_one_event(env, tmp_path):
+    cells = ["label(context.splitlines(), ['payment', 'delivery'])", "FINAL('x')"]
+    c, root, _ = _run(env, cells, "\n".join(TICKETS), worker=_ticket_worker, tmp_path=tmp_path, max_sub_calls=3)
+    assert "HostError: GuardrailError: sub-call budget exhausted" in _outputs(root)[0]
+    (ev,) = [e for e in _events(tmp_path) if e["event"] == "operator"]
+    assert ev["name"] == "label" and ev["n_in"] == 7 and ev["refused"].startswith("GuardrailError: sub-call budget")
+
+
+def test_label_over_the_time_left_is_refused_with_the_estimate(env, tmp_path):
+    lines = [f"ticket {i}: the customer writes about an order placed last week" for i in range(400)]
+    wk = ScriptedBackend(worker="other", name="w", delay_s=1.0)
+    cells = ["label(context.splitlines(), ['payment', 'delivery'])", "FINAL('x')"]
+    c, root, _ = _run(env, cells, "\n".join(lines), worker=wk, tmp_path=tmp_path, max_wall_s=20)
+    out = _outputs(root)[0]
+    assert "StepRefused: label(): refused, labelling 392 items would take about" in out
+    assert "measured in this run" in out and "s left" in out
+    assert sum(len(p) for _, p in wk.batch_calls) <= 9  # the probe (8 items and the empty text) only
+    (ev,) = [e for e in _events(tmp_path) if e["event"] == "operator" and e["name"] == "label"]
+    assert ev["estimate_s"] > 16 and ev["refused"]
+
+
+# --- reduce and chain ---------------------------------------------------------------------------------------
+def test_reduce_ops(env):
+    cells = [
+        "print(reduce(['a', '', 'b'], 'count'), reduce(['A', 'a ', 'b', None], 'distinct'))\n"
+        "print(reduce(['1,200 EUR', '30', 'x'], 'sum'), reduce(['3', '10'], 'min'), reduce(['3', '10'], 'max'))\n"
+        "print(reduce(['x', 'y', 'x'], 'argmax'), reduce([1, 1, 1], 'argmax', by=['p', 'q', 'q']))\n"
+        "print(reduce(['Rome', 'Oslo', 'Bern'], 'latest', dates=['2021-05-01', '3 March 2024', '12/01/2023']))\n"
+        "print(reduce(['b', 'a', 'b'], 'list'))",
+        "reduce([None, ''], 'count')",
+        "reduce(filter(entries(), 'failed'), 'distinct')",
+        "FINAL('x')",
+    ]
+    long_log = "\n".join(line + " from a workstation in the north building" for line in LOG)
+    c, root, _ = _run(env, cells, long_log)
+    out = _outputs(root)
+    assert "Output:\n2 2\n1230 3 10\nx q\nOslo\n['a', 'b']" in out[0]
+    assert "StepRefused: reduce(2 values, 'count'): nothing to reduce" in out[1]
+    assert "StepRefused: reduce(4 values, 'distinct'): the values look like whole entries" in out[2]
+
+
+def test_chain_builds_the_second_hop_and_refuses_a_failed_first(env):
+    cells = [
+        "print(chain('Marco Ruiz', 'Where is the office of {answer}?'))",
+        "a = read(find('cobalt badger vault'))\nchain(a, 'Who owns {answer}?')",
+        "FINAL('x')",
+    ]
+    c, root, _ = _run(env, cells, _needle_text(), worker=_worker("None"))
+    out = _outputs(root)
+    assert "Where is the office of Marco Ruiz?" in out[0]
+    assert "StepRefused: chain(): the first hop gave 'NOT FOUND'" in out[1]
+
+
+def test_every_operator_call_is_one_trace_event(env, tmp_path):
+    cells = [
+        "t = terms()\nf = find(t[0])\na = read(f)\nb = chain(a, 'Who holds {answer}?')\n"
+        "n = reduce(extract(filter(entries(), 'cobalt'), r'code (\\S+)'), 'list')\nFINAL(n)"
+    ]
+    c, _, _ = _run(env, cells, _needle_text(), worker=_worker("7731-QX"), tmp_path=tmp_path)
+    assert c.answer == "7731-QX"
+    ops = [e for e in _events(tmp_path) if e["event"] == "operator"]
+    assert [e["name"] for e in ops] == ["terms", "find", "read", "chain", "entries", "filter", "extract", "reduce"]
+    cells_ids = {e["id"] for e in _events(tmp_path) if e["event"] == "cell_start"}
+    assert all(e["parent"] in cells_ids and e["duration_s"] >= 0 for e in ops)
+
+
+def test_the_guest_and_the_engine_agree_on_the_operator_host_calls():
+    from engine.operators import HOST_CALLS
+    from tests.rlm_fake_env import GUEST_OPS
+
+    assert f"HOST_CALLS = {HOST_CALLS!r}".replace("'", '"') in GUEST_OPS.read_text()

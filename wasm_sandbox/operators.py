@@ -1,0 +1,198 @@
+"""The prompt-level halves of the typed operators: ``terms`` (rarity-ranked words) and ``find`` (passages).
+
+Why on the host: both read the whole prompt (up to 40 M characters); a native pass over it costs a fraction of a
+second here and would cost guest memory and several times the CPU inside the sandbox. Neither uses a model, so they
+live next to ``search`` and ``retrieve``; the guest wraps them (``outcore_ops.py``), checks their results and
+records them in the run's trace.
+
+Rarity, not typography: a question's distinctive words are the ones that are rare *in this prompt*. Seen: "What is
+the access code assigned to the cobalt badger vault?" over a source dump; the typographic rule (hyphens first, then
+capitals, then long words) offered "access", which occurs thousands of times, while "cobalt", "badger" and "vault"
+occur once each. Counting them in the prompt ranks them right on any text, whatever their spelling.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import weakref
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .retrieval import MAX_PASSAGE, retrieve
+
+if TYPE_CHECKING:
+    from .prompt import Prompt
+
+MAX_TERMS = 20
+MAX_FIND = 50
+# Function words and question words. Why a list at all when rarity ranks words: in a short prompt "which" or
+# "does" can occur once or twice and tie with the real key words; these never name what a question is about.
+STOP_WORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been before being below
+    between both but by can could did do does doing done down during each either else ever every few for from
+    further get gets got had has have having he her here hers him his how i if in into is it its itself just
+    let many me more most much must my no nor not now of off on once one only or other our ours out over own per
+    please same shall she should so some such than that the their theirs them then there these they this those
+    through to too under until up upon us very was we were what whatever when where whether which while who
+    whom whose why will with within without would yes yet you your yours""".split()
+)
+_COUNTS: weakref.WeakKeyDictionary[Prompt, dict[str, Counter[str]]] = weakref.WeakKeyDictionary()
+_COUNTS_LOCK = threading.Lock()
+_WORD = re.compile(r"[^\W_]+(?:[-'.:/][^\W_]+)*", re.UNICODE)
+
+
+def candidate_words(text: str) -> list[str]:
+    """The words of ``text`` worth counting, in order, lowercased, without stop words and repeats.
+
+    A compound such as ``glossy-harbor`` or ``2025-03-11`` is kept whole and its parts are candidates too, so
+    it ranks as one key when the prompt spells it the same way and by its parts when it does not.
+    """
+    out: list[str] = []
+    seen: set[str] = set()
+    for m in _WORD.finditer(text):
+        whole = m.group(0).lower().strip("'")
+        parts = [whole] + ([p for p in re.split(r"[-'.:/]", whole) if p] if re.search(r"[-'.:/]", whole) else [])
+        for w in parts:
+            if w in seen or w in STOP_WORDS or (len(w) < 2 and not w.isdigit()):
+                continue
+            seen.add(w)
+            out.append(w)
+    return out
+
+
+def _stem(word: str) -> str:
+    import Stemmer
+
+    return str(Stemmer.Stemmer("english").stemWord(word))
+
+
+def _forms(low_text: str, key: str) -> Counter[str]:
+    """The words of ``low_text`` (lowercased) that start with ``key`` at a word start, by spelling.
+
+    The literal leads the pattern and the word-start check is a lookbehind after it: a leading ``\\b`` stops
+    ``re`` from scanning for the literal, which made one pass over 50 M characters 15 times slower (1.7 s).
+    """
+    k = re.escape(key)
+    return Counter(re.findall(rf"{k}(?<=\b{k})[^\W_]*", low_text))
+
+
+def count_words(
+    text: str | Callable[[], str], words: list[str], cache: dict[str, Counter[str]] | None = None
+) -> dict[str, tuple[str, int]]:
+    """word -> (the form found in the text, its number of occurrences), for the words that occur.
+
+    A word counts where it occurs whole (case-insensitive, not inside a longer word). One that never does is
+    looked up by its Snowball stem as a prefix ("managers" finds "manager"), and then the form returned is the
+    most common spelling the text has, so a search for it finds something. ``text`` may be a function that
+    gives it (called only when a word is not in ``cache``, which keeps each key's forms for this prompt).
+    """
+    if not words:
+        return {}
+    cache = {} if cache is None else cache
+    stems = {w: _stem(w) for w in words}
+    keys = {*words, *(s for s in stems.values() if len(s) >= 3)}
+    missing = [k for k in keys if k not in cache]
+    if missing:
+        low = (text() if callable(text) else text).lower()
+        for k in missing:
+            cache[k] = _forms(low, k)
+        del low
+    out: dict[str, tuple[str, int]] = {}
+    for w in words:
+        if cache[w].get(w):
+            out[w] = (w, cache[w][w])
+            continue
+        s = stems[w]
+        forms = cache.get(s, Counter()) if len(s) >= 3 else Counter()
+        if forms:
+            best = max(sorted(forms), key=forms.__getitem__)
+            out[w] = (best, sum(forms.values()))
+    return out
+
+
+def rank_terms(
+    prompt_text: str | Callable[[], str], text: str, n: int, cache: dict[str, Counter[str]] | None = None
+) -> list[list[Any]]:
+    """[[term, count], ...]: the words of ``text`` that occur in the prompt, rarest first (ties: first asked).
+
+    Words absent from the prompt are dropped: a search for them can only fail.
+    """
+    n = max(1, min(int(n), MAX_TERMS))
+    words = candidate_words(text)
+    counts = count_words(prompt_text, words, cache)
+    ranked = sorted((c, i, form) for i, (form, c) in enumerate(counts[w] for w in words if w in counts))
+    out: list[list[Any]] = []
+    seen: set[str] = set()
+    for c, _i, form in ranked:
+        if form not in seen:
+            seen.add(form)
+            out.append([form, c])
+    return out[:n]
+
+
+def terms(prompt: Prompt, text: str, n: int) -> list[list[Any]]:
+    """The host call ``terms``: :func:`rank_terms` over the whole prompt."""
+    if not str(text).strip():
+        return []
+    return rank_terms(prompt.text, str(text), n, _cache(prompt))
+
+
+def find(prompt: Prompt, query: str, k: int, use_regex: bool, timeout: float) -> dict[str, Any]:
+    """The host call ``find``: ``{"passages": [[pos, text], ...], "counts": [[term, count], ...]}``.
+
+    regex: the lines holding a case-insensitive match (one passage per line, at most :data:`MAX_PASSAGE`
+    characters). Else the BM25 passages for the query (rarity-weighted by construction). ``counts`` says how often
+    each of the query's words occurs in the prompt, so an empty result can say why.
+    """
+    k = max(1, min(int(k), MAX_FIND))
+    query = str(query)
+    if not query.strip():
+        raise ValueError("find(query): the query is empty; pass a word, a phrase or a regex")
+    if use_regex:
+        hits = _regex_lines(prompt, query, k, timeout)
+    else:
+        hits = [list(h) for h in retrieve(prompt, prompt.tools().index, query, k, timeout, MAX_PASSAGE)]
+    counts = [] if hits else _query_counts(prompt, query)
+    return {"passages": hits, "counts": counts}
+
+
+def _regex_lines(prompt: Prompt, pattern: str, k: int, timeout: float) -> list[list[Any]]:
+    """One passage per matching line (a line longer than MAX_PASSAGE: the window around the match)."""
+    out: list[list[Any]] = []
+    seen: set[int] = set()
+    for pos, _snip in prompt.search(pattern, max_hits=k * 20, width=0, ignore_case=True, timeout=timeout):
+        line_no, line = prompt.line_at(pos)
+        if line_no in seen:
+            continue
+        seen.add(line_no)
+        start = _line_start(prompt, line_no)
+        if len(line) > MAX_PASSAGE:
+            a = max(start, pos - MAX_PASSAGE // 2)
+            line = line[a - start : a - start + MAX_PASSAGE]
+            start = a
+        out.append([start, line])
+        if len(out) >= k:
+            break
+    return out
+
+
+def _line_start(prompt: Prompt, line_no: int) -> int:
+    """Character offset where line ``line_no`` starts."""
+    return prompt.byte_to_char(int(prompt._starts()[line_no]))
+
+
+def _query_counts(prompt: Prompt, query: str) -> list[list[Any]]:
+    words = candidate_words(re.sub(r"[\\^$*+?{}\[\]()|]", " ", query))[:MAX_TERMS]
+    counts = count_words(prompt.text, words, _cache(prompt))
+    return [[w, counts[w][1] if w in counts else 0] for w in words]
+
+
+def _cache(prompt: Prompt) -> dict[str, Counter[str]]:
+    """The word counts of one prompt, kept while it lives: read() asks terms() of the question again."""
+    with _COUNTS_LOCK:
+        c = _COUNTS.get(prompt)
+        if c is None:
+            c = _COUNTS[prompt] = {}
+        return c
