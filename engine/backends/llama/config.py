@@ -166,4 +166,3 @@ class LlamaStats:
     session_evictions: int = 0  # sessions dropped for another session (LRU over max_sessions)
     cancelled: int = 0
     requests: int = 0
-
