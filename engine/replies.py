@@ -9,6 +9,7 @@ import ast
 import re
 from typing import Any
 
+from engine.backends.base import Backend
 from wasm_sandbox import CellResult
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
@@ -109,6 +110,11 @@ def answer_from_reply(text: str) -> str:
     return body.strip().strip("`").strip()
 
 
+def supports_grammar(backend: Backend) -> bool:
+    """Backends that constrain sampling with a GBNF grammar (llama.cpp in process, llama.cpp-style servers)."""
+    return bool(backend.info.extra.get("grammar", backend.info.backend in ("llama", "openai")))
+
+
 NO_OUTPUT = "(no output - use print() to see values)"
 
 
@@ -137,19 +143,9 @@ def is_trivial_output(text: str) -> bool:
     return t in ("", NO_OUTPUT, "None", "[]", "{}", "()", "0", "''", "True", "False") or len(t) <= 2
 
 
-_WORD = re.compile(r"[A-Za-z0-9]+")
-
-
-def grounded(answer: str, evidence: list[str], results: list[str] | None = None) -> bool:
-    """Whether an answer is supported by what the run saw: it appears in the outputs, or most of its words do."""
-    seen = "\n".join([*evidence, *(results or [])]).lower()
-    a = answer.strip().lower()
-    if not a:
-        return False
-    if a in seen:
-        return True
-    words = [w for w in _WORD.findall(a) if len(w) > 2 or w.isdigit()]
-    if not words:
-        return False
-    hits = sum(1 for w in words if re.search(rf"(?<![a-z0-9]){re.escape(w)}(?![a-z0-9])", seen))
-    return hits / len(words) >= 0.6
+# The root's reply as the prompt asks for it: at most one short sentence (no calls in it), then one Python block.
+# Without it the 1.5B root answered a question ending "answer yes or no if the question asks so" with a bare "Yes"
+# on its first turn, three turns running (no_code, never having read the text). A sentence may hold no call,
+# because a root allowed one wrote "Final(answer)" there and junk code after it. The block is never empty: allowed
+# one, the root wrote "A. Protocol[_KT_co, _VT_co] is the first base class of ```python\n```" three turns running.
+REPLY_GRAMMAR = 'root ::= [^`\\n()]{0,200} "\\n"? "```python\\n" code "```"\ncode ::= [^` \\t\\n] [^`]*\n'

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 from engine import prompts as P
 from engine.backends.base import BackendError, Message
 from engine.cancel import Cancelled
+from engine.grounding import is_non_answer, span_occurs
 from engine.guardrails import GuardrailError
 from engine.history import History
 from engine.log import get_logger, log
-from engine.replies import answer_from_reply, grounded
+from engine.replies import answer_from_reply
 from engine.trace import new_id
 
 if TYPE_CHECKING:
@@ -37,11 +38,12 @@ def partial_answer(run: Run, hist: History, reason: str, session: str, candidate
         answer = _ask_root(run, hist, session)
     if not answer and candidate:
         answer = answer_from_reply(candidate)
-    if reason != "no_code" and answer and not grounded(answer, run.evidence, run.subs.results):
+    seen = "\n".join([*run.evidence, *run.subs.results])
+    if reason != "no_code" and answer and (is_non_answer(answer) or not span_occurs(answer, seen)):
         answer = _answer_from_evidence(run) if can_ask else ""
     if not answer and reason in NO_ASK:
         answer = run.subs.last_result or run.last_output.strip()[-2000:]
-    return answer
+    return "" if is_non_answer(answer) else answer
 
 
 def _answer_from_evidence(run: Run) -> str:

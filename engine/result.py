@@ -17,9 +17,12 @@ from engine.guardrails import Usage, sum_usage
 FINAL = "final"
 DIRECT = "direct"
 CANCELLED = "cancelled"
+# the run found no answer the text supports (a second refused FINAL): the answer is empty, the run partial
+NO_ANSWER = "no_answer"
 OK_REASONS = (FINAL, DIRECT)
 PARTIAL_REASONS = (
     CANCELLED,
+    NO_ANSWER,
     "max_wall_s",
     "max_root_turns",
     "max_sub_calls",

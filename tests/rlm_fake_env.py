@@ -1,7 +1,7 @@
 """An in-process stand-in for the Wasm sandbox, for loop tests only (no isolation: never use it in the engine).
 
-It mirrors the guest API (``context``, ``search``, ``llm_query``, ``llm_query_batched``, ``rlm_query``, ``FINAL``,
-``SHOW_VARS``) so scripted loop tests run in milliseconds; the same tests also run against the real sandbox.
+It mirrors the guest API (``context``, ``search``, ``retrieve``, ``llm_query``, ``llm_query_batched``, ``rlm_query``,
+``FINAL``, ``SHOW_VARS``) so scripted loop tests run in milliseconds; the same tests also run against the real sandbox.
 A cell containing the marker ``# SIMULATE_CPU_LIMIT`` reports a CPU-limit stop (real limits: the Wasm runs).
 """
 
@@ -16,11 +16,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from engine import prompts as P
 from engine.environment import HostCalls, PromptSource
 from engine.guardrails import Limits
 from wasm_sandbox import CellResult
-from wasm_sandbox.prompt import LONG_LINE_BYTES
+from wasm_sandbox.prompt import LONG_LINE_BYTES, PromptMeta
 
 
 class FakeEnvironment:
@@ -37,13 +36,14 @@ class FakeEnvironment:
             docs = list(source)
             text = "\n\n".join(docs)
         self.text = text
-        self.meta = P.PromptMeta(
+        self.meta = PromptMeta(
             chars=len(text),
-            tokens=len(text) // 4,
+            bytes=len(text.encode()),
             lines=text.count("\n") + 1,
-            n_documents=len(docs),
+            n_documents=len(docs) if not isinstance(source, (str, Path)) else None,
             preview=text[:300],
             long_lines=sum(len(line.encode()) > LONG_LINE_BYTES for line in text.splitlines()),
+            tokens=len(text) // 4,
         )
         self.host = host
         self.ns: dict[str, Any] = {}
@@ -62,16 +62,28 @@ class FakeEnvironment:
                     break
             return out
 
+        def retrieve(query: str, k: int = 5):
+            """Lines ranked by how many of the query's words they hold (a stand-in for the host's BM25)."""
+            words = set(re.findall(r"\w+", query.lower()))
+            pos, scored = 0, []
+            for line in text.split("\n"):
+                score = len(words & set(re.findall(r"\w+", line.lower())))
+                if score:
+                    scored.append((-score, pos, line))
+                pos += len(line) + 1
+            return [(p, line) for _, p, line in sorted(scored)[:k]]
+
         def FINAL(value: Any) -> None:  # noqa: N802 - like the guest: records str(value), the cell goes on
             self.final = str(value)
 
         self.ns.update(
             context=text,
             search=search,
+            retrieve=retrieve,
             FINAL=FINAL,
             llm_query=lambda p, **opts: self.host.llm_query(str(p), opts),
             llm_query_batched=lambda ps, **opts: self.host.llm_query_batched([str(p) for p in ps], opts),
-            rlm_query=lambda p, **opts: self.host.rlm_query(str(p), opts),
+            rlm_query=lambda p, **opts: self.host.rlm_query(p if isinstance(p, list) else str(p), opts),
             SHOW_VARS=lambda: print(sorted(k for k in self.ns if not k.startswith("__"))),
         )
         extra = self.host.extra

@@ -12,7 +12,6 @@ import pytest
 import engine.rlm as rlm_mod
 from engine import cli_run
 from engine.backends.scripted import ScriptedBackend
-from engine.prompts import question_keywords
 from tests.test_rlm_loop import _wasm_available
 
 
@@ -75,12 +74,6 @@ def test_demo_setup_only(capsys):
     args = _parser().parse_args(["demo", "--setup-only"])
     assert args.func(args) == 0
     assert "characters" in capsys.readouterr().out
-
-
-def test_question_keywords():
-    assert question_keywords("What is the special magic number for glossy-harbor?")[0] == "glossy-harbor"
-    assert set(question_keywords("What did the keeper Ezra Calloway keep?")) >= {"Ezra", "Calloway"}
-    assert question_keywords("what is it?") == []
 
 
 def test_bad_limits_and_prompts_are_one_line_errors(scripted_models, tmp_path, capsys):

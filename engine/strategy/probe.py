@@ -1,0 +1,134 @@
+"""The typed mode's first step: cheap, checkable, the same for every question.
+
+Why one first step for all questions instead of a routed guess: routing by one grammar-scored call committed runs to
+the wrong route (a lookup about "days of notice" labelled 227K characters line by line and timed out). The step
+below costs one search per distinctive term and one worker call, and its output decides the route with evidence:
+
+- the question's distinctive terms, ranked by how rare they are in this prompt, with how many places mention each
+  (a lookup sees its two or three mentions; a count sees that hundreds of entries match);
+- the best passages for those terms, read by the worker, whose answer is grounded or NOT FOUND.
+
+A lookup gets its grounded answer at once; a count or a list sees the entries and the matching counts before it
+decides between ``filter``/``extract`` + ``reduce`` (code decides) and ``label`` (judgement).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engine.grounding import content_words
+from engine.strategy.prompts import HINT_PROBE, HINT_PROBE_PLAIN, HINT_PROBE_SOURCE
+from wasm_sandbox import CellResult
+from wasm_sandbox.helpers import header_pattern
+
+RunCell = Callable[[str], CellResult]
+MAX_TERMS = 6
+MAX_COUNT = 1000  # mentions counted per term (a search stops there)
+DEF_LINE = r"(?m)^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+\w+"
+OPERATORS = ("terms", "find", "read", "entries", "filter", "extract", "label", "reduce", "chain")
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """A cell the engine runs as the root's first reply: ``setup`` (hidden) then ``code`` (shown as the root's)."""
+
+    setup: str
+    code: str
+    hint: str  # what the root is told after the step's output
+
+
+def _value(r: CellResult) -> object:
+    text = (r.display or r.stdout or "").strip()
+    if r.error or not text:
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return None
+
+
+def has_operators(run_cell: RunCell) -> bool:
+    """Whether the REPL offers the typed operator library (``find``, ``read``, ...)."""
+    try:
+        return _value(run_cell(f"all(callable(globals().get(n)) for n in {OPERATORS!r})")) is True
+    except Exception:  # noqa: BLE001 - an environment without the check: no operators
+        return False
+
+
+def ranked_terms(run_cell: RunCell, question: str, operators: bool) -> list[str]:
+    """The question's distinctive words, rarest in this prompt first; words the prompt never uses are dropped.
+
+    With the operator library, its ``terms()`` (BM25 document frequencies); otherwise the host's regex search counts
+    each content word's mentions (at most :data:`MAX_COUNT`), which ranks the same way: by rarity, never by how a
+    word is written.
+    """
+    if operators:
+        got = _value(run_cell(f"terms({question!r}, n={MAX_TERMS})"))
+        if isinstance(got, list) and all(isinstance(w, str) for w in got):
+            return got
+    words = content_words(question)[:20]
+    if not words:
+        return []
+    cell = (
+        "import re\n"
+        f"{{w: len(search(r'(?<![^\\W_])' + re.escape(w) + r'(?![^\\W_])', max_hits={MAX_COUNT}, width=0, "
+        f"ignore_case=True)) for w in {words!r}}}"
+    )
+    counts = _value(run_cell(cell))
+    if not isinstance(counts, dict):
+        return words[:MAX_TERMS]
+    present = [w for w in words if isinstance(counts.get(w), int) and counts[w] > 0]
+    return sorted(present, key=lambda w: (counts[w], words.index(w)))[:MAX_TERMS]
+
+
+def is_source_dump(run_cell: RunCell, lines: int) -> bool:
+    """Whether the prompt is concatenated source files: two file headers of a style ``files()`` knows, or many
+    ``def``/``class`` lines (one in 100 lines, at least five) when the files have no headers at all.
+
+    The header styles come from :func:`wasm_sandbox.helpers.header_pattern`, so this and ``files()`` agree.
+    """
+    need = max(5, min(lines // 100, 1000))
+    cell = (
+        f"(len(search({header_pattern()!r}, max_hits=2, width=0)), len(search({DEF_LINE!r}, max_hits={need}, width=0)))"
+    )
+    got = _value(run_cell(cell))
+    if not (isinstance(got, tuple) and len(got) == 2):
+        return False
+    headers, defs = got
+    return bool(headers >= 2 or defs >= need)
+
+
+COUNTS = (
+    "import re\n"
+    "print('mentions of each term:', {{w: len(search(r'(?<![^\\W_])' + re.escape(w) + r'(?![^\\W_])', "
+    "max_hits=" + str(MAX_COUNT) + ", width=0, ignore_case=True)) for w in t}})\n"
+)
+
+
+def first_step(question: str, terms: list[str], operators: bool, source: bool) -> PlannedStep:
+    """The probe: term counts, the best passages, the worker's grounded reading of them."""
+    query = " ".join(terms[:4]) if terms else ""
+    if operators:
+        code = (
+            "t = terms(question)\n"
+            + COUNTS.format()
+            + f"found = find({query!r} or question, k=4)\n"
+            + "print(found)\n"
+            + "answer = read(found)\n"
+            + "print('answer:', answer)"
+        )
+        return PlannedStep("", code, HINT_PROBE_SOURCE if source else HINT_PROBE)
+    code = (
+        COUNTS.format()
+        + "found = [p for pos, p in retrieve(query, k=4)]\n"
+        + "print(len(found), 'passages; first:', found[0][:200] if found else None)\n"
+        + 'answer = llm_query("Text:\\n" + "\\n\\n".join(found) + "\\n\\nQuestion: " + question)\n'
+        + "print('answer:', answer)"
+    )
+    return PlannedStep(f"t = {terms!r}\nquery = {query or question!r}", code, HINT_PROBE_PLAIN)
