@@ -26,6 +26,7 @@ _NON_ANSWERS = frozenset(
         "n/a",
         "na",
         "not found",
+        "none found",
         "unknown",
         "no answer",
         "nothing",

@@ -173,7 +173,8 @@ class Loop:
         if output.strip() and not ran.failed:
             run.last_output = output
             run.evidence.append(output[:EVIDENCE_CHARS])
-            found = cell_answer(output, run.subs.reads[n_reads:], self.plan.terms) if self.typed else None
+            reads = run.subs.reads[n_reads:]
+            found = cell_answer(output, reads, self.plan.terms, run.question) if self.typed else None
             if found is not None:
                 self.answers[normalize_code(shown)] = found
         hints = [step.hint] if step is not None and not ran.failed else []

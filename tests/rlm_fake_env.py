@@ -36,6 +36,7 @@ class FakeEnvironment:
             docs = list(source)
             text = "\n\n".join(docs)
         self.text = text
+        self.docs = docs if not isinstance(source, (str, Path)) else None  # context is the list, as in the guest
         self.meta = PromptMeta(
             chars=len(text),
             bytes=len(text.encode()),
@@ -65,19 +66,23 @@ class FakeEnvironment:
         def retrieve(query: str, k: int = 5):
             """Lines ranked by how many of the query's words they hold (a stand-in for the host's BM25)."""
             words = set(re.findall(r"\w+", query.lower()))
-            pos, scored = 0, []
-            for line in text.split("\n"):
+            lines = text.split("\n")
+            starts = [0]
+            for line in lines:
+                starts.append(starts[-1] + len(line) + 1)
+            scored = []
+            for i, line in enumerate(lines):
                 score = len(words & set(re.findall(r"\w+", line.lower())))
                 if score:
-                    scored.append((-score, pos, line))
-                pos += len(line) + 1
-            return [(p, line) for _, p, line in sorted(scored)[:k]]
+                    scored.append((-score, i))
+            # a passage is the matching line with two lines either side, as the host's passages hold context
+            return [(starts[max(0, i - 2)], "\n".join(lines[max(0, i - 2) : i + 3])) for _, i in sorted(scored)[:k]]
 
         def FINAL(value: Any) -> None:  # noqa: N802 - like the guest: records str(value), the cell goes on
             self.final = str(value)
 
         self.ns.update(
-            context=text,
+            context=self.docs if self.docs is not None else text,
             search=search,
             retrieve=retrieve,
             FINAL=FINAL,

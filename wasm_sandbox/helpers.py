@@ -9,7 +9,7 @@ Source files in a concatenated prompt are found by header lines, one before each
 (the style with the most headers in the prompt is used, so a stray line of another style inside a file is not a
 header): ``### File: path`` (any number of ``#``), ``==> path <==`` (``head``/``tail``), ``--- path ---``,
 ``File: path``, ``<file path="path">`` and ``### path`` (a heading that is only a path with an extension). A
-prompt with no header line but ``def``/``class`` lines is one file, :data:`NO_HEADER_PATH`. A code fence right after the header (and its closing fence) is not part
+prompt with no header line but two or more ``def``/``class`` lines is one file, :data:`NO_HEADER_PATH`. A code fence right after the header (and its closing fence) is not part
 of the file. Line numbers of files are 1-based, like an editor's.
 """
 
@@ -44,7 +44,7 @@ _STYLES: list[tuple[str, re.Pattern[str]]] = [
 _FENCE = re.compile(r"^[ \t]*(```|~~~)[\w+.-]*[ \t]*$")
 HEADER_STYLES = [name for name, _ in _STYLES]
 DEF_LINE = re.compile(r"^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+\w+", re.M)
-NO_HEADER_PATH = "context.py"  # the one file of a source dump without header lines
+NO_HEADER_PATH = "<prompt>"  # the one file of a source dump without header lines (as definition() names it)
 
 
 def header_pattern() -> str:
@@ -74,8 +74,10 @@ def _scan_files(text: str) -> list[SourceFile]:
         found = list(rx.finditer(text))
         if len(found) > len(best):
             best = found
-    if not best:
-        return [SourceFile(NO_HEADER_PATH, 0, 0, len(text))] if DEF_LINE.search(text) else []
+    if not best:  # two def/class lines and no header: the whole prompt is one file (one def may be a quote in prose)
+        defs = DEF_LINE.finditer(text)
+        two = next(defs, None) is not None and next(defs, None) is not None
+        return [SourceFile(NO_HEADER_PATH, 0, 0, len(text))] if two else []
     files: list[SourceFile] = []
     for i, m in enumerate(best):
         start = min(len(text), m.end() + 1)

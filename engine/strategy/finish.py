@@ -45,6 +45,7 @@ def refusal(
         return f"{clip(answer)!r} is not an answer"
     if restates(answer, question):
         return "the answer only restates the question"
+    reads = _without_question(reads, question)
     said = [text for text, result in reads if _same(result, answer)]
     if said:  # the worker's answer: grounded in what that worker read, or not at all
         reasons = []
@@ -61,9 +62,16 @@ def refusal(
     return None  # computed by code (a count, a sum, a joined list)
 
 
-def cell_answer(output: str, reads: Sequence[Read], terms: list[str]) -> str | None:
+def _without_question(reads: Sequence[Read], question: str) -> list[Read]:
+    """The texts the workers read, less the question each prompt repeats: the question's own words are no
+    evidence (it mentions its terms, and may name the answer among its options)."""
+    q = question.strip()
+    return [(text.replace(q, " ") if q else text, result) for text, result in reads]
+
+
+def cell_answer(output: str, reads: Sequence[Read], terms: list[str], question: str) -> str | None:
     """The grounded worker answer a cell printed, if any (the last one): what a re-sent copy of the cell would end on."""
-    for text, result in reversed(reads):
+    for text, result in reversed(_without_question(reads, question)):
         r = result.strip()
         if not r or len(r) > MAX_ANSWER_CHARS or r not in output or is_non_answer(r):
             continue

@@ -8,8 +8,9 @@ plain prompt, where extra steps would only change what is measured.
 
 The threshold: :data:`TYPED_MAX_PARAMS` parameters when the backend reports them (``info.extra["n_params"]``),
 else :data:`TYPED_MAX_BYTES` of GGUF file (``info.extra["path"]``): a 3B model at 8 bits is about 3.3 GB and a 7B at
-4 bits about 4.4 GB, so 4 GB separates them at the usual quantisations. A backend that reports neither (a test
-model, a remote server) is taken as small.
+4 bits about 4.4 GB, so 4 GB separates them at the usual quantisations. A backend that reports neither (a remote
+OpenAI-compatible server, a scripted test model) gets ``code``: its size is unknown, and the plain prompt is the
+paper's behaviour; ask for ``typed`` explicitly to help such a root.
 """
 
 from __future__ import annotations
@@ -41,4 +42,4 @@ def resolve_mode(mode: str, info: BackendInfo) -> str:
             return TYPED if os.path.getsize(path) < TYPED_MAX_BYTES else CODE
         except OSError:
             pass
-    return TYPED
+    return CODE
