@@ -181,6 +181,7 @@ class Run:
             id=self.id,
             parent=self.parent,
             mode=plan.mode,
+            shape=plan.mode,  # the name /ui shows ("strategy typed")
             operators=plan.operators,
             source=plan.source,
             terms=plan.terms,

@@ -159,6 +159,16 @@ def test_the_question_at_the_end_of_a_prompt_is_found(env, tmp_path):
     assert f"Question: {Q}" in root.chat_calls[0][1].content
 
 
+def test_the_question_is_found_in_a_file_or_a_one_document_list(env, tmp_path):
+    """The same search for a prompt given as a file (``outcore run FILE``) or as one document (the server's form)."""
+    path = tmp_path / "doc.txt"
+    path.write_text(_document_with_question())
+    for prompt in (path, [_document_with_question()]):
+        rlm, root, _ = _rlm(env, [code("FINAL(answer)")], tmp_path=tmp_path, plan_mode="typed")
+        c = rlm.completion(prompt)
+        assert c.answer == "green" and [e["where"] for e in _events(c, "task_found")] == ["trailing question"]
+
+
 def test_find_task_in_the_text():
     body = "\n".join(f"row {i}: value {i * 7}" for i in range(200))
     assert find_task("x", "x", 100) is None  # a short prompt is its own task

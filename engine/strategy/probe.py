@@ -26,6 +26,7 @@ from wasm_sandbox.helpers import header_pattern
 
 RunCell = Callable[[str], CellResult]
 MAX_TERMS = 6
+MAX_WORDS = 12  # content words of the question counted (one host search each)
 MAX_COUNT = 1000  # mentions counted per term (a search stops there)
 DEF_LINE = r"(?m)^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+\w+"
 OPERATORS = ("terms", "find", "read", "entries", "filter", "extract", "label", "reduce", "chain")
@@ -72,7 +73,7 @@ def ranked_terms(run_cell: RunCell, question: str, operators: bool) -> list[str]
         got = _value(run_cell(f"terms({question!r}, n={MAX_TERMS})"))
         if isinstance(got, list) and all(isinstance(w, str) for w in got):
             return got
-    words = content_words(question)[:20]
+    words = content_words(question)[:MAX_WORDS]
     if not words:
         return []
     cell = (
