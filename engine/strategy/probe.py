@@ -105,31 +105,34 @@ def is_source_dump(run_cell: RunCell, lines: int) -> bool:
     return bool(headers >= 2 or defs >= need)
 
 
-COUNTS = (
+# bound in the step's hidden setup, so the code the root sees (and may copy) is five short lines: a 1.5B root that
+# re-sent a step with the counting comprehension inline decoded 138 tokens (36 s on 2 cores) to do it
+MENTIONS = (
     "import re\n"
-    "print('mentions of each term:', {{w: len(search(r'(?<![^\\W_])' + re.escape(w) + r'(?![^\\W_])', "
-    "max_hits=" + str(MAX_COUNT) + ", width=0, ignore_case=True)) for w in t}})\n"
+    "def mentions(words):\n"
+    "    return {w: len(search(r'(?<![^\\W_])' + re.escape(w) + r'(?![^\\W_])', max_hits=" + str(MAX_COUNT) + ", "
+    "width=0, ignore_case=True)) for w in words}"
 )
 
 
 def first_step(question: str, terms: list[str], operators: bool, source: bool) -> PlannedStep:
     """The probe: term counts, the best passages, the worker's grounded reading of them."""
-    query = " ".join(terms[:4]) if terms else ""
+    query = " ".join(terms[:4]) or question
+    setup = f"t = {terms!r}\nquery = {query!r}\n{MENTIONS}"
     if operators:
         code = (
-            "t = terms(question)\n"
-            + COUNTS.format()
-            + f"found = find({query!r} or question, k=4)\n"
-            + "print(found)\n"
-            + "answer = read(found)\n"
-            + "print('answer:', answer)"
+            "print('mentions of each term:', mentions(t))\n"
+            "found = find(query, k=4)\n"
+            "print(found)\n"
+            "answer = read(found)\n"
+            "print('answer:', answer)"
         )
-        return PlannedStep("", code, HINT_PROBE_SOURCE if source else HINT_PROBE)
+        return PlannedStep(setup, code, HINT_PROBE_SOURCE if source else HINT_PROBE)
     code = (
-        COUNTS.format()
-        + "found = [p for pos, p in retrieve(query, k=4)]\n"
-        + "print(len(found), 'passages; first:', found[0][:200] if found else None)\n"
-        + 'answer = llm_query("Text:\\n" + "\\n\\n".join(found) + "\\n\\nQuestion: " + question)\n'
-        + "print('answer:', answer)"
+        "print('mentions of each term:', mentions(t))\n"
+        "found = [p for pos, p in retrieve(query, k=4)]\n"
+        "print(len(found), 'passages; first:', found[0][:200] if found else None)\n"
+        'answer = llm_query("Text:\\n" + "\\n\\n".join(found) + "\\n\\nQuestion: " + question)\n'
+        "print('answer:', answer)"
     )
-    return PlannedStep(f"t = {terms!r}\nquery = {query or question!r}", code, HINT_PROBE_PLAIN)
+    return PlannedStep(setup, code, HINT_PROBE_PLAIN)
