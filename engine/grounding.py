@@ -1,61 +1,138 @@
-"""Whether an answer is supported by the text a run read: one rule shared by the operators and the loop's finish.
+"""Is an answer supported by the text that was read? One check, used by ``read`` and by the run loop.
 
-Why: ungrounded answers were the common way for a small model to be wrong with confidence (issue 17): the worker
-answered from passages that did not mention the question's subject, "None" was accepted as an answer, and an
-invented "1234" ended a run as ``final``. Two checks catch all three: the answer (or its key span: its numbers and
-most of its content words) occurs in the evidence, and the evidence mentions at least one of the question's
-distinctive terms. Non-answers ("None", "not found", "unknown", empty) are never grounded.
+Why: a worker asked over the wrong passages still answers. Seen: the question "What is the access code assigned
+to the cobalt badger vault?", ten passages found by the generic word "access", and the worker "answered" with a
+fragment of one of them (``rgument to io.open (default None)``); the root passed it to ``FINAL``. The fragment did
+occur in the passages, but none of them mentioned "cobalt", "badger" or "vault". Seen too: a worker's "None" taken
+as the final answer. So an answer is grounded only when (1) it is an answer at all (:func:`is_non_answer`), (2) it,
+or its key span, occurs in the evidence (:func:`appears_in`), and (3) the evidence mentions at least one of the
+question's distinctive words (:func:`distinctive`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
-_WORD = re.compile(r"[^\W_]+")
-_SPACE = re.compile(r"\s+")
-NOT_FOUND = "NOT FOUND"
-
-# whole replies that say "no answer" (compared after lower-casing and stripping punctuation)
-_NON_ANSWERS = frozenset(
-    {
-        "",
-        "none",
-        "null",
-        "nil",
-        "nan",
-        "n/a",
-        "na",
-        "not found",
-        "none found",
-        "unknown",
-        "no answer",
-        "nothing",
-        "not available",
-        "not applicable",
-        "not mentioned",
-        "not stated",
-        "not specified",
-        "not given",
-        "no information",
-        "i don't know",
-        "i do not know",
-        "unanswerable",
-        "cannot be determined",
-        "undefined",
-        "[]",
-        "{}",
-        "()",
-    }
+_NON_ANSWER_PHRASES = (
+    "none",
+    "null",
+    "nan",
+    "n/a",
+    "not found",
+    "unknown",
+    "no answer",
+    "not available",
+    "not mentioned",
+    "not specified",
+    "not stated",
+    "not given",
+    "not provided",
+    "cannot be determined",
+    "can't be determined",
+    "i don't know",
+    "i do not know",
+    "no information",
+    "nothing",
 )
-# phrases with which a reply says the text does not hold the answer
-_NO_INFO = re.compile(
-    r"\bnot found\b|\bdoes not (?:contain|mention|say|state|specify|provide|include|give)\b|"
-    r"\bdoesn't (?:contain|mention|say|state|specify|provide|include|give)\b|\bno (?:information|mention)\b|"
-    r"\bnot (?:mentioned|stated|specified|provided|given) in\b|\bcannot (?:be )?(?:determined|found|answer)\b|"
-    r"\bthere is no\b.*\b(?:text|passage|context)\b",
+# How a reply that has no answer usually begins (checked only for short replies: a long one may explain first).
+_NON_ANSWER_OPENINGS = re.compile(
+    r"^(?:not found|the (?:given |provided )?text does not|the (?:passages?|text) (?:do|does) not|there is no "
+    r"(?:mention|information)|no (?:such|answer|information|mention)|i (?:cannot|can't|could not) find)",
     re.IGNORECASE,
 )
-# words too common to be the key of an answer or of a question ("the", "is", ...)
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_STOP = frozenset("a an the of in on at to for is are was were be by and or it its this that with as from".split())
+DISTINCT_RATIO = 4  # see distinctive()
+
+
+def _norm(text: str) -> str:
+    return " ".join(_WORD.findall(text.lower()))
+
+
+def is_non_answer(text: str, question: str | None = None) -> bool:
+    """Whether ``text`` says there is no answer: empty, "None", "NOT FOUND", "unknown", or the question restated.
+
+    Why: small workers answer "None" or "NOT FOUND" when the passages miss the fact, and a root passes the value on
+    (FINAL(None) ended a run as ``plan_accepted``); a reply that only repeats the question carries no answer.
+    """
+    t = text.strip().strip("`*\"'").strip()
+    low = t.lower().rstrip(".!").strip()
+    if not low or low in _NON_ANSWER_PHRASES:
+        return True
+    if len(t) <= 120 and _NON_ANSWER_OPENINGS.match(low):
+        return True
+    if question:
+        a, q = _norm(t), _norm(question)
+        if a and (a == q or (len(a) >= 12 and a in q)):
+            return True
+    return False
+
+
+def _present(word: str, seen: str) -> bool:
+    return re.search(rf"(?<![^\W_]){re.escape(word)}(?![^\W_])", seen) is not None
+
+
+def appears_in(answer: str, seen: str) -> bool:
+    """Whether ``answer`` occurs in ``seen``: whole (case- and space-insensitive), or by its key span.
+
+    The key span: every token of the answer that carries a digit (a code, an amount, a date: invented values are
+    what this must catch) and at least 60 % of its other content words. Why not the whole answer only: a worker
+    wraps the value in a sentence ("The code is 4417-XK.") that the text does not hold word for word.
+    """
+    a = _norm(answer)
+    s = _norm(seen)
+    if not a:
+        return False
+    if a in s:
+        return True
+    words = [w for w in _WORD.findall(answer.lower()) if w not in _STOP]
+    digits = [w for w in words if any(c.isdigit() for c in w)]
+    if any(not _present(w, s) for w in digits):
+        return False
+    rest = [w for w in words if w not in digits and len(w) > 2]
+    if not rest:
+        return bool(digits)
+    return sum(_present(w, s) for w in rest) / len(rest) >= 0.6
+
+
+def distinctive(terms: Sequence[tuple[str, int]] | Sequence[Sequence[object]]) -> list[str]:
+    """The question's distinctive words from ``terms`` (``[word, count in the prompt]``, rarest first).
+
+    The words whose count is at most :data:`DISTINCT_RATIO` times the rarest one's: "cobalt", "badger" and "vault"
+    (one occurrence each) are distinctive; "access" (thousands) is not, though it is a content word of the same
+    question. The ratio is a ranking cut, not a count of any data set: it keeps words of the same order of rarity.
+    """
+    rows = [(str(r[0]), int(r[1])) for r in terms if len(r) >= 2]  # type: ignore[call-overload]
+    if not rows:
+        return []
+    rarest = max(1, min(c for _, c in rows))
+    return [w for w, c in rows if c <= DISTINCT_RATIO * rarest]
+
+
+def grounded(
+    answer: str, evidence_text: str, question_terms: Sequence[str], question: str | None = None
+) -> tuple[bool, str]:
+    """(is the answer grounded in ``evidence_text``, why not / what held it). See the module docstring.
+
+    ``question_terms``: the question's distinctive words (:func:`distinctive`); empty means the question has none
+    that the prompt contains, and then the evidence cannot be tied to the question, so nothing is grounded.
+    """
+    if is_non_answer(answer, question):
+        return False, f"the answer {answer.strip()[:60]!r} is no answer"
+    if not appears_in(answer, evidence_text):
+        return False, f"the answer {answer.strip()[:60]!r} does not occur in the text read"
+    seen = _norm(evidence_text)
+    mentioned = [t for t in question_terms if _present(_norm(t), seen)]
+    if not question_terms:
+        return False, "the question has no distinctive word that occurs in the prompt"
+    if not mentioned:
+        return False, f"the text read mentions none of the question's distinctive words ({', '.join(question_terms)})"
+    return True, f"the text read holds the answer and mentions {', '.join(mentioned)}"
+
+
+# --- used by the finish rule (engine.strategy.finish) and the typed first step ----------------------------------
+# words too common to be the key of an answer or of a question ("the", "is", ...): not searched, not compared
 STOP_WORDS = frozenset(
     "a an the of in on at to for from with by about into onto over under than then this that these those there "
     "their them they he she it his her its our your my we you i me us and or nor but not no yes be been being am "
@@ -65,20 +142,9 @@ STOP_WORDS = frozenset(
 )
 
 
-def _norm(text: str) -> str:
-    return _SPACE.sub(" ", text.strip().lower())
-
-
-def is_non_answer(text: str) -> bool:
-    """True for a reply that says no answer: empty, "None", "not found", "unknown", "the text does not say"."""
-    t = _norm(str(text)).strip(" .!\"'`*:;,")
-    if t in _NON_ANSWERS:
-        return True
-    return bool(_NO_INFO.search(t)) and len(t) < 300
-
-
 def content_words(text: str) -> list[str]:
-    """The words of ``text`` that can carry meaning: not stop words, and numbers or at least three characters."""
+    """The words of ``text`` that can carry meaning, in order, once each: not stop words, and numbers or at least
+    three characters. How a word is written (capitals, hyphens, quotes) plays no part."""
     out: list[str] = []
     for w in _WORD.findall(text.lower()):
         if w in STOP_WORDS or (len(w) < 3 and not w.isdigit()):
@@ -92,51 +158,16 @@ def restates(answer: str, question: str) -> bool:
     """Whether ``answer`` only repeats the question: three or more content words, nearly all of them the question's.
 
     Why three: a one- or two-word answer may well share a word with its question ("the blue door" for "which
-    door"), a sentence made of the question's words says nothing new.
+    door"); a sentence made of the question's words says nothing new. Shorter: only the question itself.
     """
     words = content_words(answer)
     if len(words) < 3:
-        return _norm(answer).rstrip("?.") == _norm(question).rstrip("?.") and bool(words)
+        return is_non_answer(answer, question)
     asked = set(content_words(question))
     return sum(w in asked for w in words) >= 0.8 * len(words)
 
 
-def _occurs(word: str, text: str) -> bool:
-    return re.search(rf"(?<![^\W_]){re.escape(word)}(?![^\W_])", text) is not None
-
-
-def span_occurs(answer: str, evidence: str) -> bool:
-    """The answer, or its key span, occurs in ``evidence``: verbatim, or every number and most content words."""
-    a, ev = _norm(answer).strip(" .\"'`"), _norm(evidence)
-    if not a:
-        return False
-    if a in ev:
-        return True
-    words = content_words(a)
-    if not words:
-        return False
-    numbers = [w for w in words if any(c.isdigit() for c in w)]
-    if not all(_occurs(n, ev) for n in numbers):
-        return False
-    return sum(_occurs(w, ev) for w in words) >= 0.6 * len(words)
-
-
-def grounded(answer: str, evidence: str, terms: list[str]) -> tuple[bool, str]:
-    """(True, "") when ``answer`` is supported by ``evidence``; else (False, the reason in one line).
-
-    Supported: not a non-answer, its key span occurs in the evidence (:func:`span_occurs`), and the evidence
-    mentions at least one of ``terms`` (the question's distinctive words; no terms: that check is skipped).
-    """
-    if is_non_answer(answer):
-        return False, f"{clip(answer)!r} is not an answer"
-    if not span_occurs(answer, evidence):
-        return False, f"{clip(answer)!r} occurs in none of the text read"
-    ev = evidence.lower()
-    if terms and not any(_occurs(t.lower(), ev) for t in terms):
-        return False, f"the text read mentions none of the question's terms ({', '.join(terms[:6])})"
-    return True, ""
-
-
 def clip(text: str, n: int = 80) -> str:
-    t = _SPACE.sub(" ", str(text)).strip()
+    """``text`` on one line, at most ``n`` characters (for reasons and events)."""
+    t = " ".join(str(text).split())
     return t if len(t) <= n else t[: n - 3] + "..."

@@ -146,9 +146,9 @@ class Loop:
         run = self.run
         if self.typed:
             outputs = [*run.evidence, ran.output]
-            reason = refusal(answer, code, run.question, self.plan.terms, outputs, run.subs.reads)
+            reason = refusal(answer, code, run.question, self.plan.key_terms, outputs, run.subs.reads)
         else:  # code mode: the paper's loop, but a non-answer ("None", "not found") still ends nothing
-            reason = f"{clip(answer)!r} is not an answer" if is_non_answer(answer) else None
+            reason = f"{clip(answer)!r} is not an answer" if is_non_answer(answer, run.question) else None
         if reason is None:
             return self.final(answer)
         run.emit("answer_refused", id=new_id("step"), parent=run.id, answer=clip(answer, 500), reason=reason)
@@ -174,7 +174,7 @@ class Loop:
             run.last_output = output
             run.evidence.append(output[:EVIDENCE_CHARS])
             reads = run.subs.reads[n_reads:]
-            found = cell_answer(output, reads, self.plan.terms, run.question) if self.typed else None
+            found = cell_answer(output, reads, self.plan.key_terms, run.question) if self.typed else None
             if found is not None:
                 self.answers[normalize_code(shown)] = found
         hints = [step.hint] if step is not None and not ran.failed else []

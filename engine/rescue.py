@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from engine import prompts as P
 from engine.backends.base import BackendError, Message
 from engine.cancel import Cancelled
-from engine.grounding import is_non_answer, span_occurs
+from engine.grounding import appears_in, is_non_answer
 from engine.guardrails import GuardrailError
 from engine.history import History
 from engine.log import get_logger, log
@@ -39,7 +39,7 @@ def partial_answer(run: Run, hist: History, reason: str, session: str, candidate
     if not answer and candidate:
         answer = answer_from_reply(candidate)
     seen = "\n".join([*run.evidence, *run.subs.results])
-    if reason != "no_code" and answer and (is_non_answer(answer) or not span_occurs(answer, seen)):
+    if reason != "no_code" and answer and (is_non_answer(answer, run.question) or not appears_in(answer, seen)):
         answer = _answer_from_evidence(run) if can_ask else ""
     if not answer and reason in NO_ASK:
         answer = run.subs.last_result or run.last_output.strip()[-2000:]

@@ -26,6 +26,7 @@ from engine.history import History
 from engine.log import get_logger, log
 from engine.loop import Loop
 from engine.mapping import MapCalls
+from engine.operators import operator_calls
 from engine.result import DIRECT, RunEnd
 from engine.subcalls import Binding, SubCalls, unavailable
 from engine.trace import TraceWriter, clip, new_id
@@ -150,7 +151,7 @@ class Run:
     def _host_calls(self, binding: Binding) -> HostCalls:
         if not self.rlm.sub_calls:
             return HostCalls(unavailable("llm_query"), unavailable("llm_query_batched"), unavailable("rlm_query"))
-        extra = {"llm_map": binding.llm_map, "classify": binding.classify}
+        extra = {"llm_map": binding.llm_map, "classify": binding.classify, **operator_calls(binding)}
         return HostCalls(binding.llm_query, binding.llm_query_batched, binding.rlm_query, extra)
 
     def _scale_budget(self, items: int) -> None:
@@ -185,6 +186,7 @@ class Run:
             operators=plan.operators,
             source=plan.source,
             terms=plan.terms,
+            key_terms=plan.key_terms,
         )
         if plan.mode == strategy.TYPED and self.depth == 0 and _entries(env.meta):
             self._scale_budget(env.meta.lines)

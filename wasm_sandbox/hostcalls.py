@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import operators as _ops
 from .prompt import MAX_REPLY_CHARS, Prompt
 from .retrieval import MAX_PASSAGE
 from .retrieval import retrieve as _retrieve
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 MODEL_CALLS = frozenset({"llm_query", "llm_query_batched", "rlm_query"})
 PROMPT_CALLS = frozenset(
     {"meta", "search", "lines", "line_at", "doc_at", "retrieve", "chunks", "doc_titles", "files", "read_file",
-     "definition"}
+     "definition", "terms", "find"}
 )  # fmt: skip
 BUILTIN_CALLS = MODEL_CALLS | PROMPT_CALLS
 
@@ -142,6 +143,10 @@ def build_table(
         "files": lambda a: tools().files(),
         "read_file": read_file,
         "definition": definition,
+        "terms": lambda a: _ops.terms(p, str(a.get("text") or ""), int(a.get("n", 6))),
+        "find": lambda a: _ops.find(
+            p, str(a["query"]), int(a.get("k", 10)), bool(a.get("regex", False)), max(remaining(), 0.0)
+        ),
     }
     for name, fn in host.extra.items():
         table[name] = _extra(name, fn)

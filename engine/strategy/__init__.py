@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from engine.backends.base import BackendInfo
+from engine.grounding import distinctive
 from engine.strategy.finish import cell_answer, refusal
 from engine.strategy.modes import CODE, TYPED, PlanMode, resolve_mode
 from engine.strategy.probe import PlannedStep, RunCell, first_step, has_operators, is_source_dump, ranked_terms
@@ -50,7 +51,9 @@ class Strategy:
     mode: str  # "typed" or "code"
     operators: bool = False  # the REPL has the typed operator library
     source: bool = False  # the text is concatenated source code
-    terms: list[str] = field(default_factory=list)  # the question's distinctive words, rarest first
+    terms: list[str] = field(default_factory=list)  # the question's words found in the prompt, rarest first
+    # the distinctive ones (engine.grounding.distinctive): evidence for an answer must mention one of them
+    key_terms: list[str] = field(default_factory=list)
     step: PlannedStep | None = None  # the first step the engine runs as the root's
 
 
@@ -76,6 +79,7 @@ def prepare(
     source = is_source_dump(run_cell, meta.lines)
     if question is None:
         return Strategy(TYPED, operators, source)
-    terms = ranked_terms(run_cell, question, operators)
+    rows = ranked_terms(run_cell, question)
+    terms = [w for w, _ in rows]
     step = first_step(question, terms, operators, source) if first and meta.chars >= MIN_PROBE_CHARS else None
-    return Strategy(TYPED, operators, source, terms, step)
+    return Strategy(TYPED, operators, source, terms, distinctive(rows), step)

@@ -17,10 +17,16 @@ from __future__ import annotations
 import ast
 from collections.abc import Sequence
 
-from engine.grounding import clip, grounded, is_non_answer, restates, span_occurs
+from engine.grounding import appears_in, clip, grounded, is_non_answer, restates
 
 Read = tuple[str, str]  # (the text a worker was given, its answer)
 MAX_ANSWER_CHARS = 300  # a cell result longer than this is a passage or a listing, not an answer
+
+
+def _first_line(result: str) -> str:
+    """A worker's answer is its first line (``read`` keeps only that; later lines are explanation)."""
+    lines = result.strip().splitlines()
+    return lines[0].strip() if lines else ""
 
 
 def _same(a: str, b: str) -> bool:
@@ -41,21 +47,21 @@ def refusal(
     answer: str, code: str, question: str, terms: list[str], outputs: Sequence[str], reads: Sequence[Read]
 ) -> str | None:
     """Why ``FINAL(answer)`` (called by ``code``) is refused, in one line; None when the answer may end the run."""
-    if is_non_answer(answer):
+    if is_non_answer(answer, question):
         return f"{clip(answer)!r} is not an answer"
     if restates(answer, question):
         return "the answer only restates the question"
     reads = _without_question(reads, question)
-    said = [text for text, result in reads if _same(result, answer)]
+    said = [text for text, result in reads if _same(_first_line(result), answer)]
     if said:  # the worker's answer: grounded in what that worker read, or not at all
         reasons = []
         for text in said:
-            ok, why = grounded(answer, text, terms)
+            ok, why = grounded(answer, text, terms, question)
             if ok:
                 return None
             reasons.append(why)
         return f"the helper's answer is not supported by the passages it read ({reasons[-1]})"
-    if span_occurs(answer, "\n".join([*outputs, *(t for t, _ in reads)])):
+    if appears_in(answer, "\n".join([*outputs, *(t for t, _ in reads)])):
         return None
     if any(_same(lit, answer) for lit in _literals(code)):
         return f"{clip(answer)!r} was typed into the code and occurs in no output or passage"
@@ -72,9 +78,9 @@ def _without_question(reads: Sequence[Read], question: str) -> list[Read]:
 def cell_answer(output: str, reads: Sequence[Read], terms: list[str], question: str) -> str | None:
     """The grounded worker answer a cell printed, if any (the last one): what a re-sent copy of the cell would end on."""
     for text, result in reversed(_without_question(reads, question)):
-        r = result.strip()
-        if not r or len(r) > MAX_ANSWER_CHARS or r not in output or is_non_answer(r):
+        r = _first_line(result)
+        if not r or len(r) > MAX_ANSWER_CHARS or r not in output or is_non_answer(r, question):
             continue
-        if grounded(r, text, terms)[0]:
+        if grounded(r, text, terms, question)[0]:
             return r
     return None

@@ -62,30 +62,21 @@ def has_operators(run_cell: RunCell) -> bool:
         return False
 
 
-def ranked_terms(run_cell: RunCell, question: str, operators: bool) -> list[str]:
-    """The question's distinctive words, rarest in this prompt first; words the prompt never uses are dropped.
+def ranked_terms(run_cell: RunCell, question: str) -> list[tuple[str, int]]:
+    """The question's content words that occur in this prompt, with how often each does, rarest first.
 
-    With the operator library, its ``terms()`` (BM25 document frequencies); otherwise the host's regex search counts
-    each content word's mentions (at most :data:`MAX_COUNT`), which ranks the same way: by rarity, never by how a
-    word is written.
+    The host's regex search counts each word's mentions (whole words, any case, at most :data:`MAX_COUNT`): a
+    native scan per word, cheap at any size, and the same ranking the operators' ``terms()`` makes (by rarity,
+    never by how a word is written).
     """
-    if operators:
-        got = _value(run_cell(f"terms({question!r}, n={MAX_TERMS})"))
-        if isinstance(got, list) and all(isinstance(w, str) for w in got):
-            return got
     words = content_words(question)[:MAX_WORDS]
     if not words:
         return []
-    cell = (
-        "import re\n"
-        f"{{w: len(search(r'(?<![^\\W_])' + re.escape(w) + r'(?![^\\W_])', max_hits={MAX_COUNT}, width=0, "
-        f"ignore_case=True)) for w in {words!r}}}"
-    )
-    counts = _value(run_cell(cell))
+    counts = _value(run_cell(f"{MENTIONS}\nmentions({words!r})"))
     if not isinstance(counts, dict):
-        return words[:MAX_TERMS]
-    present = [w for w in words if isinstance(counts.get(w), int) and counts[w] > 0]
-    return sorted(present, key=lambda w: (counts[w], words.index(w)))[:MAX_TERMS]
+        return []
+    present = [(w, counts[w]) for w in words if isinstance(counts.get(w), int) and counts[w] > 0]
+    return sorted(present, key=lambda wc: (wc[1], words.index(wc[0])))[:MAX_TERMS]
 
 
 def is_source_dump(run_cell: RunCell, lines: int) -> bool:

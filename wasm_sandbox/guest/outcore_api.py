@@ -14,6 +14,8 @@ import operator
 
 from wit_world.imports import host as _host
 
+import outcore_ops
+
 PROMPT_FILE = "/prompt/prompt.txt"
 _CHUNK = 4_000_000  # = prompt.MAX_REPLY_CHARS on the host: characters per host reply
 
@@ -360,3 +362,7 @@ def rlm_query(prompt, **opts):
     if isinstance(prompt, (list, tuple)):
         return _call("rlm_query", {"prompt": _items(prompt), "opts": opts})
     return _call_prompt("rlm_query", str(_coerce(prompt)), opts)
+
+
+# --- the typed operators (outcore_ops.py): bound to this host-call function; the REPL binds its namespace -----
+outcore_ops.bind(_call, HostError)

@@ -60,6 +60,7 @@ import unicodedata
 from wit_world.imports import host as _host
 
 import outcore_api
+import outcore_ops
 from outcore_api import (
     HostError,
     Context,
@@ -228,9 +229,12 @@ _RESERVED = {
     "llm_map": llm_map,
     "classify": classify,
     "HostError": HostError,  # what a failed host call raises: `except HostError as e: ...`
+    # the typed operators (see outcore_ops.py); StepRefused is what a refused step raises
+    **{name: getattr(outcore_ops, name) for name in outcore_ops.NAMES},
 }
 
 _NS = {"__name__": "__main__", "__doc__": None}
+outcore_ops.bind(_call, HostError, _NS)
 
 
 def _load_extras(names):
@@ -239,7 +243,8 @@ def _load_extras(names):
         return
     _State.extras_loaded = True
     for name in names or []:
-        if name.isidentifier() and name not in _RESERVED and not name.startswith("_"):
+        hidden = name in outcore_ops.HOST_CALLS  # reached through the operators, not called by name
+        if name.isidentifier() and name not in _RESERVED and not name.startswith("_") and not hidden:
             _RESERVED[name] = _forwarder(name)
 
 
@@ -352,7 +357,7 @@ def _safe_repr(value, cap):
     return r
 
 
-_PLUMBING = frozenset({__file__, outcore_api.__file__})
+_PLUMBING = frozenset({__file__, outcore_api.__file__, outcore_ops.__file__})
 
 
 def _format_tb(e):

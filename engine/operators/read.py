@@ -1,0 +1,74 @@
+"""``read(passages, question)``: the worker reads passages and answers, and the answer is checked against them.
+
+Why a checked read: a worker asked over the wrong passages still answers (a fragment of an unrelated passage, an
+invented code, "None"), and a small root passes whatever comes back to ``FINAL``. Here the answer comes back as
+an ``Answer`` that is grounded only when :func:`engine.grounding.grounded` says the passages hold it and mention
+the question's distinctive words; otherwise the root gets ``NOT FOUND`` with the reason, and searches again.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from engine.grounding import appears_in, distinctive, grounded, is_non_answer
+from engine.trace import clip
+
+if TYPE_CHECKING:
+    from engine.operators.base import Operators
+
+NOT_FOUND = "NOT FOUND"
+READ_PROMPT = (
+    "Question: {question}\nAnswer from the text below only, with the answer alone (a name, number, date, code or "
+    "short phrase copied from the text). If the text does not contain the answer, reply exactly: NOT FOUND\n"
+    "Text:\n{text}"
+)
+MAX_ANSWER_TOKENS = 96
+SEPARATOR = "\n\n"
+
+
+def fit_passages(ops: Operators, question: str, passages: list[str]) -> str:
+    """The passages joined, the last ones cut so that the prompt fits the worker's sub-call budget."""
+    subs = ops.run.subs
+    count = ops.run.rlm.worker.count_tokens
+    limit = subs.max_sub_tokens
+    text = SEPARATOR.join(passages)
+    for _ in range(4):  # token counts are not proportional to characters: shrink and re-measure
+        n = count(READ_PROMPT.format(question=question, text=text))
+        if n <= limit:
+            return text
+        overhead = count(READ_PROMPT.format(question=question, text=""))
+        keep = int(len(text) * max(limit - overhead, 1) / max(n - overhead, 1) * 0.95)
+        text = text[: max(keep, 0)]
+    return text
+
+
+def read(ops: Operators, a: dict[str, Any]) -> dict[str, Any]:
+    """The host call ``op_read``: {"answer", "grounded", "evidence"} (see the module docstring)."""
+    t0 = time.monotonic()
+    run = ops.run
+    passages = [str(p) for p in (a.get("passages") or []) if str(p).strip()]
+    question = str(a.get("question") or run.question)
+    words = distinctive(a.get("terms") or [])
+    args = f"{len(passages)} passages, {clip(question, 120)!r}"
+    if not passages:
+        raise TypeError("read() needs passages: read(find('...'))")
+    text = fit_passages(ops, question, passages)
+    gen = run.maps._ask([READ_PROMPT.format(question=question, text=text)], MAX_ANSWER_TOKENS, "read")[0]
+    raw = "" if gen is None else gen.text.strip()
+    answer = raw.splitlines()[0].strip() if raw else ""
+    if is_non_answer(answer, question):
+        ok, why = False, f"the worker found no answer ({clip(answer, 60)!r})"
+    else:
+        ok, why = grounded(answer, text, words, question)
+    if ok:
+        run.subs._keep([answer])
+        held = next((p for p in passages if appears_in(answer, p)), text)
+        result = {"answer": answer, "grounded": True, "evidence": clip(held, 600)}
+    else:
+        result = {"answer": NOT_FOUND, "grounded": False, "evidence": why}
+    ops.emit(
+        "read", args, len(passages), int(ok), None, time.monotonic() - t0,
+        answer=clip(answer, 200), grounded=ok, reason=why, terms=words,
+    )  # fmt: skip
+    return result

@@ -1,0 +1,424 @@
+"""The typed operators of the REPL: terms, find, read, entries, filter, extract, label, reduce, chain.
+
+Why typed operators next to free code: a small root that strings together checked steps (find the passages, read
+them, or filter the entries, label them, reduce the labels) goes wrong far less often than one writing a loop of
+its own, and every step can be checked against the text before the run commits to it. Each operator returns a
+value whose repr is a short summary (a count and a few samples) and CHECKS its result: a step that cannot be right
+(nothing found, a filter that keeps nothing or everything, one label for every item, a labelling that cannot
+finish in the time left) raises :class:`StepRefused` with one line saying what was refused, the measured reason
+and what to try instead. Every call is recorded in the run's trace as one ``operator`` event.
+
+The pure-Python operators run here; ``terms`` and ``find`` read the prompt on the host, and ``read``, ``label``
+and ``extract(ask=...)`` ask the worker model through the engine. This module imports nothing of the sandbox's
+plumbing: :func:`bind` gives it the host-call function, so it also runs in-process in tests.
+"""
+
+import collections
+import datetime
+import re
+import time
+
+# the engine's host calls behind the model-backed operators; hidden from the REPL (no forwarders are made for them)
+HOST_CALLS = ("op_read", "op_label", "op_extract", "op_event")
+NOT_FOUND = "NOT FOUND"
+FEW = 3  # a filter may keep every item of a list this short (the check is about long lists)
+DEGENERATE_MIN = 6  # one label for every item is refused from this many items on
+_SAMPLE = 60
+
+
+class StepRefused(ValueError):
+    """An operator refused its step: the message says what, the measured reason, and what to try instead."""
+
+
+class _Host:
+    call = None
+    error = Exception
+    namespace = None
+
+
+def bind(call, error, namespace=None):
+    """Give the operators the host-call function (``call(name, args) -> value``), the error it raises, and the
+    REPL namespace (where the run's ``question`` lives)."""
+    _Host.call = call
+    _Host.error = error
+    _Host.namespace = namespace
+
+
+def _call(name, args):
+    return _Host.call(name, args)
+
+
+def _record(name, args, n_in, n_out, refused, t0):
+    """One ``operator`` event in the run's trace; a host without the engine's calls (a bare sandbox) has none."""
+    try:
+        _call(
+            "op_event",
+            {"name": name, "args": args, "n_in": n_in, "n_out": n_out, "refused": refused,
+             "duration_s": round(time.monotonic() - t0, 4)},
+        )  # fmt: skip
+    except _Host.error:
+        pass
+
+
+def _refuse(name, args, n_in, t0, message):
+    _record(name, args, n_in, 0, message, t0)
+    raise StepRefused(message)
+
+
+def _clip(s, n=_SAMPLE):
+    s = str(s).replace("\n", " ")
+    return s if len(s) <= n else s[: n - 3] + "..."
+
+
+def _text(item):
+    """The text of an item: a str, a Passage / (offset, text) pair, or anything else as str."""
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], int) and isinstance(item[1], str):
+        return item[1]
+    return item if isinstance(item, str) else str(item)
+
+
+def _question(question):
+    if question is not None:
+        return str(question)
+    ns = _Host.namespace
+    q = ns.get("question") if ns is not None else None
+    return str(q) if isinstance(q, str) and q.strip() else None
+
+
+# --- the values -------------------------------------------------------------------------------------------
+class Passage(tuple):
+    """One passage of the prompt: ``(pos, text)``; ``pos`` is its character offset (for line_at / doc_at)."""
+
+    __slots__ = ()
+
+    def __new__(cls, pos, text):
+        return tuple.__new__(cls, (int(pos), str(text)))
+
+    @property
+    def pos(self):
+        return self[0]
+
+    @property
+    def text(self):
+        return self[1]
+
+    def __repr__(self):
+        return f"Passage({self[0]}, {_clip(self[1], 100)!r})"
+
+
+class Found(list):
+    """What find() returns: a list of :class:`Passage`, best first; its repr is a count and a few samples."""
+
+    def texts(self):
+        """The passages' texts, in order."""
+        return [p.text for p in self]
+
+    def __repr__(self):
+        head = "".join(f"\n  [{p.pos}] {_clip(p.text, 120)}" for p in self[:3])
+        more = f"\n  ... {len(self) - 3} more" if len(self) > 3 else ""
+        return f"<Found {len(self)} passages{head}{more}>"
+
+
+class Answer(str):
+    """What read() returns: the answer text (or NOT FOUND) with ``.grounded`` and ``.evidence``.
+
+    ``grounded`` is True only when the answer (or its key span) occurs in the passages read and those passages
+    mention the question's distinctive words; ``evidence`` is the passage that holds it, or why it was refused.
+    """
+
+    def __new__(cls, text, grounded=False, evidence=""):
+        self = str.__new__(cls, text)
+        self.grounded = bool(grounded)
+        self.evidence = str(evidence)
+        return self
+
+    def __repr__(self):
+        return f"Answer({str(self)!r}, grounded={self.grounded}, evidence={_clip(self.evidence, 120)!r})"
+
+
+class Items(list):
+    """A list result of filter/extract/label/entries: its repr is the count and a few samples."""
+
+    def __repr__(self):
+        if len(self) <= 5:
+            return list.__repr__(self)
+        return f"<{len(self)} items: {list.__repr__(self[:3])[:-1]}, ...]>"
+
+
+# --- operators over the prompt ----------------------------------------------------------------------------
+def terms(text=None, n=6):
+    """The distinctive words of `text` (default: the run's `question`), rarest in this prompt first.
+
+    Each word is counted in the whole prompt; stop words and words the prompt does not contain are dropped, so
+    every term returned can be found. Use the first one or two as a find() query."""
+    t0 = time.monotonic()
+    text = _question(text)
+    if text is None:
+        _refuse("terms", "", 0, t0, "terms(): no text and no `question` in the REPL; pass the text: terms('...')")
+    rows = _call("terms", {"text": str(text), "n": int(n)})
+    out = Items(w for w, _c in rows)
+    _record("terms", _clip(text), 1, len(out), None, t0)
+    return out
+
+
+def find(query, k=10, regex=False):
+    """The passages of the prompt about `query`, best first: a Found list of Passage(pos, text).
+
+    regex=False: BM25 over the prompt's paragraphs/documents (rare words weigh most; use terms() or a short
+    phrase). regex=True: the lines matching the regex, case-insensitive. Refused when nothing matches; the
+    message names each word of the query and how often it occurs in the prompt."""
+    t0 = time.monotonic()
+    args = f"{_clip(query)!r}, k={k}, regex={bool(regex)}"
+    r = _call("find", {"query": str(query), "k": int(k), "regex": bool(regex)})
+    found = Found(Passage(p, t) for p, t in r["passages"])
+    if not found:
+        counts = ", ".join(f"{w!r}: {c}" for w, c in r["counts"]) or "no searchable words"
+        how = "a regex that matches" if regex else "fewer, rarer words (see terms())"
+        _refuse("find", args, 0, t0, f"find({args}) found nothing (occurrences in the prompt: {counts}); try {how}")
+    _record("find", args, 1, len(found), None, t0)
+    return found
+
+
+def entries():
+    """The prompt's entries: its documents when it was given as a list of documents, else its non-empty lines."""
+    t0 = time.monotonic()
+    ctx = _Host.namespace.get("context") if _Host.namespace is not None else None
+    if ctx is None:
+        raise StepRefused("entries(): there is no `context` in this REPL")
+    meta = _call("meta", {})
+    if meta.get("n_documents") is not None:
+        out = Items(str(d) for d in ctx)
+    else:
+        out = Items(line for line in str(ctx).splitlines() if line.strip())
+    _record("entries", "", 1, len(out), None, t0)
+    return out
+
+
+# --- pure-Python operators --------------------------------------------------------------------------------
+def _compile(name, pattern):
+    try:
+        return re.compile(str(pattern), re.IGNORECASE)
+    except re.error as e:
+        raise StepRefused(f"{name}(): {pattern!r} is not a valid regex ({e}); escape special characters") from None
+
+
+def filter(items, pattern=None):  # noqa: A001 - the REPL's filter; builtin behaviour kept for callables
+    """The items that match the regex `pattern` (case-insensitive), in order.
+
+    filter(function_or_None, iterable) behaves as Python's builtin filter. Refused when no item matches, or when
+    every item of a list longer than 3 does (a condition that keeps everything decides nothing); the message
+    gives the counts and one sample item."""
+    import builtins
+
+    if items is None or callable(items):
+        return builtins.filter(items, pattern)
+    t0 = time.monotonic()
+    items = list(items)
+    args = f"{len(items)} items, {_clip(pattern)!r}"
+    if pattern is None:
+        raise StepRefused("filter(items, pattern): give a regex pattern, e.g. filter(lines, r'login failed')")
+    rx = _compile("filter", pattern)
+    out = Items(x for x in items if rx.search(_text(x)))
+    sample = _clip(_text(items[0])) if items else ""
+    if not out:
+        _refuse("filter", args, len(items), t0,
+                f"filter({args}) matched none of the {len(items)} items (e.g. {sample!r}); loosen the pattern "
+                "or look at a few items first")  # fmt: skip
+    if len(out) == len(items) > FEW:
+        _refuse("filter", args, len(items), t0,
+                f"filter({args}) matched all {len(items)} items (e.g. {sample!r}), so it decides nothing; "
+                "use a pattern for the condition itself")  # fmt: skip
+    _record("filter", args, len(items), len(out), None, t0)
+    return out
+
+
+def extract(items, pattern=None, ask=None):
+    """One value per item, aligned with `items` (None where there is none).
+
+    extract(items, pattern): group 1 of the regex (or the whole match), case-insensitive; refused when no item
+    matches. extract(items, ask='...'): the worker reads each item and answers with a short span of it (one
+    worker call per item, drawn from the budget; refused with an estimate when it cannot finish in the time
+    left). Prefer a pattern whenever the value has a shape code can match (a date, an id, a number, key=value)."""
+    t0 = time.monotonic()
+    items = list(items)
+    if ask is not None:
+        r = _call("op_extract", {"items": [_text(x) for x in items], "ask": str(ask)})
+        if r.get("refused"):
+            raise StepRefused(r["refused"])
+        return Items(r["values"])
+    if pattern is None:
+        raise StepRefused("extract(items, pattern) needs a regex, or ask='...' for the worker")
+    rx = _compile("extract", pattern)
+    args = f"{len(items)} items, {_clip(pattern)!r}"
+    out = Items()
+    for x in items:
+        m = rx.search(_text(x))
+        out.append(None if m is None else (m.group(1) if rx.groups else m.group(0)))
+    n = sum(v is not None for v in out)
+    if items and n == 0:
+        _refuse("extract", args, len(items), t0,
+                f"extract({args}) matched none of the {len(items)} items (e.g. {_clip(_text(items[0]))!r}); "
+                "fix the pattern against a sample item")  # fmt: skip
+    _record("extract", args, len(items), n, None, t0)
+    return out
+
+
+# --- model-backed operators -------------------------------------------------------------------------------
+def read(passages, question=None):
+    """The worker reads `passages` (a Found, Passages, or str) and answers `question` (default: the run's).
+
+    Returns an Answer: the answer text with .grounded and .evidence, or Answer('NOT FOUND') when the passages do
+    not hold it. An answer that does not occur in the passages, or passages that do not mention the question's
+    distinctive words, come back as NOT FOUND with the reason in .evidence: find() better passages, or chain()."""
+    t0 = time.monotonic()
+    if isinstance(passages, (str, Passage)):
+        passages = [passages]
+    texts = [_text(p) for p in passages if _text(p).strip()]
+    q = _question(question)
+    if not texts:
+        _refuse("read", "0 passages", 0, t0, "read() got no passages; find() them first")
+    if q is None:
+        _refuse("read", f"{len(texts)} passages", len(texts), t0, "read(passages, question): no question given")
+    counts = _call("terms", {"text": q, "n": 6})
+    r = _call("op_read", {"passages": texts, "question": q, "terms": counts})
+    return Answer(r["answer"], r["grounded"], r["evidence"])
+
+
+def label(items, labels, instruction=None):
+    """One label per item from `labels` by the worker, aligned with `items`; 'other' is always added as the
+    catch-all when no label is one.
+
+    Refused before it runs when the measured time per item says it cannot finish in the run's remaining time
+    (the message has the estimate: filter the items with a regex first), and after it runs when every item got
+    the same label (the counts are in the message: the labels do not separate these items)."""
+    items = list(items)
+    args = {"items": [_text(x) for x in items], "labels": [str(x) for x in labels]}
+    if instruction is not None:
+        args["instruction"] = str(instruction)
+    r = _call("op_label", args)
+    if r.get("refused"):
+        raise StepRefused(r["refused"])
+    return Items(r["labels"])
+
+
+# --- reduce and chain -------------------------------------------------------------------------------------
+_NUM = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?|[-+]?\.\d+")
+_OPS = ("count", "distinct", "sum", "min", "max", "argmax", "latest", "list")
+
+
+def _number(v):
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)):
+        return v
+    m = _NUM.search(str(v)) if v is not None else None
+    if m is None:
+        return None
+    s = m.group(0).replace(",", "")
+    return float(s) if "." in s else int(s)
+
+
+_DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y", "%m/%d/%Y", "%d/%m/%Y", "%d %B %Y", "%d %b %Y", "%B %d, %Y",
+                 "%b %d, %Y", "%B %d %Y", "%Y-%m", "%Y%m%d")  # fmt: skip
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?)?")
+
+
+def parse_date(v):
+    """A datetime from a common date format (ISO first, then day/month forms), or None."""
+    if isinstance(v, datetime.datetime):
+        return v
+    if isinstance(v, datetime.date):
+        return datetime.datetime(v.year, v.month, v.day)
+    s = str(v).strip() if v is not None else ""
+    m = _ISO.search(s)
+    if m:
+        try:
+            return datetime.datetime.fromisoformat(m.group(0).replace(" ", "T"))
+        except ValueError:
+            pass
+    for fmt in _DATE_FORMATS:
+        try:
+            return datetime.datetime.strptime(s, fmt)
+        except ValueError:
+            continue
+    return None
+
+
+def reduce(values, op, by=None, dates=None):
+    """One result from a list of values. op: 'count' (truthy values), 'distinct' (number of distinct non-None
+    values), 'sum' / 'min' / 'max' (over the numbers in the values), 'argmax' (the group, from `by` aligned with
+    values, or the values themselves, with the most items), 'latest' (the value whose aligned date in `dates`
+    is newest), 'list' (sorted distinct values). Refused when there is nothing to reduce (empty or all None)."""
+    t0 = time.monotonic()
+    values = list(values)
+    args = f"{len(values)} values, {op!r}"
+    if op not in _OPS:
+        raise StepRefused(f"reduce(values, {op!r}): op must be one of {', '.join(_OPS)}")
+    for name, other in (("by", by), ("dates", dates)):
+        if other is not None and len(list(other)) != len(values):
+            raise StepRefused(f"reduce(): `{name}` has {len(list(other))} items for {len(values)} values; align them")
+    present = [v for v in values if v is not None and v != ""]
+    if not present:
+        _refuse("reduce", args, len(values), t0,
+                f"reduce({args}): nothing to reduce (every value is empty or None); check the previous step")  # fmt: skip
+    result = _reduce(values, op, by, dates, t0, args)
+    _record("reduce", args, len(values), 1, None, t0)
+    return result
+
+
+def _reduce(values, op, by, dates, t0, args):
+    if op == "count":
+        return sum(1 for v in values if v)
+    if op == "distinct":
+        return len({_key(v) for v in values if v is not None and v != ""})
+    if op == "list":
+        return sorted({str(v).strip() for v in values if v is not None and str(v).strip()}, key=str.lower)
+    if op in ("sum", "min", "max"):
+        nums = [n for n in map(_number, values) if n is not None]
+        if not nums:
+            _refuse("reduce", args, len(values), t0, f"reduce({args}): no value holds a number")
+        return {"sum": sum, "min": min, "max": max}[op](nums)
+    if op == "argmax":
+        groups = list(by) if by is not None else values
+        c = collections.Counter(
+            g for g, v in zip(groups, values, strict=True) if g is not None and v is not None and v != ""
+        )
+        return c.most_common(1)[0][0]
+    rows = [
+        (parse_date(d), v) for d, v in zip(dates if dates is not None else values, values, strict=True) if v is not None
+    ]
+    rows = [(d, v) for d, v in rows if d is not None]
+    if not rows:
+        _refuse("reduce", args, len(values), t0, f"reduce({args}): no date could be read; pass dates=[...] aligned")
+    return max(rows, key=lambda r: r[0])[1]
+
+
+def _key(v):
+    return v.strip().lower() if isinstance(v, str) else v
+
+
+def _is_empty_answer(answer):
+    s = str(answer).strip().strip(".").strip().lower()
+    return s in ("", "none", "null", "not found", "unknown", "n/a")
+
+
+def chain(answer, template):
+    """The next query of a two-hop plan: template.format(answer=answer), e.g.
+    chain(manager, 'In which city is the office of {answer}?'). Refused when `answer` is NOT FOUND, empty, or an
+    Answer that is not grounded (the first hop failed: fix it before asking the second)."""
+    t0 = time.monotonic()
+    args = f"{_clip(answer)!r}, {_clip(template)!r}"
+    if _is_empty_answer(answer) or (isinstance(answer, Answer) and not answer.grounded):
+        why = answer.evidence if isinstance(answer, Answer) and answer.evidence else "no answer"
+        _refuse("chain", args, 1, t0,
+                f"chain(): the first hop gave {str(answer)!r} ({_clip(why, 120)}); find() and read() it again "
+                "with other words before the second hop")  # fmt: skip
+    if "{answer}" not in str(template):
+        raise StepRefused("chain(answer, template): the template needs an {answer} placeholder")
+    out = str(template).format(answer=str(answer).strip())
+    _record("chain", args, 1, 1, None, t0)
+    return out
+
+
+NAMES = ("StepRefused", "Passage", "Found", "Answer", "terms", "find", "read", "entries", "filter", "extract",
+         "label", "reduce", "chain")  # fmt: skip
