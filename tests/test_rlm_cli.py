@@ -70,6 +70,24 @@ def test_limits_options_parsed():
     assert cli_run._limits_from(args) == {"max_sub_calls": 7, "max_wall_s": 12.5, "max_depth": 0}
 
 
+def test_plan_mode_flag(scripted_models, tmp_path, capsys):
+    """--plan-mode reaches the run (its strategy event says the mode); a mode that does not exist is refused."""
+    args = _parser().parse_args(["run", "q", "--plan-mode", "typed"])
+    assert cli_run._limits_from(args) == {"plan_mode": "typed"}
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["run", "q", "--plan-mode", "fast"])
+    doc = tmp_path / "doc.txt"
+    doc.write_text("Tom Hale painted his door green\n")
+    for mode in ("typed", "code"):
+        args = _parser().parse_args(
+            ["run", "-c", str(doc), "--json", "--plan-mode", mode, "--trace", str(tmp_path), "colour?"]
+        )
+        assert args.func(args) == 0
+        out = json.loads(capsys.readouterr().out)
+        events = [json.loads(line) for line in open(out["trace_path"])]
+        assert [e["mode"] for e in events if e["event"] == "strategy"] == [mode]
+
+
 def test_demo_setup_only(capsys):
     args = _parser().parse_args(["demo", "--setup-only"])
     assert args.func(args) == 0

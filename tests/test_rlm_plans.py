@@ -227,13 +227,17 @@ def test_a_list_prompt_reaches_a_child_as_documents(env):
 
 
 def test_the_system_prompt_lists_the_real_api():
-    """Every function the typed prompt names exists in the guest (or is an operator of the typed library)."""
+    """Every function the prompts name exists in the guest: the REPL's API, and the operators of the typed library."""
     import re
     from pathlib import Path
 
     import wasm_sandbox
 
-    guest = (Path(wasm_sandbox.__file__).parent / "guest" / "outcore_api.py").read_text()
+    guest = Path(wasm_sandbox.__file__).parent / "guest"
+    api, ops = (guest / "outcore_api.py").read_text(), (guest / "outcore_ops.py").read_text()
     named = set(re.findall(r"^- (\w+)\(", SP.API, re.M)) | set(re.findall(r"[,:] (\w+)\(", SP.API))
-    missing = [n for n in named if f"def {n}(" not in guest and n not in ("FINAL", "SHOW_VARS")]
-    assert not missing, missing
+    missing = [n for n in named if f"def {n}(" not in api and n not in ("FINAL", "SHOW_VARS")]
+    assert not missing and {"search", "retrieve", "rlm_query", "classify"} <= named, missing
+    operators = set(re.findall(r"^- (\w+)\(", SP.OPERATORS, re.M)) | set(re.findall(r"\. (\w+)\(", SP.OPERATORS))
+    assert operators >= {"terms", "find", "read", "entries", "filter", "extract", "label", "reduce", "chain"}
+    assert all(f"def {n}(" in ops for n in operators), operators
