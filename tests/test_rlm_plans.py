@@ -235,9 +235,9 @@ def test_the_system_prompt_lists_the_real_api():
 
     guest = Path(wasm_sandbox.__file__).parent / "guest"
     api, ops = (guest / "outcore_api.py").read_text(), (guest / "outcore_ops.py").read_text()
-    named = set(re.findall(r"^- (\w+)\(", SP.API, re.M)) | set(re.findall(r"[,:] (\w+)\(", SP.API))
+    named = set(re.findall(r"(?:^- |[,:.] )(\w+)\(", SP.API, re.M))
     missing = [n for n in named if f"def {n}(" not in api and n not in ("FINAL", "SHOW_VARS")]
     assert not missing and {"search", "retrieve", "rlm_query", "classify"} <= named, missing
-    operators = set(re.findall(r"^- (\w+)\(", SP.OPERATORS, re.M)) | set(re.findall(r"\. (\w+)\(", SP.OPERATORS))
+    operators = set(re.findall(r"(?:^- |[,:.] )(\w+)\(", SP.OPERATORS, re.M))
     assert operators >= {"terms", "find", "read", "entries", "filter", "extract", "label", "reduce", "chain"}
     assert all(f"def {n}(" in ops for n in operators), operators
