@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-PROFILES = ("smoke", "quick", "full")
+PROFILES = ("smoke", "quick", "full", "general")
 
 
 def _csv(value: str) -> list[str]:
@@ -20,7 +20,7 @@ def _csv(value: str) -> list[str]:
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "bench",
-        help="run the offline long-context benchmark suite (niah, aggregate, pairs, multihop, codeqa)",
+        help="run the offline long-context benchmark suite (niah, aggregate, pairs, multihop, codeqa; general)",
         description=(
             "Generate the benchmark instances from pinned registry data, run each method on them and write "
             "per-instance JSON lines, report.md, summary.json and PNG plots to --out. Finished instances are "
@@ -28,7 +28,18 @@ def register(subparsers: Any) -> None:
         ),
     )
     p.add_argument("--profile", choices=PROFILES, default="quick", help="preset of families, sizes, methods, n")
-    p.add_argument("--families", type=_csv, default=None, help="comma list: niah,aggregate,pairs,multihop,codeqa")
+    p.add_argument(
+        "--families",
+        type=_csv,
+        default=None,
+        help="comma list: niah,aggregate,pairs,multihop,codeqa or g-... (general)",
+    )
+    p.add_argument(
+        "--split",
+        choices=("dev", "test"),
+        default=None,
+        help="general profile: dev (default; tune here) or test (report only, never tune on it)",
+    )
     p.add_argument("--sizes", type=_csv, default=None, help="comma list of size labels (e.g. 8k,32k,10p,40k)")
     p.add_argument("--methods", type=_csv, default=None, help="comma list: base,rlm,rlm-no-sub,summary,oracle,baseline")
     p.add_argument("-n", type=int, default=None, help="instances per family and size")
@@ -48,6 +59,9 @@ def register(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from engine.extras import require
+
+    require("bench", "outcore bench")  # matplotlib, bpe-openai and the demo text are not runtime dependencies
     from bench.runner import main
 
     return main(args)

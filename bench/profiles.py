@@ -8,6 +8,12 @@
   ``base`` against ``rlm``; ``base`` reads 4,096 tokens and every run stops after 900 s (with its best partial
   answer). The ablations (``rlm-no-sub``, ``summary``) run in ``full``.
 * ``full``: every size, 20 instances each, every method.
+* ``general``: the general suite (:mod:`bench.tasks.general`, fourteen ``g-...`` families) on one split, ``dev``
+  (the default: design and tune here) or ``test`` (report only; never tune on it). Three instances per family at
+  modest sizes, ``rlm`` on all three, ``base`` on the first (a reference point), 300 s per run. Not measured yet:
+  estimated from the quick profile's per-run times (base ~60 s, rlm ~20-60 s on lookups, 150-300 s on counts
+  that label every item) at ~55-70 minutes for a split on a 2-core CPU with the default pair (42 rlm runs, 14
+  base runs); ``-n 2`` brings it to ~40 minutes; every run at its 300 s cap would take ~4.5 h.
 """
 
 from __future__ import annotations
@@ -17,10 +23,13 @@ from typing import Any
 
 from bench.methods import METHODS
 from bench.tasks import family_names
+from bench.tasks.general import BASELINE_CEILING as GENERAL_CEILING
+from bench.tasks.general import DEFAULT_SIZES as GENERAL_SIZES
+from bench.tasks.general import SPLITS
 from engine.rlm import DEFAULT_ROOT, DEFAULT_WORKER
 
 # A baseline scoring above this (0-1) on a family means a leak or a memorisable question (see bench.tasks).
-BASELINE_CEILING = {"niah": 0.05, "aggregate": 0.5, "pairs": 0.05, "multihop": 0.2, "codeqa": 0.5}
+BASELINE_CEILING = {"niah": 0.05, "aggregate": 0.5, "pairs": 0.05, "multihop": 0.2, "codeqa": 0.5, **GENERAL_CEILING}
 
 
 @dataclass
@@ -43,6 +52,13 @@ class Profile:
     check_oracles: bool = False
     model_n: int | None = None  # instances per family and size for model methods (None: n)
     family_n: dict[str, int] = field(default_factory=dict)  # instances per size for some families (else n)
+    method_n: dict[str, int] = field(default_factory=dict)  # at most this many instances per size for a method
+    split: str | None = None  # the general suite's "dev" or "test" (None: the public families, no split)
+
+    @property
+    def result_name(self) -> str:
+        """The name of the committed summary, ``bench/results/<result_name>.json``: a test split is the profile's."""
+        return self.name if self.split in (None, "test") else f"{self.name}-{self.split}"
 
     def n_for(self, family: str) -> int:
         return self.family_n.get(family, self.n)
@@ -50,6 +66,8 @@ class Profile:
     def runs(self, family: str, method: str, index: int = 0) -> bool:
         only = self.method_families.get(method)
         if only is not None and family not in only:
+            return False
+        if method in self.method_n and index >= self.method_n[method]:
             return False
         return method in ("oracle", "baseline") or self.model_n is None or index < self.model_n
 
@@ -114,8 +132,33 @@ def _full() -> Profile:
     )
 
 
-def get(name: str) -> Profile:
-    makers = {"smoke": _smoke, "quick": _quick, "full": _full}
+def _general() -> Profile:
+    # rlm on three instances per family, base on the first: the split's mean and interval are rlm's
+    return Profile(
+        name="general",
+        families=list(GENERAL_SIZES),
+        sizes={f: [s] for f, s in GENERAL_SIZES.items()},
+        methods=["oracle", "baseline", "base", "rlm"],
+        n=3,
+        method_n={"base": 1},
+        base_ctx=4096,
+        max_wall_s=300.0,
+        rlm_limits={"max_root_turns": 6},
+        check_oracles=True,
+        split="dev",
+    )
+
+
+def get(name: str, split: str | None = None) -> Profile:
+    """The profile by name; ``split`` ("dev" or "test") applies to the general profile only."""
+    makers = {"smoke": _smoke, "quick": _quick, "full": _full, "general": _general}
     if name not in makers:
         raise ValueError(f"unknown profile {name!r}; choose from {', '.join(makers)}")
-    return makers[name]()
+    prof = makers[name]()
+    if split is not None:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+        if prof.split is None:
+            raise ValueError(f"the {name} profile has no dev/test split (only the general profile has)")
+        prof.split = split
+    return prof

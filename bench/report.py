@@ -16,7 +16,7 @@ import numpy as np
 
 from bench import plots
 from bench.methods import METHODS, MODEL_METHODS
-from bench.tasks import family_names, get_family
+from bench.tasks import all_family_names, get_family
 
 # The paper's numbers (v1 Table 1, %; * = the base model hit its context limit), printed next to ours for context.
 PAPER_COLUMNS = ("codeqa", "multihop", "aggregate", "pairs")
@@ -78,10 +78,10 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         sized[(r["family"], r["size"], r["method"])].append(r)
     results: dict[str, dict[str, Any]] = {}
     by_size: dict[str, dict[str, dict[str, Any]]] = {}
-    for fam in _order(sorted({r["family"] for r in records}), family_names()):
+    for fam in _order(sorted({r["family"] for r in records}), all_family_names()):
         methods = _order(sorted({m for f, m in groups if f == fam}), METHODS)
         results[fam] = {m: cell(groups[(fam, m)]) for m in methods}
-        sizes = list(get_family(fam).sizes) if fam in family_names() else []
+        sizes = list(get_family(fam).sizes) if fam in all_family_names() else []
         present = {s for f, s, _ in sized if f == fam}
         by_size[fam] = {
             s: {m: cell(sized[(fam, s, m)]) for m in methods if (fam, s, m) in sized}
@@ -107,7 +107,8 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any], plot_names: list[str
         f"{'default' if m.get('n_gpu_layers') is None else m.get('n_gpu_layers')}; "
         f"outcore {m.get('versions', {}).get('outcore')}, llama-cpp-python "
         f"{m.get('versions', {}).get('llama-cpp-python')}. Token counts: {meta.get('tokenizer')}. "
-        f"Seed `{meta.get('seed')}`; wall time {meta.get('wall_s', '?')} s.",
+        f"Seed `{meta.get('seed')}`; wall time {meta.get('wall_s', '?')} s."
+        + (f" Split `{meta['split']}`." if meta.get("split") else ""),
         "",
         "Scores are % (mean over instances, bootstrap 95 % interval in brackets); seconds and tokens are means per "
         "instance (tokens: prompt + completion of every model call, all roles).",
@@ -123,7 +124,7 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any], plot_names: list[str
         row = [_fmt_cell(cells[mm]) if mm in cells else "-" for mm in methods]
         lines.append(f"| {fam} | " + " | ".join(row) + " |")
     for fam, sizes in summary["by_size"].items():
-        metric = get_family(fam).metric if fam in family_names() else ""
+        metric = get_family(fam).metric if fam in all_family_names() else ""
         lines += ["", f"## {fam}", "", f"Metric: {metric}.", ""]
         has_em = any("em" in c for s in sizes.values() for c in s.values())
         head = "| size | input tokens | method | n | score [95 % CI] |" + (" EM |" if has_em else "")
@@ -175,7 +176,14 @@ def write_all(out_dir: Path, records: list[dict[str, Any]], meta: dict[str, Any]
         },
         "detail": summary,
     }
+    extra = ""
+    if meta.get("split"):  # the general suite: per-family rows and the split's mean (test_mean on test)
+        from bench import general_results
+
+        split_doc = general_results.split_summary(records, str(meta["split"]))
+        doc.update(split_doc)
+        extra = general_results.markdown(split_doc)
     (out_dir / "summary.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     rep = out_dir / "report.md"
-    rep.write_text(markdown(summary, meta, [p.name for p in plot_paths]), encoding="utf-8")
+    rep.write_text(markdown(summary, meta, [p.name for p in plot_paths]) + extra, encoding="utf-8")
     return {"report": rep, "summary": out_dir / "summary.json", "plots": plot_paths}

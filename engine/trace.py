@@ -18,7 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import IO, Any
 
-from models.store import cache_root
+from models import cache_root
 
 MAX_FIELD_CHARS = 20_000  # long strings (cell output, prompts) are cut in the trace too, with the true length
 

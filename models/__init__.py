@@ -4,6 +4,7 @@ Run time never touches the network: :func:`resolve_model_path` only looks at loc
 during setup (``outcore models fetch``).
 """
 
+from models.cache import cache_root
 from models.catalog import ModelSpec, Part, default_model, load_catalog, lookup
 from models.errors import (
     CatalogError,
@@ -17,7 +18,7 @@ from models.errors import (
 )
 from models.fetch import PipDownloader, fetch_model
 from models.gguf_info import GGUFInfo, read_gguf_info
-from models.store import LocalModel, ModelEntry, ModelStore, cache_root, models_dir, resolve_model_path
+from models.store import LocalModel, ModelEntry, ModelStore, models_dir, resolve_model_path
 
 __all__ = [
     "CatalogError",

@@ -15,23 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import platformdirs
-
+from models.cache import cache_root
 from models.catalog import ModelSpec, builtin_catalog, default_model
 from models.errors import ModelNotFoundError, ModelsError, UnknownModelError, VerificationError
 from models.gguf_info import is_gguf
 
-ENV_CACHE_DIR = "OUTCORE_CACHE_DIR"
 ENV_MODELS_DIR = "OUTCORE_MODELS_DIR"
 LOCAL_REGISTRY = "local-models.json"
 Status = Literal["verified", "unverified", "missing", "corrupt"]
-
-
-def cache_root() -> Path:
-    """outcore's cache directory (models, prefix KV, traces, demo data): ``$OUTCORE_CACHE_DIR`` or the platform's
-    user cache dir (``~/.cache/outcore``). The sandbox applies the same rule to its compiled guest."""
-    env = os.environ.get(ENV_CACHE_DIR)
-    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("outcore"))
 
 
 def models_dir() -> Path:

@@ -35,7 +35,8 @@ else
   else
     step "installing Python packages"
   fi
-  "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar on -e '.[dev]' \
+  # the package and its extras: demo (the demo's text), bench (outcore bench), dev (tests, lint)
+  "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar on -e '.[dev,bench,demo]' \
     2> >(grep -v "^WARNING: Location 'file:" >&2)
   echo "$want" > "$stamp"
 fi

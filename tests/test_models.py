@@ -316,6 +316,7 @@ def test_one_cache_root_for_everything(tmp_path, monkeypatch):
     from engine.demo import default_path
     from engine.trace import default_trace_dir
     from models import cache_root, models_dir
+    from wasm_sandbox.artifacts import cache_dir
 
     for var in ("OUTCORE_MODELS_DIR", "OUTCORE_PREFIX_CACHE", "OUTCORE_TRACE_DIR", "OUTCORE_DATA_DIR"):
         monkeypatch.delenv(var, raising=False)
@@ -325,5 +326,6 @@ def test_one_cache_root_for_everything(tmp_path, monkeypatch):
     assert default_cache_dir() == tmp_path / "prefix-kv"
     assert default_trace_dir() == tmp_path / "traces"
     assert default_path().parent == tmp_path / "demo"
+    assert cache_dir() == tmp_path / "sandbox"  # the sandbox's compiled guest: the same rule, not a copy of it
     monkeypatch.setenv("OUTCORE_MODELS_DIR", str(tmp_path / "elsewhere"))
     assert models_dir() == tmp_path / "elsewhere"

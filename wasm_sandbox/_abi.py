@@ -1,22 +1,28 @@
 """Raw Wasmtime C-API hooks the sandbox needs on its hot path, below wasmtime-py's generic wrappers.
 
-Why not ``LinkerInstance.add_func``: wasmtime-py's generic trampoline builds a ``FuncType`` and walks its
-parameter types through the C API on *every* call, which was about half of the host-call round trip. Our host
-functions have fixed signatures (strings and u64s in, one string out), so this module registers them with a
-trampoline that decodes exactly those values. Why the epoch callback: with it, Wasmtime asks the host every epoch
-tick (10 ms) whether the guest may go on, so a cell is stopped for its CPU limit or for cancellation while it
-computes, and host calls no longer re-arm a deadline on their way out.
+Why private bindings: wasmtime-py's public API (checked for 50.0.1) does not serve the two hooks below.
 
-Contract of the callables registered here (enforced by :func:`_guard`): they never raise into C. A
-:class:`Trap` (or any other exception) becomes a Wasmtime error, which traps the guest; nothing goes through
-wasmtime-py's process-global exception slot, so concurrent sandboxes in several threads cannot see each other's
-errors. Handles live in a dict (GIL-atomic operations, like wasmtime-py's own ``Slab``) and are released by the
-finalizer Wasmtime runs when the linker or store that holds them is deleted.
+- Host functions. The public ``LinkerInstance.add_func`` works, but its trampoline builds a ``FuncType`` and walks
+  its parameter types through the C API on *every* call, which was about half of the host-call round trip (76-79 µs
+  before, 12 µs after; ``bench/results/sandbox.json``), and it reports a Python exception through a process-global
+  slot (``wasmtime.component._enter.LAST_EXCEPTION``) that concurrent sandboxes in several threads would share. Our
+  host functions have fixed signatures (strings and u64s in, one string or u64 out), so this module registers them
+  with a trampoline that decodes exactly those values.
+- The epoch callback. The public ``Store.set_epoch_deadline`` can only trap at the deadline; there is no public
+  ``wasmtime_store_epoch_deadline_callback``. With the callback, Wasmtime asks the host every epoch tick (10 ms)
+  whether the guest may go on, so a cell is stopped for its CPU limit or for cancellation while it computes (time
+  spent waiting for a model does not count), and host calls no longer re-arm a deadline on their way out.
 
-This uses wasmtime-py's ``_ffi`` bindings, which are private: the pinned version (wasmtime==50.0.1) is the one
-tested (tests/test_sandbox*.py exercise every path here).
+Contract of the callables registered here (enforced by the trampolines): they never raise into C. A :class:`Trap`
+(or any other exception) becomes a Wasmtime error, which traps the guest; nothing goes through wasmtime-py's
+process-global exception slot, so concurrent sandboxes in several threads cannot see each other's errors. Handles
+live in a dict (GIL-atomic operations, like wasmtime-py's own ``Slab``) and are released by the finalizer Wasmtime
+runs when the linker or store that holds them is deleted.
+
+The pin: ``wasmtime==50.0.1`` (pyproject.toml) is :data:`TESTED_WASMTIME`. ``tests/test_sandbox_abi.py`` fails
+loudly when the installed version, the pin or the private symbols used here change, and when a public epoch
+callback appears (then this module should use it); tests/test_sandbox*.py exercise every path here.
 """
-
 from __future__ import annotations
 
 import ctypes
@@ -29,16 +35,16 @@ from typing import Any
 import wasmtime
 from wasmtime import _ffi as ffi
 
-TESTED_WASMTIME = "50."  # the struct layouts below are wasmtime-py 50's; re-run tests/test_sandbox*.py to move on
-if not metadata.version("wasmtime").startswith(TESTED_WASMTIME):
+TESTED_WASMTIME = "50.0.1"  # the struct layouts below are this version's; tests/test_sandbox_abi.py pins it
+if metadata.version("wasmtime").split(".")[0] != TESTED_WASMTIME.split(".")[0]:
     raise ImportError(
-        f"wasm_sandbox needs wasmtime {TESTED_WASMTIME}x (pinned in pyproject.toml), "
-        f"found {metadata.version('wasmtime')}: pip install wasmtime==50.0.1"
+        f"wasm_sandbox needs wasmtime {TESTED_WASMTIME} (pinned in pyproject.toml), "
+        f"found {metadata.version('wasmtime')}: pip install wasmtime=={TESTED_WASMTIME}"
     )
 
-_STRING = 12  # WASMTIME_COMPONENT_STRING
-_U64 = 8  # WASMTIME_COMPONENT_U64
-_CONTINUE = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
+_STRING = ffi.WASMTIME_COMPONENT_STRING.value
+_U64 = ffi.WASMTIME_COMPONENT_U64.value
+_CONTINUE = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE (a C enum the bindings do not name)
 
 _HANDLES: dict[int, tuple[Callable[..., Any], int]] = {}  # handle -> (callable, result kind)
 _COUNTER = itertools.count(1)

@@ -2,8 +2,8 @@
 
 The command line is ``python -m wasm_sandbox.build`` (see build.py).
 
-Two steps, both cached under ``<cache root>/sandbox``; the cache root is an argument (the engine passes its own),
-by default ``$OUTCORE_CACHE_DIR`` or platformdirs ``user_cache_dir("outcore")``:
+Two steps, both cached under ``<cache root>/sandbox``; the cache root is an argument, by default outcore's
+(:func:`models.cache.cache_root`: ``$OUTCORE_CACHE_DIR`` or the user cache dir):
 
 1. ``guest-<hash>.wasm``: componentize-py turns ``guest/outcore_guest.py`` + ``wit/world.wit`` into a WASI
    preview-2 component (~15 s). The hash covers the guest sources and the componentize-py version.
@@ -32,7 +32,8 @@ from pathlib import Path
 
 import wasmtime
 import wasmtime.component
-from platformdirs import user_cache_dir
+
+from models.cache import cache_root as default_cache_root
 
 _LOG = logging.getLogger("outcore.sandbox.build")
 
@@ -55,9 +56,8 @@ class SandboxNotBuiltError(RuntimeError):
 
 
 def cache_dir(cache_root: str | os.PathLike[str] | None = None) -> Path:
-    """``<cache_root>/sandbox``; the default root is outcore's (the same rule as ``models.store.cache_root``)."""
-    root = cache_root or os.environ.get("OUTCORE_CACHE_DIR") or user_cache_dir("outcore")
-    return Path(root).expanduser() / "sandbox"
+    """``<cache_root>/sandbox``; the default root is outcore's (:func:`models.cache.cache_root`)."""
+    return Path(cache_root or default_cache_root()).expanduser() / "sandbox"
 
 
 def _version(dist: str) -> str:

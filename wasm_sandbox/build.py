@@ -2,7 +2,7 @@
 
 componentize-py turns ``guest/outcore_guest.py`` + ``wit/world.wit`` into a WASI component (~11 s), then Wasmtime
 compiles it (~5 s); both are cached under ``<cache root>/sandbox`` (``--cache-root``, default
-``$OUTCORE_CACHE_DIR`` or ``platformdirs.user_cache_dir("outcore")``). Does nothing when the cached artifacts match the sources.
+``$OUTCORE_CACHE_DIR`` or the user cache dir: :func:`models.cache.cache_root`). Does nothing when the cached artifacts match the sources.
 The logic lives in :mod:`wasm_sandbox.artifacts`; this module is the command.
 """
 

@@ -33,10 +33,16 @@ class Instance:
     # the same context split into documents (multihop pages), handed to an RLM as a list so doc_titles() works;
     # "\n\n".join(documents) + "\n\n" == context
     documents: list[str] | None = None
+    split: str | None = None  # the general suite's dev/test split (None: a public family)
 
     @property
     def id(self) -> str:
-        return f"{self.family}/{self.size}/{self.index}"
+        return instance_id(self.family, self.size, self.index, self.split)
+
+
+def instance_id(family: str, size: str, index: int, split: str | None = None) -> str:
+    """``family/size/index``, or ``family/split/size/index`` for a split family (dev and test never share an id)."""
+    return f"{family}/{size}/{index}" if split is None else f"{family}/{split}/{size}/{index}"
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,7 @@ class Score:
 
 class Family(Protocol):
     name: str
-    sizes: dict[str, int]  # size label -> target (tokens, or pages for multihop)
+    sizes: dict[str, int]  # size label -> target (tokens; pages for multihop; characters for the general suite)
     metric: str  # what ``Score.value`` means, for the report
 
     def generate(self, size: str, index: int, seed: str) -> Instance: ...
@@ -85,8 +91,22 @@ def fit_units(units: list[str], target: int, sep: str = "", reserve: int = 0) ->
     return out
 
 
+class SplitFamily(Family, Protocol):
+    """A family whose phrasings and seeds are split into ``dev`` and ``test`` (the general suite)."""
+
+    def generate_split(self, size: str, index: int, seed: str, split: str) -> Instance: ...
+
+
 def family_names() -> tuple[str, ...]:
+    """The public families (the paper's benchmarks); the general suite's are in :func:`all_family_names`."""
     return ("niah", "aggregate", "pairs", "multihop", "codeqa")
+
+
+def all_family_names() -> tuple[str, ...]:
+    """Every family a profile may name: the public ones, then the general suite's (``g-...``)."""
+    from bench.tasks.general import general_names
+
+    return family_names() + general_names()
 
 
 _FAMILIES: dict[str, Family] = {}
@@ -94,11 +114,26 @@ _FAMILIES: dict[str, Family] = {}
 
 def get_family(name: str) -> Family:
     """The family object by name, built once per process (each loads its source data once, lazily)."""
+    if name.startswith("g-"):
+        from bench.tasks.general import get_general
+
+        return get_general(name)
     if name not in family_names():
-        raise ValueError(f"unknown family {name!r}; choose from {', '.join(family_names())}")
+        raise ValueError(f"unknown family {name!r}; choose from {', '.join(all_family_names())}")
     if name not in _FAMILIES:
         import importlib
 
         factory: Callable[[], Family] = importlib.import_module(f"bench.tasks.{name}").make_family
         _FAMILIES[name] = factory()
     return _FAMILIES[name]
+
+
+def generate(family: Family, size: str, index: int, seed: str, split: str | None = None) -> Instance:
+    """An instance of ``family``; with a ``split``, from that split's phrasings and seed stream."""
+    if split is None:
+        return family.generate(size, index, seed)
+    gen = getattr(family, "generate_split", None)
+    if gen is None:
+        raise ValueError(f"family {family.name} has no dev/test split")
+    inst: Instance = gen(size, index, seed, split)
+    return inst

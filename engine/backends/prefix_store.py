@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from models.store import cache_root
+from models import cache_root
 
 FORMAT_VERSION = 1
 _MIB = 1 << 20

@@ -9,6 +9,6 @@
 """
 
 from engine.backends.llama.backend import LlamaBackend
-from engine.backends.llama.config import LlamaConfig, LlamaStats, config_dict
+from engine.backends.llama.config import LlamaConfig, LlamaStats
 
-__all__ = ["LlamaBackend", "LlamaConfig", "LlamaStats", "config_dict"]
+__all__ = ["LlamaBackend", "LlamaConfig", "LlamaStats"]

@@ -132,10 +132,6 @@ class LlamaBackend:
         self._check_open()
         return self._model.tokenize(text, special=special)
 
-    def detokenize(self, tokens: Sequence[int]) -> str:
-        self._check_open()
-        return self._model.detokenize(tokens)
-
     def prompt_tokens(self, messages: Sequence[Message]) -> list[int]:
         """The exact tokens a conversation is decoded as (chat template + generation prompt)."""
         self._check_open()

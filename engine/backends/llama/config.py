@@ -8,7 +8,7 @@ concurrent run draws from. Sizing it by hand is error-prone; :meth:`LlamaConfig.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -138,8 +138,3 @@ class LlamaStats:
     cancelled: int = 0
     requests: int = 0
 
-
-def config_dict(config: LlamaConfig) -> dict[str, object]:
-    d = asdict(config)
-    d["n_seq_max"] = config.n_seq_max
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}

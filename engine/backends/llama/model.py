@@ -173,10 +173,6 @@ class LlamaModel:
             n = C.llama_tokenize(self._vocab, data, len(data), buf, cap, False, special)
         return list(buf[:n])
 
-    def detokenize(self, tokens: Sequence[int]) -> str:
-        with self.using():
-            return b"".join(self._piece(t, False) for t in tokens).decode("utf-8", "replace")
-
     def prompt_tokens(self, messages: Sequence[Message]) -> list[int]:
         """The exact tokens a conversation is decoded as (chat template + generation prompt)."""
         text = self.template.render(messages)
