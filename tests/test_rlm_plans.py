@@ -241,3 +241,25 @@ def test_the_system_prompt_lists_the_real_api():
     operators = set(re.findall(r"(?:^- |[,:.] )(\w+)\(", SP.OPERATORS, re.M))
     assert operators >= {"terms", "find", "read", "entries", "filter", "extract", "label", "reduce", "chain"}
     assert all(f"def {n}(" in ops for n in operators), operators
+
+
+def test_finish_rule_units():
+    from engine.grounding import content_words, restates
+    from engine.strategy.finish import cell_answer, refusal
+
+    q = "What is the access code assigned to the cobalt badger vault?"
+    assert content_words(q) == ["access", "code", "assigned", "cobalt", "badger", "vault"]
+    assert content_words("The glossy-harbor KEY") == ["glossy", "harbor", "key"]  # no typography preferred
+    assert restates("the access code of the cobalt badger vault", q) and not restates("4417", q)
+    passage = f"Question: {q}\nText: the cobalt badger vault opens with code 4417."
+    fragment = f"Question: {q}\nText: argument to io.open (default None)"
+    terms = ["cobalt", "badger", "vault"]
+    assert refusal("4417", "FINAL(answer)", q, terms, [], [(passage, "4417")]) is None
+    assert "not supported" in str(refusal("1234", "FINAL(answer)", q, terms, [], [(passage, "1234")]))
+    # the fragment occurs in what the worker read, but nothing there is about the vault
+    assert refusal("argument to io.open", "FINAL(a)", q, terms, [], [(fragment, "argument to io.open")])
+    assert refusal("None", "FINAL(a)", q, terms, [], []) and refusal("", "FINAL(a)", q, terms, [], [])
+    assert "typed into the code" in str(refusal("9999", "FINAL('9999')", q, terms, [], []))
+    assert refusal("12", "FINAL(len(rows))", q, terms, [], []) is None  # computed by code
+    assert cell_answer("answer: 4417", [(passage, "4417\nbecause the text says so")], terms, q) == "4417"
+    assert cell_answer("answer: 1234", [(passage, "1234")], terms, q) is None
