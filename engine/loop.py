@@ -174,7 +174,8 @@ class Loop:
             run.last_output = output
             run.evidence.append(output[:EVIDENCE_CHARS])
             reads = run.subs.reads[n_reads:]
-            found = cell_answer(output, reads, self.plan.key_terms, run.question) if self.typed else None
+            in_reach = self.typed and self.plan.answer_in_reach
+            found = cell_answer(output, reads, self.plan.key_terms, run.question) if in_reach else None
             if found is not None:
                 self.answers[normalize_code(shown)] = found
         hints = [step.hint] if step is not None and not ran.failed else []

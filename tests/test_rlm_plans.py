@@ -263,3 +263,20 @@ def test_finish_rule_units():
     assert refusal("12", "FINAL(len(rows))", q, terms, [], []) is None  # computed by code
     assert cell_answer("answer: 4417", [(passage, "4417\nbecause the text says so")], terms, q) == "4417"
     assert cell_answer("answer: 1234", [(passage, "1234")], terms, q) is None
+
+
+def test_a_reading_of_four_passages_does_not_end_a_count(env, tmp_path):
+    """The rarest term is everywhere: the first step's reading cannot be the count, so its re-sent copy runs again
+    (a warned repeat) instead of ending the run, and the root is told to compute over the entries."""
+    doc = "\n".join(f"2025-03-11 09:{i % 60:02d} auth: login failed user=u{i % 7}" for i in range(60))
+
+    def turns(messages):
+        if len(messages) == 4:  # the first root turn: re-send the step
+            return messages[-2].content
+        return code("FINAL(len({l.split('user=')[1] for l in context.splitlines() if 'failed' in l}))")
+
+    rlm, root, _ = _rlm(env, turns, {"failed": "3"}, tmp_path, plan_mode="typed")
+    c = rlm.completion(doc, "How many distinct users had a failed login?")
+    assert c.answer == "7" and c.finish_reason == "final"
+    assert not _events(c, "answer_resent")
+    assert "Even the rarest term occurs in 60 places" in root.chat_calls[0][-1].content

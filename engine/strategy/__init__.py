@@ -20,7 +20,15 @@ from engine.backends.base import BackendInfo
 from engine.grounding import distinctive
 from engine.strategy.finish import cell_answer, refusal
 from engine.strategy.modes import CODE, TYPED, PlanMode, resolve_mode
-from engine.strategy.probe import PlannedStep, RunCell, first_step, has_operators, is_source_dump, ranked_terms
+from engine.strategy.probe import (
+    MAX_MENTIONS_READ,
+    PlannedStep,
+    RunCell,
+    first_step,
+    has_operators,
+    is_source_dump,
+    ranked_terms,
+)
 from engine.strategy.prompts import HINT_REFUSED, first_user, system_prompt
 from engine.strategy.task import TaskFound, find_task
 from wasm_sandbox.prompt import PromptMeta
@@ -55,6 +63,12 @@ class Strategy:
     # the distinctive ones (engine.grounding.distinctive): evidence for an answer must mention one of them
     key_terms: list[str] = field(default_factory=list)
     step: PlannedStep | None = None  # the first step the engine runs as the root's
+    rarest: int = 0  # mentions of the rarest distinctive term in the prompt (0: no term)
+
+    @property
+    def answer_in_reach(self) -> bool:
+        """Whether a reading of a few passages can hold the whole answer (see :data:`probe.MAX_MENTIONS_READ`)."""
+        return 0 < self.rarest <= MAX_MENTIONS_READ
 
 
 def prepare(
@@ -81,5 +95,6 @@ def prepare(
         return Strategy(TYPED, operators, source)
     rows = ranked_terms(run_cell, question)
     terms = [w for w, _ in rows]
-    step = first_step(question, terms, operators, source) if first and meta.chars >= MIN_PROBE_CHARS else None
-    return Strategy(TYPED, operators, source, terms, distinctive(rows), step)
+    rarest = rows[0][1] if rows else 0
+    step = first_step(question, terms, operators, source, rarest) if first and meta.chars >= MIN_PROBE_CHARS else None
+    return Strategy(TYPED, operators, source, terms, distinctive(rows), step, rarest)

@@ -116,6 +116,10 @@ HINT_PROBE = (
     "lists or compares entries, use entries() with filter/extract and reduce when the words decide it, label when "
     "it needs judgement. If the answer names a new person or thing but not the answer, chain() and read again."
 )
+HINT_MANY = (
+    "Even the rarest term occurs in {n} places and only 4 passages were read, so that answer cannot cover them "
+    "all: if the question counts, lists or compares, compute it over entries() in code."
+)
 HINT_PROBE_SOURCE = HINT_PROBE + " For code, definition(name) gives a function's or class's source."
 HINT_PROBE_PLAIN = (
     "That first step was run for you: the question's terms with how often each occurs, and the helper's reading "
