@@ -280,3 +280,20 @@ def test_a_reading_of_four_passages_does_not_end_a_count(env, tmp_path):
     assert c.answer == "7" and c.finish_reason == "final"
     assert not _events(c, "answer_resent")
     assert "Even the rarest term occurs in 60 places" in root.chat_calls[0][-1].content
+
+
+def test_source_code_is_read_from_the_definition(tmp_path):
+    """Real sandbox (definition() and the operators): the first step reads the definition the question names."""
+    assert _wasm_available(), "wasm sandbox not built: python -m wasm_sandbox.build"
+    filler = "# a comment line of the module\n" * 10
+    files = "".join(
+        f"### pkg/mod{i}.py\ndef render_{i}(source, verbose={i % 2 == 0}):\n    return list(source)\n\n{filler}"
+        for i in range(30)
+    )
+    q = "What is the default value of the parameter `verbose` of the function `render_7`?"
+    rlm, root, wk = _rlm(SandboxEnvironment, [code("FINAL(answer)")], {"def render_7(source, verbose=False)": "False"})
+    rlm.limits = rlm.limits.merged({"plan_mode": "typed"})
+    c = rlm.completion(files, q)
+    assert c.answer == "False" and c.finish_reason == "final"
+    assert "pkg/mod7.py 1 def render_7" in root.chat_calls[0][-1].content
+    assert "It is source code" in root.chat_calls[0][1].content
