@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from engine import prompts as P
 from engine.environment import Environment
 from engine.guardrails import CellCounter
 from engine.replies import format_outcome
+from engine.runstate import RunState
 from engine.trace import clip, new_id
 from wasm_sandbox import CellResult
-
-if TYPE_CHECKING:
-    from engine.run import Run
 
 
 @dataclass
@@ -34,7 +31,7 @@ class Ran:
         return "\n".join(self.outputs)
 
 
-def run_cells(run: Run, env: Environment, blocks: list[str], tid: str, turn: int) -> Ran:
+def run_cells(run: RunState, env: Environment, blocks: list[str], tid: str, turn: int) -> Ran:
     """Each block in turn, traced; stops after a FINAL, a failure, or a spent budget."""
     ran = Ran()
     for code in blocks:
@@ -91,7 +88,7 @@ def failure_hint(outcome: CellResult) -> str:
     return P.HINT_ERROR
 
 
-def housekeeping_hints(run: Run, compacted: bool) -> list[str]:
+def housekeeping_hints(run: RunState, compacted: bool) -> list[str]:
     """Built-ins a cell rebound (and the sandbox put back), a compacted history, the sub-calls left."""
     hints = []
     if run.restored:
@@ -102,7 +99,7 @@ def housekeeping_hints(run: Run, compacted: bool) -> list[str]:
     return hints
 
 
-def budget_hint(run: Run) -> list[str]:
+def budget_hint(run: RunState) -> list[str]:
     if run.rlm.sub_calls and run.subs.cell_counter.sub_calls:
         return [P.HINT_BUDGET.format(left=run.budget.sub_calls_left(), total=run.lim.max_sub_calls)]
     return []

@@ -14,8 +14,6 @@ REPL (:mod:`engine.cells`); the output goes back with the question and a hint. I
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from engine import prompts as P
 from engine.backends.base import BackendError, ContextOverflowError, Generation
 from engine.cancel import Cancelled
@@ -29,11 +27,9 @@ from engine.loopguard import LoopGuard, normalize_code
 from engine.replies import REPLY_GRAMMAR, answer_text, extract_code, supports_grammar, truncate_output
 from engine.rescue import partial_answer
 from engine.result import FINAL, NO_ANSWER, RunEnd
+from engine.runstate import RunState
 from engine.strategy import HINT_REFUSED, TYPED, PlannedStep, Strategy, cell_answer, refusal
 from engine.trace import new_id
-
-if TYPE_CHECKING:
-    from engine.run import Run
 
 _log = get_logger("rlm")
 EVIDENCE_CHARS = 4000  # per cell output kept as evidence for a stopped run's answer
@@ -42,7 +38,7 @@ EVIDENCE_CHARS = 4000  # per cell output kept as evidence for a stopped run's an
 class Loop:
     """The turns of one run over an environment and a history (the run's set-up is :class:`engine.run.Run`)."""
 
-    def __init__(self, run: Run, env: Environment, hist: History, session: str, t_start: float, plan: Strategy):
+    def __init__(self, run: RunState, env: Environment, hist: History, session: str, t_start: float, plan: Strategy):
         self.run, self.env, self.hist, self.session, self.t_start = run, env, hist, session, t_start
         self.plan = plan
         self.typed = plan.mode == TYPED

@@ -9,8 +9,6 @@ and a stop that allows no call falls back to the newest worker answer or output.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from engine import prompts as P
 from engine.backends.base import BackendError, Message
 from engine.cancel import Cancelled
@@ -19,10 +17,8 @@ from engine.guardrails import GuardrailError
 from engine.history import History
 from engine.log import get_logger, log
 from engine.replies import answer_from_reply
+from engine.runstate import RunState
 from engine.trace import new_id
-
-if TYPE_CHECKING:
-    from engine.run import Run
 
 _log = get_logger("rlm")
 
@@ -30,7 +26,7 @@ _log = get_logger("rlm")
 NO_ASK = ("cancelled", "max_wall_s", "max_tokens", "context_overflow", "backend_error", "environment_error")
 
 
-def partial_answer(run: Run, hist: History, reason: str, session: str, candidate: str = "") -> str:
+def partial_answer(run: RunState, hist: History, reason: str, session: str, candidate: str = "") -> str:
     """The answer of a run that stops for ``reason``; ``candidate`` is the root's last reply without code."""
     answer = ""
     can_ask = reason not in NO_ASK and run.rlm.fallback_answer and run.budget.stop_reason() is None
@@ -46,7 +42,7 @@ def partial_answer(run: Run, hist: History, reason: str, session: str, candidate
     return "" if is_non_answer(answer) else answer
 
 
-def _answer_from_evidence(run: Run) -> str:
+def _answer_from_evidence(run: RunState) -> str:
     """One worker call over the newest outputs that fit it; "" when they do not hold an answer."""
     budget_chars = max(200, int(run.subs.max_sub_tokens * 3))
     parts: list[str] = []
@@ -67,7 +63,7 @@ def _answer_from_evidence(run: Run) -> str:
     return "" if P.NOT_FOUND.lower() in answer.lower() else answer
 
 
-def _ask_root(run: Run, hist: History, session: str) -> str:
+def _ask_root(run: RunState, hist: History, session: str) -> str:
     """One root call, without code, for the answer the outputs above show."""
     msgs = list(hist.messages)
     ask = P.FALLBACK_ANSWER.format(question=run.question)
