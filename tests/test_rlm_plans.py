@@ -297,3 +297,13 @@ def test_source_code_is_read_from_the_definition(tmp_path):
     assert c.answer == "False" and c.finish_reason == "final"
     assert "pkg/mod7.py 1 def render_7" in root.chat_calls[0][-1].content
     assert "It is source code" in root.chat_calls[0][1].content
+
+
+def test_a_refused_step_asks_for_a_revision():
+    from engine import prompts as P
+    from engine.cells import failure_hint
+    from wasm_sandbox import CellResult
+
+    refused = CellResult(error="StepRefused: filter(r'host-7') matched none of 3,000 items; try a shorter pattern")
+    assert failure_hint(refused) == P.HINT_STEP_REFUSED
+    assert failure_hint(CellResult(error="NameError: x")) == P.HINT_ERROR
