@@ -56,6 +56,28 @@ class Loop:
     def final(self, answer: str) -> RunEnd:
         return self.run.end(answer, FINAL, False, self.t_start)
 
+    def in_hand(self, stop: str) -> RunEnd | None:
+        """A stuck root (a loop, failing cells) that already printed a grounded answer: the run ends with it.
+
+        Seen on the general dev split: the first step read a function's definition and answered right, and the root
+        then sent a cell failing with a NameError three times; the run ended at the loop stop.
+        """
+        if not self.answers:
+            return None
+        answer = list(self.answers.values())[-1]
+        self.run.emit("answer_in_hand", id=new_id("step"), parent=self.run.id, answer=clip(answer, 2000), stop=stop)
+        return self.final(answer)
+
+    def read_definition(self, step: PlannedStep | None) -> bool:
+        """Whether the typed first step over source code read the definition of a name the question gives: that one
+        definition is the whole evidence, however often the question's words occur elsewhere."""
+        if step is None or not self.plan.source or not self.plan.operators:
+            return False
+        try:
+            return self.env.run_cell("globals().get('d') is not None").display == "True"
+        except Exception:  # noqa: BLE001 - no answer in reach is the safe side
+            return False
+
     # -- the loop ----------------------------------------------------------------------------------------------
     def execute(self) -> RunEnd:
         pending = self.plan.step
@@ -170,7 +192,7 @@ class Loop:
             run.last_output = output
             run.evidence.append(output[:EVIDENCE_CHARS])
             reads = run.subs.reads[n_reads:]
-            in_reach = self.typed and self.plan.answer_in_reach
+            in_reach = self.typed and (self.plan.answer_in_reach or self.read_definition(step))
             found = cell_answer(output, reads, self.plan.key_terms, run.question) if in_reach else None
             if found is not None:
                 self.answers[normalize_code(shown)] = found
@@ -179,11 +201,11 @@ class Loop:
             hints.append(judged)
         if self.guard.cell(shown, output, ran.failed):
             if self.guard.looping:
-                return self.partial("loop_detected")
+                return self.in_hand("loop_detected") or self.partial("loop_detected")
             hints.append(P.HINT_REPEAT)
         if ran.failed:
             if self.guard.too_many_errors:
-                return self.partial("too_many_errors")
+                return self.in_hand("too_many_errors") or self.partial("too_many_errors")
             hints.append(failure_hint(ran.outcome))
         hints += housekeeping_hints(run, self.hist.note_pending)
         self.hist.note_pending = False

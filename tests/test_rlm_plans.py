@@ -307,3 +307,21 @@ def test_a_refused_step_asks_for_a_revision():
     refused = CellResult(error="StepRefused: filter(r'host-7') matched none of 3,000 items; try a shorter pattern")
     assert failure_hint(refused) == P.HINT_STEP_REFUSED
     assert failure_hint(CellResult(error="NameError: x")) == P.HINT_ERROR
+
+
+def test_a_stuck_root_ends_with_the_answer_in_hand(tmp_path):
+    """Real sandbox: the first step read the definition and answered; the root then sends a failing cell again and
+    again. The run ends final with the grounded answer (event answer_in_hand), not at the loop stop."""
+    assert _wasm_available(), "wasm sandbox not built: python -m wasm_sandbox.build"
+    files = "".join(
+        f"### svc/m{i}.py\ndef render_batch_{i}(source, verbose=False):\n    return source\n\n" for i in range(30)
+    )
+    files += "### svc/io.py\ndef render_batch(source, verbose=True):\n    return list(source)\n" + "# note\n" * 200
+    q = "What is the default value of the parameter verbose of the function render_batch?"
+    stuck = code("print(render_batch.__defaults__)")
+    rlm, root, _ = _rlm(SandboxEnvironment, [stuck] * 3, {"def render_batch(source, verbose=True)": "True"}, tmp_path)
+    rlm.limits = rlm.limits.merged({"plan_mode": "typed"})
+    c = rlm.completion(files, q)
+    assert c.answer == "True" and c.finish_reason == "final", (c.answer, c.finish_reason)
+    assert [e["stop"] for e in _events(c, "answer_in_hand")] == ["loop_detected"]
+    assert "Even the rarest term occurs in" in root.chat_calls[0][-1].content  # 31 definitions mention each word
