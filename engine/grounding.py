@@ -84,7 +84,7 @@ def appears_in(answer: str, seen: str) -> bool:
     s = _norm(seen)
     if not a:
         return False
-    if a in s:
+    if _present(a, s):  # whole words: "2" is not in "2025", "cat" not in "category"
         return True
     words = [w for w in _WORD.findall(answer.lower()) if w not in _STOP]
     digits = [w for w in words if any(c.isdigit() for c in w)]

@@ -28,7 +28,16 @@ from engine.replies import REPLY_GRAMMAR, answer_text, extract_code, supports_gr
 from engine.rescue import partial_answer
 from engine.result import FINAL, NO_ANSWER, RunEnd
 from engine.runstate import RunState
-from engine.strategy import HINT_REFUSED, TYPED, PlannedStep, Strategy, cell_answer, refusal
+from engine.strategy import (
+    HINT_OUT_OF_REACH,
+    HINT_REFUSED,
+    TYPED,
+    PlannedStep,
+    Strategy,
+    cell_answer,
+    from_reading,
+    refusal,
+)
 from engine.trace import new_id
 
 _log = get_logger("rlm")
@@ -47,6 +56,9 @@ class Loop:
         self.turn = 0
         self.refused = False  # a FINAL value was refused once: the next refused one ends the run
         self.answers: dict[str, str] = {}  # a cell's code (normalised) -> the grounded answer it printed
+        # a reading of a few passages can hold the answer (engine.strategy.Strategy.answer_in_reach)
+        self.in_reach = plan.answer_in_reach
+        self.warned: set[str] = set()  # readings refused as out of reach once: the same value a second time ends
 
     # -- ends --------------------------------------------------------------------------------------------------
     def partial(self, reason: str, *, candidate: str = "", error: str | None = None) -> RunEnd:
@@ -167,6 +179,12 @@ class Loop:
             reason = refusal(answer, code, run.question, self.plan.key_terms, outputs, run.subs.reads)
         else:  # code mode: the paper's loop, but a non-answer ("None", "not found") still ends nothing
             reason = f"{clip(answer)!r} is not an answer" if is_non_answer(answer, run.question) else None
+        if reason is None and self.typed and not self.in_reach and answer.lower() not in self.warned:
+            if from_reading(answer, run.subs.reads):  # a few passages' reading, where the terms are everywhere
+                self.warned.add(answer.lower())
+                why = HINT_OUT_OF_REACH.format(n=self.plan.rarest)
+                run.emit("answer_refused", id=new_id("step"), parent=run.id, answer=clip(answer, 500), reason=why)
+                return HINT_REFUSED.format(reason=why)
         if reason is None:
             return self.final(answer)
         run.emit("answer_refused", id=new_id("step"), parent=run.id, answer=clip(answer, 500), reason=reason)
@@ -192,8 +210,10 @@ class Loop:
             run.last_output = output
             run.evidence.append(output[:EVIDENCE_CHARS])
             reads = run.subs.reads[n_reads:]
-            in_reach = self.typed and (self.plan.answer_in_reach or self.read_definition(step))
-            found = cell_answer(output, reads, self.plan.key_terms, run.question) if in_reach else None
+            self.in_reach = self.in_reach or self.read_definition(step)
+            found = (
+                cell_answer(output, reads, self.plan.key_terms, run.question) if self.typed and self.in_reach else None
+            )
             if found is not None:
                 self.answers[normalize_code(shown)] = found
         hints = [step.hint] if step is not None and not ran.failed else []

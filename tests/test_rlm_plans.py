@@ -266,20 +266,26 @@ def test_finish_rule_units():
 
 
 def test_a_reading_of_four_passages_does_not_end_a_count(env, tmp_path):
-    """The rarest term is everywhere: the first step's reading cannot be the count, so its re-sent copy runs again
-    (a warned repeat) instead of ending the run, and the root is told to compute over the entries."""
-    doc = "\n".join(f"2025-03-11 09:{i % 60:02d} auth: login failed user=u{i % 7}" for i in range(60))
+    """The rarest term is everywhere: the first step's reading cannot be the count. Its re-sent copy runs again (a
+    warned repeat) instead of ending the run, FINAL of the reading is refused once as out of reach, and the root is
+    told to compute over the entries."""
+    doc = "\n".join(f"2025-03-11 09:{i % 60:02d} auth: login failed user=u{i % 7} code 3" for i in range(60))
+    q = "How many distinct users had a failed login?"
+    computed = code("FINAL(len({l.split('user=')[1].split()[0] for l in context.splitlines() if 'failed' in l}))")
 
     def turns(messages):
-        if len(messages) == 4:  # the first root turn: re-send the step
-            return messages[-2].content
-        return code("FINAL(len({l.split('user=')[1] for l in context.splitlines() if 'failed' in l}))")
+        return {4: messages[-2].content, 6: code("FINAL(answer)")}.get(len(messages), computed)
 
     rlm, root, _ = _rlm(env, turns, {"failed": "3"}, tmp_path, plan_mode="typed")
-    c = rlm.completion(doc, "How many distinct users had a failed login?")
-    assert c.answer == "7" and c.finish_reason == "final"
+    c = rlm.completion(doc, q)
+    assert c.answer == "7" and c.finish_reason == "final", (c.answer, c.finish_reason)
     assert not _events(c, "answer_resent")
     assert "Even the rarest term occurs in 60 places" in root.chat_calls[0][-1].content
+    assert "occurs in 60 places" in _events(c, "answer_refused")[0]["reason"]
+    # sent a second time, the same reading is the root's answer (refused once, not twice)
+    rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 2, {"failed": "3"}, tmp_path, plan_mode="typed")
+    c = rlm.completion(doc, q)
+    assert c.answer == "3" and c.finish_reason == "final" and len(_events(c, "answer_refused")) == 1
 
 
 def test_source_code_is_read_from_the_definition(tmp_path):

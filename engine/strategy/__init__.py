@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from engine.backends.base import BackendInfo
 from engine.grounding import distinctive
-from engine.strategy.finish import cell_answer, refusal
+from engine.strategy.finish import cell_answer, from_reading, refusal
 from engine.strategy.modes import CODE, TYPED, PlanMode, resolve_mode
 from engine.strategy.probe import (
     MAX_MENTIONS_READ,
@@ -29,12 +29,13 @@ from engine.strategy.probe import (
     is_source_dump,
     ranked_terms,
 )
-from engine.strategy.prompts import HINT_REFUSED, first_user, system_prompt
+from engine.strategy.prompts import HINT_OUT_OF_REACH, HINT_REFUSED, first_user, system_prompt
 from engine.strategy.task import TaskFound, find_task
 from wasm_sandbox.prompt import PromptMeta
 
 __all__ = [
     "CODE",
+    "HINT_OUT_OF_REACH",
     "HINT_REFUSED",
     "TYPED",
     "PlanMode",
@@ -44,6 +45,7 @@ __all__ = [
     "cell_answer",
     "find_task",
     "first_user",
+    "from_reading",
     "prepare",
     "refusal",
     "system_prompt",

@@ -8,6 +8,8 @@ and they run on to the loop stop with the right answer in hand, re-sending the c
   worker gave must be grounded in the passages that worker read (:func:`engine.grounding.grounded`, which also
   wants the passages to mention one of the question's rarest terms); any other value must occur in the text the
   run read, unless code computed it (a count is in no text; a literal typed into the code is not computed).
+- :func:`from_reading`: a value a worker read out of a few passages, while the question's rarest term occurs in
+  many places (a count, a list), is refused once as out of reach; the same value sent again ends the run.
 - :func:`cell_answer` finds a grounded worker answer among a cell's results; a root reply that re-sends that cell
   unchanged has nothing new to ask, and the run ends ``final`` with that answer.
 """
@@ -73,6 +75,11 @@ def _without_question(reads: Sequence[Read], question: str) -> list[Read]:
     evidence (it mentions its terms, and may name the answer among its options)."""
     q = question.strip()
     return [(text.replace(q, " ") if q else text, result) for text, result in reads]
+
+
+def from_reading(answer: str, reads: Sequence[Read]) -> bool:
+    """Whether ``answer`` is what a worker said after reading passages (not a value code computed)."""
+    return any(_same(_first_line(result), answer) for _, result in reads)
 
 
 def cell_answer(output: str, reads: Sequence[Read], terms: list[str], question: str) -> str | None:

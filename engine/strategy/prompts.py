@@ -120,6 +120,10 @@ HINT_MANY = (
     "Even the rarest term occurs in {n} places and only 4 passages were read, so that answer cannot cover them "
     "all: if the question counts, lists or compares, compute it over entries() in code."
 )
+HINT_OUT_OF_REACH = (
+    "that value was read from a few passages, but the question's rarest term occurs in {n} places; if the "
+    "question counts, lists or compares entries, compute it over entries() with filter/extract and reduce"
+)
 HINT_PROBE_SOURCE = HINT_PROBE + " For code, definition(name) gives a function's or class's source."
 HINT_PROBE_PLAIN = (
     "That first step was run for you: the question's terms with how often each occurs, and the helper's reading "
