@@ -271,7 +271,9 @@ class Run:
         continuing = sess is not None and sess.history is not None
         plan = self._strategy(env, first=not continuing)
         self.overhead_s = time.monotonic() - t_start  # engine work before the first root model call
-        first = strategy.first_user(self.question, meta, stepped=plan.step is not None, source=plan.source)
+        first = strategy.first_user(
+            self.question, meta, stepped=plan.step is not None, source=plan.source, absent=plan.absent
+        )
         if sess is not None and sess.history is not None:
             hist = sess.history
             hist.append("user", first)

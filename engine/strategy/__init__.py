@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from engine.backends.base import BackendInfo
-from engine.grounding import distinctive
+from engine.grounding import content_words, distinctive
 from engine.strategy.finish import cell_answer, from_reading, refusal
 from engine.strategy.modes import CODE, TYPED, PlanMode, resolve_mode
 from engine.strategy.probe import (
@@ -66,6 +66,7 @@ class Strategy:
     key_terms: list[str] = field(default_factory=list)
     step: PlannedStep | None = None  # the first step the engine runs as the root's
     rarest: int = 0  # mentions of the rarest distinctive term in the prompt (0: no term)
+    absent: bool = False  # the question has content words and none of them occurs in the prompt
 
     @property
     def answer_in_reach(self) -> bool:
@@ -99,4 +100,5 @@ def prepare(
     terms = [w for w, _ in rows]
     rarest = rows[0][1] if rows else 0
     step = first_step(question, terms, operators, source, rarest) if first and meta.chars >= MIN_PROBE_CHARS else None
-    return Strategy(TYPED, operators, source, terms, distinctive(rows), step, rarest)
+    absent = not rows and bool(content_words(question))
+    return Strategy(TYPED, operators, source, terms, distinctive(rows), step, rarest, absent)

@@ -35,7 +35,10 @@ OPERATORS = """Operators (checked steps: a step that finds nothing, or matches e
 - reduce(values, op, by=None, dates=None): op is count, distinct, sum, min, max, argmax, latest or list.
 - chain(answer, template): template.format(answer=answer), the next question of a two-step plan."""
 
-EXAMPLES = """Examples (each ```python block is one reply; "Output:" is what it printed):
+MEANING = """What an entry is about is decided by label(), never by a word test (a line about sport need not say "sport");
+what is written in it (a date, a name, an id, a number) is read by filter/extract."""
+
+EXAMPLES = """Examples (each ```python block is one reply; "Output:" is what it printed). The value goes in `answer`, then FINAL(answer):
 1. Question: Which port does the billing proxy listen on?
 ```python
 answer = read(find("billing proxy port"))
@@ -48,28 +51,32 @@ FINAL(answer)
 2. Question: How many orders shipped to Lisbon were refunded?  (code decides: the words are in the entries)
 ```python
 rows = filter(filter(entries(), r"lisbon"), r"refund")
-print(len(rows), rows[:2])
+answer = len(rows)
+print(answer, rows[:2])
 ```
 3. Question: Which clerk handled the most returns?  (group in code)
 ```python
 rows = filter(entries(), r"return")
-print(reduce(extract(rows, r"clerk=(\\w+)"), "argmax"))
+answer = reduce(extract(rows, r"clerk=(\\w+)"), "argmax")
+print(answer)
 ```
 4. Question: How many reviews complain about noise?  (judgement: label, then count)
 ```python
 labels = label(entries(), ["complains about noise"])
-print(labels.count("complains about noise"))
+answer = labels.count("complains about noise")
+print(answer)
 ```
 5. Question: In which city does the mentor of Ines Varga live?  (two steps)
 ```python
 mentor = read(find("Ines Varga mentor"), "Who is the mentor of Ines Varga?")
 q2 = chain(mentor, "In which city does {{answer}} live?")
-print(mentor, "->", read(find(q2), q2))
+answer = read(find(q2), q2)
+print(mentor, "->", answer)
 ```"""
 
 RULES = """Each reply: one short sentence, then ONE ```python code block. The code runs in a Python REPL and you see what it prints.
 Never invent the text or an answer: read it with code. The question is in the variable `question`.
-Call FINAL(answer) with a value an output showed. If nothing shows the answer, say so: FINAL("not found")."""
+Call FINAL(answer) with the value an output showed, or the value your code computed."""
 
 TYPED_SYSTEM = f"""You are a Python programmer. You answer a question about a long text that you cannot see.
 {RULES}
@@ -77,6 +84,7 @@ TYPED_SYSTEM = f"""You are a Python programmer. You answer a question about a lo
 {API}
 
 {OPERATORS}
+{MEANING}
 
 {EXAMPLES}
 
@@ -104,7 +112,7 @@ FIRST_USER = """`context` has {chars} characters (about {tokens} tokens), {lines
 {preview}
 
 Question: {question}
-{step}"""
+{absent}{step}"""
 
 STEP_RAN = "The first step was run for you; its code and output follow."
 WRITE_FIRST = "Write the first code block."
@@ -131,8 +139,12 @@ HINT_PROBE_PLAIN = (
     "term, or count and filter the lines in Python."
 )
 HINT_REFUSED = (
-    "FINAL was refused: {reason}. Check the answer against the text (search for it, or read the passages again) "
-    'and call FINAL with a value an output shows, or FINAL("not found") if the text does not hold it.'
+    "FINAL was refused: {reason}. Take another step to find the answer in the text: other terms with find() and "
+    "read(), or, for a count or a list, entries() with filter/extract and reduce, or label() and count."
+)
+ABSENT_NOTE = (
+    "None of the question's words occurs in the text: the answer depends on what the entries mean (label them), "
+    "not on a word search.\n"
 )
 
 
@@ -144,8 +156,14 @@ def system_prompt(mode: str, max_sub_chars: int, max_batch: int, *, sub_calls: b
     return base.format(max_sub_chars=f"{max_sub_chars:,}", max_batch=max_batch)
 
 
-def first_user(question: str, meta: PromptMeta, *, stepped: bool, source: bool, preview_chars: int = 250) -> str:
-    """The first message: the prompt's facts and the question (and, in typed mode, that the first step ran)."""
+def first_user(
+    question: str, meta: PromptMeta, *, stepped: bool, source: bool, absent: bool = False, preview_chars: int = 250
+) -> str:
+    """The first message: the prompt's facts and the question (and, in typed mode, that the first step ran).
+
+    ``absent``: none of the question's content words occurs in the text (typed mode). Seen: asked "How many lines are
+    about sport?" over lines that never say "sport", the 1.5B root searched for "sport", found 0 and gave up.
+    """
     n_docs = meta.n_documents or 1
     return FIRST_USER.format(
         chars=f"{meta.chars:,}",
@@ -155,5 +173,6 @@ def first_user(question: str, meta: PromptMeta, *, stepped: bool, source: bool, 
         source=SOURCE_NOTE if source else "",
         preview=meta.preview.strip()[:preview_chars] or "(empty)",
         question=question,
+        absent=ABSENT_NOTE if absent else "",
         step=STEP_RAN if stepped else WRITE_FIRST,
     )
