@@ -331,3 +331,13 @@ def test_a_stuck_root_ends_with_the_answer_in_hand(tmp_path):
     assert c.answer == "True" and c.finish_reason == "final", (c.answer, c.finish_reason)
     assert [e["stop"] for e in _events(c, "answer_in_hand")] == ["loop_detected"]
     assert "Even the rarest term occurs in" in root.chat_calls[0][-1].content  # 31 definitions mention each word
+
+
+def test_the_root_is_told_when_no_word_of_the_question_occurs(env):
+    lines = "\n".join(f"{i:03d} The striker scored twice in the final match." for i in range(60))
+    rlm, root, _ = _rlm(env, [code("FINAL(len(context.splitlines()))")], plan_mode="typed")
+    assert rlm.completion(lines, "How many lines are about sport?").answer == "60"
+    assert SP.ABSENT_NOTE in root.chat_calls[0][1].content
+    rlm, root, _ = _rlm(env, [code("FINAL(len(context.splitlines()))")], plan_mode="typed")
+    rlm.completion(lines, "How many lines mention the striker?")
+    assert SP.ABSENT_NOTE not in root.chat_calls[0][1].content
