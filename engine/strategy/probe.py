@@ -155,14 +155,22 @@ def first_step(question: str, terms: list[str], operators: bool, source: bool, r
             "print('answer:', answer)"
         )
         return PlannedStep(setup, code, _widened(HINT_PROBE_SOURCE, rarest))
-    if operators:
+    if operators and terms:
+        # the lines that name the rarest term first, then the BM25 passages: seen, the BM25 passages of a needle in
+        # filler were long filler paragraphs, trimmed to the worker's budget before the needle's line, and read()
+        # said NOT FOUND three times over a word that occurs once
+        setup += f"\nrare = {_whole_word(terms[0])!r}"
         code = (
             "print('mentions of each term:', mentions(t))\n"
-            "found = find(query, k=4)\n"
+            "found = find(rare, k=4, regex=True)\n"
             "print(found)\n"
+            "found += find(query, k=4)\n"
             "answer = read(found)\n"
             "print('answer:', answer)"
         )
+    elif operators:
+        code = "found = find(query, k=4)\nprint(found)\nanswer = read(found)\nprint('answer:', answer)"
+    if operators:
         hint = HINT_PROBE_SOURCE if source else HINT_PROBE
         return PlannedStep(setup, code, _widened(hint, rarest))
     code = (
@@ -173,6 +181,11 @@ def first_step(question: str, terms: list[str], operators: bool, source: bool, r
         "print('answer:', answer)"
     )
     return PlannedStep(setup, code, _widened(HINT_PROBE_PLAIN, rarest))
+
+
+def _whole_word(word: str) -> str:
+    """A case-insensitive regex for ``word`` as a whole word (as :data:`MENTIONS` counts it)."""
+    return r"(?<![^\W_])" + re.escape(word) + r"(?![^\W_])"
 
 
 def _widened(hint: str, rarest: int) -> str:
