@@ -30,6 +30,7 @@ from engine.result import FINAL, NO_ANSWER, RunEnd
 from engine.runstate import RunState
 from engine.strategy import (
     HINT_OUT_OF_REACH,
+    HINT_PROBE_ANSWERED,
     HINT_REFUSED,
     TYPED,
     PlannedStep,
@@ -206,6 +207,7 @@ class Loop:
         if stop is not None:
             return self.partial(stop)
         output = ran.output
+        found: str | None = None
         if output.strip() and not ran.failed:
             run.last_output = output
             run.evidence.append(output[:EVIDENCE_CHARS])
@@ -217,6 +219,8 @@ class Loop:
             if found is not None:
                 self.answers[normalize_code(shown)] = found
         hints = [step.hint] if step is not None and not ran.failed else []
+        if step is not None and found is not None:  # the step has the answer in hand: only FINAL is left
+            hints = [HINT_PROBE_ANSWERED.format(answer=clip(found, 200))]
         if judged is not None:
             hints.append(judged)
         if self.guard.cell(shown, output, ran.failed):

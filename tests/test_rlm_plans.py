@@ -82,6 +82,7 @@ def test_typed_first_step_answers_a_lookup(env, tmp_path):
     assert len(_events(c, "planned_step")) == 1
     shown = root.chat_calls[0][-1].content  # the step's output, as the root's own first cell
     assert "mentions of each term: {'door': 1, 'tom': 1, 'hale': 1}" in shown and "answer: green" in shown
+    assert SP.HINT_PROBE_ANSWERED.format(answer="green") in shown  # the answer is in hand: only FINAL is left
     # the real sandbox has the operator library (find, read); the fake REPL only the built-ins (retrieve, llm_query)
     ops = env is SandboxEnvironment
     assert root.chat_calls[0][-2].role == "assistant"
@@ -330,7 +331,7 @@ def test_a_stuck_root_ends_with_the_answer_in_hand(tmp_path):
     c = rlm.completion(files, q)
     assert c.answer == "True" and c.finish_reason == "final", (c.answer, c.finish_reason)
     assert [e["stop"] for e in _events(c, "answer_in_hand")] == ["loop_detected"]
-    assert "Even the rarest term occurs in" in root.chat_calls[0][-1].content  # 31 definitions mention each word
+    assert "its reading answered: True" in root.chat_calls[0][-1].content  # the definition's reading is in reach
 
 
 def test_the_root_is_told_when_no_word_of_the_question_occurs(env):

@@ -29,13 +29,14 @@ from engine.strategy.probe import (
     is_source_dump,
     ranked_terms,
 )
-from engine.strategy.prompts import HINT_OUT_OF_REACH, HINT_REFUSED, first_user, system_prompt
+from engine.strategy.prompts import HINT_OUT_OF_REACH, HINT_PROBE_ANSWERED, HINT_REFUSED, first_user, system_prompt
 from engine.strategy.task import TaskFound, find_task
 from wasm_sandbox.prompt import PromptMeta
 
 __all__ = [
     "CODE",
     "HINT_OUT_OF_REACH",
+    "HINT_PROBE_ANSWERED",
     "HINT_REFUSED",
     "TYPED",
     "PlanMode",

@@ -156,16 +156,17 @@ def first_step(question: str, terms: list[str], operators: bool, source: bool, r
         )
         return PlannedStep(setup, code, _widened(HINT_PROBE_SOURCE, rarest))
     if operators and terms:
-        # the lines that name the rarest term first, then the BM25 passages: seen, the BM25 passages of a needle in
-        # filler were long filler paragraphs, trimmed to the worker's budget before the needle's line, and read()
-        # said NOT FOUND three times over a word that occurs once
+        # the lines that name the rarest term, and only when they do not hold the answer the BM25 passages too: seen,
+        # a needle's BM25 passages were long filler paragraphs, and over them and its one line the 0.5B worker said
+        # NOT FOUND for a word that occurs once
         setup += f"\nrare = {_whole_word(terms[0])!r}"
         code = (
             "print('mentions of each term:', mentions(t))\n"
             "found = find(rare, k=4, regex=True)\n"
             "print(found)\n"
-            "found += find(query, k=4)\n"
             "answer = read(found)\n"
+            "if not answer.grounded:\n"
+            "    answer = read(found + find(query, k=4))\n"
             "print('answer:', answer)"
         )
     elif operators:

@@ -124,6 +124,12 @@ HINT_PROBE = (
     "lists or compares entries, use entries() with filter/extract and reduce when the words decide it, label when "
     "it needs judgement. If the answer names a new person or thing but not the answer, chain() and read again."
 )
+# After a first step whose reading is grounded and in reach. Seen: told the general next steps after a right
+# "Silver whistle", the 1.5B root read again around the answer's own words and ended on another record's "Pip".
+HINT_PROBE_ANSWERED = (
+    "That first step was run for you, and its reading answered: {answer}. The answer occurs in the text read, "
+    "which names the question's terms. If it answers the question, call FINAL(answer) now."
+)
 HINT_MANY = (
     "Even the rarest term occurs in {n} places and only 4 passages were read, so that answer cannot cover them "
     "all: if the question counts, lists or compares, compute it over entries() in code."
