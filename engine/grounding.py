@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from wasm_sandbox.operators import STOP_WORDS as FUNCTION_WORDS
+
 _NON_ANSWER_PHRASES = (
     "none",
     "null",
@@ -159,13 +161,9 @@ def key_span(answer: str, question: str) -> str:
 
 # --- used by the finish rule (engine.strategy.finish) and the typed first step ----------------------------------
 # words too common to be the key of an answer or of a question ("the", "is", ...): not searched, not compared
-STOP_WORDS = frozenset(
-    "a an the of in on at to for from with by about into onto over under than then this that these those there "
-    "their them they he she it his her its our your my we you i me us and or nor but not no yes be been being am "
-    "is are was were have has had do does did can could would should will shall may might must what which who "
-    "whom whose when where why how as if so such any all each every some many much more most other one also just "
-    "only very please answer question text context give tell find number named called".split()
-)
+STOP_WORDS = FUNCTION_WORDS | frozenset(
+    "may might answer question text context give tell find number named called".split()
+)  # the words terms() drops (wasm_sandbox.operators), and the words every task's wording uses
 
 
 def content_words(text: str) -> list[str]:
