@@ -121,30 +121,21 @@ def _usage(gens: list[Generation]) -> dict[str, float]:
 
 def fit_prefix(backend: Backend, text: str, budget: int) -> tuple[str, int]:
     """The longest head of ``text`` (found in a few proportional steps) that is at most ``budget`` model tokens."""
-    if budget <= 0:
-        return "", 0
-    chars = min(len(text), budget * 6)
-    best = ("", 0)
-    for _ in range(8):
-        n = backend.count_tokens(text[:chars])
-        if n <= budget:
-            best = max(best, (text[:chars], n), key=lambda b: b[1])
-            if chars >= len(text) or n >= budget * 0.97:
-                break
-            chars = min(len(text), int(chars * budget / max(n, 1) * 0.99) + 1)
-        else:
-            chars = int(chars * budget / n * 0.98)
-    return best
+    return _fit(backend, text, budget, lambda chars: text[:chars])
 
 
 def fit_suffix(backend: Backend, text: str, budget: int) -> tuple[str, int]:
     """The longest tail of ``text`` (found in a few proportional steps) that is at most ``budget`` model tokens."""
+    return _fit(backend, text, budget, lambda chars: text[len(text) - chars :])
+
+
+def _fit(backend: Backend, text: str, budget: int, piece_of: Callable[[int], str]) -> tuple[str, int]:
     if budget <= 0:
         return "", 0
     chars = min(len(text), budget * 6)
     best = ("", 0)
     for _ in range(8):
-        piece = text[len(text) - chars :]
+        piece = piece_of(chars)
         n = backend.count_tokens(piece)
         if n <= budget:
             best = max(best, (piece, n), key=lambda b: b[1])

@@ -18,6 +18,7 @@ import collections
 import re
 import string
 from datetime import date
+from typing import Any
 
 _ANSWER_MARK = re.compile(r"(?:final answer|answer)\s*[:\-]\s*", re.IGNORECASE)
 
@@ -126,7 +127,8 @@ def parse_pairs(answer: str) -> set[tuple[str, str]]:
     return out
 
 
-def f1_sets(got: set[tuple[str, str]], want: set[tuple[str, str]]) -> float:
+def f1_sets(got: set[Any], want: set[Any]) -> float:
+    """Set F1 of ``got`` against ``want`` (1.0 when both are empty)."""
     if not got and not want:
         return 1.0
     tp = len(got & want)

@@ -36,6 +36,7 @@ CLI_LIMITS = (
     "root_max_tokens",
     "root_temperature",
     "root_seed",
+    "plan_mode",
 )
 # Backend settings for models loaded by the CLI: flag -> LlamaConfig field.
 BACKEND_FLAGS = {
@@ -116,6 +117,12 @@ def _add_model_and_limit_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(flag, type=typ, default=None, dest=field, help=help_)
     for name in CLI_LIMITS:
         info = Limits.model_fields[name]
+        if name == "plan_mode":  # a choice, not a number (see engine.strategy.modes)
+            choices = ["typed", "code", "auto"]
+            p.add_argument(
+                "--plan-mode", choices=choices, default=None, dest=name, help=f"{info.description} (default auto)"
+            )
+            continue
         kind: type = float if info.annotation is float else int
         p.add_argument(
             f"--{name.replace('_', '-')}",

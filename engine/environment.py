@@ -8,14 +8,14 @@ The loop provides one table of host calls (:class:`HostCalls`); the sandbox only
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from engine.cancel import CancelToken
 from engine.guardrails import Limits
-from engine.prompts import PromptMeta
 from wasm_sandbox import CellResult
+from wasm_sandbox.prompt import PromptMeta
 
 PromptSource = str | Path | Sequence[str]
 
@@ -80,14 +80,7 @@ class SandboxEnvironment:
         self._prompt = ws.Prompt.create(src, workdir)
         m = self._prompt.meta
         preview = str(m.preview)[:400]
-        self.meta = PromptMeta(
-            chars=int(m.chars),
-            tokens=estimate_tokens(count_tokens, int(m.chars), preview),
-            lines=int(m.lines),
-            n_documents=int(m.n_documents or 1),
-            preview=preview,
-            long_lines=int(m.long_lines),
-        )
+        self.meta = replace(m, preview=preview, tokens=estimate_tokens(count_tokens, int(m.chars), preview))
         hf = ws.HostFunctions(
             llm_query=host.llm_query,
             llm_query_batched=host.llm_query_batched,

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from wasm_sandbox.operators import STOP_WORDS as FUNCTION_WORDS
+
 _NON_ANSWER_PHRASES = (
     "none",
     "null",
@@ -85,7 +87,7 @@ def appears_in(answer: str, seen: str) -> bool:
     s = _norm(seen)
     if not a:
         return False
-    if _present(a, s):
+    if _present(a, s):  # whole words: "2" is not in "2025", "cat" not in "category"
         return True
     low_seen = seen.lower()
     compounds = _COMPOUND.findall(answer.lower())
@@ -155,3 +157,41 @@ def key_span(answer: str, question: str) -> str:
     if k < MIN_RESTATED or k == len(tokens):
         return answer.strip()
     return " ".join(tokens[k:]).rstrip(".;,").strip()
+
+
+# --- used by the finish rule (engine.strategy.finish) and the typed first step ----------------------------------
+# words too common to be the key of an answer or of a question ("the", "is", ...): not searched, not compared
+STOP_WORDS = FUNCTION_WORDS | frozenset(
+    "may might answer question text context give tell find number named called".split()
+)  # the words terms() drops (wasm_sandbox.operators), and the words every task's wording uses
+
+
+def content_words(text: str) -> list[str]:
+    """The words of ``text`` that can carry meaning, in order, once each: not stop words, and numbers or at least
+    three characters. How a word is written (capitals, hyphens, quotes) plays no part."""
+    out: list[str] = []
+    for w in _WORD.findall(text.lower()):
+        if w in STOP_WORDS or (len(w) < 3 and not w.isdigit()):
+            continue
+        if w not in out:
+            out.append(w)
+    return out
+
+
+def restates(answer: str, question: str) -> bool:
+    """Whether ``answer`` only repeats the question: three or more content words, nearly all of them the question's.
+
+    Why three: a one- or two-word answer may well share a word with its question ("the blue door" for "which
+    door"); a sentence made of the question's words says nothing new. Shorter: only the question itself.
+    """
+    words = content_words(answer)
+    if len(words) < 3:
+        return is_non_answer(answer, question)
+    asked = set(content_words(question))
+    return sum(w in asked for w in words) >= 0.8 * len(words)
+
+
+def clip(text: str, n: int = 80) -> str:
+    """``text`` on one line, at most ``n`` characters (for reasons and events)."""
+    t = " ".join(str(text).split())
+    return t if len(t) <= n else t[: n - 3] + "..."

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -70,6 +70,11 @@ class Limits(BaseModel):
     max_no_code: int = Field(3, ge=1, le=100, description="consecutive replies without code before the run stops")
     max_repeats: int = Field(
         1, ge=0, le=100, description="consecutive repeated cells or outputs tolerated after a warning"
+    )
+    plan_mode: Literal["typed", "code", "auto"] = Field(
+        "auto",
+        description="typed: operators, a checked first step and grounded answers; code: the plain prompt; "
+        "auto: typed for small roots, code for large ones",
     )
 
     def to_dict(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import ast
 import re
 from typing import Any
 
-from engine.grounding import appears_in
+from engine.backends.base import Backend
 from wasm_sandbox import CellResult
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
@@ -110,6 +110,11 @@ def answer_from_reply(text: str) -> str:
     return body.strip().strip("`").strip()
 
 
+def supports_grammar(backend: Backend) -> bool:
+    """Backends that constrain sampling with a GBNF grammar (llama.cpp in process, llama.cpp-style servers)."""
+    return bool(backend.info.extra.get("grammar", backend.info.backend in ("llama", "openai")))
+
+
 NO_OUTPUT = "(no output - use print() to see values)"
 
 
@@ -138,6 +143,9 @@ def is_trivial_output(text: str) -> bool:
     return t in ("", NO_OUTPUT, "None", "[]", "{}", "()", "0", "''", "True", "False") or len(t) <= 2
 
 
-def grounded(answer: str, evidence: list[str], results: list[str] | None = None) -> bool:
-    """Whether an answer is supported by what the run saw (:func:`engine.grounding.appears_in` over the outputs)."""
-    return appears_in(answer, "\n".join([*evidence, *(results or [])]))
+# The root's reply as the prompt asks for it: at most one short sentence (no calls in it), then one Python block.
+# Without it the 1.5B root answered a question ending "answer yes or no if the question asks so" with a bare "Yes"
+# on its first turn, three turns running (no_code, never having read the text). A sentence may hold no call,
+# because a root allowed one wrote "Final(answer)" there and junk code after it. The block is never empty: allowed
+# one, the root wrote "A. Protocol[_KT_co, _VT_co] is the first base class of ```python\n```" three turns running.
+REPLY_GRAMMAR = 'root ::= [^`\\n()]{0,200} "\\n"? "```python\\n" code "```"\ncode ::= [^` \\t\\n] [^`]*\n'

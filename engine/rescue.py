@@ -9,19 +9,16 @@ and a stop that allows no call falls back to the newest worker answer or output.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from engine import prompts as P
 from engine.backends.base import BackendError, Message
 from engine.cancel import Cancelled
+from engine.grounding import appears_in, is_non_answer
 from engine.guardrails import GuardrailError
 from engine.history import History
 from engine.log import get_logger, log
-from engine.replies import answer_from_reply, grounded
+from engine.replies import answer_from_reply
+from engine.runstate import RunState
 from engine.trace import new_id
-
-if TYPE_CHECKING:
-    from engine.run import Run
 
 _log = get_logger("rlm")
 
@@ -29,7 +26,7 @@ _log = get_logger("rlm")
 NO_ASK = ("cancelled", "max_wall_s", "max_tokens", "context_overflow", "backend_error", "environment_error")
 
 
-def partial_answer(run: Run, hist: History, reason: str, session: str, candidate: str = "") -> str:
+def partial_answer(run: RunState, hist: History, reason: str, session: str, candidate: str = "") -> str:
     """The answer of a run that stops for ``reason``; ``candidate`` is the root's last reply without code."""
     answer = ""
     can_ask = reason not in NO_ASK and run.rlm.fallback_answer and run.budget.stop_reason() is None
@@ -37,14 +34,15 @@ def partial_answer(run: Run, hist: History, reason: str, session: str, candidate
         answer = _ask_root(run, hist, session)
     if not answer and candidate:
         answer = answer_from_reply(candidate)
-    if reason != "no_code" and answer and not grounded(answer, run.evidence, run.subs.results):
+    seen = "\n".join([*run.evidence, *run.subs.results])
+    if reason != "no_code" and answer and (is_non_answer(answer, run.question) or not appears_in(answer, seen)):
         answer = _answer_from_evidence(run) if can_ask else ""
     if not answer and reason in NO_ASK:
         answer = run.subs.last_result or run.last_output.strip()[-2000:]
-    return answer
+    return "" if is_non_answer(answer) else answer
 
 
-def _answer_from_evidence(run: Run) -> str:
+def _answer_from_evidence(run: RunState) -> str:
     """One worker call over the newest outputs that fit it; "" when they do not hold an answer."""
     budget_chars = max(200, int(run.subs.max_sub_tokens * 3))
     parts: list[str] = []
@@ -65,7 +63,7 @@ def _answer_from_evidence(run: Run) -> str:
     return "" if P.NOT_FOUND.lower() in answer.lower() else answer
 
 
-def _ask_root(run: Run, hist: History, session: str) -> str:
+def _ask_root(run: RunState, hist: History, session: str) -> str:
     """One root call, without code, for the answer the outputs above show."""
     msgs = list(hist.messages)
     ask = P.FALLBACK_ANSWER.format(question=run.question)

@@ -16,6 +16,8 @@ from engine.guardrails import Usage, sum_usage
 # "final" is the only reason where the model itself ended the run; "direct" is a plain call that fitted.
 FINAL = "final"
 DIRECT = "direct"
+# the run found no answer the text supports (a second refused FINAL): the answer is empty, the run partial
+NO_ANSWER = "no_answer"
 OK_REASONS = (FINAL, DIRECT)
 
 

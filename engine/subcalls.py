@@ -17,11 +17,17 @@ from typing import TYPE_CHECKING, Any
 from engine import prompts as P
 from engine.backends.base import BackendError, Generation, SamplingParams
 from engine.cancel import Cancelled
+from engine.grounding import content_words
 from engine.guardrails import ROLE_WORKER, CellCounter, GuardrailError
 from engine.trace import clip, new_id
 
 if TYPE_CHECKING:
     from engine.run import Run
+
+
+MAX_READ_PROMPTS = 4
+MAX_READS = 50
+MAX_READ_CHARS = 64_000
 
 
 class SubCalls:
@@ -33,6 +39,9 @@ class SubCalls:
         self.current_parent: str = run.id  # trace parent of sub-calls: the cell being executed
         self.last_result = ""
         self.results: list[str] = []  # recent sub-call answers (evidence for a stopped run's answer)
+        # (text given, answer) of recent worker calls of up to MAX_READ_PROMPTS prompts: what a worker answer is
+        # grounded in (engine.strategy.finish); a 5,000-item labelling call is no reading of passages
+        self.reads: list[tuple[str, str]] = []
         self.cut_replies = 0
         self.failed_items = 0
         w = run.rlm.worker
@@ -72,8 +81,8 @@ class SubCalls:
         norm_q = re.sub(r"\W+", " ", question.lower()).strip()
         norm_p = re.sub(r"\W+", " ", prompt.lower()).strip()
         if norm_q and norm_q in norm_p and len(norm_p) - len(norm_q) < 60:
-            words = P.question_keywords(question, k=1)
-            word = words[0] if words else "word"
+            words = content_words(question)
+            word = max(words, key=len) if words else "word"
             raise GuardrailError(
                 "sub_prompt_without_text",
                 "this llm_query prompt has only the question and no text: the helper model cannot see `context`. "
@@ -143,6 +152,11 @@ class SubCalls:
         ct = sum(g.completion_tokens for g in gens)
         cached = sum(g.cached_tokens for g in gens)
         run.budget.record(w.info.name, ROLE_WORKER, run.depth + 1, pt, ct, cached, dt, calls=len(gens))
+        if len(prompts) <= MAX_READ_PROMPTS:
+            self.reads.extend(
+                (p[-MAX_READ_CHARS:], g.text.strip()) for p, g in zip(prompts, gens, strict=False) if not g.error
+            )
+            del self.reads[:-MAX_READS]
         errors = [g.error for g in gens if g.error]
         cut = sum(1 for g in gens if g.finish_reason == "length")
         self.cut_replies += cut

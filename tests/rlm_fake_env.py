@@ -1,8 +1,8 @@
 """An in-process stand-in for the Wasm sandbox, for loop tests only (no isolation: never use it in the engine).
 
-It mirrors the guest API (``context``, ``search``, ``llm_query``, ``llm_query_batched``, ``rlm_query``, ``FINAL``,
-``SHOW_VARS``, and the typed operators of ``outcore_ops.py`` over the host's real call table) so scripted loop tests
-run in milliseconds; the same tests also run against the real sandbox.
+It mirrors the guest API (``context``, ``search``, ``retrieve``, ``llm_query``, ``llm_query_batched``, ``rlm_query``,
+``FINAL``, ``SHOW_VARS``, and the typed operators of ``outcore_ops.py`` over the host's real call table) so scripted
+loop tests run in milliseconds; the same tests also run against the real sandbox.
 A cell containing the marker ``# SIMULATE_CPU_LIMIT`` reports a CPU-limit stop (real limits: the Wasm runs).
 """
 
@@ -19,12 +19,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from engine import prompts as P
 from engine.environment import HostCalls, PromptSource
 from engine.guardrails import Limits
 from wasm_sandbox import CellResult
 from wasm_sandbox.hostcalls import Checked, HostFunctions, Raw, build_table, not_provided
-from wasm_sandbox.prompt import LONG_LINE_BYTES, Prompt
+from wasm_sandbox.prompt import LONG_LINE_BYTES, Prompt, PromptMeta
 
 GUEST_OPS = Path(__file__).resolve().parents[1] / "wasm_sandbox" / "guest" / "outcore_ops.py"
 
@@ -47,16 +46,18 @@ class FakeEnvironment:
             docs = list(source)
             text = "\n\n".join(docs)
         self.text = text
-        self.meta = P.PromptMeta(
+        self.docs = docs if not isinstance(source, (str, Path)) else None  # context is the list, as in the guest
+        self.meta = PromptMeta(
             chars=len(text),
-            tokens=len(text) // 4,
+            bytes=len(text.encode()),
             lines=text.count("\n") + 1,
-            n_documents=len(docs),
+            n_documents=len(docs) if not isinstance(source, (str, Path)) else None,
             preview=text[:300],
             long_lines=sum(len(line.encode()) > LONG_LINE_BYTES for line in text.splitlines()),
+            tokens=len(text) // 4,
         )
         self.host = host
-        self.docs = docs
+        self.doc_list = docs
         self.ns: dict[str, Any] = {}
         self.final: str | None = None
         self._prompt = Prompt.create(docs if len(docs) > 1 else text, workdir)
@@ -84,7 +85,7 @@ class FakeEnvironment:
                 return json.loads(out)
             return json.loads(json.dumps(out.value if isinstance(out, Checked) else out))
 
-        docs = self.docs
+        docs = self.doc_list
         mod.bind(call, FakeHostError, self.ns, lambda: list(docs) if len(docs) > 1 else self.text)
         return mod
 
@@ -100,16 +101,32 @@ class FakeEnvironment:
                     break
             return out
 
+        def retrieve(query: str, k: int = 5):
+            """Lines ranked by how many of the query's words they hold (a stand-in for the host's BM25)."""
+            words = set(re.findall(r"\w+", query.lower()))
+            lines = text.split("\n")
+            starts = [0]
+            for line in lines:
+                starts.append(starts[-1] + len(line) + 1)
+            scored = []
+            for i, line in enumerate(lines):
+                score = len(words & set(re.findall(r"\w+", line.lower())))
+                if score:
+                    scored.append((-score, i))
+            # a passage is the matching line with two lines either side, as the host's passages hold context
+            return [(starts[max(0, i - 2)], "\n".join(lines[max(0, i - 2) : i + 3])) for _, i in sorted(scored)[:k]]
+
         def FINAL(value: Any) -> None:  # noqa: N802 - like the guest: records str(value), the cell goes on
             self.final = str(value)
 
         self.ns.update(
-            context=text,
+            context=self.docs if self.docs is not None else text,
             search=search,
+            retrieve=retrieve,
             FINAL=FINAL,
             llm_query=lambda p, **opts: self.host.llm_query(str(p), opts),
             llm_query_batched=lambda ps, **opts: self.host.llm_query_batched([str(p) for p in ps], opts),
-            rlm_query=lambda p, **opts: self.host.rlm_query(str(p), opts),
+            rlm_query=lambda p, **opts: self.host.rlm_query(p if isinstance(p, list) else str(p), opts),
             SHOW_VARS=lambda: print(sorted(k for k in self.ns if not k.startswith("__"))),
             HostError=FakeHostError,
         )

@@ -145,7 +145,7 @@ def test_grammar_constrains_the_reply_and_a_bad_one_is_a_clear_error(backend: Ll
 def test_the_root_reply_grammar_allows_no_empty_code_block(backend: LlamaBackend) -> None:
     import re
 
-    from engine.strategies import REPLY_GRAMMAR
+    from engine.replies import REPLY_GRAMMAR
 
     # unconstrained inside the block, this model closes it at once (seen with the 1.5B root on a code question)
     ask = [Message("user", "Repeat exactly this text: A\n```python\n```")]

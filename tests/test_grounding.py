@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from engine.grounding import appears_in, distinctive, grounded, is_non_answer, key_span
-from engine.replies import grounded as seen_in_run
 from wasm_sandbox.operators import candidate_words, count_words, rank_terms
 
 QUESTION = "What is the access code assigned to the cobalt badger vault?"
@@ -30,7 +29,6 @@ def test_appears_in_whole_or_by_key_span():
     assert not appears_in("7731-QY", seen)  # an invented value
     assert not appears_in("773", seen)  # a part of a number is not the number
     assert not appears_in("The access code is 4417.", seen)
-    assert seen_in_run("cobalt badger", [seen])  # the loop's check over the run's outputs is the same function
 
 
 def test_distinctive_keeps_words_of_the_rarest_order():

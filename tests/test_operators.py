@@ -38,6 +38,7 @@ def _run(env, cells: list[str], text, question: str = QUESTION, worker=None, tmp
     replies = [code(c) for c in cells]
     root = ScriptedBackend(replies, name="root")
     wk = worker if isinstance(worker, ScriptedBackend) else ScriptedBackend(worker=worker or "NOT FOUND", name="w")
+    lim.setdefault("plan_mode", "code")  # the operators alone: no first step, FINAL carries what a test observes
     rlm = RLM(root, wk, environment=env, trace=tmp_path if tmp_path is not None else False, **lim)
     return rlm.completion(text, question), root, wk
 
@@ -108,17 +109,17 @@ def test_read_grounded_answer(env, tmp_path):
     ],
 )
 def test_read_refuses_what_the_passages_do_not_hold(env, reply, why):
-    cells = ["a = read(find('cobalt badger vault'))\nFINAL('|'.join([a, str(a.grounded), a.evidence]))"]
+    cells = ["a = read(find('cobalt badger vault'))\nFINAL('|'.join([str(a.grounded), a, a.evidence]))"]
     c, _, _ = _run(env, cells, _needle_text(), worker=_worker(reply))
-    answer, grounded, evidence = c.answer.split("|")
+    grounded, answer, evidence = c.answer.split("|")
     assert (answer, grounded) == ("NOT FOUND", "False") and why in evidence
 
 
 def test_read_over_passages_without_the_questions_rare_words_is_not_grounded(env):
     """The traced failure: passages found by the generic word, and a worker quoting one of them."""
-    cells = ["a = read(find('access', k=3))\nFINAL('|'.join([a, str(a.grounded), a.evidence]))"]
+    cells = ["a = read(find('access', k=3))\nFINAL('|'.join([str(a.grounded), a, a.evidence]))"]
     c, _, _ = _run(env, cells, _needle_text(), worker=lambda p: "build server")
-    answer, grounded, evidence = c.answer.split("|")
+    grounded, answer, evidence = c.answer.split("|")
     assert (answer, grounded) == ("NOT FOUND", "False")
     assert "mentions none of the question's distinctive words" in evidence and "cobalt" in evidence
 

@@ -12,7 +12,6 @@ import pytest
 import engine.rlm as rlm_mod
 from engine import cli_run
 from engine.backends.scripted import ScriptedBackend
-from engine.prompts import question_keywords
 from tests.test_rlm_loop import _wasm_available
 
 
@@ -71,16 +70,28 @@ def test_limits_options_parsed():
     assert cli_run._limits_from(args) == {"max_sub_calls": 7, "max_wall_s": 12.5, "max_depth": 0}
 
 
+def test_plan_mode_flag(scripted_models, tmp_path, capsys):
+    """--plan-mode reaches the run (its strategy event says the mode); a mode that does not exist is refused."""
+    args = _parser().parse_args(["run", "q", "--plan-mode", "typed"])
+    assert cli_run._limits_from(args) == {"plan_mode": "typed"}
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["run", "q", "--plan-mode", "fast"])
+    doc = tmp_path / "doc.txt"
+    doc.write_text("Tom Hale painted his door green\n")
+    for mode in ("typed", "code"):
+        args = _parser().parse_args(
+            ["run", "-c", str(doc), "--json", "--plan-mode", mode, "--trace", str(tmp_path), "colour?"]
+        )
+        assert args.func(args) == 0
+        out = json.loads(capsys.readouterr().out)
+        events = [json.loads(line) for line in open(out["trace_path"])]
+        assert [e["mode"] for e in events if e["event"] == "strategy"] == [mode]
+
+
 def test_demo_setup_only(capsys):
     args = _parser().parse_args(["demo", "--setup-only"])
     assert args.func(args) == 0
     assert "characters" in capsys.readouterr().out
-
-
-def test_question_keywords():
-    assert question_keywords("What is the special magic number for glossy-harbor?")[0] == "glossy-harbor"
-    assert set(question_keywords("What did the keeper Ezra Calloway keep?")) >= {"Ezra", "Calloway"}
-    assert question_keywords("what is it?") == []
 
 
 def test_bad_limits_and_prompts_are_one_line_errors(scripted_models, tmp_path, capsys):

@@ -47,6 +47,8 @@ def code(src: str, say: str = "Next step.") -> str:
 
 
 def make(env, root_script, worker=None, tmp_path: Path | None = None, **limits):
+    """An RLM over scripted models; the plain ``code`` mode unless a test asks for another (the loop's mechanics)."""
+    limits.setdefault("plan_mode", "code")
     root = ScriptedBackend(root_script, name="root-model")
     wk = ScriptedBackend(worker=worker if worker is not None else {"door green": "green"}, name="worker-model")
     trace = tmp_path if tmp_path is not None else False
@@ -220,7 +222,7 @@ def test_sub_call_too_long_error_model_can_react(env):
 def test_worker_context_from_backend_info(env):
     root = ScriptedBackend([code("llm_query('x' * 4000)"), code("FINAL('ok')")], name="r")
     wk = ScriptedBackend(worker="y", name="w", n_ctx=512)
-    c = RLM(root, wk, environment=env, trace=False).completion("doc", "q")
+    c = RLM(root, wk, environment=env, trace=False, plan_mode="code").completion("doc", "q")
     assert c.answer == "ok"
     assert "worker accepts at most" in [m.content for m in root.chat_calls[1]][-1]
 
@@ -309,38 +311,11 @@ def test_wall_clock(env):
 
 def test_loop_detected_warns_then_stops(env):
     same = code("print(search('Hale'))")
-    rlm, root, _ = make(env, [same, same, same, same, "green"], max_repeats=1)
+    rlm, root, _ = make(env, [same, same, same, "green"], max_repeats=1)
     c = rlm.completion(DOC, Q)
     assert c.finish_reason == "loop_detected" and c.partial
-    assert P.HINT_STEPPED in user_msgs(root, 2)[-1]  # the first repeat ran the example's next step instead
-    assert P.HINT_REPEAT in user_msgs(root, 3)[-1]
+    assert P.HINT_REPEAT in user_msgs(root, 2)[-1]  # the first repeat is a warning
     assert c.answer == "green"
-
-
-def test_a_repeated_cell_runs_the_examples_next_step_once():
-    """Real sandbox only: the step uses retrieve(), which the fake environment does not have."""
-    same = code("hits = [s for _, s in search('Hale')]\nprint(hits)")
-    rlm, root, worker = make(SandboxEnvironment, [same, same, code("FINAL(answer)")], max_repeats=1)
-    c = rlm.completion(DOC, Q)
-    assert c.finish_reason == "final"
-    assert "retrieve(question" in root.chat_calls[2][-2].content  # the step that ran is the root's own reply now
-    assert P.HINT_STEPPED in user_msgs(root, 2)[-1]
-    assert len(worker.batch_calls) == 1 and c.answer
-
-
-def test_the_code_next_step_needs_no_definition_found_before():
-    """Seen: a root that wrote the class statement from the question twice (never calling definition) got the code
-    example's next step, which read ``d`` and failed; the step now falls back to the question's best passages."""
-    repo = (
-        "### File: net/client.py\ndef connect(host, timeout=30):\n    return host\n\n"
-        "### File: net/errors.py\nclass ChunkedEncodingError(RequestException):\n    pass\n"
-    )
-    same = code("class ChunkedEncodingError(RequestException):")
-    worker = {"class ChunkedEncodingError(RequestException)": "D"}
-    rlm, root, wk = make(SandboxEnvironment, [same, same, code("FINAL(answer)")], worker=worker, max_repeats=1)
-    c = rlm.completion(repo, "Which class is the first base class of `ChunkedEncodingError`? A. IOError D. Request")
-    assert c.finish_reason == "final" and c.answer == "D", (c.answer, c.finish_reason)
-    assert len(wk.batch_calls) == 1 and "Code:\n" in wk.batch_calls[0][1][0]
 
 
 def test_repeated_output_detected(env):
@@ -432,7 +407,7 @@ def test_rlm_query_at_max_depth_falls_back_to_llm_query(env):
         name="r",
     )
     wk = ScriptedBackend(worker="from worker", name="w")
-    c = RLM(root, wk, environment=env, trace=False, max_depth=1).completion("doc", "q")
+    c = RLM(root, wk, environment=env, trace=False, max_depth=1, plan_mode="code").completion("doc", "q")
     assert c.answer == "from worker"
     assert wk.batch_calls and wk.batch_calls[0][1] == ["deeper"]
     assert c.usage_by_depth[2].calls == 1  # the worker call made by the depth-1 child
@@ -533,5 +508,6 @@ def test_direct_mode_for_small_prompts(env):
     assert "Question: " + Q in root.chat_calls[0][-1].content
     # a prompt that does not fit half the root's context goes through the REPL as usual
     root = ScriptedBackend([code("FINAL('via repl')")], name="r", n_ctx=1600)
-    c = RLM(root, ScriptedBackend(name="w"), environment=env, trace=False, direct=True).completion(DOC, Q)
+    rlm = RLM(root, ScriptedBackend(name="w"), environment=env, trace=False, direct=True, plan_mode="code")
+    c = rlm.completion(DOC, Q)
     assert c.answer == "via repl" and c.finish_reason == "final"

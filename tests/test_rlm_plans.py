@@ -1,236 +1,342 @@
-"""The engine's planned first step of an aggregation (:mod:`engine.plans`): when it runs, what it asks, what the
-root sees. The loop tests use a scripted root that claims grammar support, so the shape and label calls happen."""
+"""Plans against code (:mod:`engine.strategy`): the plan modes, the typed first step, the finish rule (grounded
+answers, a re-sent answer ends the run) and the task found inside a prompt sent without a question.
+
+Each loop test runs on the fake REPL and on the real Wasm sandbox (the ``env`` fixture), with scripted models.
+"""
 
 from __future__ import annotations
 
-import json
-import random
+import os
 
-from engine import plans
-from engine import prompts as P
-from engine.backends.base import Message
+import pytest
+from pydantic import ValidationError
+
+from engine.backends.base import BackendInfo
 from engine.backends.scripted import ScriptedBackend
-from engine.environment import SandboxEnvironment
-from engine.plans import LABELS_SYSTEM, context_sentences, entries_are_lines, is_list, quoted_labels
+from engine.environment import HostCalls, SandboxEnvironment
+from engine.guardrails import Limits
 from engine.rlm import RLM
-from engine.strategies import CLASSIFY_SYSTEM, RETRIEVE_AND_ASK
+from engine.strategy import find_task
+from engine.strategy import prompts as SP
+from engine.strategy.modes import TYPED_MAX_BYTES, resolve_mode
+from engine.strategy.probe import is_source_dump
 from engine.trace import read_events
 from tests.test_rlm_loop import DOC, Q, _wasm_available, code
 
-SPORT = ["The striker scored twice in the final match.", "She swam fifty laps in the pool today."]
-OTHER = ["Heavy rain flooded the streets overnight.", "I baked fresh bread with honey this morning."]
+GREEN = {"door green": "green"}  # the worker answers only from a passage that holds the fact
 
 
-def _lines(n_sport: int, n_other: int) -> str:
-    rng = random.Random(3)
-    lines = [rng.choice(SPORT) for _ in range(n_sport)] + [rng.choice(OTHER) for _ in range(n_other)]
-    rng.shuffle(lines)
-    return "\n".join(f"{i:03d} | {line}" for i, line in enumerate(lines))
+def _rlm(env, turns, worker=None, tmp_path=None, **limits):
+    root = ScriptedBackend(turns, name="root")
+    wk = ScriptedBackend(worker=worker if worker is not None else GREEN, name="worker")
+    return RLM(root, wk, environment=env, trace=tmp_path if tmp_path is not None else False, **limits), root, wk
 
 
-def _meta(lines: int, long_lines: int = 0, chars: int = 0, docs: int = 1) -> P.PromptMeta:
-    return P.PromptMeta(chars=chars, tokens=0, lines=lines, n_documents=docs, preview="", long_lines=long_lines)
+def _events(c, name: str) -> list[dict]:
+    return [e for e in read_events(c.trace_path) if e["event"] == name]
 
 
-class _Root(ScriptedBackend):
-    """A root whose shape and label calls get fixed answers; its main turns come from ``turns``."""
-
-    def __init__(self, kind: str, labels: list[str], turns: list[str]) -> None:
-        self.kind, self.labels, self.turns = kind, labels, list(turns)
-        self.main_calls: list[list[Message]] = []
-        super().__init__(self._reply, name="root")
-        self.info.extra["grammar"] = True
-
-    def _reply(self, messages) -> str:
-        system = messages[0].content
-        if system == CLASSIFY_SYSTEM:
-            return self.kind
-        if system == LABELS_SYSTEM:
-            return json.dumps(self.labels)
-        self.main_calls.append(list(messages))
-        return self.turns.pop(0)
+# ------------------------------------------------------------------------------------------------------ modes
 
 
-def _sandbox() -> type[SandboxEnvironment]:
+def test_auto_mode_follows_the_model_size(tmp_path):
+    assert resolve_mode("auto", BackendInfo("m", "llama", 4096, {"n_params": 1_500_000_000})) == "typed"
+    assert resolve_mode("auto", BackendInfo("m", "llama", 4096, {"n_params": 8_000_000_000})) == "code"
+    big = tmp_path / "big.gguf"
+    with open(big, "wb") as f:
+        f.truncate(TYPED_MAX_BYTES + 1)  # sparse: no disk used
+    small = tmp_path / "small.gguf"
+    small.write_bytes(b"GGUF")
+    assert resolve_mode("auto", BackendInfo("m", "llama", 4096, {"path": str(big)})) == "code"
+    assert resolve_mode("auto", BackendInfo("m", "llama", 4096, {"path": str(small)})) == "typed"
+    assert resolve_mode("auto", BackendInfo("m", "scripted", 4096)) == "code"  # unknown size: the plain prompt
+    assert resolve_mode("code", BackendInfo("m", "llama", 4096, {"n_params": 1})) == "code"
+    with pytest.raises(ValueError, match="plan_mode"):
+        resolve_mode("fast", BackendInfo("m", "scripted", 4096))
+    with pytest.raises(ValidationError):
+        Limits(plan_mode="fast")
+    os.unlink(big)
+
+
+def test_code_mode_is_the_plain_prompt(env, tmp_path):
+    """No help layer: no probe, no operators in the prompt, a literal FINAL accepted as the paper's loop does."""
+    rlm, root, wk = _rlm(env, [code("FINAL('green')")], tmp_path=tmp_path, plan_mode="code")
+    c = rlm.completion(DOC, Q)
+    assert c.answer == "green" and c.finish_reason == "final" and c.sub_calls == 0
+    system, first = root.chat_calls[0][0].content, root.chat_calls[0][1].content
+    assert "Operators" not in system and "rlm_query(prompt" in system and "line_at(position)" in system
+    assert first.endswith(SP.WRITE_FIRST)
+    assert not _events(c, "planned_step") and [e["mode"] for e in _events(c, "strategy")] == ["code"]
+
+
+# ------------------------------------------------------------------------------------------ the typed first step
+
+
+def test_typed_first_step_answers_a_lookup(env, tmp_path):
+    rlm, root, wk = _rlm(env, [code("FINAL(answer)")], tmp_path=tmp_path, plan_mode="typed")
+    c = rlm.completion(DOC, Q)
+    assert c.answer == "green" and c.finish_reason == "final" and c.root_turns == 1 and c.sub_calls == 1
+    assert "door green" in wk.batch_calls[0][1][0]  # the best passage went to the worker
+    strategy = _events(c, "strategy")[0]
+    assert strategy["mode"] == "typed" and strategy["terms"] == ["door", "tom", "hale"]  # "colour" never occurs
+    assert len(_events(c, "planned_step")) == 1
+    shown = root.chat_calls[0][-1].content  # the step's output, as the root's own first cell
+    assert "mentions of each term: {'door': 1, 'tom': 1, 'hale': 1}" in shown and "answer: green" in shown
+    assert SP.HINT_PROBE_ANSWERED.format(answer="green") in shown  # the answer is in hand: only FINAL is left
+    # both environments have the operator library (find, read)
+    assert root.chat_calls[0][-2].role == "assistant"
+    assert "find(query, k=4)" in root.chat_calls[0][-2].content
+    assert "Operators (checked steps" in root.chat_calls[0][0].content
+    assert strategy["operators"]
+
+
+def test_a_resent_answer_ends_the_run(env, tmp_path):
+    """The root re-sends the step whose output was a grounded answer: the run ends final with it, not at the loop
+    stop (seen: a needle's code on turn 3, re-sent twice, and the run exited 1 with the right answer partial)."""
+
+    def turns(messages):  # the step the engine ran, shown as the root's own first reply, sent back unchanged
+        return messages[-2].content
+
+    rlm, _, wk = _rlm(env, turns, tmp_path=tmp_path, plan_mode="typed")
+    c = rlm.completion(DOC, Q)
+    assert c.answer == "green" and c.finish_reason == "final" and not c.partial
+    assert c.sub_calls == 1 and len(_events(c, "cell")) == 1  # the copy was not run again
+    assert [e["answer"] for e in _events(c, "answer_resent")] == ["green"]
+
+
+def test_the_first_step_needs_a_long_text(env, tmp_path):
+    rlm, _, _ = _rlm(env, [code("print(context)"), code("FINAL('green')")], tmp_path=tmp_path, plan_mode="typed")
+    c = rlm.completion("Tom Hale the baker painted his door green.", Q)
+    assert c.answer == "green" and c.finish_reason == "final" and not _events(c, "planned_step")
+
+
+# ------------------------------------------------------------------------------------------- grounded answers
+
+
+def test_an_invented_worker_answer_is_refused_then_the_run_has_none(env, tmp_path):
+    """The worker's "1234" occurs in no passage it read: refused once with the reason, then ``no_answer``."""
+    rlm, root, _ = _rlm(env, [code("FINAL(answer)"), code("FINAL(answer)")], {"": "1234"}, tmp_path, plan_mode="typed")
+    c = rlm.completion(DOC, Q)
+    assert c.finish_reason == "no_answer" and c.partial and c.answer == "" and not c.ok
+    refused = _events(c, "answer_refused")
+    # read() already says NOT FOUND for the worker's invented "1234"
+    assert len(refused) == 2 and "'NOT FOUND' is not an answer" in refused[0]["reason"]
+    assert "FINAL was refused" in root.chat_calls[1][-1].content
+
+
+def test_non_answers_never_end_a_run(env, tmp_path):
+    for mode in ("typed", "code"):
+        turns = [code("FINAL('unknown')"), code("FINAL('not found')")]
+        rlm, root, _ = _rlm(env, turns, tmp_path=tmp_path, plan_mode=mode)
+        c = rlm.completion(DOC, Q)
+        assert c.finish_reason == "no_answer" and c.answer == "", (mode, c.answer)
+
+
+def test_a_typed_literal_is_refused_but_a_computed_value_is_not(env, tmp_path):
+    turns = [code("FINAL('purple')"), code("FINAL(len(context.splitlines()))")]
+    rlm, root, _ = _rlm(env, turns, tmp_path=tmp_path, plan_mode="typed")
+    c = rlm.completion(DOC, "How many lines does the text have?")
+    assert c.answer == "801" and c.finish_reason == "final"
+    assert "typed into the code" in _events(c, "answer_refused")[0]["reason"]
+
+
+def test_a_restated_question_is_no_answer(env, tmp_path):
+    turns = [code("FINAL('the colour of the door of Tom Hale')"), code("FINAL(answer)")]
+    rlm, _, _ = _rlm(env, turns, tmp_path=tmp_path, plan_mode="typed")
+    c = rlm.completion(DOC, Q)
+    assert c.answer == "green" and "restates" in _events(c, "answer_refused")[0]["reason"]
+
+
+# -------------------------------------------------------------------------------------- the task in the prompt
+
+
+def _document_with_question() -> str:
+    lines = [f"{i:04d} | ticket from user {i % 97}: the parcel arrived on time" for i in range(3000)]
+    lines[1711] = "1711 | ticket from user 44: Tom Hale the baker painted his door green"
+    return "\n".join(lines) + "\n\n" + Q
+
+
+def test_the_question_at_the_end_of_a_prompt_is_found(env, tmp_path):
+    """One string: a 3,000-line document and its question at the end (what `outcore serve` gets as one message)."""
+    rlm, root, wk = _rlm(env, [code("FINAL(answer)")], tmp_path=tmp_path, plan_mode="typed")
+    c = rlm.completion(_document_with_question())
+    assert c.answer == "green" and c.finish_reason == "final", (c.answer, c.finish_reason)
+    assert [(e["where"], e["question"]) for e in _events(c, "task_found")] == [("trailing question", Q)]
+    assert f"Question: {Q}" in root.chat_calls[0][1].content
+
+
+def test_the_question_is_found_in_a_file_or_a_one_document_list(env, tmp_path):
+    """The same search for a prompt given as a file (``outcore run FILE``) or as one document (the server's form)."""
+    path = tmp_path / "doc.txt"
+    path.write_text(_document_with_question())
+    for prompt in (path, [_document_with_question()]):
+        rlm, root, _ = _rlm(env, [code("FINAL(answer)")], tmp_path=tmp_path, plan_mode="typed")
+        c = rlm.completion(prompt)
+        assert c.answer == "green" and [e["where"] for e in _events(c, "task_found")] == ["trailing question"]
+
+
+def test_find_task_in_the_text():
+    body = "\n".join(f"row {i}: value {i * 7}" for i in range(200))
+    assert find_task("x", "x", 100) is None  # a short prompt is its own task
+    assert find_task(body, body + "\nQuestion: which row holds 700?", 5000).where == "instruction line"
+    t = find_task("Count the rows whose value is odd.\n\n" + body, body, 5000)
+    assert t is not None and (t.where, t.question) == ("first paragraph", "Count the rows whose value is odd.")
+    assert find_task("THE GREAT BOOK\n\n" + body, body + "\n\nTHE END", 5000) is None  # titles are no task
+    t = find_task(body, body + "\nwhich row holds 700?", 5000)
+    assert t is not None and t.where == "trailing question"
+
+
+# ---------------------------------------------------------------------------------------- structure, not style
+
+
+@pytest.mark.parametrize("header", ["### {}", "# File: {}", "==> {} <==", "--- {} ---", None])
+def test_source_dumps_are_recognised_by_structure(tmp_path, header):
     assert _wasm_available(), "wasm sandbox not built: python -m wasm_sandbox.build"
-    return SandboxEnvironment
+    files = [(f"pkg/mod{i}.py", f"def f{i}(x):\n    return x + {i}\n\nclass C{i}:\n    pass\n") for i in range(6)]
+    if header is None:
+        text = "\n".join(body for _, body in files)
+        want = ["<prompt>"]
+    else:
+        text = "".join(f"{header.format(p)}\n{body}\n" for p, body in files)
+        want = [p for p, _ in files]
+    host = HostCalls(lambda p, o: "", lambda ps, o: [], lambda p, o: "")
+    env = SandboxEnvironment(text, host, Limits(), tmp_path, len)
+    try:
+        assert is_source_dump(env.run_cell, env.meta.lines)
+        assert env.run_cell("files()").display == repr(want)
+    finally:
+        env.close()
+    prose = SandboxEnvironment(DOC, host, Limits(), tmp_path, len)
+    try:
+        assert not is_source_dump(prose.run_cell, prose.meta.lines)
+    finally:
+        prose.close()
 
 
-def _sport_worker(prompt: str) -> str:
-    line = prompt.rsplit("Line: ", 1)[-1].split(" Question:")[0]
-    return "yes" if any(w in line for w in ("striker", "swam")) else "no"
+def test_a_list_prompt_reaches_a_child_as_documents(env):
+    def turns(messages):
+        first = messages[1].content
+        if "2 documents" in first:  # the child
+            return code("FINAL(str(len(context)) + ' ' + context[1])")
+        return code("FINAL(rlm_query(['doc a', 'doc b'], question='how many?'))")
+
+    rlm = RLM(ScriptedBackend(turns), ScriptedBackend(worker="x"), environment=env, trace=False, plan_mode="code")
+    c = rlm.completion("the parent's text", "ask a child")
+    assert c.answer == "2 doc b" and c.finish_reason == "final"
 
 
-def test_quoted_labels_are_a_category_list():
-    q = "Each review's tone is 'positive', \"negative\" or 'mixed'. How many are 'negative'? Answer with a number."
-    assert quoted_labels(q) == ["positive", "negative", "mixed"]  # the apostrophe of "review's" opens nothing
-    assert quoted_labels("How many lines are about 'sport'?") == []  # one quoted word is no category list
-    assert quoted_labels("How many lines are about sport?") == []
+def test_the_system_prompt_lists_the_real_api():
+    """Every function the prompts name exists in the guest: the REPL's API, and the operators of the typed library."""
+    import re
+    from pathlib import Path
+
+    import wasm_sandbox
+
+    guest = Path(wasm_sandbox.__file__).parent / "guest"
+    api, ops = (guest / "outcore_api.py").read_text(), (guest / "outcore_ops.py").read_text()
+    named = set(re.findall(r"(?:^- |[,:.] )(\w+)\(", SP.API, re.M))
+    missing = [n for n in named if f"def {n}(" not in api and n not in ("FINAL", "SHOW_VARS")]
+    assert not missing and {"search", "retrieve", "rlm_query", "classify"} <= named, missing
+    operators = set(re.findall(r"(?:^- |[,:.] )(\w+)\(", SP.OPERATORS, re.M))
+    assert operators >= {"terms", "find", "read", "entries", "filter", "extract", "label", "reduce", "chain"}
+    assert all(f"def {n}(" in ops for n in operators), operators
 
 
-def test_instruction_keeps_the_description_not_the_ask():
-    labels = ["positive", "negative", "mixed"]
-    q = (
-        "Each line is a review whose tone is 'positive', 'negative' or 'mixed'. "
-        "How many reviews are 'negative'? List the ones that are negative but mention 'mixed' feelings. "
-        "Answer with a number."
+def test_finish_rule_units():
+    from engine.grounding import content_words, restates
+    from engine.strategy.finish import cell_answer, refusal
+
+    q = "What is the access code assigned to the cobalt badger vault?"
+    assert content_words(q) == ["access", "code", "assigned", "cobalt", "badger", "vault"]
+    assert content_words("The glossy-harbor KEY") == ["glossy", "harbor", "key"]  # no typography preferred
+    assert restates("the access code of the cobalt badger vault", q) and not restates("4417", q)
+    passage = f"Question: {q}\nText: the cobalt badger vault opens with code 4417."
+    fragment = f"Question: {q}\nText: argument to io.open (default None)"
+    terms = ["cobalt", "badger", "vault"]
+    assert refusal("4417", "FINAL(answer)", q, terms, [], [(passage, "4417")]) is None
+    assert "not supported" in str(refusal("1234", "FINAL(answer)", q, terms, [], [(passage, "1234")]))
+    # the fragment occurs in what the worker read, but nothing there is about the vault
+    assert refusal("argument to io.open", "FINAL(a)", q, terms, [], [(fragment, "argument to io.open")])
+    assert refusal("None", "FINAL(a)", q, terms, [], []) and refusal("", "FINAL(a)", q, terms, [], [])
+    assert "typed into the code" in str(refusal("9999", "FINAL('9999')", q, terms, [], []))
+    assert refusal("12", "FINAL(len(rows))", q, terms, [], []) is None  # computed by code
+    assert cell_answer("answer: 4417", [(passage, "4417\nbecause the text says so")], terms, q) == "4417"
+    assert cell_answer("answer: 1234", [(passage, "1234")], terms, q) is None
+
+
+def test_a_reading_of_four_passages_does_not_end_a_count(env, tmp_path):
+    """The rarest term is everywhere: the first step's reading cannot be the count. Its re-sent copy runs again (a
+    warned repeat) instead of ending the run, FINAL of the reading is refused once as out of reach, and the root is
+    told to compute over the entries."""
+    doc = "\n".join(f"2025-03-11 09:{i % 60:02d} auth: login failed user=u{i % 7} code 3" for i in range(60))
+    q = "How many distinct users had a failed login?"
+    computed = code("FINAL(len({l.split('user=')[1].split()[0] for l in context.splitlines() if 'failed' in l}))")
+
+    def turns(messages):
+        return {4: messages[-2].content, 6: code("FINAL(answer)")}.get(len(messages), computed)
+
+    rlm, root, _ = _rlm(env, turns, {"failed": "3"}, tmp_path, plan_mode="typed")
+    c = rlm.completion(doc, q)
+    assert c.answer == "7" and c.finish_reason == "final", (c.answer, c.finish_reason)
+    assert not _events(c, "answer_resent")
+    assert "Even the rarest term occurs in 60 places" in root.chat_calls[0][-1].content
+    assert "occurs in 60 places" in _events(c, "answer_refused")[0]["reason"]
+    # sent a second time, the same reading is the root's answer (refused once, not twice)
+    rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 2, {"failed": "3"}, tmp_path, plan_mode="typed")
+    c = rlm.completion(doc, q)
+    assert c.answer == "3" and c.finish_reason == "final" and len(_events(c, "answer_refused")) == 1
+
+
+def test_source_code_is_read_from_the_definition(tmp_path):
+    """Real sandbox (definition() and the operators): the first step reads the definition the question names."""
+    assert _wasm_available(), "wasm sandbox not built: python -m wasm_sandbox.build"
+    filler = "# a comment line of the module\n" * 10
+    files = "".join(
+        f"### pkg/mod{i}.py\ndef render_{i}(source, verbose={i % 2 == 0}):\n    return list(source)\n\n{filler}"
+        for i in range(30)
     )
-    # the question and the sentence naming some labels would bias the worker towards them (measured: 60 of 72)
-    assert context_sentences(q, labels) == "Each line is a review whose tone is 'positive', 'negative' or 'mixed'."
+    q = "What is the default value of the parameter `verbose` of the function `render_7`?"
+    rlm, root, wk = _rlm(SandboxEnvironment, [code("FINAL(answer)")], {"def render_7(source, verbose=False)": "False"})
+    rlm.limits = rlm.limits.merged({"plan_mode": "typed"})
+    c = rlm.completion(files, q)
+    assert c.answer == "False" and c.finish_reason == "final"
+    assert "pkg/mod7.py 1 def render_7" in root.chat_calls[0][-1].content
+    assert "It is source code" in root.chat_calls[0][1].content
 
 
-def test_entries_are_short_lines_only():
-    assert entries_are_lines(_meta(1000, long_lines=50))  # log lines, tickets, records (a few long ones)
-    assert not entries_are_lines(_meta(300, long_lines=100))  # pages: a title line and a paragraph line each
-    assert not entries_are_lines(_meta(20))  # few lines: the root writes the loop itself
-    # what a question may count over: those lines, or many documents of entry size (not 100 pages)
-    assert is_list(_meta(20)) and is_list(_meta(300, 100, chars=20_000, docs=100))
-    assert not is_list(_meta(300, 100, chars=58_000, docs=100)) and not is_list(_meta(5))
+def test_a_refused_step_asks_for_a_revision():
+    from engine import prompts as P
+    from engine.cells import failure_hint
+    from wasm_sandbox import CellResult
+
+    refused = CellResult(error="StepRefused: filter(r'host-7') matched none of 3,000 items; try a shorter pattern")
+    assert failure_hint(refused) == P.HINT_STEP_REFUSED
+    assert failure_hint(CellResult(error="NameError: x")) == P.HINT_ERROR
 
 
-def test_planned_step_labels_every_line_and_the_root_counts(env, tmp_path):
-    root = _Root("count", ["sport", "other"], [code("FINAL(labels.count('sport'))", say="Count them.")])
-    wk = ScriptedBackend(worker=_sport_worker, name="worker")
-    c = RLM(root, wk, environment=env, trace=tmp_path).completion(_lines(13, 27), "How many lines are about sport?")
-    assert c.answer == "13" and c.finish_reason == "final", (c.answer, c.finish_reason)
-    assert c.root_turns == 1  # the planned step is not one of the root's turns
-    assert c.sub_calls == 40 and c.sub_calls_by_kind == {"classify": 40}
-    # the root's first main call shows the planned code as its own reply, the counts, and what to do next
-    msgs = root.main_calls[0]
-    assert msgs[-2].role == "assistant" and "labels = classify(items, label_set, about)" in msgs[-2].content
-    assert "40 lines labelled: [('other', 27), ('sport', 13)]" in msgs[-1].content
-    assert P.HINT_PLANNED_LABELS in msgs[-1].content
-    events = read_events(c.trace_path)
-    planned = [e for e in events if e["event"] == "planned_step"]
-    assert len(planned) == 1 and "classify" in planned[0]["code"]
-    assert planned[0]["setup"] == "label_set = ['sport', 'other']\nabout = 'Which label does this line have?'"
+def test_a_stuck_root_ends_with_the_answer_in_hand(tmp_path):
+    """Real sandbox: the first step read the definition and answered; the root then sends a failing cell again and
+    again. The run ends final with the grounded answer (event answer_in_hand), not at the loop stop."""
+    assert _wasm_available(), "wasm sandbox not built: python -m wasm_sandbox.build"
+    files = "".join(
+        f"### svc/m{i}.py\ndef render_batch_{i}(source, verbose=False):\n    return source\n\n" for i in range(30)
+    )
+    files += "### svc/io.py\ndef render_batch(source, verbose=True):\n    return list(source)\n" + "# note\n" * 200
+    q = "What is the default value of the parameter verbose of the function render_batch?"
+    stuck = code("print(render_batch.__defaults__)")
+    rlm, root, _ = _rlm(SandboxEnvironment, [stuck] * 3, {"def render_batch(source, verbose=True)": "True"}, tmp_path)
+    rlm.limits = rlm.limits.merged({"plan_mode": "typed"})
+    c = rlm.completion(files, q)
+    assert c.answer == "True" and c.finish_reason == "final", (c.answer, c.finish_reason)
+    assert [e["stop"] for e in _events(c, "answer_in_hand")] == ["loop_detected"]
+    assert "its reading answered: True" in root.chat_calls[0][-1].content  # the definition's reading is in reach
 
 
-def test_quoted_categories_skip_the_label_call(env):
-    q = "Each line is about 'sport', 'weather' or 'food'. Which of them is the most common? Answer with it."
-    root = _Root("count", ["wrong"], [code("FINAL(Counter(labels).most_common(1)[0][0])")])
-
-    def worker(prompt: str) -> str:
-        line = prompt.rsplit("Text: ", 1)[-1]
-        return "sport" if any(w in line for w in ("striker", "swam")) else "weather"
-
-    wk = ScriptedBackend(worker=worker, name="worker")
-    c = RLM(root, wk, environment=env, trace=False).completion(_lines(25, 15), q)
-    assert c.answer == "sport", (c.answer, c.finish_reason)
-    assert not any(m[0].content == LABELS_SYSTEM for m in root.chat_calls)
-    # the worker is told what the lines are (the description) but not what is asked
-    prompt = wk.batch_calls[0][1][0]
-    assert prompt.startswith("Each line is about 'sport', 'weather' or 'food'. Which label does this line have?")
-    assert "most common" not in prompt
-
-
-def test_what_is_planned_follows_the_shape_and_the_text(tmp_path):
-    env = _sandbox()  # retrieve() is the real sandbox's (BM25 on the host)
-    pages = "\n".join("A long page about the history of a town. " * 12 for _ in range(40))
-    entries = _lines(5, 35)
-    cases = [
-        ("count", ["sport", "other"], pages, "lookup", RETRIEVE_AND_ASK),  # one text of pages is no list to count
-        ("find", [], entries, "lookup", RETRIEVE_AND_ASK),
-        ("twostep", [], entries, "multihop", RETRIEVE_AND_ASK),
-        ("count", [], entries, "aggregate", None),  # nothing to label: code decides, the root writes it all
-    ]
-    for kind, labels, prompt, shape, planned in cases:
-        root = _Root(kind, labels, [code("FINAL('done')")])
-        wk = ScriptedBackend(worker="yes", name="worker")
-        c = RLM(root, wk, environment=env, trace=tmp_path).completion(
-            prompt, "Which lines tell of the striker or of the history of the town?"
-        )
-        assert c.answer == "done" and c.sub_calls == (planned is not None), (kind, labels, c.sub_calls)
-        events = read_events(c.trace_path)
-        assert [e["shape"] for e in events if e["event"] == "strategy"] == [shape], (kind, labels)
-        assert [e["code"] for e in events if e["event"] == "planned_step"] == ([planned] if planned else [])
-
-
-def test_planned_retrieval_then_final(tmp_path, monkeypatch):
-    env = _sandbox()
-    root = _Root("find", [], [code("FINAL(answer)")])
-    wk = ScriptedBackend(worker={"Text:": "green"}, name="worker")
-    c = RLM(root, wk, environment=env, trace=tmp_path).completion(DOC, Q)
-    assert c.answer == "green" and c.root_turns == 1 and c.sub_calls == 1
-    assert "door green" in wk.batch_calls[0][1][0]  # the question's best passage went to the worker
-    assert P.HINT_PLANNED_RETRIEVAL in root.main_calls[0][-1].content
-    # past the size where building the index is cheap, the root searches itself
-    monkeypatch.setattr(plans, "MAX_RETRIEVE_PLAN_CHARS", len(DOC) - 1)
-    root = _Root("find", [], [code("FINAL('self')")])
-    c = RLM(root, wk, environment=env, trace=False).completion(DOC, Q)
-    assert c.answer == "self" and c.sub_calls == 0
-
-
-def test_wall_clock_scales_with_the_entries(env, tmp_path):
-    """A default deadline grows with an aggregation's entries; one the caller set is kept."""
-    root = _Root("count", [], [code("FINAL('done')")] * 2)
-    wk = ScriptedBackend(worker="yes", name="worker")
-    rlm = RLM(root, wk, environment=env, trace=tmp_path)
-    c = rlm.completion(_lines(100, 900), "How many lines are from 2023?")
-    events = read_events(c.trace_path)
-    start = next(e for e in events if e["event"] == "run_start")
-    scaled = next(e for e in events if e["event"] == "budget_scaled")
-    assert c.answer == "done" and start["limits"]["max_wall_s"] == 600
-    assert scaled["items"] == 1000 and scaled["max_wall_s"] == 1300 and scaled["max_sub_calls"] == 1100
-    c = rlm.completion(_lines(100, 900), "How many lines are from 2023?", limits={"max_wall_s": 60})
-    scaled = next(e for e in read_events(c.trace_path) if e["event"] == "budget_scaled")
-    assert "max_wall_s" not in scaled
-
-
-def test_a_copy_of_the_planned_retrieval_accepts_its_answer(tmp_path):
-    """The root re-sends the engine's step verbatim: it has no next step, so the step's answer is the run's."""
-    root = _Root("find", [], [code(RETRIEVE_AND_ASK)])
-    wk = ScriptedBackend(worker={"Text:": "green"}, name="worker")
-    c = RLM(root, wk, environment=_sandbox(), trace=tmp_path).completion(DOC, Q)
-    assert c.finish_reason == "final" and not c.partial and c.answer == "green"
-    assert c.sub_calls == 1 and c.root_turns == 1  # the copy was not run again
-    events = read_events(c.trace_path)
-    assert sum(e["event"] == "cell" for e in events) == 1
-    assert [e["answer"] for e in events if e["event"] == "plan_accepted"] == ["green"]
-    # a step that printed nothing gives nothing to accept: the run stops as a loop, answering from what it has
-    root = _Root("find", [], [code(RETRIEVE_AND_ASK), "no idea"])
-    wk = ScriptedBackend(worker={"Text:": ""}, name="worker")
-    c = RLM(root, wk, environment=_sandbox(), trace=False).completion(DOC, Q)
-    assert c.finish_reason == "loop_detected" and c.partial
-
-
-class _ScoringRoot(_Root):
-    """A root that scores the kinds, as the llama backend does (the reply is the likeliest kind)."""
-
-    def __init__(self, turns: list[str]) -> None:
-        super().__init__("", [], turns)
-        self.kind_questions: list[str] = []
-
-    def _reply(self, messages) -> str:
-        if messages[0].content != CLASSIFY_SYSTEM:
-            return super()._reply(messages)
-        self.kind_questions.append(messages[-1].content)
-        return '{"find": 0.35, "count": 0.6, "twostep": 0.05}'
-
-
-def test_the_kind_is_scored_for_the_asking_sentences_only(env, tmp_path):
-    """The entries' description before the ask is not shown to the kind call: it made a 1.5B root call "which label
-    is the most common among all lines?" a find."""
-    root = _ScoringRoot([code("FINAL('done')")])
-    wk = ScriptedBackend(worker="yes", name="worker")
-    q = "Each line is a note a user wrote on a date. Which user wrote the most notes? Answer with the id."
-    c = RLM(root, wk, environment=env, trace=tmp_path).completion(_lines(5, 35), q)
-    assert c.answer == "done"
-    assert root.kind_questions == ["Question: Which user wrote the most notes? Kind:"]
-    assert [e["shape"] for e in read_events(c.trace_path) if e["event"] == "strategy"] == ["aggregate"]
-
-
-def test_a_copy_of_the_planned_labelling_is_not_run_again(env, tmp_path):
-    """The root re-sends the labelling step: it is told the step ran (its output is above) and writes the next one."""
-    step = plans.first_step(["sport", "other"], "Which label does this line have?").code
-    root = _Root("count", ["sport", "other"], [code(step), code("FINAL(labels.count('sport'))")])
-    wk = ScriptedBackend(worker=_sport_worker, name="worker")
-    c = RLM(root, wk, environment=env, trace=tmp_path).completion(_lines(13, 27), "How many lines are about sport?")
-    assert c.answer == "13" and c.finish_reason == "final"
-    assert P.HINT_PLANNED_COPIED in root.main_calls[1][-1].content
-    cells = [e for e in read_events(c.trace_path) if e["event"] == "cell"]
-    assert len(cells) == 2 and c.sub_calls == 40  # the planned step and the FINAL; the copy was not run
-    # copied again and again: stopped as a loop, as any repeat is
-    root = _Root("count", ["sport", "other"], [code(step)] * 3 + ["13"])
-    c = RLM(root, wk, environment=env, trace=False).completion(_lines(13, 27), "How many lines are about sport?")
-    assert c.finish_reason == "loop_detected" and c.root_turns <= 3
+def test_the_root_is_told_when_no_word_of_the_question_occurs(env):
+    lines = "\n".join(f"{i:03d} The striker scored twice in the final match." for i in range(60))
+    rlm, root, _ = _rlm(env, [code("FINAL(len(context.splitlines()))")], plan_mode="typed")
+    assert rlm.completion(lines, "How many lines are about sport?").answer == "60"
+    assert SP.ABSENT_NOTE in root.chat_calls[0][1].content
+    rlm, root, _ = _rlm(env, [code("FINAL(len(context.splitlines()))")], plan_mode="typed")
+    rlm.completion(lines, "How many lines mention the striker?")
+    assert SP.ABSENT_NOTE not in root.chat_calls[0][1].content

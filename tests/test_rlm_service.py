@@ -411,15 +411,15 @@ def test_shadowed_helper_is_restored_and_the_root_is_told():
     assert "search" in user_msgs(root, 1)[-1] and "built-in" in user_msgs(root, 1)[-1]
 
 
-def test_code_prompts_get_the_code_example(env):
-    files = "### File: net/client.py\ndef connect(host, timeout=30):\n    pass\n### File: net/server.py\ndef serve():\n    pass\n"
-    rlm, root, _ = make(env, [code("FINAL('30')")])
-    assert rlm.completion(files, "What is the default timeout of connect?").answer == "30"
-    assert "Example (source code)" in root.chat_calls[0][1].content
-    rlm, root, _ = make(env, [code("FINAL('x')")])
+def test_source_code_is_said_to_be_code(env):
+    """Typed mode: a prompt of source files (recognised by its structure) is named as code in the first message."""
+    files = "### net/client.py\ndef connect(host, timeout=30):\n    pass\n### net/server.py\ndef serve():\n    pass\n"
+    rlm, root, _ = make(env, [code("FINAL(context.count('def '))")], plan_mode="typed")
+    assert rlm.completion(files, "How many functions are there?").answer == "2"
+    assert "It is source code" in root.chat_calls[0][1].content
+    rlm, root, _ = make(env, [code("FINAL('x')")], plan_mode="typed")
     rlm.completion(DOC, Q)
-    # a scripted root takes no strategy call: the general lookup example
-    assert "Example (find one fact)" in root.chat_calls[0][1].content
+    assert "It is source code" not in root.chat_calls[0][1].content
 
 
 def test_importing_the_text_gets_a_pointed_hint():

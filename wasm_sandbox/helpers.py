@@ -8,7 +8,8 @@ and the time each call takes counts against the calling cell's CPU limit.
 Source files in a concatenated prompt are found by header lines, one before each file's text. Recognised styles
 (the style with the most headers in the prompt is used, so a stray line of another style inside a file is not a
 header): ``### File: path`` (any number of ``#``), ``==> path <==`` (``head``/``tail``), ``--- path ---``,
-``File: path`` and ``<file path="path">``. A code fence right after the header (and its closing fence) is not part
+``File: path``, ``<file path="path">`` and ``### path`` (a heading that is only a path with an extension). A
+prompt with no header line but two or more ``def``/``class`` lines is one file, :data:`NO_HEADER_PATH`. A code fence right after the header (and its closing fence) is not part
 of the file. Line numbers of files are 1-based, like an editor's.
 """
 
@@ -37,9 +38,18 @@ _STYLES: list[tuple[str, re.Pattern[str]]] = [
     ("--- path ---", re.compile(r"^-{3,}[ \t]+(?P<p>[^\s-][^\s]*)[ \t]+-{3,}[ \t]*$", re.M)),
     ("File: path", re.compile(r"^File:[ \t]*(?P<p>\S+)[ \t]*$", re.M)),
     ('<file path="path">', re.compile(r"^<file[ \t]+(?:path|name)=\"(?P<p>[^\"\n]+)\"[^>\n]*>[ \t]*$", re.M)),
+    # a Markdown heading that is only a path with an extension ("### pkg/io.py"); "### Overview" is no path
+    ("### path", re.compile(r"^#{1,6}[ \t]+`?(?P<p>[\w.\-/]*\w\.[A-Za-z]\w{0,7})`?[ \t]*$", re.M)),
 ]
 _FENCE = re.compile(r"^[ \t]*(```|~~~)[\w+.-]*[ \t]*$")
 HEADER_STYLES = [name for name, _ in _STYLES]
+DEF_LINE = re.compile(r"^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+\w+", re.M)
+NO_HEADER_PATH = "<prompt>"  # the one file of a source dump without header lines (as definition() names it)
+
+
+def header_pattern() -> str:
+    """One regex matching a header line of any recognised style (the engine counts them to spot a source dump)."""
+    return "(?m)" + "|".join(f"(?:{rx.pattern})" for _, rx in _STYLES).replace("(?P<p>", "(?:")
 
 
 @dataclass(frozen=True)
@@ -58,11 +68,16 @@ def _clean_path(raw: str) -> str:
 
 
 def _scan_files(text: str) -> list[SourceFile]:
+    """The files of a concatenated-sources prompt; with no header lines but ``def``/``class`` lines, one file."""
     best: list[re.Match[str]] = []
     for _name, rx in _STYLES:
         found = list(rx.finditer(text))
         if len(found) > len(best):
             best = found
+    if not best:  # two def/class lines and no header: the whole prompt is one file (one def may be a quote in prose)
+        defs = DEF_LINE.finditer(text)
+        two = next(defs, None) is not None and next(defs, None) is not None
+        return [SourceFile(NO_HEADER_PATH, 0, 0, len(text))] if two else []
     files: list[SourceFile] = []
     for i, m in enumerate(best):
         start = min(len(text), m.end() + 1)

@@ -54,7 +54,7 @@ class HostFunctions:
     llm_query_batched: Callable[[list[str], dict[str, Any]], list[str | None]] = field(
         default_factory=lambda: _unset("llm_query_batched")
     )
-    rlm_query: Callable[[str, dict[str, Any]], str] = field(default_factory=lambda: _unset("rlm_query"))
+    rlm_query: Callable[[Any, dict[str, Any]], str] = field(default_factory=lambda: _unset("rlm_query"))
     extra: Mapping[str, Callable[[dict[str, Any]], Any]] = field(default_factory=dict)
     waiting: frozenset[str] | None = None
 
@@ -75,6 +75,11 @@ class HostFunctions:
         """Every host call whose time is model waiting (excluded from the cell's CPU limit)."""
         extras = frozenset(self.extra) if self.waiting is None else frozenset(self.waiting)
         return MODEL_CALLS | extras
+
+
+def _prompt_or_docs(p: Any) -> str | list[str]:
+    """rlm_query's prompt: a list of documents stays a list (the child's ``context`` is those documents)."""
+    return [str(x) for x in p] if isinstance(p, list) else str(p)
 
 
 def build_table(
@@ -131,7 +136,7 @@ def build_table(
         "doc_at": lambda a: p.doc_at(int(a["offset"])),
         "llm_query": lambda a: str(host.llm_query(str(a["prompt"]), dict(a.get("opts") or {}))),
         "llm_query_batched": batched,
-        "rlm_query": lambda a: str(host.rlm_query(str(a["prompt"]), dict(a.get("opts") or {}))),
+        "rlm_query": lambda a: str(host.rlm_query(_prompt_or_docs(a["prompt"]), dict(a.get("opts") or {}))),
         "retrieve": retrieve,
         "chunks": chunks,
         "doc_titles": lambda a: tools().doc_titles(),

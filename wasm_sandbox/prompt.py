@@ -56,6 +56,7 @@ class PromptMeta:
     n_documents: int | None
     preview: str
     long_lines: int = 0  # lines over LONG_LINE_BYTES: paragraphs rather than one-line entries
+    tokens: int = 0  # an estimate, filled in by a caller that has a tokenizer (the engine); 0 = not counted
 
 
 def _is_cont(arr: np.ndarray) -> np.ndarray:

@@ -355,7 +355,12 @@ def llm_query_batched(prompts, **opts):
 
 
 def rlm_query(prompt, **opts):
-    """Ask a recursive language model (a sub-RLM with its own REPL); returns its answer as a str."""
+    """Ask a recursive language model (a sub-RLM with its own REPL) about `prompt`; returns its answer as a str.
+
+    prompt: a str, or a list of str (the child's `context` is then that list of documents). question=...: what to
+    ask (default: the prompt itself is the task)."""
+    if isinstance(prompt, (list, tuple)):
+        return _call("rlm_query", {"prompt": _items(prompt), "opts": opts})
     return _call_prompt("rlm_query", str(_coerce(prompt)), opts)
 
 

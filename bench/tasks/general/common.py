@@ -195,15 +195,7 @@ def count_score(answer: str, gold: float, tolerance: float) -> float:
 
 
 def list_f1(answer: str, gold: list[str], pattern: str) -> float:
-    got = set(re.findall(pattern, answer))
-    want = set(gold)
-    if not got and not want:
-        return 1.0
-    tp = len(got & want)
-    if tp == 0:
-        return 0.0
-    p, r = tp / len(got), tp / len(want)
-    return 2 * p * r / (p + r)
+    return scoring.f1_sets(set(re.findall(pattern, answer)), set(gold))
 
 
 def yes_no(answer: str) -> str | None:

@@ -1,0 +1,240 @@
+"""The root loop of one run: root turns and cells until an answer the evidence supports, or a stop.
+
+Each turn: the planned first step (typed mode, :mod:`engine.strategy.probe`) or a root reply; its code runs in the
+REPL (:mod:`engine.cells`); the output goes back with the question and a hint. It ends:
+
+- ``final``: a ``FINAL`` value the finish rule accepts (:func:`engine.strategy.refusal`), or, in typed mode, a
+  reply that re-sends a cell whose output was a grounded worker answer (event ``answer_resent``: the root has no
+  next step of its own and the answer is in hand);
+- ``no_answer``: a second ``FINAL`` value the rule refuses (the first refusal is a hint to revise, event
+  ``answer_refused``); the answer is empty and the run partial;
+- a guardrail, a cancel, a loop or a failure: the best partial answer that the run's outputs support
+  (:mod:`engine.rescue`).
+"""
+
+from __future__ import annotations
+
+from engine import prompts as P
+from engine.backends.base import BackendError, ContextOverflowError, Generation
+from engine.cancel import Cancelled
+from engine.cells import Ran, budget_hint, failure_hint, housekeeping_hints, run_cells
+from engine.environment import Environment
+from engine.grounding import clip, is_non_answer
+from engine.guardrails import GuardrailError
+from engine.history import History
+from engine.log import get_logger, log
+from engine.loopguard import LoopGuard, normalize_code
+from engine.replies import REPLY_GRAMMAR, answer_text, extract_code, supports_grammar, truncate_output
+from engine.rescue import partial_answer
+from engine.result import FINAL, NO_ANSWER, RunEnd
+from engine.runstate import RunState
+from engine.strategy import (
+    HINT_OUT_OF_REACH,
+    HINT_PROBE_ANSWERED,
+    HINT_REFUSED,
+    TYPED,
+    PlannedStep,
+    Strategy,
+    cell_answer,
+    from_reading,
+    refusal,
+)
+from engine.trace import new_id
+
+_log = get_logger("rlm")
+EVIDENCE_CHARS = 4000  # per cell output kept as evidence for a stopped run's answer
+
+
+class Loop:
+    """The turns of one run over an environment and a history (the run's set-up is :class:`engine.run.Run`)."""
+
+    def __init__(self, run: RunState, env: Environment, hist: History, session: str, t_start: float, plan: Strategy):
+        self.run, self.env, self.hist, self.session, self.t_start = run, env, hist, session, t_start
+        self.plan = plan
+        self.typed = plan.mode == TYPED
+        lim = run.lim
+        self.guard = LoopGuard(lim.max_no_code, lim.max_errors, lim.max_repeats)
+        self.turn = 0
+        self.refused = False  # a FINAL value was refused once: the next refused one ends the run
+        self.answers: dict[str, str] = {}  # a cell's code (normalised) -> the grounded answer it printed
+        # a reading of a few passages can hold the answer (engine.strategy.Strategy.answer_in_reach)
+        self.in_reach = plan.answer_in_reach
+        self.warned: set[str] = set()  # readings refused as out of reach once: the same value a second time ends
+
+    # -- ends --------------------------------------------------------------------------------------------------
+    def partial(self, reason: str, *, candidate: str = "", error: str | None = None) -> RunEnd:
+        answer = partial_answer(self.run, self.hist, reason, self.session, candidate)
+        return self.run.end(answer, reason, True, self.t_start, error=error)
+
+    def final(self, answer: str) -> RunEnd:
+        return self.run.end(answer, FINAL, False, self.t_start)
+
+    def in_hand(self, stop: str) -> RunEnd | None:
+        """A stuck root (a loop, failing cells) that already printed a grounded answer: the run ends with it.
+
+        Seen on the general dev split: the first step read a function's definition and answered right, and the root
+        then sent a cell failing with a NameError three times; the run ended at the loop stop.
+        """
+        if not self.answers:
+            return None
+        answer = list(self.answers.values())[-1]
+        self.run.emit("answer_in_hand", id=new_id("step"), parent=self.run.id, answer=clip(answer, 2000), stop=stop)
+        return self.final(answer)
+
+    def read_definition(self, step: PlannedStep | None) -> bool:
+        """Whether the typed first step over source code read the definition of a name the question gives: that one
+        definition is the whole evidence, however often the question's words occur elsewhere."""
+        if step is None or not self.plan.source or not self.plan.operators:
+            return False
+        try:
+            return self.env.run_cell("globals().get('d') is not None").display == "True"
+        except Exception:  # noqa: BLE001 - no answer in reach is the safe side
+            return False
+
+    # -- the loop ----------------------------------------------------------------------------------------------
+    def execute(self) -> RunEnd:
+        pending = self.plan.step
+        while True:
+            stop = self.run.budget.stop_reason()
+            if stop is not None:
+                return self.partial(stop)
+            step, pending = pending, None
+            if step is not None:
+                self.run.emit("planned_step", id=new_id("step"), parent=self.run.id, setup=step.setup, code=step.code)
+                blocks, shown, kept, tid = [f"{step.setup}\n{step.code}"], step.code, step.code, self.run.id
+            else:
+                got = self.root_reply()
+                if isinstance(got, RunEnd):
+                    return got
+                if got is None:
+                    continue
+                blocks, kept, tid = got
+                shown = "\n".join(blocks)
+                resent = self.answers.get(normalize_code(shown)) if self.typed else None
+                if resent is not None:  # it re-sends the cell whose output was the answer: nothing new to ask
+                    self.hist.append("assistant", kept.strip())
+                    self.run.emit("answer_resent", id=new_id("step"), parent=self.run.id, answer=clip(resent, 2000))
+                    return self.final(resent)
+            self.hist.append("assistant", f"```python\n{kept}\n```" if step is not None else kept.strip())
+            end = self.after_cells(blocks, shown, tid, step)
+            if end is not None:
+                return end
+
+    def root_reply(self) -> tuple[list[str], str, str] | RunEnd | None:
+        """One root turn: its code blocks, the reply as kept in the history, the turn id; None when it had none."""
+        run = self.run
+        try:
+            run.budget.take_root_turn(self.turn)
+        except GuardrailError as e:
+            return self.partial(e.reason)
+        self.turn += 1
+        tid = new_id("turn")
+        run.emit("root_turn_start", id=tid, parent=run.id, turn=self.turn, model=run.rlm.root.info.name)
+        try:
+            gen = self.ask_root()
+        except (GuardrailError, Cancelled) as e:
+            return self.partial(e.reason)
+        except ContextOverflowError as e:
+            log(_log, "warning", "root context overflow", error=str(e))
+            return self.partial("context_overflow", error=str(e))
+        except BackendError as e:
+            log(_log, "error", "root backend error", error=str(e))
+            return self.partial("backend_error", error=str(e))
+        blocks, kept = extract_code(gen.text)
+        cut = gen.finish_reason == "length"
+        run.emit_turn(tid, self.turn, gen, has_code=bool(blocks) and not cut)
+        if blocks and not cut:
+            self.guard.reply_with_code()
+            return blocks, kept, tid
+        self.hist.append("assistant", gen.text.strip() or "(empty reply)")
+        if self.guard.reply_without_code():
+            return self.partial("no_code", candidate=gen.text)
+        hint = P.HINT_CUT.format(max_tokens=run.lim.root_max_tokens) if cut else P.NUDGE_NO_CODE
+        self.hist.append("user", hint.format(question=run.question))
+        return None
+
+    def ask_root(self) -> Generation:
+        run, hist = self.run, self.hist
+        root = run.rlm.root
+        code_only = run.lim.root_code_only and supports_grammar(root)
+        params = run.root_params(("\nOutput:", "```output"), grammar=REPLY_GRAMMAR if code_only else None)
+        if hist.over(root.count_tokens, root.info.n_ctx, params.max_tokens):
+            run.compact(self.env, hist)
+        try:
+            return run.chat(hist.messages, params, self.session)
+        except ContextOverflowError:
+            run.compact(self.env, hist)
+            return run.chat(hist.messages, params, self.session)
+
+    # -- after the cells ran -----------------------------------------------------------------------------------
+    def judge_final(self, ran: Ran, code: str) -> RunEnd | str | None:
+        """A FINAL call: the run's end, or the hint that refuses it (None: no FINAL was called)."""
+        if ran.outcome.final is None:
+            return None
+        answer = answer_text(ran.outcome.final)
+        if not answer:
+            return P.HINT_FINAL_NONE
+        run = self.run
+        if self.typed:
+            outputs = [*run.evidence, ran.output]
+            reason = refusal(answer, code, run.question, self.plan.key_terms, outputs, run.subs.reads)
+        else:  # code mode: the paper's loop, but a non-answer ("None", "not found") still ends nothing
+            reason = f"{clip(answer)!r} is not an answer" if is_non_answer(answer, run.question) else None
+        if reason is None and self.typed and not self.in_reach and answer.lower() not in self.warned:
+            if from_reading(answer, run.subs.reads):  # a few passages' reading, where the terms are everywhere
+                self.warned.add(answer.lower())
+                why = HINT_OUT_OF_REACH.format(n=self.plan.rarest)
+                run.emit("answer_refused", id=new_id("step"), parent=run.id, answer=clip(answer, 500), reason=why)
+                return HINT_REFUSED.format(reason=why)
+        if reason is None:
+            return self.final(answer)
+        run.emit("answer_refused", id=new_id("step"), parent=run.id, answer=clip(answer, 500), reason=reason)
+        if self.refused:
+            return run.end("", NO_ANSWER, True, self.t_start)
+        self.refused = True
+        return HINT_REFUSED.format(reason=reason)
+
+    def after_cells(self, blocks: list[str], shown: str, tid: str, step: PlannedStep | None) -> RunEnd | None:
+        run = self.run
+        n_reads = len(run.subs.reads)
+        ran = run_cells(run, self.env, blocks, tid, self.turn)
+        judged = self.judge_final(ran, "\n".join(blocks))
+        if isinstance(judged, RunEnd):
+            return judged
+        if run.budget.exhausted is not None:
+            return self.partial(run.budget.exhausted.reason)
+        stop = run.budget.stop_reason()
+        if stop is not None:
+            return self.partial(stop)
+        output = ran.output
+        found: str | None = None
+        if output.strip() and not ran.failed:
+            run.last_output = output
+            run.evidence.append(output[:EVIDENCE_CHARS])
+            reads = run.subs.reads[n_reads:]
+            self.in_reach = self.in_reach or self.read_definition(step)
+            found = (
+                cell_answer(output, reads, self.plan.key_terms, run.question) if self.typed and self.in_reach else None
+            )
+            if found is not None:
+                self.answers[normalize_code(shown)] = found
+        hints = [step.hint] if step is not None and not ran.failed else []
+        if step is not None and found is not None:  # the step has the answer in hand: only FINAL is left
+            hints = [HINT_PROBE_ANSWERED.format(answer=clip(found, 200))]
+        if judged is not None:
+            hints.append(judged)
+        if self.guard.cell(shown, output, ran.failed):
+            if self.guard.looping:
+                return self.in_hand("loop_detected") or self.partial("loop_detected")
+            hints.append(P.HINT_REPEAT)
+        if ran.failed:
+            if self.guard.too_many_errors:
+                return self.in_hand("too_many_errors") or self.partial("too_many_errors")
+            hints.append(failure_hint(ran.outcome))
+        hints += housekeeping_hints(run, self.hist.note_pending)
+        self.hist.note_pending = False
+        hints = hints or [P.HINT_NEXT]
+        hints += budget_hint(run)
+        text = truncate_output(output, run.lim.max_output_chars)
+        self.hist.append("user", P.CELL_OUTPUT.format(output=text, question=run.question, hint=" ".join(hints)))
+        return None

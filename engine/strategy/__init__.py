@@ -1,0 +1,105 @@
+"""The strategy layer: how a root is helped, behind one narrow interface.
+
+The loop (:mod:`engine.loop`) asks :func:`prepare` once per run for a :class:`Strategy` (the plan mode, whether the
+operator library is there, whether the text is source code, the question's distinctive terms and the first step to
+run), and asks :mod:`~engine.strategy.finish` whether an answer may end the run. Nothing here takes the run itself:
+only the REPL's ``run_cell``, the question, the prompt's facts, the root's model info and the mode.
+
+- :mod:`~engine.strategy.modes`: ``typed`` / ``code`` / ``auto``.
+- :mod:`~engine.strategy.task`: the question inside a prompt sent without one.
+- :mod:`~engine.strategy.probe`: the typed mode's first step (terms, counts, passages, a grounded reading).
+- :mod:`~engine.strategy.prompts`: system prompts, the first message, the hints.
+- :mod:`~engine.strategy.finish`: which ``FINAL`` values are refused, and when a re-sent cell ends the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.backends.base import BackendInfo
+from engine.grounding import content_words, distinctive
+from engine.strategy.finish import cell_answer, from_reading, refusal
+from engine.strategy.modes import CODE, TYPED, PlanMode, resolve_mode
+from engine.strategy.probe import (
+    MAX_MENTIONS_READ,
+    PlannedStep,
+    RunCell,
+    first_step,
+    has_operators,
+    is_source_dump,
+    ranked_terms,
+)
+from engine.strategy.prompts import HINT_OUT_OF_REACH, HINT_PROBE_ANSWERED, HINT_REFUSED, first_user, system_prompt
+from engine.strategy.task import TaskFound, find_task
+from wasm_sandbox.prompt import PromptMeta
+
+__all__ = [
+    "CODE",
+    "HINT_OUT_OF_REACH",
+    "HINT_PROBE_ANSWERED",
+    "HINT_REFUSED",
+    "TYPED",
+    "PlanMode",
+    "PlannedStep",
+    "Strategy",
+    "TaskFound",
+    "cell_answer",
+    "find_task",
+    "first_user",
+    "from_reading",
+    "prepare",
+    "refusal",
+    "system_prompt",
+]
+
+
+# A shorter text fits in one cell's output (the root prints it whole): a first step would only cost a worker call.
+MIN_PROBE_CHARS = 2_000
+
+
+@dataclass(frozen=True)
+class Strategy:
+    mode: str  # "typed" or "code"
+    operators: bool = False  # the REPL has the typed operator library
+    source: bool = False  # the text is concatenated source code
+    terms: list[str] = field(default_factory=list)  # the question's words found in the prompt, rarest first
+    # the distinctive ones (engine.grounding.distinctive): evidence for an answer must mention one of them
+    key_terms: list[str] = field(default_factory=list)
+    step: PlannedStep | None = None  # the first step the engine runs as the root's
+    rarest: int = 0  # mentions of the rarest distinctive term in the prompt (0: no term)
+    absent: bool = False  # the question has content words and none of them occurs in the prompt
+
+    @property
+    def answer_in_reach(self) -> bool:
+        """Whether a reading of a few passages can hold the whole answer (see :data:`probe.MAX_MENTIONS_READ`)."""
+        return 0 < self.rarest <= MAX_MENTIONS_READ
+
+
+def prepare(
+    run_cell: RunCell,
+    question: str | None,
+    meta: PromptMeta,
+    root: BackendInfo,
+    mode: str,
+    *,
+    first: bool,
+    sub_calls: bool,
+) -> Strategy:
+    """The strategy of one run. ``question`` None: the prompt is the task (nothing to rank or probe).
+
+    ``first``: the run may plan a first step (a top-level run's first completion; a child run or a later turn of a
+    session writes its own). Code mode, or a run without sub-calls, gets no help at all: no probe, no terms.
+    """
+    resolved = resolve_mode(mode, root)
+    if resolved == CODE or not sub_calls:
+        return Strategy(CODE if not sub_calls else resolved)
+    operators = has_operators(run_cell)
+    source = is_source_dump(run_cell, meta.lines)
+    if question is None:
+        return Strategy(TYPED, operators, source)
+    rows = ranked_terms(run_cell, question)
+    terms = [w for w, _ in rows]
+    rarest = rows[0][1] if rows else 0
+    step = first_step(question, terms, operators, source, rarest) if first and meta.chars >= MIN_PROBE_CHARS else None
+    absent = not rows and bool(content_words(question))
+    return Strategy(TYPED, operators, source, terms, distinctive(rows), step, rarest, absent)

@@ -1,0 +1,93 @@
+"""The finish rule: a run ends with an answer only when the text it read supports it, and ends as soon as it has one.
+
+Why: two failure modes of small roots (issue 17). They end on answers nothing supports ("None" accepted from a
+planned step, a worker's "1234" invented over passages that did not hold it, a fragment of an unrelated search hit),
+and they run on to the loop stop with the right answer in hand, re-sending the cell whose output was the answer.
+
+- :func:`refusal` checks a ``FINAL`` value: a non-answer or a restatement of the question is refused; a value the
+  worker gave must be grounded in the passages that worker read (:func:`engine.grounding.grounded`, which also
+  wants the passages to mention one of the question's rarest terms); any other value must occur in the text the
+  run read, unless code computed it (a count is in no text; a literal typed into the code is not computed).
+- :func:`from_reading`: a value a worker read out of a few passages, while the question's rarest term occurs in
+  many places (a count, a list), is refused once as out of reach; the same value sent again ends the run.
+- :func:`cell_answer` finds a grounded worker answer among a cell's results; a root reply that re-sends that cell
+  unchanged has nothing new to ask, and the run ends ``final`` with that answer.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+
+from engine.grounding import appears_in, clip, grounded, is_non_answer, restates
+
+Read = tuple[str, str]  # (the text a worker was given, its answer)
+MAX_ANSWER_CHARS = 300  # a cell result longer than this is a passage or a listing, not an answer
+
+
+def _first_line(result: str) -> str:
+    """A worker's answer is its first line (``read`` keeps only that; later lines are explanation)."""
+    lines = result.strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
+def _same(a: str, b: str) -> bool:
+    return " ".join(a.lower().split()).strip(" .'\"") == " ".join(b.lower().split()).strip(" .'\"")
+
+
+def _literals(code: str) -> list[str]:
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return []
+    return [
+        str(n.value) for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, (str, int, float))
+    ]
+
+
+def refusal(
+    answer: str, code: str, question: str, terms: list[str], outputs: Sequence[str], reads: Sequence[Read]
+) -> str | None:
+    """Why ``FINAL(answer)`` (called by ``code``) is refused, in one line; None when the answer may end the run."""
+    if is_non_answer(answer, question):
+        return f"{clip(answer)!r} is not an answer"
+    if restates(answer, question):
+        return "the answer only restates the question"
+    reads = _without_question(reads, question)
+    said = [text for text, result in reads if _same(_first_line(result), answer)]
+    if said:  # the worker's answer: grounded in what that worker read, or not at all
+        reasons = []
+        for text in said:
+            ok, why = grounded(answer, text, terms, question)
+            if ok:
+                return None
+            reasons.append(why)
+        return f"the helper's answer is not supported by the passages it read ({reasons[-1]})"
+    if appears_in(answer, "\n".join([*outputs, *(t for t, _ in reads)])):
+        return None
+    if any(_same(lit, answer) for lit in _literals(code)):
+        return f"{clip(answer)!r} was typed into the code and occurs in no output or passage"
+    return None  # computed by code (a count, a sum, a joined list)
+
+
+def _without_question(reads: Sequence[Read], question: str) -> list[Read]:
+    """The texts the workers read, less the question each prompt repeats: the question's own words are no
+    evidence (it mentions its terms, and may name the answer among its options)."""
+    q = question.strip()
+    return [(text.replace(q, " ") if q else text, result) for text, result in reads]
+
+
+def from_reading(answer: str, reads: Sequence[Read]) -> bool:
+    """Whether ``answer`` is what a worker said after reading passages (not a value code computed)."""
+    return any(_same(_first_line(result), answer) for _, result in reads)
+
+
+def cell_answer(output: str, reads: Sequence[Read], terms: list[str], question: str) -> str | None:
+    """The grounded worker answer a cell printed, if any (the last one): what a re-sent copy of the cell would end on."""
+    for text, result in reversed(_without_question(reads, question)):
+        r = _first_line(result)
+        if not r or len(r) > MAX_ANSWER_CHARS or r not in output or is_non_answer(r, question):
+            continue
+        if grounded(r, text, terms, question)[0]:
+            return r
+    return None

@@ -1,0 +1,184 @@
+"""What the root is told, per plan mode: the system prompt (the REPL's real API), the first message, the hints.
+
+Why two prompts. ``code`` is the RLM paper's plain prompt: the REPL's functions and nothing else, for roots that
+write the whole program (and for benchmarking them as the paper does). ``typed`` adds the operator library and
+four short worked examples built from it. The examples are neutral inventions (a proxy's port, refunded orders,
+reviews about noise, a mentor's city), not copies of any benchmark's template: a 1.5B root copies the shape of
+what it is shown, so what it is shown must be the general method, not one data set's surface.
+
+The system prompt holds only what is the same for every run of one configuration, so its KV state is shared by all
+runs; the facts of one prompt (size, lines, preview) and the question come in the first user message.
+"""
+
+from __future__ import annotations
+
+from wasm_sandbox.prompt import PromptMeta
+
+API = """Functions in the REPL (`context` is the text: a str, or a list of str when it is several documents):
+- search(pattern, max_hits=20, width=80, ignore_case=False): regex search; a list of (position, snippet) pairs.
+- retrieve(query, k=5): the k passages most about `query` (BM25), as (position, passage) pairs.
+- lines(start, end=None), line_at(position), chunks(size=4000, delimiter=None), doc_titles(), context.doc_at(position).
+- files(), read_file(path, start=None, end=None), definition(name): for a text made of source files.
+- llm_query(prompt): a helper model's answer (a str). Put the question AND the text it needs in the prompt (at most {max_sub_chars} characters).
+- llm_query_batched(prompts): llm_query for a list (at most {max_batch} prompts); None where one failed.
+- llm_map(items, instruction): one answer per item. classify(items, labels, instruction=None): one label per item.
+- rlm_query(prompt, question=...): a helper RLM with its own REPL over `prompt` (a str, or a list of documents).
+- SHOW_VARS(): your variables. FINAL(answer): call it as soon as an output shows the answer; it ends the task."""
+
+OPERATORS = """Operators (checked steps: a step that finds nothing, or matches everything, raises StepRefused with the reason; revise it):
+- terms(text=question, n=6): the question's distinctive words, rarest in this text first.
+- find(query, k=10, regex=False): passages for a phrase (BM25), or regex matches with regex=True.
+- read(passages, question=question): the helper reads the passages; a grounded answer, or NOT FOUND.
+- entries(): the text's entries (documents, or non-empty lines).
+- filter(items, pattern): the items a regex matches. extract(items, pattern): group 1 per item (None if no match).
+- label(items, labels, instruction=None): one label per item by the helper (a catch-all "other" is added).
+- reduce(values, op, by=None, dates=None): op is count, distinct, sum, min, max, argmax, latest or list.
+- chain(answer, template): template.format(answer=answer), the next question of a two-step plan."""
+
+MEANING = """What an entry is about is decided by label(), never by a word test (a line about sport need not say "sport");
+what is written in it (a date, a name, an id, a number) is read by filter/extract."""
+
+EXAMPLES = """Examples (each ```python block is one reply; "Output:" is what it printed). The value goes in `answer`, then FINAL(answer):
+1. Question: Which port does the billing proxy listen on?
+```python
+answer = read(find("billing proxy port"))
+print(answer)
+```
+Output: 8443
+```python
+FINAL(answer)
+```
+2. Question: How many orders shipped to Lisbon were refunded?  (code decides: the words are in the entries)
+```python
+rows = filter(filter(entries(), r"lisbon"), r"refund")
+answer = len(rows)
+print(answer, rows[:2])
+```
+3. Question: Which clerk handled the most returns?  (group in code)
+```python
+rows = filter(entries(), r"return")
+answer = reduce(extract(rows, r"clerk=(\\w+)"), "argmax")
+print(answer)
+```
+4. Question: How many reviews complain about noise?  (judgement: label, then count)
+```python
+labels = label(entries(), ["complains about noise"])
+answer = labels.count("complains about noise")
+print(answer)
+```
+5. Question: In which city does the mentor of Ines Varga live?  (two steps)
+```python
+mentor = read(find("Ines Varga mentor"), "Who is the mentor of Ines Varga?")
+q2 = chain(mentor, "In which city does {{answer}} live?")
+answer = read(find(q2), q2)
+print(mentor, "->", answer)
+```"""
+
+RULES = """Each reply: one short sentence, then ONE ```python code block. The code runs in a Python REPL and you see what it prints.
+Never invent the text or an answer: read it with code. The question is in the variable `question`.
+Call FINAL(answer) with the value an output showed, or the value your code computed."""
+
+TYPED_SYSTEM = f"""You are a Python programmer. You answer a question about a long text that you cannot see.
+{RULES}
+
+{API}
+
+{OPERATORS}
+{MEANING}
+
+{EXAMPLES}
+
+Do not repeat a cell you already ran."""
+
+CODE_SYSTEM = f"""You are a Python programmer. You answer a question about a long text that you cannot see.
+{RULES}
+
+{API}
+
+Do not repeat a cell you already ran."""
+
+# The REPL without sub-calls (the paper's "no sub-calls" ablation): code alone must find and compute the answer.
+NO_SUB_SYSTEM = f"""You are a Python programmer. You answer a question about a long text that you cannot see.
+{RULES}
+
+Functions in the REPL (`context` is the text):
+- search(pattern, max_hits=20, width=80, ignore_case=False): regex search; a list of (position, snippet) pairs.
+- lines(start, end=None), line_at(position), chunks(size=4000, delimiter=None), files(), read_file(path), definition(name).
+- SHOW_VARS(): your variables. FINAL(answer): call it as soon as an output shows the answer; it ends the task.
+To count lines, filter them in Python: `sum(1 for l in context.splitlines() if "x" in l.lower())`.
+Do not repeat a cell you already ran."""
+
+FIRST_USER = """`context` has {chars} characters (about {tokens} tokens), {lines} lines{docs}.{source} It starts with:
+{preview}
+
+Question: {question}
+{absent}{step}"""
+
+STEP_RAN = "The first step was run for you; its code and output follow."
+WRITE_FIRST = "Write the first code block."
+SOURCE_NOTE = " It is source code: use files(), definition(name) and read_file(path); never import it."
+
+HINT_PROBE = (
+    "That first step was run for you: the question's terms with how often each occurs, the best passages, and the "
+    "helper's reading of them. If `answer` answers the question, call FINAL(answer). If the question counts, "
+    "lists or compares entries, use entries() with filter/extract and reduce when the words decide it, label when "
+    "it needs judgement. If the answer names a new person or thing but not the answer, chain() and read again."
+)
+# After a first step whose reading is grounded and in reach. Seen: told the general next steps after a right
+# "Silver whistle", the 1.5B root read again around the answer's own words and ended on another record's "Pip".
+HINT_PROBE_ANSWERED = (
+    "That first step was run for you, and its reading answered: {answer}. The answer occurs in the text read, "
+    "which names the question's terms. If it answers the question, call FINAL(answer) now."
+)
+HINT_MANY = (
+    "Even the rarest term occurs in {n} places and only 4 passages were read, so that answer cannot cover them "
+    "all: if the question counts, lists or compares, compute it over entries() in code."
+)
+HINT_OUT_OF_REACH = (
+    "that value was read from a few passages, but the question's rarest term occurs in {n} places; if the "
+    "question counts, lists or compares entries, compute it over entries() with filter/extract and reduce"
+)
+HINT_PROBE_SOURCE = HINT_PROBE + " For code, definition(name) gives a function's or class's source."
+HINT_PROBE_PLAIN = (
+    "That first step was run for you: the question's terms with how often each occurs, and the helper's reading "
+    "of the best passages. If `answer` answers the question, call FINAL(answer). Otherwise search for a rarer "
+    "term, or count and filter the lines in Python."
+)
+HINT_REFUSED = (
+    "FINAL was refused: {reason}. Take another step to find the answer in the text: other terms with find() and "
+    "read(), or, for a count or a list, entries() with filter/extract and reduce, or label() and count."
+)
+ABSENT_NOTE = (
+    "None of the question's words occurs in the text: the answer depends on what the entries mean (label them), "
+    "not on a word search.\n"
+)
+
+
+def system_prompt(mode: str, max_sub_chars: int, max_batch: int, *, sub_calls: bool, operators: bool) -> str:
+    """The static part of the root's prompt: the same tokens for every run of one configuration."""
+    if not sub_calls:
+        return NO_SUB_SYSTEM
+    base = TYPED_SYSTEM if mode == "typed" and operators else CODE_SYSTEM
+    return base.format(max_sub_chars=f"{max_sub_chars:,}", max_batch=max_batch)
+
+
+def first_user(
+    question: str, meta: PromptMeta, *, stepped: bool, source: bool, absent: bool = False, preview_chars: int = 250
+) -> str:
+    """The first message: the prompt's facts and the question (and, in typed mode, that the first step ran).
+
+    ``absent``: none of the question's content words occurs in the text (typed mode). Seen: asked "How many lines are
+    about sport?" over lines that never say "sport", the 1.5B root searched for "sport", found 0 and gave up.
+    """
+    n_docs = meta.n_documents or 1
+    return FIRST_USER.format(
+        chars=f"{meta.chars:,}",
+        tokens=f"{meta.tokens:,}",
+        lines=f"{meta.lines:,}",
+        docs=f", {n_docs} documents: context[i] is document i" if n_docs > 1 else "",
+        source=SOURCE_NOTE if source else "",
+        preview=meta.preview.strip()[:preview_chars] or "(empty)",
+        question=question,
+        absent=ABSENT_NOTE if absent else "",
+        step=STEP_RAN if stepped else WRITE_FIRST,
+    )
