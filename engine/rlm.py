@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine import prompts as P
+from engine import strategy
 from engine.backends import load_backend
 from engine.backends.base import Backend, BackendError
 from engine.cancel import CancelToken
@@ -161,11 +161,17 @@ class RLM:
 
     def _check_root_fits(self, sub_calls: bool) -> None:
         """Refuse at load a root whose context cannot hold its system prompt and one reply: every run would end
-        in ``context_overflow`` after the first prefill (32 s for ``--n-ctx 10`` on a loaded machine)."""
+        in ``context_overflow`` after the first prefill (32 s for ``--n-ctx 10`` on a loaded machine). The
+        shortest system prompt of any plan mode is the bar, so only configurations that cannot work are refused."""
         n_ctx = self.root.info.n_ctx
-        system = P.root_system(max(200, (self.limits.max_sub_prompt_tokens or 64) * 3), self.limits.max_batch_width,
-                               sub_calls=sub_calls)  # fmt: skip
-        need = self.root.count_tokens(system) + self.limits.root_max_tokens
+        sub_chars = max(200, (self.limits.max_sub_prompt_tokens or 64) * 3)
+        shortest = min(
+            self.root.count_tokens(
+                strategy.system_prompt(mode, sub_chars, self.limits.max_batch_width, sub_calls=sub_calls, operators=ops)
+            )
+            for mode, ops in ((strategy.CODE, False), (strategy.TYPED, True))
+        )
+        need = shortest + self.limits.root_max_tokens
         if need > n_ctx:
             self.close()
             raise ContextWindowTooSmallError(
