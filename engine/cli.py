@@ -28,10 +28,11 @@ PLUGIN_GROUP = "outcore.commands"
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
     from engine.backends.base import BackendError
+    from engine.inputs import InvalidPromptError
     from models.errors import ModelsError
     from wasm_sandbox import SandboxNotBuiltError
 
-    return (UserError, ModelsError, BackendError, SandboxNotBuiltError)
+    return (UserError, ModelsError, BackendError, SandboxNotBuiltError, InvalidPromptError)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from engine import trace as trace_mod
 from engine.errors import UserError
 from engine.guardrails import Limits
-from engine.inputs import InvalidPromptError, check_prompt
+from engine.inputs import InvalidPromptError, check_prompt, context_file
 
 # The limits the CLI exposes as flags; help text, types and bounds come from the Limits declaration itself.
 CLI_LIMITS = (
@@ -150,7 +150,18 @@ def validated_limits(overrides: dict[str, Any]) -> Limits:
 
 
 def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: getattr(args, k) for k in BACKEND_FLAGS if getattr(args, k, None) is not None}
+    """The backend flags given, checked against LlamaConfig's bounds (declared there once) before any model loads."""
+    from engine.backends.llama.config import InvalidConfigError, LlamaConfig
+
+    options = {k: getattr(args, k) for k in BACKEND_FLAGS if getattr(args, k, None) is not None}
+    try:
+        LlamaConfig(model="-", **options)
+    except InvalidConfigError as e:
+        flag = BACKEND_FLAGS[e.field][0] if e.field in BACKEND_FLAGS else e.field
+        raise UserError(f"invalid option: {flag}: {e.problem}") from None
+    except ValueError as e:
+        raise UserError(f"invalid option: {e}") from None
+    return options
 
 
 def _build_rlm(args: argparse.Namespace, status: LiveStatus | None) -> Any:
@@ -196,10 +207,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         except UnicodeDecodeError as e:
             raise UserError(f"standard input is not UTF-8 text (invalid byte at offset {e.start:,})") from None
     elif args.context:
-        path = Path(args.context)
-        if not path.is_file():
-            raise UserError(f"context file not found: {path}")
-        prompt = path
+        prompt = context_file(Path(args.context))
     else:
         prompt = None
     question = args.question
@@ -209,6 +217,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         prompt, question = question, None  # no context: the question itself is the prompt (plain LLM call)
         args.direct = True  # ...answered directly when it fits the root's context
     validated_limits(_limits_from(args))  # bad flags fail before any model loads
+    _backend_options(args)
     try:
         check_prompt(prompt)
     except InvalidPromptError as e:

@@ -8,6 +8,8 @@ into a one-line message or a 400.
 from __future__ import annotations
 
 import codecs
+import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -58,12 +60,45 @@ def _check_file(path: Path) -> None:
                     "convert it first, e.g. `iconv -f latin1 -t utf-8`"
                 ) from None
             _check_text(text, f"the context file {path}")
+            if size <= SAMPLE_BYTES and not text.strip():  # read whole: nothing but whitespace
+                raise InvalidPromptError(f"the context file {path} is empty (only whitespace)")
+
+
+def context_file(path: Path) -> Path:
+    """``path`` if it is a readable regular file; otherwise :class:`InvalidPromptError` saying what it is instead.
+
+    Why precise: a directory, a FIFO or ``/dev/zero`` were all reported as "not found", and a FIFO or a device
+    would otherwise block or never end when read.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InvalidPromptError(f"context file not found: {path}") from None
+    except OSError as e:
+        raise InvalidPromptError(f"cannot read the context file {path}: {e.strerror or e}") from None
+    mode = st.st_mode
+    if stat.S_ISDIR(mode):
+        raise InvalidPromptError(f"the context {path} is a directory, not a file; give one text file")
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        raise InvalidPromptError(f"the context {path} is a device (unbounded or not a regular file); give a text file")
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "special"
+        raise InvalidPromptError(
+            f"the context {path} is {kind}, not a regular file; give a text file, or pipe it with --context -"
+        )
+    if not os.access(path, os.R_OK):
+        raise InvalidPromptError(f"cannot read the context file {path}: permission denied")
+    return path
 
 
 def check_prompt(prompt: str | Path | Sequence[str]) -> None:
     """Raise :class:`InvalidPromptError` for an empty, binary or non-UTF-8 prompt (sampled, never read whole)."""
     if isinstance(prompt, Path):
-        _check_file(prompt)
+        _check_file(context_file(prompt))
+    elif isinstance(prompt, (bytes, bytearray, memoryview)):
+        raise InvalidPromptError("the context is bytes: decode it to str first (UTF-8 text)")
+    elif not isinstance(prompt, (str, Sequence)):
+        raise InvalidPromptError(f"the context must be a str, a Path or a list of str, not {type(prompt).__name__}")
     elif isinstance(prompt, str):
         if not prompt.strip():
             raise InvalidPromptError("the context is empty: give the text to answer questions about")
@@ -78,3 +113,13 @@ def check_prompt(prompt: str | Path | Sequence[str]) -> None:
             if not isinstance(d, str):
                 raise InvalidPromptError(f"document {i} is a {type(d).__name__}, not a str")
             _check_text(d[:SAMPLE_BYTES], f"document {i}")
+
+
+def check_question(question: object) -> None:
+    """Raise :class:`InvalidPromptError` for a question that is not a str (or None), or that holds NUL bytes."""
+    if question is None:
+        return
+    if not isinstance(question, str):
+        raise InvalidPromptError(f"the question must be a str, not {type(question).__name__}")
+    if "\x00" in question:
+        raise InvalidPromptError("the question holds NUL bytes; give plain text")

@@ -25,13 +25,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from engine import strategy
 from engine.backends import load_backend
 from engine.backends.base import Backend, BackendError
 from engine.cancel import CancelToken
 from engine.environment import Environment, EnvironmentFactory, PromptSource, SandboxEnvironment
 from engine.guardrails import Budget, Limits, split_limits
 from engine.history import History
-from engine.inputs import check_prompt
+from engine.inputs import check_prompt, check_question
 from engine.result import Completion, RunEnd
 from engine.run import EventSink, Run
 from engine.subcalls import Binding
@@ -41,6 +42,10 @@ DEFAULT_ROOT = "qwen2.5-coder-1.5b"
 # One loaded model in both roles: as the worker on 12 HotpotQA questions (BM25 top 4 of 100 pages) the 1.5B scored
 # 41.7 token F1 and the 0.5B 19.4; the 0.5B labelled tickets at chance level (the small-roots issue).
 DEFAULT_WORKER = DEFAULT_ROOT
+
+
+class ContextWindowTooSmallError(BackendError):
+    """The root model's context window cannot hold the system prompt and one reply; no run could succeed."""
 
 
 class RLMClosedError(BackendError):
@@ -122,8 +127,14 @@ class RLM:
         self.limits, rest = split_limits(limits)
         if rest:
             raise TypeError(f"unknown RLM options: {', '.join(sorted(rest))}")
+        # the state close() needs comes first: a model that fails to load closes what was loaded before it
+        self._closed = False
+        self._lock = threading.Lock()
+        self._active: dict[str, CancelToken] = {}
         self._owned: list[Backend] = []
         self.root: Backend = self._load(root, root_options)
+        if isinstance(root, str):
+            self._check_root_fits(sub_calls)
         if worker is None or (
             isinstance(worker, str) and isinstance(root, str) and worker == root and not worker_options
         ):
@@ -136,9 +147,6 @@ class RLM:
         self.fallback_answer = fallback_answer
         self.direct = direct
         self.sub_calls = sub_calls
-        self._closed = False
-        self._lock = threading.Lock()
-        self._active: dict[str, CancelToken] = {}
 
     def _load(self, spec: Backend | str, options: Mapping[str, Any] | None) -> Backend:
         if not isinstance(spec, str):
@@ -150,6 +158,27 @@ class RLM:
             raise
         self._owned.append(b)
         return b
+
+    def _check_root_fits(self, sub_calls: bool) -> None:
+        """Refuse at load a root whose context cannot hold its system prompt and one reply: every run would end
+        in ``context_overflow`` after the first prefill (32 s for ``--n-ctx 10`` on a loaded machine). The
+        shortest system prompt of any plan mode is the bar, so only configurations that cannot work are refused."""
+        n_ctx = self.root.info.n_ctx
+        sub_chars = max(200, (self.limits.max_sub_prompt_tokens or 64) * 3)
+        shortest = min(
+            self.root.count_tokens(
+                strategy.system_prompt(mode, sub_chars, self.limits.max_batch_width, sub_calls=sub_calls, operators=ops)
+            )
+            for mode, ops in ((strategy.CODE, False), (strategy.TYPED, True))
+        )
+        need = shortest + self.limits.root_max_tokens
+        if need > n_ctx:
+            self.close()
+            raise ContextWindowTooSmallError(
+                f"the root model's context window ({n_ctx:,} tokens) cannot hold its system prompt and one reply "
+                f"({need:,} tokens with root_max_tokens={self.limits.root_max_tokens}); use --n-ctx {need + 512} "
+                "or more"
+            )
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     @property
@@ -256,16 +285,18 @@ class RLM:
             if prompt is None:
                 raise ValueError("a prompt is required (only a later call of a session may omit it)")
             check_prompt(prompt)
+        check_question(question)
         rid = run_id or new_id("run")
+        path = self._trace_path(rid)
+        writer = TraceWriter(path)  # a trace that cannot be created is refused before the run is registered
         with self._lock:
             if rid in self._active:
+                writer.close()
                 raise ValueError(f"a run with id {rid!r} is already running")
             token = CancelToken(deadline_s=lim.max_wall_s)
             self._active[rid] = token
         unlink = cancel.on_cancel(lambda: token.cancel("cancelled")) if cancel is not None else None
         budget = Budget(lim, cancel=token)
-        path = self._trace_path(rid)
-        writer = TraceWriter(path)
         sinks = tuple(s for s in (self.on_event, on_event) if s is not None)
         run = Run(
             self,

@@ -10,6 +10,7 @@ grows linearly with the work, survives a crash up to the last line, and the tree
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -18,7 +19,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import IO, Any
 
+from engine.errors import UserError
 from models import cache_root
+
+_LOG = logging.getLogger("outcore.trace")
 
 MAX_FIELD_CHARS = 20_000  # long strings (cell output, prompts) are cut in the trace too, with the true length
 
@@ -39,16 +43,32 @@ def clip(text: str, limit: int = MAX_FIELD_CHARS) -> str:
     return f"{text[:half]}\n[... {len(text) - 2 * half} chars cut, {len(text)} total ...]\n{text[-half:]}"
 
 
+class TraceUnavailableError(UserError):
+    """The trace file cannot be created (a read-only or unusable trace directory): refused before the run starts."""
+
+
 class TraceWriter:
-    """Appends one JSON object per event to a file; safe to share between threads (parent and child runs)."""
+    """Appends one JSON object per event to a file; safe to share between threads (parent and child runs).
+
+    A trace that cannot be created is refused up front (:class:`TraceUnavailableError`). A write that fails later
+    (a full disk, ENOSPC) must not cost the run its answer: the writer stops, keeps the reason in ``error`` and
+    logs it once; the run goes on and the trace holds every event up to the failure.
+    """
 
     def __init__(self, path: str | Path | None) -> None:
         self.path = Path(path) if path is not None else None
         self._lock = threading.Lock()
         self._fh: IO[str] | None = None
+        self.error: str | None = None
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            except OSError as e:
+                raise TraceUnavailableError(
+                    f"cannot write the trace {self.path}: {e.strerror or e}; "
+                    "give a writable directory with --trace DIR (Python API: trace=DIR, or trace=False)"
+                ) from None
 
     def emit(self, event: str, **fields: Any) -> None:
         if self._fh is None:
@@ -56,13 +76,31 @@ class TraceWriter:
         rec = {"event": event, "ts": round(time.time(), 4), **fields}
         line = json.dumps(rec, ensure_ascii=False, default=str)
         with self._lock:
-            self._fh.write(line + "\n")
-            self._fh.flush()
+            if self._fh is None:
+                return
+            try:
+                self._fh.write(line + "\n")
+                self._fh.flush()
+            except OSError as e:
+                self._fail(e)
+
+    def _fail(self, e: OSError) -> None:
+        self.error = f"the trace {self.path} stopped at a failed write: {e.strerror or e}"
+        _LOG.warning("trace write failed; the run goes on without it", extra={"fields": {"error": self.error}})
+        fh, self._fh = self._fh, None
+        try:
+            if fh is not None:
+                fh.close()
+        except OSError:
+            pass
 
     def close(self) -> None:
         with self._lock:
             if self._fh is not None:
-                self._fh.close()
+                try:
+                    self._fh.close()
+                except OSError as e:
+                    self._fail(e)
                 self._fh = None
 
 

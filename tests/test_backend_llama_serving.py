@@ -192,6 +192,14 @@ def test_on_text_streams_the_reply(backend: LlamaBackend) -> None:
     assert "".join(pieces) == stopped.text and cut not in stopped.text
 
 
+def _wait_admitted(b, owner: str, timeout_s: float = 120.0) -> None:
+    """Until the scheduler has admitted a request of ``owner`` (an event of the engine, not a guessed time)."""
+    deadline = time.monotonic() + timeout_s
+    while not any(o == owner for _, o, _ in list(b._sched.admitted)):
+        assert time.monotonic() < deadline, f"no request of {owner} was admitted"
+        time.sleep(0.005)
+
+
 def test_fair_admission_a_wide_batch_does_not_delay_another_runs_chat(tmp_path: Path) -> None:
     b = _make(None, n_parallel=2)
     try:
@@ -204,7 +212,7 @@ def test_fair_admission_a_wide_batch_does_not_delay_another_runs_chat(tmp_path: 
 
         ta = threading.Thread(target=run_a)
         ta.start()
-        time.sleep(0.3)  # A's batch is running and queued
+        _wait_admitted(b, "A")  # A's batch is running (2 slots) and the rest of it queued
         g = b.chat(
             [Message("system", ROOT_SYSTEM), Message("user", "Say OK.")],
             SamplingParams(max_tokens=8),
@@ -227,7 +235,7 @@ def test_fair_admission_a_wide_batch_does_not_delay_another_runs_chat(tmp_path: 
             )
         )
         ta.start()
-        time.sleep(0.3)
+        _wait_admitted(b, "A")
         out["C"] = b.batch(WORKER_SYSTEM, prompts[:2], SamplingParams(max_tokens=12), owner="C")
         ta.join(120)
         order = [o for _, o, _ in b._sched.admitted]

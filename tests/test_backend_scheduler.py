@@ -349,9 +349,11 @@ def test_decode_thread_crash_fails_callers_and_marks_unhealthy() -> None:
 def test_cancel_wakes_a_threaded_caller_within_a_step() -> None:
     s, kv = make(n_ctx=4096, n_batch=64)
     slow = kv.decode
+    decoding = threading.Event()
 
     def decode(batch: Batch) -> int:
-        time.sleep(0.02)
+        decoding.set()
+        time.sleep(0.02)  # a model step's duration (not ordering threads)
         return slow(batch)
 
     kv.decode = decode  # type: ignore[method-assign]
@@ -360,7 +362,7 @@ def test_cancel_wakes_a_threaded_caller_within_a_step() -> None:
     try:
         r = req(1000, max_tokens=500)  # 16 prefill steps, then 500 generation steps
         s.submit([r])
-        time.sleep(0.1)
+        assert decoding.wait(10)  # the request is in the decode loop
         t0 = time.monotonic()
         s.cancel([r])
         assert r.done.wait(1)

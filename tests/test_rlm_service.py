@@ -83,12 +83,20 @@ def test_per_call_limits_override_and_validation(env):
         RLM(ScriptedBackend(), ScriptedBackend(), max_sub_calls=10**12)
 
 
+def _wait_until(cond, timeout_s: float = 30.0) -> None:
+    """Wait for a condition the engine makes true (e.g. a run registered), not for a guessed time."""
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.005)
+
+
 def test_duplicate_run_id_refused(env):
     root = ScriptedBackend(lambda m: code("FINAL('x')"), name="r", delay_s=0.3)
     rlm = RLM(root, ScriptedBackend(name="w"), environment=env, trace=False)
     t = threading.Thread(target=rlm.completion, args=("doc", "q"), kwargs={"run_id": "run-dup"})
     t.start()
-    time.sleep(0.1)
+    _wait_until(lambda: "run-dup" in rlm.active_runs)
     with pytest.raises(ValueError, match="already running"):
         rlm.completion("doc", "q", run_id="run-dup")
     t.join()
@@ -199,7 +207,7 @@ def test_rlm_cancel_by_run_id(env):
     out: list = []
     t = threading.Thread(target=lambda: out.append(rlm.completion("doc", "q", run_id="run-x")))
     t.start()
-    time.sleep(0.2)
+    _wait_until(lambda: "run-x" in rlm.active_runs)
     assert rlm.cancel("run-x") and not rlm.cancel("run-unknown")
     t.join(2)
     assert out and out[0].finish_reason == "cancelled"

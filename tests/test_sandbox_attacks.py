@@ -244,17 +244,56 @@ def test_while_true(world):
     ],
 )
 def test_memory_bombs(world, bomb):
+    """After a bomb the outcome is deterministic: either the state is kept and the guest has room for the next cell
+    (SandboxLimits.probe_bytes() free again), or the state was reset and the result says so. Either way the next
+    cells work, including one that allocates the probe's worth of memory."""
     # time enough to fill memory on a loaded machine: a bomb must end at the memory limit, not the CPU limit
     world.sb.limits = dataclasses.replace(world.sb.limits, cpu_seconds=10.0)
     world.run("keep = 1")
     r = world.run(bomb)
     assert r.error is not None
     assert r.limit == "memory" or r.error.startswith("OverflowError"), r.error
-    if not r.state_reset:
-        # state was kept; if the bomb left memory full, the next cell may itself run out and reset (safely)
-        r2 = world.run("keep")
-        assert r2.display == "1" or (r2.state_reset and r2.limit == "memory")
-    world.run("x = d = None")
+    _next_cells_work(world, r)
+
+
+def _next_cells_work(world, r) -> None:
+    r2 = world.run("keep")
+    if r.state_reset:
+        assert "state was reset" in r.error and "state kept" not in r.error, r.error
+        assert r2.error is not None and r2.error.startswith("NameError"), r2.error
+    else:
+        assert r2.error is None and r2.display == "1", (r.error, r2.error)
+    probe = world.sb.limits.probe_bytes()
+    r3 = world.run(f"len(bytearray({probe}))")
+    assert r3.error is None and r3.display == str(probe), r3.error
+    r4 = world.run("y = [str(i) for i in range(1000)]\nlen(y)")
+    assert r4.error is None and r4.display == "1000" and not r4.state_reset
+
+
+def test_dict_bomb_resets_the_state(world):
+    """The bomb of issue 18: a dict the globals still hold fills memory; the next cell must not meet a full guest."""
+    world.sb.limits = dataclasses.replace(world.sb.limits, cpu_seconds=10.0)
+    world.run("keep = 1")
+    r = world.run("d = {}\ni = 0\nwhile True:\n    d[i] = str(i) * 100\n    i += 1")
+    assert r.limit == "memory" and r.state_reset, r.error
+    _next_cells_work(world, r)
+
+
+def test_splitting_a_large_context_that_exhausts_memory(tmp_path):
+    """`parts = context.split(...)` on a prompt larger than the guest's memory ends at the memory limit; the next
+    cells work (state kept with room, or reset and said so), exactly as after a bomb."""
+    line = "word " * 19 + "\n"
+    big = tmp_path / "big.txt"
+    big.write_text(line * (40_000_000 // len(line)))
+    prompt = Prompt.create(big, tmp_path / "work")
+    limits = SandboxLimits(cpu_seconds=20.0, memory_bytes=128 << 20, max_output_chars=5000)
+    with Sandbox(prompt, limits=limits) as sb:
+        w = type("W", (), {"sb": sb, "run": staticmethod(sb.run_cell)})()
+        w.run("keep = 1")
+        r = w.run("parts = context.split(' ')\nlen(parts)")
+        assert r.error is not None and r.limit == "memory", r.error
+        _next_cells_work(w, r)
+    prompt.close()
 
 
 def test_deep_recursion(world):

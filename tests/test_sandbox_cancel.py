@@ -193,7 +193,7 @@ def test_layers_wasm_sandbox_and_models_import_nothing_of_engine():
     assert int(n) >= 15 and bad.strip() == "[]", out.stdout
 
 
-def test_ctrl_c_while_the_guest_computes(prompt):
+def test_ctrl_c_while_the_guest_computes(prompt, sigint_default):
     """Ctrl-C reaches the main thread inside the 10 ms epoch check: the cell stops, run_cell re-raises it, and the
     sandbox (a fresh instance) keeps working."""
     import _thread
@@ -210,7 +210,7 @@ def test_ctrl_c_while_the_guest_computes(prompt):
         assert sb.run_cell("2 + 2").display == "4"
 
 
-def test_ctrl_c_while_llm_query_waits(prompt):
+def test_ctrl_c_while_llm_query_waits(prompt, sigint_default):
     def slow(q: str, opts: dict) -> str:
         time.sleep(10)  # a long model call: Ctrl-C must interrupt the wait itself
         return "late"
@@ -228,7 +228,7 @@ def test_ctrl_c_while_llm_query_waits(prompt):
         assert sb.run_cell("2 + 2").display == "4"
 
 
-def test_ctrl_c_reaches_a_nested_sandbox(prompt):
+def test_ctrl_c_reaches_a_nested_sandbox(prompt, sigint_default):
     """rlm_query may run a child sandbox on the same thread: Ctrl-C stops the innermost cell and unwinds both."""
     import _thread
 
@@ -247,3 +247,20 @@ def test_ctrl_c_reaches_a_nested_sandbox(prompt):
             assert outer.run_cell("1 + 1").display == "2" and inner.run_cell("3").display == "3"
     finally:
         inner.close()
+
+
+def test_sigint_ignored_by_the_parent_stays_ignored(prompt, sigint_ignored):
+    """A process started with SIGINT ignored (a background job of a non-interactive shell) keeps ignoring it: the
+    sandbox installs no handler of its own then, a SIGINT during a cell changes nothing, and none is left behind."""
+    import os
+    import signal
+
+    def poke(q: str, opts: dict) -> str:
+        os.kill(os.getpid(), signal.SIGINT)  # delivered while the guest waits in this host call
+        return "still here"
+
+    with Sandbox(prompt, HostFunctions(llm_query=poke), SandboxLimits(cpu_seconds=20)) as sb:
+        sb.run_cell("keep = 1")
+        r = sb.run_cell("a = llm_query('x')\nn = sum(range(10**5))\na, keep")
+        assert r.error is None and r.display == "('still here', 1)" and not r.state_reset
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN

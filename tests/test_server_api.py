@@ -563,10 +563,10 @@ def test_queue_full_retention_and_session_expiry(tmp_path: Path) -> None:
             )
             for _ in range(2)
         ]
-        for th in threads:
-            th.start()
-            time.sleep(0.3)
-        m = httpx.get(p.base + "/metrics").text
+        threads[0].start()
+        _await_metrics(p, "outcore_requests_running 1.0")
+        threads[1].start()
+        m = _await_metrics(p, "outcore_requests_running 1.0", "outcore_requests_queued 1.0")
         assert "outcore_requests_running 1.0" in m and "outcore_requests_queued 1.0" in m
         r = post(p, "/v1/chat/completions", chat_body("x", "scripted-quick"))
         err = assert_envelope(r, 429, "rate_limit_error")
@@ -594,6 +594,16 @@ def test_queue_full_retention_and_session_expiry(tmp_path: Path) -> None:
         p.stop()
 
 
+def _await_metrics(p: Any, *lines: str, timeout_s: float = 60.0) -> str:
+    """The /metrics text once it holds every line: wait for the server's own state, not for a guessed time."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        m = httpx.get(p.base + "/metrics").text
+        if all(line in m for line in lines) or time.monotonic() > deadline:
+            return m
+        time.sleep(0.02)
+
+
 def test_graceful_shutdown_cancels_in_flight_runs(tmp_path: Path) -> None:
     p = start_scripted(tmp_path / "shutdown.log", "--delay", "0.5")
     p.wait_ready(60)
@@ -607,7 +617,7 @@ def test_graceful_shutdown_cancels_in_flight_runs(tmp_path: Path) -> None:
 
     th = threading.Thread(target=call)
     th.start()
-    time.sleep(1.5)
+    _await_metrics(p, "outcore_requests_running 1.0")  # the run is in flight
     t0 = time.monotonic()
     p.proc.send_signal(signal.SIGTERM)
     rc = p.proc.wait(15)

@@ -223,12 +223,18 @@ def test_eight_concurrent_rlm_requests_share_the_models(srv: ServerProcess) -> N
         th.join(900)
     assert sorted(results) == list(range(8))
     assert all(r["status"] == 200 for r in results.values()), [r.get("error") for r in results.values()]
-    answers = {i: (r["choices"][0]["message"]["content"] or "").lower() for i, r in results.items()}
-    correct = [i for i, a in answers.items() if FACTS[i][3] in a]
-    # Every run is served (a run id, usage, an answer); the 1.5B root sometimes asks its worker a yes/no question
-    # instead of the colour, so one miss in eight is the engine's accuracy, not the server's (bench/ measures it).
-    assert len(correct) >= 7, answers
+    answers = {i: (r["choices"][0]["message"]["content"] or "").strip() for i, r in results.items()}
+    # What the engine guarantees (whether a 1.5B root names the right colour is accuracy, measured by bench/):
+    # every run is served to its end with an answer, and the runs are isolated: no run's events (its cells' code and
+    # output, its sub-calls) hold another run's document, though all eight shared the models at once.
+    assert all(answers.values()), answers
+    assert all(r["choices"][0]["finish_reason"] in ("stop", "length") for r in results.values()), results
     assert len({r["run"] for r in results.values()}) == 8
+    for i, r in results.items():
+        events = json.dumps(httpx.get(srv.base + f"/v1/runs/{r['run']}").json()["events"])
+        assert FACTS[i][0] in events or FACTS[i][2] in events, (i, r["run"])  # its own question and document
+        others = [f[0] for j, f in enumerate(FACTS) if j != i and f[0] in events]
+        assert not others, (i, others)
     assert all(r["usage"]["total_tokens"] > 0 and r["outcore"]["run_id"] == r["run"] for r in results.values())
 
     # Sub-calls of different runs shared decode steps: the worker saw several runs (owners) in one step ...

@@ -93,7 +93,10 @@ def test_tree_grows_live_and_cancel_works(srv: ServerProcess, browser: webdriver
     assert out["r"].status_code == 200
     growth = [b for a, b in zip(counts, counts[1:], strict=False) if b > a]
     assert len(growth) >= 4, counts  # it grew step by step while the run was going, not once at the end
-    time.sleep(0.5)
+    t0 = time.monotonic()  # the last events render after the status says done: wait for the final cell's node
+    while len(browser.find_elements(By.CSS_SELECTOR, '#tree .node[data-kind="cell"]')) < 7:
+        assert time.monotonic() - t0 < 30, counts
+        time.sleep(0.05)
     kinds = {e.get_attribute("data-kind") for e in browser.find_elements(By.CSS_SELECTOR, "#tree .node")}
     assert kinds == {"run", "turn", "cell", "sub"}, kinds
     cells = browser.find_elements(By.CSS_SELECTOR, '#tree .node[data-kind="cell"]')

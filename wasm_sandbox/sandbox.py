@@ -12,7 +12,10 @@
   the instance is replaced (REPL state reset) and the result says ``limit="cancelled"``. A cell started while
   ``cancel`` is already set does not run. ``Sandbox.cancel`` may be replaced between cells (one token per run).
 * Host replies are bounded (``prompt.MAX_REPLY_CHARS`` each), so host memory does not grow with the prompt.
-* Memory: ``Store.set_limits(memory_size=...)``; CPython then raises ``MemoryError`` (state survives) or traps.
+* Memory: ``Store.set_limits(memory_size=...)``; CPython then raises ``MemoryError`` or traps. After a
+  ``MemoryError`` the guest collects garbage and allocates ``SandboxLimits.probe_bytes()``: if that fails (the
+  cell filled memory with objects its globals still hold), the instance is replaced and the result says
+  ``state_reset=True``; otherwise the state is kept with at least that much room for the next cell.
 * Output: the guest caps what it captures; the host caps again everything that crosses the boundary, including
   raw WASI stdout/stderr writes that bypass the guest's capture.
 * After any trap the instance is poisoned: a fresh one replaces it and the result says ``state_reset=True``.
@@ -26,7 +29,10 @@ Host functions never raise into wasmtime-py: they answer in band (a status-prefi
 Interrupts: a ``KeyboardInterrupt`` or ``SystemExit`` raised inside a host function (Ctrl-C while ``llm_query``
 waits on a model) is not handed to the guest. The host call traps the guest instead, ``run_cell`` replaces the
 poisoned instance as after any trap (REPL state is reset) and then re-raises the original exception to its
-caller, so the host is consistent and Ctrl-C stops the caller as usual.
+caller, so the host is consistent and Ctrl-C stops the caller as usual. The guard is installed only while Python's
+own ``default_int_handler`` is in place: an application's handler is left alone, and so is an ignored SIGINT (a
+job that a non-interactive shell started in the background inherits SIG_IGN; the shell asked for Ctrl-C not to
+reach it, so the sandbox does not re-enable it either).
 """
 
 from __future__ import annotations
@@ -83,6 +89,14 @@ class SandboxLimits:
     cpu_seconds: float = 30.0  # guest CPU (wall) time per cell, excluding time spent waiting in model calls
     memory_bytes: int = 512 << 20  # linear memory of the store
     max_output_chars: int = 20_000  # per stream (stdout, stderr) and for the display repr
+    # after a MemoryError the guest must still be able to allocate this much, or the REPL state is reset
+    # (None: an eighth of memory_bytes, at most 16 MiB)
+    memory_probe_bytes: int | None = None
+
+    def probe_bytes(self) -> int:
+        if self.memory_probe_bytes is not None:
+            return self.memory_probe_bytes
+        return min(16 << 20, self.memory_bytes // 8)
 
 
 @dataclass
@@ -176,7 +190,7 @@ class Sandbox:
         self._raw_n = 0
         self._raw_truncated = False
         self._meta_json = json.dumps(prompt.meta_dict())
-        self._cfg = json.dumps({"max_output_chars": self.limits.max_output_chars, "extras": sorted(self.host.extra)})
+        self._cfg = self._config()
         self._waiting = self.host.waiting_calls()
         self._table = build_table(prompt, self.host, self._remaining, self._meta_json)
         self._instantiate()
@@ -184,6 +198,16 @@ class Sandbox:
             _LIVE.add(self)
 
     # --- instance lifecycle ------------------------------------------------------------------------------
+    def _config(self) -> str:
+        lim = self.limits
+        return json.dumps(
+            {
+                "max_output_chars": lim.max_output_chars,
+                "extras": sorted(self.host.extra),
+                "memory_probe_bytes": lim.probe_bytes(),
+            }
+        )
+
     def _begin(self, budget: float, in_cell: bool) -> None:
         self._phase_start, self._budget, self._host_wait, self._in_cell = time.monotonic(), budget, 0.0, in_cell
         self._stop, self._interrupt, self._cpu_spent, self._spent_why = None, None, False, ""
@@ -369,7 +393,9 @@ class Sandbox:
                     self._run.post_return(self._store)
                 except wasmtime.WasmtimeError:
                     pass
-                self._parse(json.loads(raw), res)
+                exhausted = self._parse(json.loads(raw), res)
+                if exhausted:
+                    self._reset(res, "memory stayed exhausted after the MemoryError")
             except Exception as e:  # noqa: BLE001 - a trap: the instance is poisoned
                 self._interrupt = self._interrupt or _abi.take_interrupt()
                 self._trapped(e, res)
@@ -388,7 +414,8 @@ class Sandbox:
         reason = getattr(self.cancel, "reason", None)
         return "the cell was cancelled" + (f" ({reason})" if isinstance(reason, str) and reason else "")
 
-    def _parse(self, data: dict[str, Any], res: CellResult) -> None:
+    def _parse(self, data: dict[str, Any], res: CellResult) -> bool:
+        """Fill ``res`` from the guest's answer; True when memory stayed exhausted (the state must be reset)."""
         res.stdout = str(data.get("stdout") or "")
         res.stderr = str(data.get("stderr") or "")
         res.error = data.get("error")
@@ -398,13 +425,25 @@ class Sandbox:
         res.restored_names = [str(n)[:VAR_NAME_CHARS] for n in (data.get("restored") or [])[:100]]
         final = data.get("final")
         res.final = None if final is None else str(final)
+        exhausted = bool(data.get("memory_exhausted"))
         if data.get("memory_error"):
             res.limit = "memory"
-            res.error = (
-                f"{res.error or 'MemoryError'} (the sandbox memory limit is "
-                f"{self.limits.memory_bytes >> 20} MiB; REPL state kept)"
-            )
+            kept = "" if exhausted else "; REPL state kept"
+            mib = self.limits.memory_bytes >> 20
+            res.error = f"{res.error or 'MemoryError'} (the sandbox memory limit is {mib} MiB{kept})"
         self._raw_truncated = self._raw_truncated or bool(data.get("output_truncated"))
+        return exhausted
+
+    def _reset(self, res: CellResult, why: str) -> None:
+        """Replace the instance after a cell that left memory full: the next cell starts from a fresh REPL."""
+        res.state_reset = True
+        res.error = f"{res.error}; {why}: the REPL state was reset (all variables are gone)"
+        _log(logging.INFO, "guest memory stayed exhausted; replacing the instance")
+        try:
+            self._instantiate()
+        except Exception as e:  # noqa: BLE001
+            self._closed = True
+            res.error += f"; a fresh instance could not be created: {e}"
 
     def _trapped(self, e: Exception, res: CellResult) -> None:
         msg = str(e)

@@ -62,9 +62,39 @@ class PrefixStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         return self.dir / f"{key}.{os.getpid()}.tmp"
 
+    def sum_path_for(self, key: str) -> Path:
+        return self.dir / f"{key}.sha256"
+
     def commit(self, tmp: Path, key: str) -> None:
+        """Publish a saved state and, next to it, its size and sha256: the only proof a later load accepts."""
+        digest = _file_digest(tmp)
         os.replace(tmp, self.path_for(key))
+        side = self.dir / f"{key}.{os.getpid()}.sha256.tmp"
+        side.write_text(digest)
+        os.replace(side, self.sum_path_for(key))
         self.prune()
+
+    def verified(self, key: str) -> bool:
+        """True when the state file is whole: its size and sha256 match what :meth:`commit` recorded.
+
+        Why before llama.cpp sees it: ``llama_state_seq_load_file`` aborts the whole process on a truncated file
+        (found by the red team), so a cut-short, overwritten or foreign file must never reach it. A file that fails
+        the check is deleted (it would fail forever); one without its checksum yet (a commit in progress) is left.
+        """
+        path, side = self.path_for(key), self.sum_path_for(key)
+        try:
+            if not path.exists():
+                return False
+            want = side.read_text().strip()
+        except OSError:
+            return False
+        try:
+            ok = _file_digest(path) == want
+        except OSError:
+            ok = False
+        if not ok:
+            self.discard(key)
+        return ok
 
     def prune(self) -> None:
         """Keep the store under ``max_bytes``: every distinct system prompt leaves a file of ~10-25 KB/token."""
@@ -75,11 +105,24 @@ class PrefixStore:
                 total += f.stat().st_size
                 if total > self.max_bytes:
                     f.unlink(missing_ok=True)
+                    f.with_suffix(".sha256").unlink(missing_ok=True)
         except OSError:
             pass
 
     def discard(self, key: str) -> None:
-        try:
-            self.path_for(key).unlink()
-        except OSError:
-            pass
+        for p in (self.path_for(key), self.sum_path_for(key)):
+            try:
+                p.unlink()
+            except OSError:
+                pass
+
+
+def _file_digest(path: Path) -> str:
+    """``"<size> <sha256>"`` of a file (a 2k-token state of a 1.5B model, ~40 MB, hashes in tens of ms)."""
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(_MIB):
+            h.update(chunk)
+            size += len(chunk)
+    return f"{size} {h.hexdigest()}"

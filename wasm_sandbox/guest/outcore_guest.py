@@ -12,6 +12,7 @@ allow-list, reserved names and output capture exist so that honest model code ge
 # ruff: noqa: E402, F401, I001
 import ast
 import builtins
+import gc
 import io
 import linecache
 import os
@@ -104,6 +105,7 @@ class _State:
     seeded = False
     extras_loaded = False
     max_output = 20_000
+    probe_bytes = 8 << 20  # the host sends its own (SandboxLimits.memory_probe_bytes)
 
 
 def FINAL(value):
@@ -404,6 +406,8 @@ def _run(code, max_output):
         except BaseException:  # noqa: BLE001
             result["restored"] = []
         _restore()
+    if result["memory_error"]:
+        result["memory_exhausted"] = not _memory_recovers()
     try:
         variables = _variables()
     except BaseException:  # noqa: BLE001
@@ -418,6 +422,20 @@ def _run(code, max_output):
     return result
 
 
+def _memory_recovers():
+    """After a MemoryError: is there room for the next cell? The cell's garbage is collected, then a block of
+    ``_State.probe_bytes`` is allocated and freed. Whether the failed allocation was one huge request (memory is
+    free again) or the last small one of a loop that filled memory with objects the globals still hold, the answer
+    is the same on every machine: room for the probe, or not (and then the host resets the REPL state)."""
+    try:
+        gc.collect()
+        block = bytearray(_State.probe_bytes)
+        del block
+        return True
+    except MemoryError:
+        return False
+
+
 class WitWorld:
     def run_cell(self, code: str, config: str) -> str:
         cfg = json.loads(config or "{}")
@@ -425,10 +443,11 @@ class WitWorld:
             random.seed()  # the snapshot would otherwise give every sandbox the same random sequence
             _State.seeded = True
         _load_extras(cfg.get("extras"))
+        _State.probe_bytes = int(cfg.get("memory_probe_bytes", _State.probe_bytes))
         try:
             return json.dumps(_run(code, int(cfg.get("max_output_chars", _State.max_output))))
         except MemoryError:
-            return _OOM_RESULT
+            return _OOM_RESULT  # not even the result could be built: memory is exhausted
 
 
 _OOM_RESULT = json.dumps(
@@ -437,6 +456,7 @@ _OOM_RESULT = json.dumps(
         "traceback": None,
         "display": None,
         "memory_error": True,
+        "memory_exhausted": True,
         "stdout": "",
         "stderr": "",
         "output_truncated": False,

@@ -13,6 +13,31 @@ from pathlib import Path
 from typing import Any
 
 
+class InvalidConfigError(ValueError):
+    """A LlamaConfig setting is out of bounds; ``field`` names it (the CLI maps it to its flag)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"LlamaConfig.{field} {problem}")
+        self.field, self.problem = field, problem
+
+
+# lower bounds of the integer settings (0 threads would never decode: `--threads 0` hung before this check)
+_AT_LEAST = {
+    "n_ctx": 1,
+    "n_parallel": 1,
+    "n_batch": 1,
+    "n_ubatch": 1,
+    "n_prefix_seqs": 1,
+    "prefill_chunk": 1,
+    "max_sessions": 0,
+    "n_threads": 1,
+    "n_threads_batch": 1,
+    "n_gpu_layers": -1,
+    "min_saved_prefix_tokens": 0,
+}
+_OPTIONAL = frozenset({"n_threads", "n_threads_batch"})
+
+
 @dataclass(frozen=True)
 class LlamaConfig:
     """Settings of a :class:`~engine.backends.llama.LlamaBackend`.
@@ -62,11 +87,15 @@ class LlamaConfig:
     prefill_chunk: int = 512
 
     def __post_init__(self) -> None:
-        for name in ("n_ctx", "n_parallel", "n_batch", "n_ubatch", "n_prefix_seqs", "prefill_chunk"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"LlamaConfig.{name} must be at least 1 (got {getattr(self, name)!r})")
-        if self.max_sessions < 0:
-            raise ValueError(f"LlamaConfig.max_sessions must be 0 or more (got {self.max_sessions!r})")
+        """The one place the bounds of these settings are declared (the CLI and the server report them)."""
+        for name, low in _AT_LEAST.items():
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InvalidConfigError(name, f"must be an integer (got {value!r})")
+            if value < low:
+                raise InvalidConfigError(name, f"must be at least {low} (got {value!r})")
         if self.n_seq_max > 256:  # LLAMA_MAX_SEQ
             raise ValueError(f"n_prefix_seqs + n_parallel + max_sessions = {self.n_seq_max} exceeds llama.cpp's 256")
 
@@ -137,4 +166,3 @@ class LlamaStats:
     session_evictions: int = 0  # sessions dropped for another session (LRU over max_sessions)
     cancelled: int = 0
     requests: int = 0
-

@@ -180,8 +180,8 @@ class PrefixPool:
 
     def _restore(self, slot: PrefixSlot, tokens: list[int]) -> bool:
         found = self._file(tokens)
-        if found is None or not found[1].exists():
-            return False
+        if found is None or self.store is None or not self.store.verified(found[0]):
+            return False  # absent, or not whole (llama.cpp would abort the process on a truncated file)
         _, path = found
         slot.tokens = []
         t0 = time.monotonic()
@@ -196,7 +196,7 @@ class PrefixPool:
     def _save(self, slot: PrefixSlot) -> None:
         tokens = list(slot.tokens)
         found = self._file(tokens)
-        if found is None or found[1].exists() or self.store is None:
+        if found is None or self.store is None or self.store.verified(found[0]):
             return
         key, _ = found
         try:
