@@ -180,7 +180,8 @@ class Budget:
     def remaining_s(self) -> float:
         return self.limits.max_wall_s - self.elapsed()
 
-    def _fail(self, err: GuardrailError) -> GuardrailError:
+    def fail(self, err: GuardrailError) -> GuardrailError:
+        """``err``, recorded as the reason the run must stop when it is fatal (the first such reason wins)."""
         if err.fatal and self.exhausted is None:
             self.exhausted = err
         return err
@@ -206,14 +207,14 @@ class Budget:
         else:
             msg = "the run was cancelled; no more model calls"
         with self._lock:
-            raise self._fail(GuardrailError(reason, msg, fatal=True))
+            raise self.fail(GuardrailError(reason, msg, fatal=True))
 
     def check_tokens(self, model: str) -> None:
         self.check_time()
         with self._lock:
             used = self.usage_by_model.get(model, Usage()).total_tokens
             if used >= self.limits.max_tokens_per_model:
-                raise self._fail(
+                raise self.fail(
                     GuardrailError(
                         "max_tokens",
                         f"token budget of model {model!r} is used up ({used} of "
@@ -232,7 +233,7 @@ class Budget:
                     "max_root_turns", f"root turn limit reached ({self.limits.max_root_turns})", fatal=True
                 )
             if self.root_turns >= self.limits.max_total_root_turns:
-                raise self._fail(
+                raise self.fail(
                     GuardrailError(
                         "max_root_turns",
                         f"root turn limit of the whole run reached ({self.limits.max_total_root_turns})",
@@ -265,7 +266,7 @@ class Budget:
                 )
             if self.sub_calls + n > lim.max_sub_calls:
                 left = lim.max_sub_calls - self.sub_calls
-                raise self._fail(
+                raise self.fail(
                     GuardrailError(
                         "max_sub_calls",
                         f"sub-call budget exhausted: {self.sub_calls} of {lim.max_sub_calls} used, {left} left, "

@@ -202,7 +202,8 @@ class Loop:
         if isinstance(judged, RunEnd):
             return judged
         if run.budget.exhausted is not None:
-            return self.partial(run.budget.exhausted.reason)
+            ex = run.budget.exhausted
+            return self.partial(ex.reason, error=str(ex) if ex.reason == "backend_error" else None)
         stop = run.budget.stop_reason()
         if stop is not None:
             return self.partial(stop)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from engine import prompts as P
-from engine.backends.base import BackendError, Generation, SamplingParams
+from engine.backends.base import BackendError, ContextOverflowError, Generation, SamplingParams
 from engine.cancel import Cancelled
 from engine.grounding import content_words
 from engine.guardrails import ROLE_WORKER, CellCounter, GuardrailError
@@ -145,7 +145,11 @@ class SubCalls:
             if isinstance(e, Cancelled):
                 run.budget.check_time()  # the run's token fired: a fatal refusal with the right reason
                 raise GuardrailError(e.reason, str(e), fatal=True) from None
-            raise
+            if isinstance(e, ContextOverflowError):
+                raise  # the root can shrink its prompt
+            # the worker itself failed (died, disconnected, unreachable): every later call would fail the same way,
+            # so the run ends now with the reason in its error instead of spending its turns on a dead worker
+            raise run.budget.fail(GuardrailError("backend_error", f"the worker failed: {e}", fatal=True)) from None
         dt = time.monotonic() - t0
         run.timings["sub_calls_s"] += dt
         pt = sum(g.prompt_tokens for g in gens)
