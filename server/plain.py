@@ -16,12 +16,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
+from sse_starlette import ServerSentEvent
 
 from server import sse
 from server.errors import CONTEXT, SERVER, UNAVAILABLE, APIError, log_error
-from server.lifecycle import SSE_HEADERS, new_token, watch_disconnect
-from server.registry import PlainModel, accepts
+from server.lifecycle import new_token, watch_disconnect
+from server.registry import PlainModel
 from server.schemas import CompletionRequest
 from server.state import AppState
 
@@ -61,7 +62,7 @@ def _plain_params(creq: CompletionRequest, backend: Any, messages: list[Any]) ->
 
 
 async def handle_plain(state: AppState, request: Request, creq: CompletionRequest, model: PlainModel) -> Response:
-    from engine.backends.base import ContextOverflowError, Message
+    from engine.backends.base import ContextOverflowError, Generation, Message
 
     if creq.context_ids or creq.session_id or creq.limits:
         raise APIError(
@@ -83,18 +84,12 @@ async def handle_plain(state: AppState, request: Request, creq: CompletionReques
     def on_text(delta: str) -> None:
         loop.call_soon_threadsafe(queue.put_nowait, ("text", delta))
 
-    def call() -> Any:
-        kw: dict[str, Any] = {"cancel": token, "owner": cid}
-        if creq.stream:
-            kw["on_text"] = on_text
-        kw = {k: v for k, v in kw.items() if accepts(backend.chat, k)}
+    def call() -> Generation:
         try:
-            gen = backend.chat(messages, params, **kw)
+            gen = backend.chat(messages, params, cancel=token, owner=cid, on_text=on_text if creq.stream else None)
         except BaseException as e:  # noqa: BLE001 - handed to the event loop
             loop.call_soon_threadsafe(queue.put_nowait, ("error", e))
             raise
-        if creq.stream and "on_text" not in kw and gen.text:
-            loop.call_soon_threadsafe(queue.put_nowait, ("text", gen.text))  # a backend that cannot stream
         loop.call_soon_threadsafe(queue.put_nowait, ("done", gen))
         return gen
 
@@ -105,7 +100,7 @@ async def handle_plain(state: AppState, request: Request, creq: CompletionReques
         token.close()
 
     async def start() -> bool:
-        if not await state.admission.acquire(token.is_set):
+        if not await state.admission.acquire(token):
             cleanup(False)
             return False
         fut = loop.run_in_executor(state.executor, call)
@@ -167,19 +162,14 @@ async def handle_plain(state: AppState, request: Request, creq: CompletionReques
         )
         return JSONResponse(body)
 
-    async def stream() -> AsyncIterator[str]:
-        watcher = asyncio.create_task(watch_disconnect(request, token, cid))
+    async def stream() -> AsyncIterator[ServerSentEvent]:
         finished = False
         try:
             if not await start():
                 return
             yield sse.data(sse.chunk(creq.route, cid, model.name, created, role="assistant", content=""))
             while True:
-                try:
-                    kind, val = await asyncio.wait_for(next_item(), state.settings.server.keepalive_s)
-                except TimeoutError:
-                    yield sse.comment("ping")
-                    continue
+                kind, val = await next_item()
                 if kind == "text":
                     if val:
                         yield sse.data(sse.chunk(creq.route, cid, model.name, created, content=val))
@@ -199,9 +189,8 @@ async def handle_plain(state: AppState, request: Request, creq: CompletionReques
                 yield sse.DONE
                 finished = True
                 return
-        finally:
-            watcher.cancel()
+        finally:  # sse-starlette ends the stream when the client goes away: stop the model too
             if not finished:
                 token.cancel("cancelled")
 
-    return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
+    return sse.event_source(stream(), state.settings.server.keepalive_s)

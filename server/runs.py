@@ -13,7 +13,10 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.cancel import CancelToken
 
 QUEUED, RUNNING, DONE, CANCELLED, FAILED = "queued", "running", "done", "cancelled", "failed"
 ACTIVE = (QUEUED, RUNNING)
@@ -39,7 +42,7 @@ class RunRecord:
     model: str
     question: str
     session_id: str | None
-    cancel: Any  # engine.cancel.CancelToken
+    cancel: CancelToken
     max_events: int
     created: float = field(default_factory=time.time)
     status: str = QUEUED
