@@ -46,6 +46,12 @@ if TYPE_CHECKING:
     from engine.cancel import CancelToken
 
 _log = get_logger("backend.openai")
+
+
+class WorkerGoneError(BackendError):
+    """The server refused the connection on every attempt: it died (or was never there)."""
+
+
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
@@ -66,6 +72,7 @@ class OpenAIConfig:
     retry_backoff_s: float = 0.5
     max_concurrency: int = 8
     n_ctx: int = 0
+    probe_timeout_s: float = 3.0  # the TCP connect tried on load (0: no probe)
 
 
 class OpenAIBackend:
@@ -90,6 +97,11 @@ class OpenAIBackend:
         self._pool = ThreadPoolExecutor(max_workers=max(config.max_concurrency, 1), thread_name_prefix="outcore-openai")
         self._closed = False
         self._lock = threading.Lock()
+        self._tokenize: tuple[str, str, str] | None = None  # the tokenizer URL that answered (count_tokens)
+        self._tokenize_tried = False
+        self._gone = False  # the last request found nothing listening (healthy turns False until one succeeds)
+        if config.probe_timeout_s > 0:
+            self._probe(config.probe_timeout_s)
         n_ctx = config.n_ctx or self._discover_n_ctx() or 4096
         self._info = BackendInfo(name=config.model, backend="openai", n_ctx=n_ctx, extra={"base_url": self._base})
 
@@ -99,7 +111,7 @@ class OpenAIBackend:
 
     @property
     def healthy(self) -> bool:
-        return not self._closed
+        return not self._closed and not self._gone
 
     # ------------------------------------------------------------------ protocol
 
@@ -138,6 +150,8 @@ class OpenAIBackend:
                 return self._complete(msgs, params, cancel, None)
             except ContextOverflowError as e:
                 return Generation(text="", finish_reason="error", prompt_tokens=e.prompt_tokens, error=str(e))
+            except WorkerGoneError:
+                raise  # nothing listens any more: the batch (and the run) ends with an error, not a retry loop
             except BackendError as e:
                 return Generation(text="", finish_reason="error", error=str(e))
             except Cancelled:
@@ -150,20 +164,32 @@ class OpenAIBackend:
 
     def count_tokens(self, text: str) -> int:
         """The server's tokenizer when it offers one (llama.cpp ``/tokenize``, llama-cpp-python
-        ``/extras/tokenize``); otherwise ~4 characters per token."""
+        ``/extras/tokenize``); otherwise ~4 characters per token.
+
+        Why it remembers: the first call finds which of the two URLs this server answers (or that neither does);
+        later calls go straight there instead of paying a failed request each time.
+        """
         self._check_open()
         root = self._base[: -len("/v1")] if self._base.endswith("/v1") else self._base
-        for url, body, key in (
-            (f"{root}/extras/tokenize/count", {"input": text}, "count"),
-            (f"{root}/tokenize", {"content": text}, "tokens"),
-        ):
+        candidates = [
+            (f"{root}/extras/tokenize/count", "input", "count"),
+            (f"{root}/tokenize", "content", "tokens"),
+        ]
+        if self._tokenize_tried:
+            candidates = [self._tokenize] if self._tokenize is not None else []
+        for url, field, key in candidates:
             try:
-                r = self._client.post(url, json=body, timeout=10.0)
+                r = self._client.post(url, json={field: text}, timeout=10.0)
                 if r.status_code == 200:
                     val = r.json()[key]
+                    self._tokenize = (url, field, key)
+                    self._tokenize_tried = True
                     return len(val) if isinstance(val, list) else int(val)
-            except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            except (httpx.TransportError, ValueError, KeyError, TypeError):
+                if self._tokenize_tried:  # the known tokenizer failed this once (a restart?): estimate
+                    return (len(text) + 3) // 4
                 continue
+        self._tokenize_tried = True
         return (len(text) + 3) // 4
 
     def end_session(self, session: str) -> None:
@@ -183,6 +209,20 @@ class OpenAIBackend:
     def _check_open(self) -> None:
         if self._closed:
             raise BackendError("the openai backend is closed")
+
+    def _probe(self, timeout_s: float) -> None:
+        """Fail at load, with the URL and the reason, when nothing listens there (issue: a worker at a closed port
+        used to hang the first run in retries); a TCP connect is enough and never waits on a slow server."""
+        url = httpx.URL(self._base)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            socket.create_connection((url.host, port), timeout=timeout_s).close()
+        except OSError as e:
+            reason = e.strerror or type(e).__name__
+            if isinstance(e, TimeoutError | socket.timeout):
+                reason = f"no answer to a TCP connect within {timeout_s:g}s"
+            self.close()
+            raise BackendError(f"cannot reach the openai server at {self._base}: {reason}") from None
 
     def _discover_n_ctx(self) -> int | None:
         root = self._base[: -len("/v1")] if self._base.endswith("/v1") else self._base
@@ -236,6 +276,7 @@ class OpenAIBackend:
         url = f"{self._base}/chat/completions"
         t0 = time.monotonic()
         last_err = ""
+        gone = False
         abort = _Abort()
         register = getattr(cancel, "on_cancel", None)
         remove = register(abort.fire) if register is not None else None
@@ -263,10 +304,13 @@ class OpenAIBackend:
                     continue
                 except httpx.HTTPError as e:
                     abort.raise_if_fired(cancel)
+                    gone = isinstance(e, httpx.ConnectError)
                     last_err = f"{type(e).__name__}: {e}"
                     log(_log, "warning", "request failed", url=url, attempt=attempt + 1, error=last_err)
                     continue
+                gone = False
                 if r.status_code == 200:
+                    self._gone = False
                     return self._parse(r, t0)
                 detail = _error_text(r)
                 overflow = _overflow_numbers(detail)
@@ -278,7 +322,9 @@ class OpenAIBackend:
         finally:
             if remove is not None:
                 remove()
-        raise BackendError(f"openai backend: POST {url} failed after {attempt + 1} attempt(s): {last_err}")
+        msg = f"openai backend: POST {url} failed after {attempt + 1} attempt(s): {last_err}"
+        self._gone = gone
+        raise WorkerGoneError(msg) if gone else BackendError(msg)
 
     def _stream(
         self, client: httpx.Client, url: str, body: dict[str, Any], t0: float, abort: _Abort, on_text: TextCallback

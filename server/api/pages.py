@@ -18,6 +18,7 @@ from server.metrics import CONTENT_TYPE
 from server.registry import Registry, RLMModel
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
+CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; frame-ancestors 'none'"
 router = APIRouter()
 
 
@@ -56,7 +57,9 @@ async def root() -> RedirectResponse:
 
 @router.get("/ui")
 async def ui() -> FileResponse:
-    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+    # the page shows untrusted text (questions, answers, model output) as text; the CSP is the second fence
+    headers = {"Cache-Control": "no-cache", "Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"}
+    return FileResponse(STATIC / "index.html", headers=headers)
 
 
 def _model_card(reg: Registry, name: str, detail: bool = False) -> dict[str, Any]:
