@@ -19,6 +19,7 @@ from server.registry import RLMModel, limit_fields
 from server.schemas import CompletionRequest
 
 if TYPE_CHECKING:
+    from engine.environment import PromptSource
     from engine.guardrails import Limits
 
 # A last user message longer than this is a "document plus question", not a question.
@@ -35,7 +36,7 @@ def render_history(msgs: list[Any]) -> str:
 
 def build_inputs(
     creq: CompletionRequest, contexts: ContextStore, max_chars: int, *, session_turn: int | None = None
-) -> tuple[Any, str | None, str]:
+) -> tuple[PromptSource | None, str | None, str]:
     """``(prompt, question, preview)`` for ``RLM.completion``; raises APIError for a request that cannot run.
 
     In a session (``session_turn`` is the number of earlier requests) the last user message is always the
@@ -79,7 +80,7 @@ def build_inputs(
     return prompt, question, preview
 
 
-def _joined(docs: list[str | Path], contexts: ContextStore, max_chars: int) -> Any:
+def _joined(docs: list[str | Path], contexts: ContextStore, max_chars: int) -> PromptSource:
     """The prompt ``RLM.completion`` takes (one document, or a list of texts); 400 when they exceed the maximum."""
     total = sum(contexts_chars(d, contexts) for d in docs)
     if total > max_chars:
@@ -96,7 +97,7 @@ def _joined(docs: list[str | Path], contexts: ContextStore, max_chars: int) -> A
 
 def _session_inputs(
     creq: CompletionRequest, contexts: ContextStore, max_chars: int, turn: int
-) -> tuple[Any, str | None, str]:
+) -> tuple[PromptSource | None, str | None, str]:
     msgs = creq.messages
     if creq.route == "chat" and msgs[-1].role != "user":
         raise bad_request("the last message must be the user's (the task)", "messages")

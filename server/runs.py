@@ -171,7 +171,7 @@ class RunStore:
         self._runs: OrderedDict[str, RunRecord] = OrderedDict()
         self._lock = threading.Lock()
 
-    def create(self, run_id: str, model: str, question: str, session_id: str | None, cancel: Any) -> RunRecord:
+    def create(self, run_id: str, model: str, question: str, session_id: str | None, cancel: CancelToken) -> RunRecord:
         rec = RunRecord(run_id, model, question, session_id, cancel, self.max_events)
         with self._lock:
             self._runs[run_id] = rec
