@@ -119,6 +119,9 @@ class RLM:
         sub_calls: bool = True,
         **limits: Any,
     ) -> None:
+        self._closed = False  # first: close() (called when a backend fails to load) needs these
+        self._lock = threading.Lock()
+        self._active: dict[str, CancelToken] = {}
         self.limits, rest = split_limits(limits)
         if rest:
             raise TypeError(f"unknown RLM options: {', '.join(sorted(rest))}")
@@ -136,9 +139,6 @@ class RLM:
         self.fallback_answer = fallback_answer
         self.direct = direct
         self.sub_calls = sub_calls
-        self._closed = False
-        self._lock = threading.Lock()
-        self._active: dict[str, CancelToken] = {}
 
     def _load(self, spec: Backend | str, options: Mapping[str, Any] | None) -> Backend:
         if not isinstance(spec, str):

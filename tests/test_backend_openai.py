@@ -319,3 +319,18 @@ def test_a_worker_that_dies_during_a_run_ends_it_without_a_hang() -> None:
     finally:
         rlm.close()
         worker.close()
+
+
+def test_outcore_run_with_an_unreachable_worker_is_one_line(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.server_support import OUTCORE
+
+    ctx = tmp_path / "s.txt"
+    ctx.write_text("some text")
+    argv = [str(OUTCORE), "run", "--root", "smollm2-135m", "--worker", "openai:http://127.0.0.1:1/v1"]
+    t0 = time.monotonic()
+    r = subprocess.run([*argv, "--context", str(ctx), "q"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and time.monotonic() - t0 < 30
+    lines = r.stderr.strip().splitlines()
+    assert lines == ["outcore: error: cannot reach the openai server at http://127.0.0.1:1/v1: Connection refused"]
