@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import BaseRoute
 
 from server import errors
 from server.api import completions, files, pages, runs
@@ -30,10 +31,10 @@ _log = logging.getLogger("outcore.server")
 class OutcoreApp:
     """The ASGI app ``outcore serve`` runs: the FastAPI routes behind the :class:`Guard`, with the state exposed."""
 
-    def __init__(self, api: FastAPI, state: AppState) -> None:
+    def __init__(self, api: FastAPI, state: AppState, routes: Sequence[BaseRoute] = ()) -> None:
         self.api = api
         self.state = state
-        self._asgi = Guard(api, state)
+        self._asgi = Guard(api, state, routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._asgi(scope, receive, send)
@@ -56,10 +57,11 @@ def create_app(settings: Settings, loader: Callable[[], Registry]) -> OutcoreApp
     app = FastAPI(title="outcore", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.outcore = state
     errors.install(app)
-    for module in (pages, completions, files, runs):
-        app.include_router(module.router)
+    routers = [m.router for m in (pages, completions, files, runs)]
+    for router in routers:
+        app.include_router(router)
     app.mount("/ui/static", StaticFiles(directory=pages.STATIC), name="static")
-    return OutcoreApp(app, state)
+    return OutcoreApp(app, state, [r for router in routers for r in router.routes])
 
 
 async def _sweep(state: AppState) -> None:

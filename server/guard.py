@@ -15,9 +15,11 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
+
+from starlette.routing import BaseRoute, Match
 
 from server import errors
 from server.errors import AUTH, SERVER, TOO_LARGE, APIError
@@ -84,9 +86,10 @@ def _cookie(headers: dict[bytes, bytes]) -> str | None:
 class Guard:
     """Wraps the FastAPI app: ``Guard(app, state)`` is the ASGI app ``outcore serve`` runs."""
 
-    def __init__(self, app: ASGIApp, state: AppState) -> None:
+    def __init__(self, app: ASGIApp, state: AppState, routes: Sequence[BaseRoute] = ()) -> None:
         self.app = app
         self.state = state
+        self.routes = routes  # the app's own routes: labels for requests refused before routing
         self.keys = [k.encode() for k in state.settings.server.api_keys]
         self.limit = state.settings.server.max_body_bytes
         self.ui_tokens = UITokens()
@@ -151,9 +154,14 @@ class Guard:
             if not status["started"]:
                 await send_error(counting_send, APIError(500, "internal server error (logged on the server)", SERVER))
         finally:
-            route = scope.get("route")
-            label = getattr(route, "path", None) or ("/ui" if scope.get("path") == "/ui" else "other")
-            self.state.metrics.requests.labels(label, str(status["code"])).inc()
+            self.state.metrics.requests.labels(self._label(scope), str(status["code"])).inc()
+
+    def _label(self, scope: Scope) -> str:
+        """The matched route's path template (``/v1/runs/{run_id}``): bounded label values, whatever the URL."""
+        route = scope.get("route")
+        if route is None:  # refused before routing (401, 413): match it the way the router would
+            route = next((r for r in self.routes if r.matches(dict(scope))[0] is not Match.NONE), None)
+        return str(getattr(route, "path", None) or "other")
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope.get("headers") or [])

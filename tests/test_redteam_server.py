@@ -104,6 +104,15 @@ def test_no_key_wrong_key_and_url_key_are_refused(srv: ServerProcess, method: st
         assert "only by /ui" in err["message"]
 
 
+def test_metrics_label_refused_requests_by_route_template(srv: ServerProcess) -> None:
+    """After the 401s above: one label per route template, never the raw URL (an id, a traversal attempt)."""
+    envelope(httpx.get(srv.base + "/v1/runs/run-../../x"), 401)
+    text = httpx.get(srv.base + "/metrics", headers=H).text
+    assert 'outcore_requests_total{route="/v1/runs/{run_id}",status="401"}' in text
+    assert 'outcore_requests_total{route="/v1/models/{name:path}",status="401"}' in text
+    assert "run-x" not in text and "../" not in text
+
+
 def test_the_page_swaps_its_url_key_for_a_cookie(srv: ServerProcess) -> None:
     assert httpx.get(srv.base + "/health").status_code == 200  # public
     r = httpx.get(srv.base + f"/ui?api_key={KEY}")
