@@ -273,21 +273,7 @@ class OpenAIBackend:
         short by a cancel token), with the request's sockets shut down when ``cancel`` fires."""
         self._check_open()
         raise_if_cancelled(cancel)
-        extra: dict[str, Any] = {}
-        if params.choices:
-            extra["grammar"] = choice_grammar(params.choices)
-        elif params.grammar is not None:
-            extra["grammar"] = params.grammar
-        kwargs: dict[str, Any] = {
-            "model": self.config.model,
-            "messages": messages,
-            "max_tokens": params.max_tokens,
-            "temperature": params.temperature,
-            "top_p": params.top_p,
-            "seed": params.seed if params.seed is not None else openai.omit,
-            "stop": list(params.stop) if params.stop else openai.omit,
-            "extra_body": extra or None,
-        }
+        kwargs = self._request(messages, params)
         url = f"{self._base}/chat/completions"
         t0 = time.monotonic()
         last_err = ""
@@ -336,6 +322,25 @@ class OpenAIBackend:
         msg = f"openai backend: POST {url} failed after {attempt + 1} attempt(s): {last_err}"
         self._gone = gone
         raise WorkerGoneError(msg) if gone else BackendError(msg)
+
+    def _request(self, messages: list[dict[str, str]], params: SamplingParams) -> dict[str, Any]:
+        """The SDK's keyword arguments for one chat completion (``grammar`` as an extra body field)."""
+        extra: dict[str, Any] = {}
+        if params.choices:
+            extra["grammar"] = choice_grammar(params.choices)
+        elif params.grammar is not None:
+            extra["grammar"] = params.grammar
+        kwargs: dict[str, Any] = {
+            "model": self.config.model,
+            "messages": messages,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "seed": params.seed if params.seed is not None else openai.omit,
+            "stop": list(params.stop) if params.stop else openai.omit,
+            "extra_body": extra or None,
+        }
+        return kwargs
 
     def _stream(self, sdk: openai.OpenAI, kwargs: dict[str, Any], t0: float, on_text: TextCallback) -> Generation:
         """One streamed request: ``on_text`` gets each content delta as it arrives (the SDK parses the events)."""
