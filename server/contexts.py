@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from server.errors import bad_request
+from server.errors import UNAVAILABLE, APIError, bad_request
 
 CONTEXT_ID = re.compile(r"^(ctx|file)-[0-9a-f]{24}$")
 
@@ -102,6 +102,10 @@ class ContextStore:
             if n_bytes == 0:
                 raise bad_request("the context is empty")
             ok = True
+        except OSError as e:  # a full disk (ENOSPC), a quota, a read-only data_dir: the server's side, said plainly
+            raise APIError(
+                503, f"the server could not store the context: {e.strerror or e}", UNAVAILABLE, code="storage_error"
+            ) from None
         finally:
             if not ok:
                 path.unlink(missing_ok=True)

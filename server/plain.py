@@ -13,22 +13,26 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
+from sse_starlette import ServerSentEvent
 
 from server import sse
 from server.errors import CONTEXT, SERVER, UNAVAILABLE, APIError, log_error
-from server.lifecycle import SSE_HEADERS, new_token, watch_disconnect
-from server.registry import PlainModel, accepts
+from server.lifecycle import new_token, watch_disconnect
+from server.registry import PlainModel
 from server.schemas import CompletionRequest
 from server.state import AppState
+
+if TYPE_CHECKING:
+    from engine.backends.base import Backend, Generation, Message, SamplingParams
 
 _log = logging.getLogger("outcore.server")
 
 
-def _plain_params(creq: CompletionRequest, backend: Any, messages: list[Any]) -> tuple[Any, int]:
+def _plain_params(creq: CompletionRequest, backend: Backend, messages: list[Message]) -> tuple[SamplingParams, int]:
     from engine.backends.base import SamplingParams
 
     n_ctx = int(backend.info.n_ctx)
@@ -61,147 +65,138 @@ def _plain_params(creq: CompletionRequest, backend: Any, messages: list[Any]) ->
 
 
 async def handle_plain(state: AppState, request: Request, creq: CompletionRequest, model: PlainModel) -> Response:
-    from engine.backends.base import ContextOverflowError, Message
+    from engine.backends.base import Message
 
     if creq.context_ids or creq.session_id or creq.limits:
         raise APIError(
             400, f"context_id, session_id and limits need an RLM model; {model.name!r} is plain", param="model"
         )
-    backend = model.backend
     messages = [Message(m.role, m.content) for m in creq.messages]  # type: ignore[arg-type]
     loop = asyncio.get_running_loop()
-    params, _ = await loop.run_in_executor(None, _plain_params, creq, backend, messages)  # tokenizes: off the loop
+    params, _ = await loop.run_in_executor(None, _plain_params, creq, model.backend, messages)  # tokenizes: off loop
     state.admission.enter()
-    token = new_token()
-    state.track(token)
-    cid = f"{'chatcmpl' if creq.route == 'chat' else 'cmpl'}-{uuid.uuid4().hex[:24]}"
-    request.state.run_id = cid
-    created = int(time.time())
-    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-    t0 = time.monotonic()
+    call = PlainCall(state, request, creq, model, messages, params, loop)
+    if creq.stream:
+        return sse.event_source(call.stream(), state.settings.server.keepalive_s)
+    return await call.answer()
 
-    def on_text(delta: str) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, ("text", delta))
 
-    def call() -> Any:
-        kw: dict[str, Any] = {"cancel": token, "owner": cid}
-        if creq.stream:
-            kw["on_text"] = on_text
-        kw = {k: v for k, v in kw.items() if accepts(backend.chat, k)}
+class PlainCall:
+    """One admitted plain completion: the backend call on the pool, its items relayed to the event loop."""
+
+    def __init__(
+        self,
+        state: AppState,
+        request: Request,
+        creq: CompletionRequest,
+        model: PlainModel,
+        messages: list[Message],
+        params: SamplingParams,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.state, self.request, self.creq, self.model = state, request, creq, model
+        self.messages, self.params, self.loop = messages, params, loop
+        self.token = new_token()
+        state.track(self.token)
+        self.cid = f"{'chatcmpl' if creq.route == 'chat' else 'cmpl'}-{uuid.uuid4().hex[:24]}"
+        request.state.run_id = self.cid
+        self.created = int(time.time())
+        self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self.t0 = time.monotonic()
+
+    def _put(self, kind: str, value: Any) -> None:  # from the pool thread
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, (kind, value))
+
+    def _call(self) -> Generation:
+        on_text = (lambda delta: self._put("text", delta)) if self.creq.stream else None
         try:
-            gen = backend.chat(messages, params, **kw)
+            gen = self.model.backend.chat(
+                self.messages, self.params, cancel=self.token, owner=self.cid, on_text=on_text
+            )
         except BaseException as e:  # noqa: BLE001 - handed to the event loop
-            loop.call_soon_threadsafe(queue.put_nowait, ("error", e))
+            self._put("error", e)
             raise
-        if creq.stream and "on_text" not in kw and gen.text:
-            loop.call_soon_threadsafe(queue.put_nowait, ("text", gen.text))  # a backend that cannot stream
-        loop.call_soon_threadsafe(queue.put_nowait, ("done", gen))
+        self._put("done", gen)
         return gen
 
-    def cleanup(slot: bool) -> None:
+    def _cleanup(self, slot: bool) -> None:
         if slot:
-            state.admission.release()
-        state.untrack(token)
-        token.close()
+            self.state.admission.release()
+        self.state.untrack(self.token)
+        self.token.close()
 
-    async def start() -> bool:
-        if not await state.admission.acquire(token.is_set):
-            cleanup(False)
+    async def _start(self) -> bool:
+        if not await self.state.admission.acquire(self.token):
+            self._cleanup(False)
             return False
-        fut = loop.run_in_executor(state.executor, call)
-        fut.add_done_callback(lambda _f: cleanup(True))
+        fut = self.loop.run_in_executor(self.state.executor, self._call)
+        fut.add_done_callback(lambda _f: self._cleanup(True))
         fut.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)  # retrieved: no warning
         return True
 
-    def record(gen: Any) -> dict[str, Any]:
-        u = {
-            "prompt_tokens": gen.prompt_tokens,
-            "completion_tokens": gen.completion_tokens,
-            "cached_tokens": gen.cached_tokens,
-        }
-        state.metrics.record_usage(model.name, {"plain": u}, 0)
-        state.metrics.latency.labels(model.name).observe(time.monotonic() - t0)
+    def _record(self, gen: Generation) -> dict[str, Any]:
+        u = {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens}
+        u["cached_tokens"] = gen.cached_tokens
+        self.state.metrics.record_usage(self.model.name, {"plain": u}, 0)
+        self.state.metrics.latency.labels(self.model.name).observe(time.monotonic() - self.t0)
         return sse.usage_block(u)
 
-    def map_error(e: BaseException) -> APIError:
+    def _error(self, e: BaseException) -> APIError:
+        from engine.backends.base import ContextOverflowError
         from engine.cancel import Cancelled
 
         if isinstance(e, ContextOverflowError):
-            return APIError(
-                400, str(e), CONTEXT, code=400, extra={"n_prompt_tokens": e.prompt_tokens, "n_ctx": backend.info.n_ctx}
-            )
+            n_ctx = self.model.backend.info.n_ctx
+            return APIError(400, str(e), CONTEXT, code=400, extra={"n_prompt_tokens": e.prompt_tokens, "n_ctx": n_ctx})
         if isinstance(e, Cancelled):
             return APIError(503, "the request was cancelled (the server is shutting down)", UNAVAILABLE, code=503)
-        _log.error("plain completion failed", exc_info=e, extra={"fields": {"run": cid, "model": model.name}})
+        _log.error("plain completion failed", exc_info=e, extra={"fields": {"run": self.cid, "model": self.model.name}})
         return APIError(500, f"the model failed: {type(e).__name__}: {e}", SERVER, code="backend_error")
 
-    async def next_item() -> tuple[str, Any]:
-        return await queue.get()
-
-    if not creq.stream:
-        watcher = asyncio.create_task(watch_disconnect(request, token, cid))
+    async def answer(self) -> Response:
+        watcher = asyncio.create_task(watch_disconnect(self.request, self.token, self.cid))
         done = False
         try:
-            if not await start():
+            if not await self._start():
                 raise APIError(503, "the request was cancelled before it started", UNAVAILABLE, code=503)
-            while True:
-                kind, val = await next_item()
-                if kind == "done":
-                    done = True
-                    break
-                if kind == "error":
-                    done = True
-                    raise map_error(val)
+            kind, val = await self.queue.get()
+            done = True
+            if kind == "error":
+                raise self._error(val)
         finally:
             watcher.cancel()
             if not done:
-                token.cancel("cancelled")  # the handler itself was cancelled (shutdown): stop the model too
+                self.token.cancel("cancelled")  # the handler itself was cancelled (shutdown): stop the model too
+        reason = "length" if val.finish_reason == "length" else "stop"
+        c = self.creq
         body = sse.completion_body(
-            creq.route,
-            cid,
-            model.name,
-            created,
-            val.text,
-            "length" if val.finish_reason == "length" else "stop",
-            record(val),
+            c.route, self.cid, self.model.name, self.created, val.text, reason, self._record(val)
         )
         return JSONResponse(body)
 
-    async def stream() -> AsyncIterator[str]:
-        watcher = asyncio.create_task(watch_disconnect(request, token, cid))
+    async def stream(self) -> AsyncIterator[ServerSentEvent]:
+        route, cid, name, created = self.creq.route, self.cid, self.model.name, self.created
         finished = False
         try:
-            if not await start():
+            if not await self._start():
                 return
-            yield sse.data(sse.chunk(creq.route, cid, model.name, created, role="assistant", content=""))
-            while True:
-                try:
-                    kind, val = await asyncio.wait_for(next_item(), state.settings.server.keepalive_s)
-                except TimeoutError:
-                    yield sse.comment("ping")
-                    continue
-                if kind == "text":
-                    if val:
-                        yield sse.data(sse.chunk(creq.route, cid, model.name, created, content=val))
-                    continue
-                if kind == "error":
-                    err = map_error(val)
-                    log_error(request, err, cid)
-                    yield sse.data(err.body())
-                    yield sse.DONE
-                    finished = True
-                    return
-                fr = "length" if val.finish_reason == "length" else "stop"
-                yield sse.data(sse.chunk(creq.route, cid, model.name, created, finish_reason=fr))
-                usage = record(val)
-                if creq.include_usage:
-                    yield sse.data(sse.usage_chunk(creq.route, cid, model.name, created, usage, {}))
-                yield sse.DONE
-                finished = True
-                return
-        finally:
-            watcher.cancel()
+            yield sse.data(sse.chunk(route, cid, name, created, role="assistant", content=""))
+            while (item := await self.queue.get())[0] == "text":
+                if item[1]:
+                    yield sse.data(sse.chunk(route, cid, name, created, content=item[1]))
+            kind, val = item
+            if kind == "error":
+                err = self._error(val)
+                log_error(self.request, err, cid)
+                yield sse.data(err.body())
+            else:
+                reason = "length" if val.finish_reason == "length" else "stop"
+                yield sse.data(sse.chunk(route, cid, name, created, finish_reason=reason))
+                usage = self._record(val)
+                if self.creq.include_usage:
+                    yield sse.data(sse.usage_chunk(route, cid, name, created, usage, {}))
+            yield sse.DONE
+            finished = True
+        finally:  # sse-starlette ends the stream when the client goes away: stop the model too
             if not finished:
-                token.cancel("cancelled")
-
-    return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
+                self.token.cancel("cancelled")

@@ -7,38 +7,30 @@ loaded backend must be shared when two served entries name it (``rlm`` and ``rlm
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from server.config import ModelSettings, Settings
+from pydantic.fields import FieldInfo
+
+from server.config import Settings
+
+if TYPE_CHECKING:  # the engine (llama.cpp, the sandbox) is imported when models load, not when the CLI starts
+    from engine.backends.base import Backend
+    from engine.rlm import RLM
 
 _log = logging.getLogger("outcore.server")
 
 
-def accepts(fn: Callable[..., Any], name: str) -> bool:
-    """Whether ``fn`` takes keyword ``name`` (lets the server run on an engine that lacks an optional feature)."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-
-
-def limit_fields() -> dict[str, Any]:
+def limit_fields() -> dict[str, FieldInfo]:
     """The engine's declared limits: name -> pydantic field (description, default)."""
     from engine.guardrails import Limits
 
-    fields = getattr(Limits, "model_fields", None)
-    if fields is not None:
-        return dict(fields)
-    return dict(getattr(Limits, "__dataclass_fields__", {}))
+    return dict(Limits.model_fields)
 
 
 def validate_limits(values: dict[str, Any], where: str) -> dict[str, Any]:
@@ -65,23 +57,18 @@ class RLMModel:
     """An RLM pair served under ``name``: one :class:`engine.RLM` shared by all its requests."""
 
     name: str
-    rlm: Any
+    rlm: RLM
     limits: dict[str, Any] = field(default_factory=dict)  # the configured limits (requests may only lower them)
     description: str = ""
     kind: str = "rlm"
 
     @property
-    def root(self) -> Any:
+    def root(self) -> Backend:
         return self.rlm.root
 
     def effective_limit(self, name: str) -> Any:
-        if name in self.limits:
-            return self.limits[name]
-        lim = getattr(self.rlm, "limits", None)
-        if lim is not None and hasattr(lim, name):
-            return getattr(lim, name)
-        f = limit_fields().get(name)
-        return getattr(f, "default", None)
+        """The served value of limit ``name`` (a request may only lower the ``max_*`` ones)."""
+        return self.limits.get(name, getattr(self.rlm.limits, name, None))
 
     def meta(self) -> dict[str, Any]:
         return {
@@ -102,7 +89,7 @@ class PlainModel:
     """A plain model served under ``name``: each request is one ``chat`` call, token-streamed."""
 
     name: str
-    backend: Any
+    backend: Backend
     description: str = ""
     kind: str = "plain"
 
@@ -122,7 +109,7 @@ class Registry:
     """Served models by name, plus every backend they hold (closed once, after the last request)."""
 
     models: dict[str, ServedModel]
-    backends: list[Any] = field(default_factory=list)
+    backends: list[Backend] = field(default_factory=list)
     created: int = 0
     _closed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -137,26 +124,15 @@ class Registry:
             self._closed = True
         for m in self.models.values():
             if isinstance(m, RLMModel):
-                close = getattr(m.rlm, "close", None)
-                if callable(close):
-                    try:
-                        close()
-                    except Exception:  # noqa: BLE001 - closing the rest matters more
-                        _log.warning("closing an RLM failed", exc_info=True)
+                try:
+                    m.rlm.close()
+                except Exception:  # noqa: BLE001 - closing the rest matters more
+                    _log.warning("closing an RLM failed", exc_info=True)
         for b in self.backends:
             try:
                 b.close()
             except Exception:  # noqa: BLE001
                 _log.warning("closing a backend failed", exc_info=True)
-
-
-def _rlm_kwargs(rlm_cls: Any, ms: ModelSettings, trace: Any) -> dict[str, Any]:
-    kw: dict[str, Any] = {"trace": trace}
-    if accepts(rlm_cls.__init__, "sub_calls"):
-        kw["sub_calls"] = ms.sub_calls
-    elif not ms.sub_calls:
-        raise ValueError("this engine version cannot serve sub_calls = false")
-    return kw
 
 
 def build_registry(settings: Settings) -> Registry:
@@ -168,10 +144,10 @@ def build_registry(settings: Settings) -> Registry:
     from engine.backends import load_backend
     from engine.rlm import RLM
 
-    cache: dict[str, Any] = {}
-    backends: list[Any] = []
+    cache: dict[str, Backend] = {}
+    backends: list[Backend] = []
 
-    def backend(spec: str, options: dict[str, Any]) -> Any:
+    def backend(spec: str, options: dict[str, Any]) -> Backend:
         key = json.dumps([spec, options], sort_keys=True, default=str)
         if key not in cache:
             _log.info("loading model", extra={"fields": {"spec": spec, "options": options}})
@@ -182,9 +158,12 @@ def build_registry(settings: Settings) -> Registry:
             backends.append(cache[key])
         return cache[key]
 
-    trace: Any = str(settings.server.trace_dir) if settings.server.trace_dir else True
+    trace: str | bool = str(settings.server.trace_dir) if settings.server.trace_dir else True
     if isinstance(trace, str):
-        Path(trace).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(trace).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"server.trace_dir {trace!r} cannot be created: {e.strerror or e}") from None
     models: dict[str, ServedModel] = {}
     try:
         for name, ms in settings.models.items():
@@ -196,7 +175,7 @@ def build_registry(settings: Settings) -> Registry:
             limits = validate_limits(ms.limits, f"models.{name}.limits")
             root = backend(ms.root, ms.root_options)
             worker = backend(ms.worker, ms.worker_options)
-            rlm = RLM(root=root, worker=worker, **_rlm_kwargs(RLM, ms, trace), **limits)
+            rlm = RLM(root=root, worker=worker, trace=trace, sub_calls=ms.sub_calls, **limits)
             models[name] = RLMModel(name, rlm, limits, ms.description)
     except BaseException:
         for b in backends:

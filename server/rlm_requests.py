@@ -9,7 +9,7 @@ itself, and the engine treats the whole prompt as the task. Request limits may o
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -17,6 +17,10 @@ from server.contexts import ContextStore
 from server.errors import CONTEXT, NOT_FOUND, APIError, bad_request
 from server.registry import RLMModel, limit_fields
 from server.schemas import CompletionRequest
+
+if TYPE_CHECKING:
+    from engine.environment import PromptSource
+    from engine.guardrails import Limits
 
 # A last user message longer than this is a "document plus question", not a question.
 MAX_QUESTION_CHARS = 4000
@@ -32,7 +36,7 @@ def render_history(msgs: list[Any]) -> str:
 
 def build_inputs(
     creq: CompletionRequest, contexts: ContextStore, max_chars: int, *, session_turn: int | None = None
-) -> tuple[Any, str | None, str]:
+) -> tuple[PromptSource | None, str | None, str]:
     """``(prompt, question, preview)`` for ``RLM.completion``; raises APIError for a request that cannot run.
 
     In a session (``session_turn`` is the number of earlier requests) the last user message is always the
@@ -76,7 +80,7 @@ def build_inputs(
     return prompt, question, preview
 
 
-def _joined(docs: list[str | Path], contexts: ContextStore, max_chars: int) -> Any:
+def _joined(docs: list[str | Path], contexts: ContextStore, max_chars: int) -> PromptSource:
     """The prompt ``RLM.completion`` takes (one document, or a list of texts); 400 when they exceed the maximum."""
     total = sum(contexts_chars(d, contexts) for d in docs)
     if total > max_chars:
@@ -93,7 +97,7 @@ def _joined(docs: list[str | Path], contexts: ContextStore, max_chars: int) -> A
 
 def _session_inputs(
     creq: CompletionRequest, contexts: ContextStore, max_chars: int, turn: int
-) -> tuple[Any, str | None, str]:
+) -> tuple[PromptSource | None, str | None, str]:
     msgs = creq.messages
     if creq.route == "chat" and msgs[-1].role != "user":
         raise bad_request("the last message must be the user's (the task)", "messages")
@@ -120,20 +124,19 @@ def contexts_chars(d: str | Path, contexts: ContextStore) -> int:
     return len(d)
 
 
-def build_limits(creq: CompletionRequest, model: RLMModel) -> dict[str, Any]:
-    """Per-request limit overrides (validated by the engine's ``Limits``), sampling fields mapped onto the root's."""
+def build_limits(creq: CompletionRequest, model: RLMModel) -> Limits | None:
+    """The run's ``Limits``: the model's with the request's overrides and sampling fields, validated once here.
+
+    The engine takes the returned object as is (``Limits.merged`` keeps a ``Limits``), so nothing is validated twice.
+    """
     known = limit_fields()
     req = dict(creq.limits)
     unknown = sorted(set(req) - set(known))
     if unknown:
         raise bad_request(f"limits: unknown limit(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}", "limits")
-    for field_name, limit_name in _SAMPLING.items():
-        value = getattr(creq, field_name)
-        if value is None:
-            continue
-        if limit_name not in known:
-            raise bad_request(f"{field_name} is not supported by RLM models in this engine version", field_name)
-        req[limit_name] = value
+    req.update({limit: getattr(creq, f) for f, limit in _SAMPLING.items() if getattr(creq, f) is not None})
+    if not req:
+        return None
     for name, value in req.items():
         tighten = name.startswith(_TIGHTEN_ONLY_PREFIX) or name in _TIGHTEN_ONLY
         cap = model.effective_limit(name)
@@ -142,10 +145,8 @@ def build_limits(creq: CompletionRequest, model: RLMModel) -> dict[str, Any]:
                 f"limits.{name}: {value} is above this model's limit of {cap}; a request may only lower it",
                 f"limits.{name}",
             )
-    from engine.guardrails import Limits
-
     try:
-        Limits(**{**model.limits, **req})
+        return model.rlm.limits.merged(req)
     except ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(x) for x in err.get("loc", ()))
@@ -155,9 +156,6 @@ def build_limits(creq: CompletionRequest, model: RLMModel) -> dict[str, Any]:
         if sampling is not None and getattr(creq, sampling) is not None:  # the client sent `seed`, not a limit
             raise bad_request(f"{sampling}: {err.get('msg')}", sampling) from None
         raise bad_request(f"limits.{loc}: {err.get('msg')}{hint}", f"limits.{loc}") from None
-    except TypeError as e:
-        raise bad_request(f"limits: {e}", "limits") from None
-    return req
 
 
 def shape_answer(text: str, stop: tuple[str, ...], max_tokens: int | None, count: Any) -> tuple[str, str | None]:
@@ -183,43 +181,6 @@ def shape_answer(text: str, stop: tuple[str, ...], max_tokens: int | None, count
                 lo, hi = (mid, hi) if fits else (lo, mid - 1)
             text, cut = text[:lo], "length"
     return text, cut
-
-
-def completion_result(c: Any) -> dict[str, Any]:
-    """A Completion as plain data: total usage, usage per role, the counts; tolerant of older engines."""
-    by_role_obj = getattr(c, "usage_by_role", None)
-    if by_role_obj is None:  # an engine before per-role usage: keyed by model name
-        by_role_obj = {f"model:{k}": v for k, v in getattr(c, "usage_by_model", {}).items()}
-    by_role = {k: _usage_dict(v) for k, v in by_role_obj.items()}
-    total = {
-        key: sum(u[key] for u in by_role.values())
-        for key in ("calls", "prompt_tokens", "completion_tokens", "cached_tokens")
-    }
-    total["total_tokens"] = total["prompt_tokens"] + total["completion_tokens"]
-    return {
-        "answer": c.answer,
-        "finish_reason": c.finish_reason,
-        "partial": bool(c.partial),
-        "error": getattr(c, "error", None),
-        "usage": total,
-        "usage_by_role": by_role,
-        "root_turns": c.root_turns,
-        "sub_calls": c.sub_calls,
-        "cells": getattr(c, "cells", None),
-        "elapsed_s": round(float(c.elapsed_s), 3),
-        "trace_path": c.trace_path,
-    }
-
-
-def _usage_dict(u: Any) -> dict[str, Any]:
-    return {
-        "calls": int(u.calls),
-        "prompt_tokens": int(u.prompt_tokens),
-        "completion_tokens": int(u.completion_tokens),
-        "cached_tokens": int(u.cached_tokens),
-        "total_tokens": int(u.prompt_tokens) + int(u.completion_tokens),
-        "latency_s": round(float(u.latency_s), 3),
-    }
 
 
 def _uploaded(creq: CompletionRequest, contexts: ContextStore) -> list[str | Path]:

@@ -13,7 +13,10 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.cancel import CancelToken
 
 QUEUED, RUNNING, DONE, CANCELLED, FAILED = "queued", "running", "done", "cancelled", "failed"
 ACTIVE = (QUEUED, RUNNING)
@@ -39,7 +42,7 @@ class RunRecord:
     model: str
     question: str
     session_id: str | None
-    cancel: Any  # engine.cancel.CancelToken
+    cancel: CancelToken
     max_events: int
     created: float = field(default_factory=time.time)
     status: str = QUEUED
@@ -168,7 +171,7 @@ class RunStore:
         self._runs: OrderedDict[str, RunRecord] = OrderedDict()
         self._lock = threading.Lock()
 
-    def create(self, run_id: str, model: str, question: str, session_id: str | None, cancel: Any) -> RunRecord:
+    def create(self, run_id: str, model: str, question: str, session_id: str | None, cancel: CancelToken) -> RunRecord:
         rec = RunRecord(run_id, model, question, session_id, cancel, self.max_events)
         with self._lock:
             self._runs[run_id] = rec

@@ -14,9 +14,12 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from server.errors import RATE, APIError, bad_request
+
+if TYPE_CHECKING:
+    from engine.rlm import RLM, RLMSession
 
 _log = logging.getLogger("outcore.server")
 SESSION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -26,7 +29,7 @@ SESSION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 class SessionEntry:
     id: str
     model: str
-    engine_session: Any
+    engine_session: RLMSession | None
     created: float = field(default_factory=time.time)
     last_used: float = field(default_factory=time.monotonic)
     busy: bool = False
@@ -41,13 +44,10 @@ class SessionStore:
         self._sessions: OrderedDict[str, SessionEntry] = OrderedDict()
         self._lock = threading.Lock()
 
-    def acquire(self, session_id: str, model: str, rlm: Any) -> SessionEntry:
+    def acquire(self, session_id: str, model: str, rlm: RLM) -> SessionEntry:
         """The session ``session_id`` (created on first use), marked busy; release it with :meth:`release`."""
         if not SESSION_ID.match(session_id):
             raise bad_request("session_id: use 1-128 letters, digits or . _ : -", "session_id")
-        make = getattr(rlm, "session", None)
-        if not callable(make):
-            raise bad_request(f"model {model!r} does not support sessions in this engine version", "session_id")
         evicted: list[SessionEntry] = []
         with self._lock:
             entry = self._sessions.get(session_id)
@@ -85,7 +85,7 @@ class SessionStore:
             self._close(e, "evicted")
         if entry.engine_session is None:
             try:
-                entry.engine_session = make()
+                entry.engine_session = rlm.session()
             except Exception:
                 with self._lock:
                     self._sessions.pop(session_id, None)

@@ -2,23 +2,40 @@
 
 Why its own module: the exact shapes (``chat.completion.chunk`` with ``delta``, ``usage: null`` on every chunk but
 the usage chunk, ``data: [DONE]``) are what the official SDKs parse; keeping them in one place keeps them right.
+The framing, the keep-alive pings and the stop on a client's disconnect are sse-starlette's.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
-DONE = "data: [DONE]\n\n"
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+DONE = ServerSentEvent("[DONE]")
 
 
-def data(obj: Any) -> str:
-    return f"data: {json.dumps(obj, ensure_ascii=False, separators=(',', ':'))}\n\n"
+def event_source(
+    events: AsyncIterator[ServerSentEvent], ping_s: float, headers: dict[str, str] | None = None
+) -> EventSourceResponse:
+    """A ``text/event-stream`` response with ``: ping`` comments every ``ping_s`` (llama-server sends them too)."""
+    return EventSourceResponse(
+        events,
+        headers={"Cache-Control": "no-cache", **(headers or {})},
+        ping=ping_s,
+        sep="\n",
+        ping_message_factory=lambda: ServerSentEvent(comment="ping"),
+    )
 
 
-def comment(text: str) -> str:
-    """An SSE comment line (clients ignore it): keep-alive pings and outcore progress."""
-    return ": " + text.replace("\n", " ").replace("\r", " ") + "\n\n"
+def data(obj: Any) -> ServerSentEvent:
+    return ServerSentEvent(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+
+
+def comment(text: str) -> ServerSentEvent:
+    """An SSE comment line (clients ignore it): outcore progress."""
+    return ServerSentEvent(comment=text.replace("\n", " ").replace("\r", " "))
 
 
 def usage_block(total: dict[str, Any] | None) -> dict[str, Any]:
@@ -117,7 +134,7 @@ _PROGRESS_KEYS = (
 )
 
 
-def progress(ev: dict[str, Any]) -> str:
+def progress(ev: dict[str, Any]) -> ServerSentEvent:
     """A compact SSE comment for one engine event (no code or output: those are on /v1/runs/{id})."""
     small = {k: ev[k] for k in _PROGRESS_KEYS if k in ev and ev[k] is not None}
     return comment("outcore " + json.dumps(small, ensure_ascii=False, separators=(",", ":"), default=str))

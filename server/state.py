@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING
 
 from server.config import Settings
 from server.contexts import ContextStore
@@ -23,6 +23,9 @@ from server.metrics import Metrics
 from server.registry import Registry
 from server.runs import RunStore
 from server.sessions import SessionStore
+
+if TYPE_CHECKING:
+    from engine.cancel import CancelToken
 
 _log = logging.getLogger("outcore.server")
 
@@ -51,28 +54,42 @@ class Admission:
         self.waiting += 1
         self.metrics.queued.set(self.waiting)
 
-    async def acquire(self, cancelled: Callable[[], bool]) -> bool:
-        """Wait for a slot; False (place given up) when ``cancelled()`` turns true first."""
+    async def acquire(self, token: CancelToken) -> bool:
+        """Wait for a slot; False (place given up) when ``token`` fires first.
+
+        Why a future per waiter and not a poll: :meth:`release` hands the slot to the oldest waiter directly, and
+        the token's own callback wakes a waiter whose client went away, so nothing spins while the queue waits.
+        """
         try:
             if self.running < self.max_running and not self._waiters:
                 self._take()
                 return True
-            fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            fut: asyncio.Future[bool] = loop.create_future()
             self._waiters.append(fut)
-            while True:
-                await asyncio.wait({fut}, timeout=0.1)
-                if fut.done():  # the slot was handed over (running already counts it)
-                    if cancelled():
-                        self.release()
-                        return False
-                    return True
-                if cancelled():
-                    fut.cancel()
-                    try:
-                        self._waiters.remove(fut)
-                    except ValueError:
-                        pass
-                    return False
+
+            def give_up() -> None:
+                if not fut.done():
+                    fut.set_result(False)
+
+            def wake() -> None:  # on the thread that fires the token
+                loop.call_soon_threadsafe(give_up)
+
+            unlink = token.on_cancel(wake)
+            try:
+                granted = await fut
+            except asyncio.CancelledError:
+                if fut.done() and not fut.cancelled() and fut.result():
+                    self.release()  # the slot was handed over as the handler was cancelled: pass it on
+                raise
+            finally:
+                unlink()
+                if fut in self._waiters:
+                    self._waiters.remove(fut)
+            if granted and token.is_set():
+                self.release()
+                return False
+            return granted
         finally:
             self.waiting -= 1
             self.metrics.queued.set(self.waiting)
@@ -113,7 +130,7 @@ class AppState:
         self.contexts = ContextStore(s.data_dir, s.max_contexts, s.max_context_chars)
         self.admission = Admission(s.max_running, s.max_queue, s.retry_after_s, self.metrics)
         self.executor = ThreadPoolExecutor(max_workers=s.max_running + 2, thread_name_prefix="outcore-serve")
-        self.tokens: set[Any] = set()  # cancel tokens of every computing request (plain ones included)
+        self.tokens: set[CancelToken] = set()  # cancel tokens of every computing request (plain ones included)
         self._tokens_lock = threading.Lock()
         self.on_load_failed: Callable[[str], None] | None = None
 
@@ -147,11 +164,11 @@ class AppState:
         return self.registry
 
     # -- cancellation ----------------------------------------------------------------------------------------
-    def track(self, token: Any) -> None:
+    def track(self, token: CancelToken) -> None:
         with self._tokens_lock:
             self.tokens.add(token)
 
-    def untrack(self, token: Any) -> None:
+    def untrack(self, token: CancelToken) -> None:
         with self._tokens_lock:
             self.tokens.discard(token)
 

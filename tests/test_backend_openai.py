@@ -71,7 +71,13 @@ def test_one_bad_prompt_does_not_fail_the_batch(backend: OpenAIBackend) -> None:
 
 def test_connection_refused_is_a_clear_error() -> None:
     b = OpenAIBackend(
-        OpenAIConfig(base_url=f"http://127.0.0.1:{free_port()}/v1", n_ctx=512, max_retries=1, retry_backoff_s=0.01)
+        OpenAIConfig(
+            base_url=f"http://127.0.0.1:{free_port()}/v1",
+            n_ctx=512,
+            max_retries=1,
+            retry_backoff_s=0.01,
+            probe_timeout_s=0,
+        )
     )
     try:
         with pytest.raises(BackendError, match=r"failed after 2 attempt\(s\).*ConnectError"):
@@ -270,3 +276,61 @@ def test_cancel_aborts_requests_a_server_has_not_answered() -> None:
     assert not b.healthy
     with pytest.raises(BackendError, match="closed"):
         b.count_tokens("x")
+
+
+def test_an_unreachable_server_fails_at_load_with_the_url_and_the_reason() -> None:
+    """Issue 18, item 5: ``--worker openai:http://127.0.0.1:1/v1`` used to hang the first run in retries."""
+    t0 = time.monotonic()
+    with pytest.raises(BackendError, match=r"cannot reach the openai server at http://127\.0\.0\.1:1/v1: .*refused"):
+        load_backend("openai:http://127.0.0.1:1/v1")
+    assert time.monotonic() - t0 < 5
+
+
+def test_a_worker_that_dies_during_a_run_ends_it_without_a_hang() -> None:
+    """The worker answers the load, then goes away: the run ends at once, the error is in its events, and the
+    backend reports itself unhealthy (``/health`` then says 503)."""
+    from engine.backends.scripted import ScriptedBackend
+    from engine.rlm import RLM
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    worker = load_backend(f"openai:http://127.0.0.1:{srv.server_address[1]}/v1", n_ctx=2048, retry_backoff_s=0.01)
+    srv.shutdown()
+    srv.server_close()  # the worker dies
+    root = ScriptedBackend(lambda m: "```python\nans = llm_query('hi')\nFINAL('got ' + str(ans))\n```", name="r")
+    rlm = RLM(root=root, worker=worker, trace=False, max_root_turns=3)
+    events: list[dict[str, object]] = []
+    try:
+        t0 = time.monotonic()
+        c = rlm.completion("some context", "a question?", on_event=lambda e, f: events.append({"event": e, **f}))
+        assert time.monotonic() - t0 < 30
+        assert c.partial and not c.answer.startswith("got ")
+        errs = [str(e.get("error")) for e in events if e["event"] == "subcall_end" and e.get("error")]
+        assert errs and "Connection refused" in errs[0], events
+        assert not worker.healthy
+    finally:
+        rlm.close()
+        worker.close()
+
+
+def test_outcore_run_with_an_unreachable_worker_is_one_line(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.server_support import OUTCORE
+
+    ctx = tmp_path / "s.txt"
+    ctx.write_text("some text")
+    argv = [str(OUTCORE), "run", "--root", "smollm2-135m", "--worker", "openai:http://127.0.0.1:1/v1"]
+    t0 = time.monotonic()
+    r = subprocess.run([*argv, "--context", str(ctx), "q"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and time.monotonic() - t0 < 30
+    lines = r.stderr.strip().splitlines()
+    assert lines == ["outcore: error: cannot reach the openai server at http://127.0.0.1:1/v1: Connection refused"]

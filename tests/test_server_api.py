@@ -522,7 +522,18 @@ def test_auth(tmp_path: Path) -> None:
         assert_envelope(httpx.get(p.base + "/ui"), 401)
         assert httpx.get(p.base + "/v1/models", headers={"Authorization": "Bearer k-123"}).status_code == 200
         assert httpx.get(p.base + "/v1/models", headers={"X-Api-Key": "k-456"}).status_code == 200
-        assert httpx.get(p.base + "/ui?api_key=k-123").status_code == 200
+        # the page takes the key in its URL once and swaps it for a short-lived cookie (issue 18, item 9)
+        r = httpx.get(p.base + "/ui?api_key=k-123&run=run-1")
+        assert r.status_code == 303 and r.headers["location"] == "/ui?run=run-1"
+        assert "HttpOnly" in r.headers["set-cookie"] and "SameSite=Strict" in r.headers["set-cookie"]
+        with httpx.Client(base_url=p.base) as browser:
+            assert browser.get("/ui?api_key=k-123", follow_redirects=True).status_code == 200
+            assert browser.get("/v1/runs").status_code == 200  # the page's own calls carry the cookie
+        assert_envelope(httpx.get(p.base + "/ui?api_key=wrong"), 401)
+        for path in ("/v1/models", "/v1/runs", "/metrics", "/v1/files"):  # a key in the URL is refused elsewhere
+            err = assert_envelope(httpx.get(p.base + path + "?api_key=k-123"), 401, "authentication_error")
+            assert "only by /ui" in err["message"]
+        assert_envelope(httpx.get(p.base + "/v1/runs", cookies={"outcore_ui": "forged"}), 401)
         # 401 comes before the body is read: a huge unauthorised body is refused as 401, not 413
         assert_envelope(httpx.post(p.base + "/v1/chat/completions", content=b"x" * 70_000_000), 401)
         with pytest.raises(openai.AuthenticationError):

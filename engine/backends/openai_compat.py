@@ -1,22 +1,28 @@
 """The ``openai`` backend: any OpenAI-compatible chat-completions server (llama-server, vLLM, SGLang, ...).
 
-Why: a worker pool can outgrow one machine; the RLM loop should not care where sub-calls run. ``batch`` sends the
-prompts concurrently (the server batches them), each with a timeout and bounded retries on transient failures
-(connection errors, 429, 5xx). Errors carry the URL, the status and the server's message so a person — or the
-root model — can act on them. Token counts come from the server's ``usage`` block.
+Why: a worker pool can outgrow one machine; the RLM loop should not care where sub-calls run. Requests, responses
+and server-sent events go through the official ``openai`` SDK, which every OpenAI-compatible server is tested
+against; ``batch`` sends the prompts concurrently (the server batches them) over one connection pool. Retries on
+transient failures (connection errors, 429, 5xx) are done here, not by the SDK, because the SDK's backoff sleeps
+cannot be cut short by a cancel token. Errors carry the URL, the status and the server's message so a person — or
+the root model — can act on them. Token counts come from the server's ``usage`` block; ``count_tokens`` uses the
+server's tokenizer route, remembering which one answers.
+
+Fail fast: the server is probed on load (a TCP connect with a short timeout), so a URL where nothing listens is
+one clear error at start-up, not a run hung in retries; a connection refused during a run raises
+:class:`WorkerGoneError` for the whole batch and marks the backend unhealthy until a request succeeds again.
 
 Cancellation aborts the HTTP request itself, not just the wait for it: a request made with a cancel token runs on
-a client without keep-alive, its socket is captured when it connects (httpx's ``trace`` extension), and the token's
-callback shuts that socket down, which wakes the blocked read at once — whether the server is still queueing the
-request, prefilling, or streaming. The server sees the connection close and stops (llama_cpp.server, llama-server
-and vLLM all stop generating for a closed client). ``on_text`` uses ``stream: true`` (server-sent events);
-``SamplingParams.grammar`` is sent as the ``grammar`` field (llama_cpp.server, llama-server); ``choices`` are
-sent as their grammar (the reply is generated, ``choice_logprobs`` stays None).
+a client without keep-alive, its socket is captured when it connects (a request hook sets the transport's
+``trace`` extension), and the token's callback shuts that socket down, which wakes the blocked read at once —
+whether the server is still queueing the request, prefilling, or streaming. The server sees the connection close
+and stops (llama_cpp.server, llama-server and vLLM all stop generating for a closed client). ``on_text`` uses
+``stream: true``; ``SamplingParams.grammar`` is sent as the ``grammar`` field (llama_cpp.server, llama-server);
+``choices`` are sent as their grammar (the reply is generated, ``choice_logprobs`` stays None).
 """
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
@@ -26,7 +32,8 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx
+import httpx2 as httpx  # the HTTP library the openai SDK (3.x) is built on: one client stack for both
+import openai
 
 from engine.backends.base import (
     BackendError,
@@ -46,6 +53,12 @@ if TYPE_CHECKING:
     from engine.cancel import CancelToken
 
 _log = get_logger("backend.openai")
+
+
+class WorkerGoneError(BackendError):
+    """The server refused the connection on every attempt: it died (or was never there)."""
+
+
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
@@ -66,6 +79,7 @@ class OpenAIConfig:
     retry_backoff_s: float = 0.5
     max_concurrency: int = 8
     n_ctx: int = 0
+    probe_timeout_s: float = 3.0  # the TCP connect tried on load (0: no probe)
 
 
 class OpenAIBackend:
@@ -86,10 +100,24 @@ class OpenAIBackend:
             headers=headers,
             timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s),
             limits=httpx.Limits(max_connections=max(config.max_concurrency, 1) + 2, max_keepalive_connections=0),
+            event_hooks={"request": [_attach_trace]},
+        )
+        timeout = httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s)
+        key = config.api_key or "none"
+        self._sdk = openai.OpenAI(
+            base_url=self._base, api_key=key, max_retries=0, timeout=timeout, http_client=self._client
+        )
+        self._sdk_abortable = openai.OpenAI(
+            base_url=self._base, api_key=key, max_retries=0, timeout=timeout, http_client=self._abortable
         )
         self._pool = ThreadPoolExecutor(max_workers=max(config.max_concurrency, 1), thread_name_prefix="outcore-openai")
         self._closed = False
         self._lock = threading.Lock()
+        self._tokenize: tuple[str, str, str] | None = None  # the tokenizer URL that answered (count_tokens)
+        self._tokenize_tried = False
+        self._gone = False  # the last request found nothing listening (healthy turns False until one succeeds)
+        if config.probe_timeout_s > 0:
+            self._probe(config.probe_timeout_s)
         n_ctx = config.n_ctx or self._discover_n_ctx() or 4096
         self._info = BackendInfo(name=config.model, backend="openai", n_ctx=n_ctx, extra={"base_url": self._base})
 
@@ -99,7 +127,7 @@ class OpenAIBackend:
 
     @property
     def healthy(self) -> bool:
-        return not self._closed
+        return not self._closed and not self._gone
 
     # ------------------------------------------------------------------ protocol
 
@@ -138,6 +166,8 @@ class OpenAIBackend:
                 return self._complete(msgs, params, cancel, None)
             except ContextOverflowError as e:
                 return Generation(text="", finish_reason="error", prompt_tokens=e.prompt_tokens, error=str(e))
+            except WorkerGoneError:
+                raise  # nothing listens any more: the batch (and the run) ends with an error, not a retry loop
             except BackendError as e:
                 return Generation(text="", finish_reason="error", error=str(e))
             except Cancelled:
@@ -150,20 +180,32 @@ class OpenAIBackend:
 
     def count_tokens(self, text: str) -> int:
         """The server's tokenizer when it offers one (llama.cpp ``/tokenize``, llama-cpp-python
-        ``/extras/tokenize``); otherwise ~4 characters per token."""
+        ``/extras/tokenize``); otherwise ~4 characters per token.
+
+        Why it remembers: the first call finds which of the two URLs this server answers (or that neither does);
+        later calls go straight there instead of paying a failed request each time.
+        """
         self._check_open()
         root = self._base[: -len("/v1")] if self._base.endswith("/v1") else self._base
-        for url, body, key in (
-            (f"{root}/extras/tokenize/count", {"input": text}, "count"),
-            (f"{root}/tokenize", {"content": text}, "tokens"),
-        ):
+        candidates = [
+            (f"{root}/extras/tokenize/count", "input", "count"),
+            (f"{root}/tokenize", "content", "tokens"),
+        ]
+        if self._tokenize_tried:
+            candidates = [self._tokenize] if self._tokenize is not None else []
+        for url, field, key in candidates:
             try:
-                r = self._client.post(url, json=body, timeout=10.0)
+                r = self._client.post(url, json={field: text}, timeout=10.0)
                 if r.status_code == 200:
                     val = r.json()[key]
+                    self._tokenize = (url, field, key)
+                    self._tokenize_tried = True
                     return len(val) if isinstance(val, list) else int(val)
-            except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            except (httpx.TransportError, ValueError, KeyError, TypeError):
+                if self._tokenize_tried:  # the known tokenizer failed this once (a restart?): estimate
+                    return (len(text) + 3) // 4
                 continue
+        self._tokenize_tried = True
         return (len(text) + 3) // 4
 
     def end_session(self, session: str) -> None:
@@ -183,6 +225,20 @@ class OpenAIBackend:
     def _check_open(self) -> None:
         if self._closed:
             raise BackendError("the openai backend is closed")
+
+    def _probe(self, timeout_s: float) -> None:
+        """Fail at load, with the URL and the reason, when nothing listens there (issue: a worker at a closed port
+        used to hang the first run in retries); a TCP connect is enough and never waits on a slow server."""
+        url = httpx.URL(self._base)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            socket.create_connection((url.host, port), timeout=timeout_s).close()
+        except OSError as e:
+            reason = e.strerror or type(e).__name__
+            if isinstance(e, TimeoutError | socket.timeout):
+                reason = f"no answer to a TCP connect within {timeout_s:g}s"
+            self.close()
+            raise BackendError(f"cannot reach the openai server at {self._base}: {reason}") from None
 
     def _discover_n_ctx(self) -> int | None:
         root = self._base[: -len("/v1")] if self._base.endswith("/v1") else self._base
@@ -213,33 +269,19 @@ class OpenAIBackend:
         cancel: CancelToken | None = None,
         on_text: TextCallback | None = None,
     ) -> Generation:
+        """One chat completion through the SDK, retried here (not by the SDK: its backoff sleeps cannot be cut
+        short by a cancel token), with the request's sockets shut down when ``cancel`` fires."""
         self._check_open()
         raise_if_cancelled(cancel)
-        body: dict[str, Any] = {
-            "model": self.config.model,
-            "messages": messages,
-            "max_tokens": params.max_tokens,
-            "temperature": params.temperature,
-            "top_p": params.top_p,
-        }
-        if params.seed is not None:
-            body["seed"] = params.seed
-        if params.stop:
-            body["stop"] = list(params.stop)
-        if params.choices:
-            body["grammar"] = choice_grammar(params.choices)
-        elif params.grammar is not None:
-            body["grammar"] = params.grammar
-        if on_text is not None:
-            body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
+        kwargs = self._request(messages, params)
         url = f"{self._base}/chat/completions"
         t0 = time.monotonic()
         last_err = ""
+        gone = False
         abort = _Abort()
-        register = getattr(cancel, "on_cancel", None)
-        remove = register(abort.fire) if register is not None else None
-        client = self._abortable if cancel is not None else self._client
+        remove = cancel.on_cancel(abort.fire) if cancel is not None else None
+        sdk = self._sdk_abortable if cancel is not None else self._sdk
+        _current.abort = abort if cancel is not None else None
         try:
             for attempt in range(self.config.max_retries + 1):
                 if attempt:
@@ -250,101 +292,121 @@ class OpenAIBackend:
                         time.sleep(backoff)
                 try:
                     if on_text is not None:
-                        gen = self._stream(client, url, body, t0, abort, on_text)
+                        gen = self._stream(sdk, kwargs, t0, on_text)
                         abort.raise_if_fired(cancel)  # a stream cut by the abort is not a reply
-                        return gen
-                    r = client.post(url, json=body, extensions={"trace": abort.trace})
-                except _HTTPStatus as e:
-                    r = e.response
-                except httpx.TimeoutException:
+                    else:
+                        gen = _generation(sdk.chat.completions.create(**kwargs), t0, url)
+                    self._gone = False
+                    return gen
+                except openai.APIStatusError as e:
+                    detail = _error_text(e.response)
+                    overflow = _overflow_numbers(detail)
+                    if overflow is not None:
+                        raise ContextOverflowError(*overflow) from None
+                    last_err, gone = f"HTTP {e.status_code}: {detail}", False
+                    if e.status_code not in _RETRY_STATUS:
+                        break
+                except (openai.APIConnectionError, httpx.TransportError) as e:
                     abort.raise_if_fired(cancel)
-                    last_err = f"timed out after {self.config.timeout_s:g}s"
-                    log(_log, "warning", "request timed out", url=url, attempt=attempt + 1)
-                    continue
-                except httpx.HTTPError as e:
-                    abort.raise_if_fired(cancel)
-                    last_err = f"{type(e).__name__}: {e}"
+                    cause = e.__cause__ if isinstance(e, openai.APIConnectionError) and e.__cause__ else e
+                    gone = isinstance(cause, httpx.ConnectError)
+                    if isinstance(e, openai.APITimeoutError) or isinstance(cause, httpx.TimeoutException):
+                        last_err = f"timed out after {self.config.timeout_s:g}s"
+                    else:
+                        last_err = f"{type(cause).__name__}: {cause}"
                     log(_log, "warning", "request failed", url=url, attempt=attempt + 1, error=last_err)
-                    continue
-                if r.status_code == 200:
-                    return self._parse(r, t0)
-                detail = _error_text(r)
-                overflow = _overflow_numbers(detail)
-                if overflow is not None:
-                    raise ContextOverflowError(*overflow)
-                last_err = f"HTTP {r.status_code}: {detail}"
-                if r.status_code not in _RETRY_STATUS:
-                    break
         finally:
+            _current.abort = None
             if remove is not None:
                 remove()
-        raise BackendError(f"openai backend: POST {url} failed after {attempt + 1} attempt(s): {last_err}")
+        msg = f"openai backend: POST {url} failed after {attempt + 1} attempt(s): {last_err}"
+        self._gone = gone
+        raise WorkerGoneError(msg) if gone else BackendError(msg)
 
-    def _stream(
-        self, client: httpx.Client, url: str, body: dict[str, Any], t0: float, abort: _Abort, on_text: TextCallback
-    ) -> Generation:
-        """One streamed request (server-sent events): ``on_text`` gets each content delta as it arrives."""
+    def _request(self, messages: list[dict[str, str]], params: SamplingParams) -> dict[str, Any]:
+        """The SDK's keyword arguments for one chat completion (``grammar`` as an extra body field)."""
+        extra: dict[str, Any] = {}
+        if params.choices:
+            extra["grammar"] = choice_grammar(params.choices)
+        elif params.grammar is not None:
+            extra["grammar"] = params.grammar
+        kwargs: dict[str, Any] = {
+            "model": self.config.model,
+            "messages": messages,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "seed": params.seed if params.seed is not None else openai.omit,
+            "stop": list(params.stop) if params.stop else openai.omit,
+            "extra_body": extra or None,
+        }
+        return kwargs
+
+    def _stream(self, sdk: openai.OpenAI, kwargs: dict[str, Any], t0: float, on_text: TextCallback) -> Generation:
+        """One streamed request: ``on_text`` gets each content delta as it arrives (the SDK parses the events)."""
         parts: list[str] = []
         reason = "stop"
-        usage: dict[str, Any] = {}
-        with client.stream("POST", url, json=body, extensions={"trace": abort.trace}) as r:
-            if r.status_code != 200:
-                r.read()
-                raise _HTTPStatus(r)
-            for line in r.iter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    break
-                try:
-                    chunk = json.loads(data)
-                except ValueError as e:
-                    raise BackendError(f"openai backend: unexpected stream data from {url}: {data[:200]}") from e
-                usage = chunk.get("usage") or usage
-                for choice in chunk.get("choices") or []:
-                    piece = (choice.get("delta") or {}).get("content")
+        usage: Any = None
+        stream = sdk.chat.completions.create(**kwargs, stream=True, stream_options={"include_usage": True})
+        try:
+            for chunk in stream:
+                usage = chunk.usage or usage
+                for choice in chunk.choices or []:
+                    piece = choice.delta.content if choice.delta is not None else None
                     if piece:
                         parts.append(piece)
                         on_text(piece)
-                    reason = choice.get("finish_reason") or reason
-        text = "".join(parts)
-        details = usage.get("prompt_tokens_details") or {}
-        finish: FinishReason = "length" if reason == "length" else "stop"
+                    reason = choice.finish_reason or reason
+        except ValueError as e:  # not JSON: not an OpenAI-compatible stream
+            raise BackendError(f"openai backend: unexpected stream data from {self._base}: {e}") from e
+        finally:
+            stream.close()
+        details = getattr(usage, "prompt_tokens_details", None)
         return Generation(
-            text=text,
-            finish_reason=finish,
-            # servers that send no usage in a stream: one delta per token; prompt size estimated (~4 chars/token)
-            prompt_tokens=int(usage.get("prompt_tokens") or (len(json.dumps(body["messages"])) + 3) // 4),
-            completion_tokens=int(usage.get("completion_tokens") or len(parts)),
-            cached_tokens=int(details.get("cached_tokens") or 0),
-            latency_s=time.monotonic() - t0,
-        )
-
-    def _parse(self, r: httpx.Response, t0: float) -> Generation:
-        try:
-            data = r.json()
-            choice = data["choices"][0]
-            text = choice["message"].get("content") or ""
-            reason = choice.get("finish_reason") or "stop"
-            usage = data.get("usage") or {}
-        except (ValueError, KeyError, IndexError, TypeError) as e:
-            raise BackendError(f"openai backend: unexpected response from {r.url}: {e}: {r.text[:300]}") from e
-        details = usage.get("prompt_tokens_details") or {}
-        finish: FinishReason = "length" if reason == "length" else "stop"
-        return Generation(
-            text=text,
-            finish_reason=finish,
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-            cached_tokens=int(details.get("cached_tokens") or 0),
+            text="".join(parts),
+            finish_reason="length" if reason == "length" else "stop",
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or len(parts)),
+            cached_tokens=int(getattr(details, "cached_tokens", 0) or 0),
             latency_s=time.monotonic() - t0,
         )
 
 
-class _HTTPStatus(Exception):  # noqa: N818 - internal signal: a streamed request got a non-200 answer
-    def __init__(self, response: httpx.Response) -> None:
-        self.response = response
+def _generation(resp: Any, t0: float, url: str) -> Generation:
+    """A ``ChatCompletion`` as a :class:`Generation`; a body that is not one is a clear BackendError."""
+    try:
+        choice = resp.choices[0]
+        text = choice.message.content or ""
+        reason = choice.finish_reason or "stop"
+        usage = resp.usage
+        details = getattr(usage, "prompt_tokens_details", None)
+        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+    except (AttributeError, IndexError, TypeError, ValueError) as e:
+        raise BackendError(f"openai backend: unexpected response from {url}: {e}: {str(resp)[:300]}") from e
+    finish: FinishReason = "length" if reason == "length" else "stop"
+    return Generation(
+        text=text,
+        finish_reason=finish,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cached_tokens=int(getattr(details, "cached_tokens", 0) or 0),
+        latency_s=time.monotonic() - t0,
+    )
+
+
+class _Current(threading.local):
+    abort: _Abort | None = None
+
+
+_current = _Current()  # the abort of the request this thread is sending (read by the httpx request hook)
+
+
+def _attach_trace(request: httpx.Request) -> None:
+    """httpx request hook: hand the request's socket to its :class:`_Abort` as it connects."""
+    abort = _current.abort
+    if abort is not None:
+        request.extensions["trace"] = abort.trace
 
 
 class _Abort:

@@ -1,10 +1,9 @@
 // outcore /ui: the runs list and one run's call tree, updated live from /v1/runs/{id}/events (SSE).
-// Plain JS, no build step, no CDN. With an API key, open /ui?api_key=KEY: the key is sent as a Bearer header on
-// fetches and as ?api_key= on the EventSource (which cannot set headers).
+// Plain JS, no build step, no CDN. With an API key, open /ui?api_key=KEY once: the server exchanges the key for a
+// short-lived HttpOnly cookie and redirects to /ui without it; fetches and the EventSource then carry the cookie.
 "use strict";
 
 const params = new URLSearchParams(location.search);
-const KEY = params.get("api_key") || "";
 const KINDS = {
   run_start: "run", run_end: "run",
   root_turn_start: "turn", root_turn: "turn",
@@ -22,9 +21,7 @@ const openState = new Map(); // "nodeId:section" -> bool, kept across re-renders
 let renderQueued = false;
 
 function api(path, opts = {}) {
-  const headers = Object.assign({}, opts.headers || {});
-  if (KEY) headers["Authorization"] = "Bearer " + KEY;
-  return fetch(path, Object.assign({}, opts, { headers }));
+  return fetch(path, Object.assign({ credentials: "same-origin" }, opts));
 }
 
 function el(tag, attrs = {}, ...children) {
@@ -89,7 +86,7 @@ function select(id) {
   api(`/v1/runs/${id}?events=false`).then((r) => r.ok ? r.json() : null).then((d) => {
     if (d) { runInfo = Object.assign(runInfo, d); drawHead(); }
   });
-  const url = `/v1/runs/${id}/events` + (KEY ? `?api_key=${encodeURIComponent(KEY)}` : "");
+  const url = `/v1/runs/${id}/events`;
   source = new EventSource(url);
   source.onmessage = (m) => { apply(JSON.parse(m.data)); };
   source.addEventListener("end", (m) => {
