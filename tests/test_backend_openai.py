@@ -287,8 +287,8 @@ def test_an_unreachable_server_fails_at_load_with_the_url_and_the_reason() -> No
 
 
 def test_a_worker_that_dies_during_a_run_ends_it_without_a_hang() -> None:
-    """The worker answers the load, then goes away: the run ends at once, the error is in its events, and the
-    backend reports itself unhealthy (``/health`` then says 503)."""
+    """The worker answers the load, then goes away: the run ends at once with ``backend_error`` and the reason in
+    its ``error``, the error is in its events, and the backend reports itself unhealthy (``/health`` then 503)."""
     from engine.backends.scripted import ScriptedBackend
     from engine.rlm import RLM
 
@@ -313,6 +313,7 @@ def test_a_worker_that_dies_during_a_run_ends_it_without_a_hang() -> None:
         c = rlm.completion("some context", "a question?", on_event=lambda e, f: events.append({"event": e, **f}))
         assert time.monotonic() - t0 < 30
         assert c.partial and not c.answer.startswith("got ")
+        assert c.finish_reason == "backend_error" and c.error is not None and "Connection refused" in c.error
         errs = [str(e.get("error")) for e in events if e["event"] == "subcall_end" and e.get("error")]
         assert errs and "Connection refused" in errs[0], events
         assert not worker.healthy
