@@ -9,6 +9,17 @@ const KINDS = {
   root_turn_start: "turn", root_turn: "turn",
   cell_start: "cell", cell: "cell",
   subcall_start: "sub", subcall_end: "sub",
+  // the plan: one line each (engine/strategy, engine/operators; docs/plans.md "In the trace")
+  planned_step: "step", operator: "step", task_found: "step",
+  answer_refused: "step", answer_resent: "step", answer_in_hand: "step",
+};
+const STEP_TEXT = {
+  planned_step: () => "first step (run by the engine)",
+  operator: (e) => `${e.name}(${e.args || ""}) → ${e.n_out}${e.refused ? " · refused: " + e.refused : ""}`,
+  task_found: (e) => `task found in the prompt (${e.where}): ${e.question}`,
+  answer_refused: (e) => `FINAL(${e.answer}) refused: ${e.reason}`,
+  answer_resent: (e) => `answer in hand, cell re-sent: ${e.answer}`,
+  answer_in_hand: (e) => `answer in hand at ${e.stop}: ${e.answer}`,
 };
 const ENDS = new Set(["run_end", "root_turn", "cell", "subcall_end"]);
 
@@ -98,9 +109,10 @@ function select(id) {
 
 function apply(ev) {
   if (ev.event === "status") { runInfo.status = ev.status; drawHead(); return; }
-  if (ev.event === "strategy" && nodes.get(ev.id)) { nodes.get(ev.id).strategy = ev.shape; scheduleRender(); return; }
+  if (ev.event === "strategy" && nodes.get(ev.id)) { nodes.get(ev.id).strategy = ev.mode; scheduleRender(); return; }
   const kind = KINDS[ev.event];
   if (!kind || !ev.id) return;
+  if (kind === "step" && ev.event === "task_found") ev = { ...ev, id: `task-${ev.id}` };  // carries its run's id
   let n = nodes.get(ev.id);
   if (!n) {
     n = { id: ev.id, kind, parent: ev.parent, depth: ev.depth, start: {}, end: null, children: [] };
@@ -109,6 +121,7 @@ function apply(ev) {
     if (p) p.children.push(n); else roots.push(n);
   }
   if (ENDS.has(ev.event)) n.end = ev; else n.start = ev;
+  if (kind === "step") n.end = ev;  // a step is one event: done when it arrives
   if (ev.event === "run_end" && ev.parent === null && ev.id === selected) {
     runInfo.answer = ev.answer; runInfo.finish_reason = ev.finish_reason; runInfo.partial = ev.partial;
   }
@@ -180,7 +193,7 @@ function tokens(f) {
 function drawNode(n) {
   const s = n.start || {}, e = n.end || {};
   const live = !n.end;
-  const failed = Boolean(e.error) || (n.kind === "run" && e.finish_reason && !["final", "direct"].includes(e.finish_reason));
+  const failed = Boolean(e.error) || Boolean(s.refused) || s.event === "answer_refused" || (n.kind === "run" && e.finish_reason && !["final", "direct"].includes(e.finish_reason));
   const head = el("div", { class: "head" });
   const body = [];
   if (n.kind === "run") {
@@ -196,6 +209,10 @@ function drawNode(n) {
       el("span", { class: "info", text: [e.model || s.model, e.latency_s !== undefined && fmtS(e.latency_s), tokens(e)]
         .filter(Boolean).join(" · ") }));
     if (e.text) body.push(section(n, "text", "reply", e.text));
+  } else if (n.kind === "step") {
+    head.append(el("span", { class: "kind", text: s.event === "operator" ? "operator" : "plan" }),
+      el("span", { class: "info", text: short(STEP_TEXT[s.event](s), 400) }));
+    if (s.event === "planned_step" && s.code) body.push(section(n, "code", "code", s.code, "code"));
   } else if (n.kind === "cell") {
     const dur = e.duration_s !== undefined ? fmtS(e.duration_s) : "";
     head.append(el("span", { class: "kind", text: "cell" }),
