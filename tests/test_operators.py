@@ -289,6 +289,23 @@ def test_reduce_ops(env):
     assert "StepRefused: reduce(4 values, 'distinct'): the values look like whole entries" in out[2]
 
 
+def test_reduce_over_whole_entries_names_the_field_the_question_asks_for(env):
+    """The refusal gives the next step in full, with a field a word of the question names, in any record syntax."""
+    log = "\n".join(line + " from a workstation in the north building" for line in LOG)
+    jsonl = "\n".join(
+        json.dumps({"ts": f"2025-03-1{i % 3}", "customer": f"c{i % 4}", "note": "a long free-text note " * 3})
+        for i in range(12)
+    )
+    cells = ["reduce(filter(entries(), 'failed'), 'distinct')", "FINAL('x')"]
+    _, root, _ = _run(env, cells, log, question="How many distinct users failed to log in?")
+    hint = _outputs(root)[0]
+    assert "e.g. reduce(extract(items, r'user=([^\\s,;]+)'), 'distinct')" in hint
+    cells = ["reduce(entries(), 'argmax')", "FINAL(reduce(extract(entries(), r'\"customer\"\\s*:\\s*\"?([^\",}]+)'), 'argmax'))"]
+    c, root, _ = _run(env, cells, jsonl, question="Which customer has the most notes?")
+    assert "e.g. reduce(extract(items, r'\"customer\"\\s*:\\s*\"?([^\",}]+)'), 'argmax')" in _outputs(root)[0]
+    assert c.answer == "c0"
+
+
 def test_chain_builds_the_second_hop_and_refuses_a_failed_first(env):
     cells = [
         "print(chain('Marco Ruiz', 'Where is the office of {answer}?'))",
