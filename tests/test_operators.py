@@ -300,7 +300,10 @@ def test_reduce_over_whole_entries_names_the_field_the_question_asks_for(env):
     _, root, _ = _run(env, cells, log, question="How many distinct users failed to log in?")
     hint = _outputs(root)[0]
     assert "e.g. reduce(extract(items, r'user=([^\\s,;]+)'), 'distinct')" in hint
-    cells = ["reduce(entries(), 'argmax')", "FINAL(reduce(extract(entries(), r'\"customer\"\\s*:\\s*\"?([^\",}]+)'), 'argmax'))"]
+    cells = [
+        "reduce(entries(), 'argmax')",
+        "FINAL(reduce(extract(entries(), r'\"customer\"\\s*:\\s*\"?([^\",}]+)'), 'argmax'))",
+    ]
     c, root, _ = _run(env, cells, jsonl, question="Which customer has the most notes?")
     assert "e.g. reduce(extract(items, r'\"customer\"\\s*:\\s*\"?([^\",}]+)'), 'argmax')" in _outputs(root)[0]
     assert c.answer == "c0"

@@ -461,7 +461,11 @@ def _field_hint(keys, op):
     named = [(k, pat) for k, pat in found if k.lower()[:4] in stems or k.lower().rstrip("s")[:4] in stems]
     if named:
         return f"e.g. reduce(extract(items, r'{named[0][1]}'), {op!r})"
-    return "fields seen: " + ", ".join(k for k, _ in found[:8]) + f"; e.g. reduce(extract(items, r'{found[0][1]}'), {op!r})"
+    return (
+        "fields seen: "
+        + ", ".join(k for k, _ in found[:8])
+        + f"; e.g. reduce(extract(items, r'{found[0][1]}'), {op!r})"
+    )
 
 
 def _reduce(values, op, by, dates, t0, args):
