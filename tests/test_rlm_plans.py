@@ -287,6 +287,17 @@ def test_a_reading_of_four_passages_does_not_end_a_count(env, tmp_path):
     assert c.answer == "3" and c.finish_reason == "final" and len(_events(c, "answer_refused")) == 1
 
 
+def test_a_first_step_over_an_everywhere_term_reads_once(env, tmp_path):
+    """Even the rarest term is in 60 lines: the first step reads the BM25 passages once (one worker call), not the
+    term's first 4 lines and then those plus the passages."""
+    doc = "\n".join(f"2025-03-11 09:{i % 60:02d} auth: login failed user=u{i % 7} code 3" for i in range(60))
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 3, "NOT FOUND", tmp_path, plan_mode="typed")
+    c = rlm.completion(doc, "How many distinct users had a failed login?")
+    (step,) = _events(c, "planned_step")
+    assert "find(query, k=4)" in step["code"] and "regex=True" not in step["code"]
+    assert sum(len(p) for _, p in wk.batch_calls) + len(wk.chat_calls) == 1
+
+
 def test_source_code_is_read_from_the_definition(tmp_path):
     """Real sandbox (definition() and the operators): the first step reads the definition the question names."""
     assert _wasm_available(), "wasm sandbox not built: python -m wasm_sandbox.build"

@@ -155,7 +155,19 @@ def first_step(question: str, terms: list[str], operators: bool, source: bool, r
             "print('answer:', answer)"
         )
         return PlannedStep(setup, code, _widened(HINT_PROBE_SOURCE, rarest))
-    if operators and terms:
+    if operators and terms and rarest > MAX_MENTIONS_READ:
+        # even the rarest term is everywhere: its first 4 lines are arbitrary ones, so one reading of the BM25
+        # passages for all the terms, not two readings. Seen on the general dev split: a count whose rarest term
+        # occurred 87 times read 4 such lines (NOT FOUND), then those and 4 BM25 passages (2,700 tokens, 94 s of a
+        # 300 s run on a loaded 2-core machine) for an answer a few passages cannot hold.
+        code = (
+            "print('mentions of each term:', mentions(t))\n"
+            "found = find(query, k=4)\n"
+            "print(found)\n"
+            "answer = read(found)\n"
+            "print('answer:', answer)"
+        )
+    elif operators and terms:
         # the lines that name the rarest term, and only when they do not hold the answer the BM25 passages too: seen,
         # a needle's BM25 passages were long filler paragraphs, and over them and its one line the 0.5B worker said
         # NOT FOUND for a word that occurs once
