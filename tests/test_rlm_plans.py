@@ -298,6 +298,18 @@ def test_a_first_step_over_an_everywhere_term_reads_once(env, tmp_path):
     assert sum(len(p) for _, p in wk.batch_calls) + len(wk.chat_calls) == 1
 
 
+def test_a_first_step_reads_every_mention_of_a_rare_term(env, tmp_path):
+    """A name in 10 places (in reach): the first reading gets all 10 lines, so the latest of a changing fact is
+    among them (the 4 first mentions held only older values)."""
+    filler = [f"2025-01-{d:02d} note: routine maintenance window number {d} for the west site" for d in range(1, 29)]
+    plans = [f'{{"ts": "2025-02-{d:02d}", "customer": "Vera Ibsen", "plan": "P{d}"}}' for d in range(1, 11)]
+    doc = "\n".join(x for pair in zip(filler, plans + [""] * 18, strict=True) for x in pair if x)
+    rlm, _, _ = _rlm(env, [code("FINAL(answer)")] * 2, {"P10": "P10"}, tmp_path, plan_mode="typed")
+    c = rlm.completion(doc, "What is Vera Ibsen's current plan?")
+    (first, *_) = [e for e in _events(c, "operator") if e["name"] == "read"]
+    assert first["args"].startswith("10 passages") and c.answer == "P10", (first, c.answer)
+
+
 def test_source_code_is_read_from_the_definition(tmp_path):
     """Real sandbox (definition() and the operators): the first step reads the definition the question names."""
     assert _wasm_available(), "wasm sandbox not built: python -m wasm_sandbox.build"

@@ -170,11 +170,13 @@ def first_step(question: str, terms: list[str], operators: bool, source: bool, r
     elif operators and terms:
         # the lines that name the rarest term, and only when they do not hold the answer the BM25 passages too: seen,
         # a needle's BM25 passages were long filler paragraphs, and over them and its one line the 0.5B worker said
-        # NOT FOUND for a word that occurs once
+        # NOT FOUND for a word that occurs once. Every line of the rarest term is read (at most MAX_MENTIONS_READ,
+        # as many as "in reach" promises): seen on the dev split, the latest of 11 mentions of a customer's plan was
+        # answered from the first 4 of them (an older plan) and ended final
         setup += f"\nrare = {_whole_word(terms[0])!r}"
         code = (
             "print('mentions of each term:', mentions(t))\n"
-            "found = find(rare, k=4, regex=True)\n"
+            f"found = find(rare, k={MAX_MENTIONS_READ}, regex=True)\n"
             "print(found)\n"
             "answer = read(found)\n"
             "if not answer.grounded:\n"
