@@ -132,8 +132,11 @@ HINT_PROBE_ANSWERED = (
 )
 HINT_MANY = (
     "Even the rarest term occurs in {n} places and only 4 passages were read, so that answer cannot cover them "
-    "all: if the question counts, lists or compares, compute it over entries() in code."
+    "all: if the question counts, lists or compares, compute it over entries() in code. Start by narrowing them, "
+    "e.g. rows = filter(entries(), r'{rx}'); print(len(rows), rows[:3]); then extract + reduce when the words "
+    "decide, or label(rows, [...]) and count when it needs judgement."
 )
+HINT_MANY_LOOKUP = "If the question asks for one fact and `answer` gives it, call FINAL(answer)."
 HINT_OUT_OF_REACH = (
     "that value was read from a few passages, but the question's rarest term occurs in {n} places; if the "
     "question counts, lists or compares entries, compute it over entries() with filter/extract and reduce"
