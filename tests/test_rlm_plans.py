@@ -311,6 +311,24 @@ def test_a_first_step_reads_every_mention_of_a_rare_term(env, tmp_path):
     assert first["args"].startswith("10 passages") and c.answer == "P10", (first, c.answer)
 
 
+def test_a_first_step_reads_the_record_around_a_rare_line(env, tmp_path):
+    """The rare name is only on a header line of a multi-line record (an e-mail): the worker reads the record (its
+    headers and the body after the blank line), not the line alone. Lines without blank lines stay single lines."""
+    mails = [
+        f"Message-ID: <{i}@x>\nFrom: clerk{i}\nDate: 2025-09-{i + 1:02d}\nSubject: {'board meeting' if i == 7 else 'misc'}\n\n"
+        + ("Confirmed: we meet on Tuesday, October 7." if i == 7 else "Nothing to add on the rota this week, thanks.")
+        for i in range(30)
+    ]
+    rlm, _, _ = _rlm(env, [code("FINAL(answer)")] * 2, {"Confirmed: we meet": "October 7"}, tmp_path, plan_mode="typed")
+    c = rlm.completion("\n\n".join(mails), "When was the board meeting scheduled?")
+    assert c.answer == "October 7" and c.finish_reason == "final", (c.answer, c.finish_reason)
+    log = [f"2025-01-{d % 28 + 1:02d} host{d} ok" for d in range(200)]
+    log.insert(100, "2025-02-01 vault jade code XH-1")
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 2, {"jade code XH-1": "XH-1"}, tmp_path, plan_mode="typed")
+    c = rlm.completion("\n".join(log), "What is the code of the jade vault?")
+    assert c.answer == "XH-1" and "host" not in wk.batch_calls[0][1][0], (c.answer, wk.batch_calls[0])
+
+
 def test_source_code_is_read_from_the_definition(tmp_path):
     """Real sandbox (definition() and the operators): the first step reads the definition the question names."""
     assert _wasm_available(), "wasm sandbox not built: python -m wasm_sandbox.build"

@@ -113,6 +113,31 @@ MENTIONS = (
 )
 
 
+# The record around each line the rarest term is found on: its paragraph (from its start when that is at most
+# RECORD_CHARS // 2 before), or, when the line is a paragraph of its
+# own (an e-mail's header block ends at "Subject: ...", a "Name: ..." line then a blank), the next paragraph too; at
+# most RECORD_CHARS, and only the line when no blank line comes that soon (log lines, CSV rows, JSON lines). Seen on
+# the general dev split: the rare words of an e-mail question were only in "Subject:" lines, and the worker read
+# those lines alone (NOT FOUND), then answered from other passages; a staff record's name line held no field.
+RECORD_CHARS = 600
+AROUND = (
+    "def around(found):\n"
+    "    if not isinstance(context, str):\n"
+    "        return found\n"
+    "    out = []\n"
+    "    for p in found:\n"
+    "        end = context.find('\\n\\n', p.pos)\n"
+    "        if end == p.pos + len(p.text.rstrip()):\n"
+    "            end = context.find('\\n\\n', end + 2)\n"
+    f"        if end < 0 or end - p.pos > {RECORD_CHARS}:\n"
+    "            end = p.pos + len(p.text)\n"
+    "        start = context.rfind('\\n\\n', 0, p.pos) + 2\n"
+    f"        start = start if 1 < start and p.pos - start <= {RECORD_CHARS // 2} else p.pos\n"
+    "        out.append(type(p)(start, context[start:end]))\n"
+    "    return type(found)(out)"
+)
+
+
 # For source code: the first of the question's words that the text defines (def/class), rarest first, and its
 # source. Seen on the general dev split: over BM25 passages the worker answered NOT FOUND for a default value that
 # the function's own line held (`def render_batch(source, verbose=True)`); the definition alone is what to read.
@@ -175,10 +200,10 @@ def first_step(
         # NOT FOUND for a word that occurs once. Every line of the rarest term is read (at most MAX_MENTIONS_READ,
         # as many as "in reach" promises): seen on the dev split, the latest of 11 mentions of a customer's plan was
         # answered from the first 4 of them (an older plan) and ended final
-        setup += f"\nrare = {_whole_word(terms[0])!r}"
+        setup += f"\nrare = {_whole_word(terms[0])!r}\n{AROUND}"
         code = (
             "print('mentions of each term:', mentions(t))\n"
-            f"found = find(rare, k={MAX_MENTIONS_READ}, regex=True)\n"
+            f"found = around(find(rare, k={MAX_MENTIONS_READ}, regex=True))\n"
             "print(found)\n"
             "answer = read(found)\n"
             "if not answer.grounded:\n"
