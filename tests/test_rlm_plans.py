@@ -319,14 +319,33 @@ def test_a_first_step_reads_the_record_around_a_rare_line(env, tmp_path):
         + ("Confirmed: we meet on Tuesday, October 7." if i == 7 else "Nothing to add on the rota this week, thanks.")
         for i in range(30)
     ]
-    rlm, _, _ = _rlm(env, [code("FINAL(answer)")] * 2, {"Confirmed: we meet": "October 7"}, tmp_path, plan_mode="typed")
+    rlm, _, wk = _rlm(
+        env, [code("FINAL(answer)")] * 2, {"Confirmed: we meet": "October 7"}, tmp_path, plan_mode="typed"
+    )
     c = rlm.completion("\n\n".join(mails), "When was the board meeting scheduled?")
     assert c.answer == "October 7" and c.finish_reason == "final", (c.answer, c.finish_reason)
+    (first,) = wk.batch_calls[0][1]  # the first reading already held the body after the header block
+    assert "Date: 2025-09-08\nSubject: board meeting\n\nConfirmed" in first and "clerk6" not in first
     log = [f"2025-01-{d % 28 + 1:02d} host{d} ok" for d in range(200)]
     log.insert(100, "2025-02-01 vault jade code XH-1")
     rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 2, {"jade code XH-1": "XH-1"}, tmp_path, plan_mode="typed")
     c = rlm.completion("\n".join(log), "What is the code of the jade vault?")
     assert c.answer == "XH-1" and "host" not in wk.batch_calls[0][1][0], (c.answer, wk.batch_calls[0])
+
+
+def test_a_table_header_word_is_no_rare_term_and_plurals_count_their_singular(env, tmp_path):
+    """Over a CSV, a column name mentioned once (in the header) is not the rarest term, and "rotors" counts the
+    rows' "rotor": the rarest term is everywhere, so the hint narrows the rows with a regex both forms match."""
+    rows = [
+        f"{10000 + i},2025-10-{i % 28 + 1:02d},{['East', 'West'][i % 2]},{['rotor', 'lever'][i % 3 == 0]},3"
+        for i in range(90)
+    ]
+    doc = "order_id,date,region,product,quantity\n" + "\n".join(rows)
+    rlm, root, _ = _rlm(env, [code("FINAL(1)")] * 2, "NOT FOUND", tmp_path, plan_mode="typed")
+    rlm.completion(doc, "Which region had the most orders of rotors?")
+    shown = root.chat_calls[0][-1].content
+    assert "'rotors': 60" in shown and "'region'" not in shown, shown[:300]
+    assert "rows = filter(entries(), r'rotors?')" in shown
 
 
 def test_source_code_is_read_from_the_definition(tmp_path):

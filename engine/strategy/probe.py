@@ -83,6 +83,9 @@ def ranked_terms(run_cell: RunCell, question: str) -> list[tuple[str, int]]:
     if not isinstance(counts, dict):
         return []
     present = [(w, counts[w]) for w in words if isinstance(counts.get(w), int) and counts[w] > 0]
+    header = _value(run_cell(f"{MENTIONS}\n{HEADER}\nheader_only({[w for w, c in present if c == 1]!r})"))
+    if isinstance(header, list) and 0 < len(header) < len(present):
+        present = [(w, c) for w, c in present if w not in header]
     return sorted(present, key=lambda wc: (wc[1], words.index(wc[0])))[:MAX_TERMS]
 
 
@@ -103,13 +106,40 @@ def is_source_dump(run_cell: RunCell, lines: int) -> bool:
     return bool(headers >= 2 or defs >= need)
 
 
+# The words whose one mention is in a table's header row (a first line of three or more fields split by , tab | or ;):
+# a column's name, not a value, so no evidence that an answer is in reach. Seen on the general dev split: "Which
+# region had the most orders of rotors?" over a CSV ranked "region" (1 mention, the header) rarest, read 4 rows as
+# a lookup and ended final on a wrong region; "rotor" is in 145 rows.
+HEADER = (
+    "def header_only(words):\n"
+    "    text = _one_text()\n"
+    "    first = text[: text.find('\\n')] if text else ''\n"
+    "    if len(re.split(r'[,\\t|;]', first)) < 3:\n"
+    "        return []\n"
+    "    return [w for w in words if re.search(_word(w), first, re.IGNORECASE)]"
+)
+
+
 # bound in the step's hidden setup, so the code the root sees (and may copy) is five short lines: a 1.5B root that
 # re-sent a step with the counting comprehension inline decoded 138 tokens (36 s on 2 cores) to do it
+# The prompt as one str, or None when it is a list of documents (the REPL's `context` is a str in tests and a
+# str-like view in the Wasm guest, whose `_docs()` says how many documents it holds).
+ONE_TEXT = (
+    "def _one_text():\n"
+    "    if isinstance(context, (list, tuple)):\n"
+    "        return None\n"
+    "    docs = getattr(type(context), '_docs', None)\n"
+    "    return None if docs is not None and context._docs() else str(context)"
+)
+
+
+# A word and its singular: a question says "rotors" where the rows say "rotor" (``_word``, as _whole_word below).
 MENTIONS = (
-    "import re\n"
+    "import re\n" + ONE_TEXT + "\ndef _word(w):\n"
+    "    s = re.escape(w[:-1]) + 's?' if len(w) > 3 and w.endswith('s') and not w.endswith('ss') else re.escape(w)\n"
+    "    return r'(?<![^\\W_])' + s + r'(?![^\\W_])'\n"
     "def mentions(words):\n"
-    "    return {w: len(search(r'(?<![^\\W_])' + re.escape(w) + r'(?![^\\W_])', max_hits=" + str(MAX_COUNT) + ", "
-    "width=0, ignore_case=True)) for w in words}"
+    "    return {w: len(search(_word(w), max_hits=" + str(MAX_COUNT) + ", width=0, ignore_case=True)) for w in words}"
 )
 
 
@@ -122,18 +152,19 @@ MENTIONS = (
 RECORD_CHARS = 600
 AROUND = (
     "def around(found):\n"
-    "    if not isinstance(context, str):\n"
+    "    text = _one_text()\n"
+    "    if text is None:\n"
     "        return found\n"
     "    out = []\n"
     "    for p in found:\n"
-    "        end = context.find('\\n\\n', p.pos)\n"
+    "        end = text.find('\\n\\n', p.pos)\n"
     "        if end == p.pos + len(p.text.rstrip()):\n"
-    "            end = context.find('\\n\\n', end + 2)\n"
+    "            end = text.find('\\n\\n', end + 2)\n"
     f"        if end < 0 or end - p.pos > {RECORD_CHARS}:\n"
     "            end = p.pos + len(p.text)\n"
-    "        start = context.rfind('\\n\\n', 0, p.pos) + 2\n"
+    "        start = text.rfind('\\n\\n', 0, p.pos) + 2\n"
     f"        start = start if 1 < start and p.pos - start <= {RECORD_CHARS // 2} else p.pos\n"
-    "        out.append(type(p)(start, context[start:end]))\n"
+    "        out.append(type(p)(start, text[start:end]))\n"
     "    return type(found)(out)"
 )
 
@@ -225,9 +256,14 @@ def first_step(
     return PlannedStep(setup, code, _widened(HINT_PROBE_PLAIN, rarest, key))
 
 
+def _plural(w: str) -> str:
+    """A regex for ``w`` or its singular ("rotors" -> ``rotors?``), as :data:`MENTIONS` counts it."""
+    return re.escape(w[:-1]) + "s?" if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else re.escape(w)
+
+
 def _whole_word(word: str) -> str:
-    """A case-insensitive regex for ``word`` as a whole word (as :data:`MENTIONS` counts it)."""
-    return r"(?<![^\W_])" + re.escape(word) + r"(?![^\W_])"
+    """A case-insensitive regex for ``word`` (or its singular) as a whole word (as :data:`MENTIONS` counts it)."""
+    return r"(?<![^\W_])" + _plural(word) + r"(?![^\W_])"
 
 
 def _widened(hint: str, rarest: int, key: list[str] | None = None) -> str:
@@ -238,5 +274,5 @@ def _widened(hint: str, rarest: int, key: list[str] | None = None) -> str:
     the dev split (a ticket count whose terms occurred 44 and 66 times) and the run ended at the loop stop."""
     if rarest <= MAX_MENTIONS_READ:
         return hint
-    rx = "|".join(re.escape(w) for w in (key or [])[:3]) or "..."
+    rx = "|".join(_plural(w) for w in (key or [])[:3]) or "..."
     return f"{HINT_MANY.format(n=rarest, rx=rx)} {HINT_MANY_LOOKUP}"  # the general next steps only repeat it
