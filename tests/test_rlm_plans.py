@@ -401,3 +401,14 @@ def test_the_root_is_told_when_no_word_of_the_question_occurs(env):
     rlm, root, _ = _rlm(env, [code("FINAL(len(context.splitlines()))")], plan_mode="typed")
     rlm.completion(lines, "How many lines mention the striker?")
     assert SP.ABSENT_NOTE not in root.chat_calls[0][1].content
+
+
+def test_a_dated_or_keyed_value_is_one_search_term():
+    """A date or an id in the question is searched whole (its parts are in hundreds of places), ahead of the words."""
+    from engine.strategy.probe import question_words
+
+    assert question_words("Who took the demo script in the 2025-04-20 chat?") == [
+        "2025-04-20", "took", "demo", "script", "chat",
+    ]  # fmt: skip
+    assert question_words("Which vault has key XH-37977-ME?")[0] == "xh-37977-me"
+    assert question_words("How many users failed?") == ["users", "failed"]

@@ -76,7 +76,7 @@ def ranked_terms(run_cell: RunCell, question: str) -> list[tuple[str, int]]:
     native scan per word, cheap at any size, and the same ranking the operators' ``terms()`` makes (by rarity,
     never by how a word is written).
     """
-    words = content_words(question)[:MAX_WORDS]
+    words = question_words(question)[:MAX_WORDS]
     if not words:
         return []
     counts = _value(run_cell(f"{MENTIONS}\nmentions({words!r})"))
@@ -87,6 +87,22 @@ def ranked_terms(run_cell: RunCell, question: str) -> list[tuple[str, int]]:
     if isinstance(header, list) and 0 < len(header) < len(present):
         present = [(w, c) for w, c in present if w not in header]
     return sorted(present, key=lambda wc: (wc[1], words.index(wc[0])))[:MAX_TERMS]
+
+
+_COMPOUND = re.compile(r"[^\W_]+(?:[-./:][^\W_]+)+")
+
+
+def question_words(question: str) -> list[str]:
+    """The question's content words, with a compound that holds a digit (a date, an id, a version, an address) kept
+    whole and in front, in place of its parts.
+
+    Why: split, "2025-04-20" became "2025", "04" and "20", each in hundreds of places, and the rarest term of a
+    question about one day's chat was "demo" (dev split); the log count's "2025-08-27" and the needle's key are the
+    same shape. Whole, such a value is usually the question's rarest term, as the operators' ``terms()`` has it.
+    """
+    compounds = [c for c in dict.fromkeys(_COMPOUND.findall(question.lower())) if any(ch.isdigit() for ch in c)]
+    parts = {w for c in compounds for w in re.findall(r"[^\W_]+", c)}
+    return compounds + [w for w in content_words(question) if w not in parts]
 
 
 def is_source_dump(run_cell: RunCell, lines: int) -> bool:
