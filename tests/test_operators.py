@@ -269,6 +269,20 @@ def test_label_over_the_time_left_is_refused_with_the_estimate(env, tmp_path):
     assert ev["estimate_s"] > 16 and ev["refused"]
 
 
+def test_read_over_the_time_left_is_refused_with_the_estimate(env, tmp_path):
+    """read() of every entry (seen: 587 chat lines, 239 s, the run's wall) is refused before it runs, from the time
+    per token this run measured on its first reading."""
+    lines = [f"ticket {i}: the customer writes about an order placed last week" for i in range(400)]
+    wk = ScriptedBackend(worker="NOT FOUND", name="w", delay_s=1.0)
+    cells = ["print(read(find('ticket 7', k=1)))", "read(entries())", "FINAL('x')"]
+    c, root, _ = _run(env, cells, "\n".join(lines), worker=wk, tmp_path=tmp_path, max_wall_s=20)
+    out = _outputs(root)[1]
+    assert "StepRefused: read(): refused, reading 400 passages would take about" in out, out
+    assert sum(len(p) for _, p in wk.batch_calls) == 1  # the first reading only
+    ev = [e for e in _events(tmp_path) if e["event"] == "operator" and e["name"] == "read"]
+    assert ev[-1]["refused"] and ev[-1]["estimate_s"] > 16
+
+
 # --- reduce and chain ---------------------------------------------------------------------------------------
 def test_reduce_ops(env):
     cells = [

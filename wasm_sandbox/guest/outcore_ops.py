@@ -295,7 +295,8 @@ def read(passages, question=None):
 
     Returns an Answer: the answer text with .grounded and .evidence, or Answer('NOT FOUND') when the passages do
     not hold it. An answer that does not occur in the passages, or passages that do not mention the question's
-    distinctive words, come back as NOT FOUND with the reason in .evidence: find() better passages, or chain()."""
+    distinctive words, come back as NOT FOUND with the reason in .evidence: find() better passages, or chain().
+    Refused when this run's measured time per token says the reading cannot finish in the time left."""
     t0 = time.monotonic()
     if isinstance(passages, (str, Passage)):
         passages = [passages]
@@ -307,6 +308,8 @@ def read(passages, question=None):
         _refuse("read", f"{len(texts)} passages", len(texts), t0, "read(passages, question): no question given")
     counts = _call("terms", {"text": q, "n": 6})
     r = _call("op_read", {"passages": texts, "question": q, "terms": counts})
+    if r.get("refused"):
+        raise StepRefused(r["refused"])
     return Answer(r["answer"], r["grounded"], r["evidence"])
 
 
