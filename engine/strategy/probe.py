@@ -287,8 +287,11 @@ def _widened(hint: str, rarest: int, key: list[str] | None = None) -> str:
     concrete first narrowing built from the question's distinctive terms (``key``).
 
     Why concrete: told only "compute it over entries() in code", the 1.5B root re-sent the first step twice on
-    the dev split (a ticket count whose terms occurred 44 and 66 times) and the run ended at the loop stop."""
+    the dev split (a ticket count whose terms occurred 44 and 66 times) and the run ended at the loop stop. Why
+    whole plans, both kinds: shown only a first narrowing, it ended on the narrowing's size (a log count and a
+    ticket count, dev split)."""
     if rarest <= MAX_MENTIONS_READ:
         return hint
-    rx = "|".join(_plural(w) for w in (key or [])[:3]) or "..."
-    return f"{HINT_MANY.format(n=rarest, rx=rx)} {HINT_MANY_LOOKUP}"  # the general next steps only repeat it
+    words = [_plural(w) for w in (key or [])[:3]] or ["..."]
+    a, b = words[0], words[1] if len(words) > 1 else "..."
+    return f"{HINT_MANY.format(n=rarest, rx='|'.join(words), a=a, b=b)} {HINT_MANY_LOOKUP}"  # the general next steps only repeat it

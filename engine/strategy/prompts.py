@@ -132,9 +132,10 @@ HINT_PROBE_ANSWERED = (
 )
 HINT_MANY = (
     "Even the rarest term occurs in {n} places and only 4 passages were read, so that answer cannot cover them "
-    "all: if the question counts, lists or compares, compute it over entries() in code. Start by narrowing them, "
-    "e.g. rows = filter(entries(), r'{rx}'); print(len(rows), rows[:3]); then extract + reduce when the words "
-    "decide, or label(rows, [...]) and count when it needs judgement."
+    "all: if the question counts, lists or compares, compute it over entries() in code, in one cell. When the "
+    "words decide: rows = filter(filter(entries(), r'{a}'), r'{b}'), then len(rows), or reduce(extract(rows, "
+    "r'field=(\\w+)'), 'distinct'). When it needs judgement: rows = filter(entries(), r'{rx}'); "
+    "answer = label(rows, ['<the condition>']).count('<the condition>')."
 )
 HINT_MANY_LOOKUP = "If the question asks for one fact and `answer` gives it, call FINAL(answer)."
 HINT_OUT_OF_REACH = (
