@@ -283,6 +283,20 @@ def test_read_over_the_time_left_is_refused_with_the_estimate(env, tmp_path):
     assert ev[-1]["refused"] and ev[-1]["estimate_s"] > 16
 
 
+def test_extract_with_no_match_over_table_rows_gives_the_named_column(env):
+    """Rows of a delimited table have positions, not field names: the refusal gives the column a question word names."""
+    rows = [f"{10000 + i},2025-10-{i % 28 + 1:02d},{['East', 'West', 'North'][i % 3]},rotor,3" for i in range(40)]
+    doc = "order_id,date,region,product,quantity\n" + "\n".join(rows)
+    pattern = "^(?:[^,]*,){2}([^,]*)"
+    cells = [
+        "extract(entries()[1:], r'region=(\\w+)')",
+        f"FINAL(reduce(extract(entries()[1:], r'{pattern}'), 'argmax'))",
+    ]
+    c, root, _ = _run(env, cells, doc, question="Which region had the most rotor orders?")
+    assert f"the column 'region' is r'{pattern}'" in _outputs(root)[0]
+    assert c.answer == "East"
+
+
 # --- reduce and chain ---------------------------------------------------------------------------------------
 def test_reduce_ops(env):
     cells = [

@@ -284,9 +284,34 @@ def extract(items, pattern=None, ask=None):
     if items and n == 0:
         _refuse("extract", args, len(items), t0,
                 f"extract({args}) matched none of the {len(items)} items (e.g. {_clip(_text(items[0]))!r}); "
-                "fix the pattern against a sample item")  # fmt: skip
+                f"fix the pattern against a sample item{_column_hint(_text(items[0]))}")  # fmt: skip
     _record("extract", args, len(items), n, None, t0)
     return out
+
+
+def _column_hint(sample):
+    """For rows of a delimited table (the prompt's first line is a header with as many fields, split by , tab | or
+    ;): the pattern of the column a question word names, e.g. ``; the column 'region' is r'^(?:[^,]*,){2}([^,]*)'``.
+
+    Why: over CSV rows a 1.5B root wrote ``extract(rows, r'rotor=(\\w+)')`` twice (general dev split, an arg-max
+    over orders): a table's rows have no field names, only positions, and the header names them."""
+    src = _Host.source() if _Host.source is not None else None
+    if src is None or isinstance(src, list):
+        return ""
+    text = str(src)
+    header = text[: text.find("\n")] if "\n" in text else ""
+    for sep in (",", "\t", "|", ";"):
+        cols = [c.strip().lower() for c in header.split(sep)]
+        if len(cols) >= 3 and len(str(sample).split(sep)) == len(cols):
+            break
+    else:
+        return ""
+    stems = [w.lower()[:4] for w in re.findall(r"[A-Za-z]{3,}", _question(None) or "")]  # in the question's order
+    named = [i for st in stems for i, c in enumerate(cols) if c[:4] == st]
+    if not named:
+        return f"; the rows are a table with columns {', '.join(cols)}"
+    i, e = named[0], re.escape(sep)
+    return f"; the column {cols[i]!r} is r'^(?:[^{e}]*{e}){{{i}}}([^{e}]*)'"
 
 
 # --- model-backed operators -------------------------------------------------------------------------------
