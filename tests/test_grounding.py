@@ -78,3 +78,11 @@ def test_terms_rank_by_rarity_in_this_prompt_not_typography():
 def test_words_absent_in_one_form_are_found_by_their_stem():
     assert count_words("The manager of each team reports to her manager.", ["managers"]) == {"managers": ("manager", 2)}
     assert candidate_words("How many 2025-03-11 logins?") == ["2025-03-11", "2025", "03", "11", "logins"]
+
+
+def test_an_option_the_question_offers_is_an_answer():
+    """Naming one of the question's options is an answer; an echo of another part of the question is not."""
+    q = "Which project had the larger budget, Beacon Gallo or Zephyr Young? Answer with the project name only."
+    assert not is_non_answer("Beacon Gallo", q) and not is_non_answer("Zephyr Young", q)
+    assert is_non_answer("the project name only", q)
+    assert is_non_answer("the cobalt badger vault", "What is the access code of the cobalt badger vault?")
