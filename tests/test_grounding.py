@@ -86,3 +86,14 @@ def test_an_option_the_question_offers_is_an_answer():
     assert not is_non_answer("Beacon Gallo", q) and not is_non_answer("Zephyr Young", q)
     assert is_non_answer("the project name only", q)
     assert is_non_answer("the cobalt badger vault", "What is the access code of the cobalt badger vault?")
+
+
+def test_a_table_header_word_is_not_ranked_as_a_rare_term():
+    """Column names mentioned once, in a table's header row, are no rare value; without a header row they rank."""
+    rows = "\n".join(f"| Beacon {i} | 2024 | {i},000 |" for i in range(20))
+    table = "| project | started | budget |\n" + rows + "\n| Zephyr Young | 2021 | 9,000 |"
+    q = "Which project had the larger budget, Beacon 3 or Zephyr Young?"
+    ranked = [w for w, _ in rank_terms(table, q, 6)]
+    assert "project" not in ranked and "budget" not in ranked and ranked[0] in ("zephyr", "young"), ranked
+    prose = "The project notes.\n" + rows + "\nZephyr Young had a budget line."
+    assert "project" in [w for w, _ in rank_terms(prose, q, 6)]
