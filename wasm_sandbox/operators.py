@@ -117,7 +117,8 @@ HEADER_FIELDS = 3  # see _header_words
 
 def _header_words(prompt_text: str | Callable[[], str], once: list[str]) -> set[str]:
     """The words of ``once`` (each in the prompt once) that are in its first line when that line is a table's
-    header row (at least :data:`HEADER_FIELDS` fields split by , tab | or ;): column names, not rare values.
+    header row (under 400 characters, at least :data:`HEADER_FIELDS` fields of at most 40 characters, split by
+    , tab | or ;): column names, not rare values.
 
     Why: the same rule as the typed first step's ranking (``engine.strategy.probe.HEADER``); seen on the general
     dev split, "project" and "budget" (a table's header) were the rarest words of "Which project had the larger
@@ -126,8 +127,9 @@ def _header_words(prompt_text: str | Callable[[], str], once: list[str]) -> set[
     if not once:
         return set()
     text = prompt_text() if callable(prompt_text) else prompt_text
-    first = text[: text.find("\n")] if "\n" in text else ""
-    if len(re.split(r"[,\t|;]", first)) < HEADER_FIELDS:
+    first = text[:400].split("\n", 1)[0]
+    fields = re.split(r"[,\t|;]", first)
+    if len(fields) < HEADER_FIELDS or len(first) >= 400 or max(len(f.strip()) for f in fields) > 40:
         return set()
     low = first.lower()
     return {w for w in once if re.search(rf"(?<![^\W_]){re.escape(w.lower())}", low)}

@@ -122,15 +122,16 @@ def is_source_dump(run_cell: RunCell, lines: int) -> bool:
     return bool(headers >= 2 or defs >= need)
 
 
-# The words whose one mention is in a table's header row (a first line of three or more fields split by , tab | or ;):
+# The words whose one mention is in a table's header row (a first line under 400 characters of three or more fields
+# of at most 40 characters, split by , tab | or ;):
 # a column's name, not a value, so no evidence that an answer is in reach. Seen on the general dev split: "Which
 # region had the most orders of rotors?" over a CSV ranked "region" (1 mention, the header) rarest, read 4 rows as
 # a lookup and ended final on a wrong region; "rotor" is in 145 rows.
 HEADER = (
     "def header_only(words):\n"
-    "    text = _one_text()\n"
-    "    first = text[: text.find('\\n')] if text else ''\n"
-    "    if len(re.split(r'[,\\t|;]', first)) < 3:\n"
+    "    first = (_window(0, 400) or '').split('\\n', 1)[0]\n"
+    "    fields = re.split(r'[,\\t|;]', first)\n"
+    "    if len(fields) < 3 or len(first) >= 400 or max(len(f.strip()) for f in fields) > 40:\n"
     "        return []\n"
     "    return [w for w in words if re.search(_word(w), first, re.IGNORECASE)]"
 )
@@ -138,20 +139,21 @@ HEADER = (
 
 # bound in the step's hidden setup, so the code the root sees (and may copy) is five short lines: a 1.5B root that
 # re-sent a step with the counting comprehension inline decoded 138 tokens (36 s on 2 cores) to do it
-# The prompt as one str, or None when it is a list of documents (the REPL's `context` is a str in tests and a
-# str-like view in the Wasm guest, whose `_docs()` says how many documents it holds).
-ONE_TEXT = (
-    "def _one_text():\n"
+# A slice of the prompt, or None when it is a list of documents. A slice, never the whole text: in the Wasm guest
+# `context[a:b]` fetches only those characters from the host (a 40M-character prompt stays on the host), and its
+# `_docs()` says how many documents it holds; in tests `context` is a plain str.
+WINDOW = (
+    "def _window(a, b):\n"
     "    if isinstance(context, (list, tuple)):\n"
     "        return None\n"
     "    docs = getattr(type(context), '_docs', None)\n"
-    "    return None if docs is not None and context._docs() else str(context)"
+    "    return None if docs is not None and context._docs() else str(context[max(a, 0) : b])"
 )
 
 
 # A word and its singular: a question says "rotors" where the rows say "rotor" (``_word``, as _whole_word below).
 MENTIONS = (
-    "import re\n" + ONE_TEXT + "\ndef _word(w):\n"
+    "import re\n" + WINDOW + "\ndef _word(w):\n"
     "    s = re.escape(w[:-1]) + 's?' if len(w) > 3 and w.endswith('s') and not w.endswith('ss') else re.escape(w)\n"
     "    return r'(?<![^\\W_])' + s + r'(?![^\\W_])'\n"
     "def mentions(words):\n"
@@ -168,19 +170,21 @@ MENTIONS = (
 RECORD_CHARS = 600
 AROUND = (
     "def around(found):\n"
-    "    text = _one_text()\n"
-    "    if text is None:\n"
-    "        return found\n"
     "    out = []\n"
     "    for p in found:\n"
-    "        end = text.find('\\n\\n', p.pos)\n"
-    "        if end == p.pos + len(p.text.rstrip()):\n"
-    "            end = text.find('\\n\\n', end + 2)\n"
-    f"        if end < 0 or end - p.pos > {RECORD_CHARS}:\n"
-    "            end = p.pos + len(p.text)\n"
-    "        start = text.rfind('\\n\\n', 0, p.pos) + 2\n"
-    f"        start = start if 1 < start and p.pos - start <= {RECORD_CHARS // 2} else p.pos\n"
-    "        out.append(type(p)(start, text[start:end]))\n"
+    f"        lo = max(0, p.pos - {RECORD_CHARS // 2})\n"
+    f"        w = _window(lo, p.pos + len(p.text) + {RECORD_CHARS + 2})\n"
+    "        if w is None:\n"
+    "            return found\n"
+    "        i = p.pos - lo\n"
+    "        end = w.find('\\n\\n', i)\n"
+    "        if end == i + len(p.text.rstrip()):\n"
+    "            end = w.find('\\n\\n', end + 2)\n"
+    f"        if end < 0 or end - i > {RECORD_CHARS}:\n"
+    "            end = i + len(p.text)\n"
+    "        start = w.rfind('\\n\\n', 0, i) + 2\n"
+    "        start = start if 1 < start else i\n"
+    "        out.append(type(p)(lo + start, w[start:end]))\n"
     "    return type(found)(out)"
 )
 
