@@ -333,6 +333,21 @@ def test_a_first_step_reads_the_record_around_a_rare_line(env, tmp_path):
     assert c.answer == "XH-1" and "host" not in wk.batch_calls[0][1][0], (c.answer, wk.batch_calls[0])
 
 
+def test_a_first_step_keeps_the_records_that_mention_most_terms(env, tmp_path):
+    """Six records name the rare word; only the one that also names the question's other term is read."""
+    recs = [
+        f"CONTRACT C-{i}\nParties: Bluegate {name} Ltd. and Outcore GmbH\nNotice: {d} days\n\n"
+        for i, (name, d) in enumerate(
+            zip(["Foods", "Pharma", "Energy", "Mills", "Ports", "Labs"], [14, 30, 90, 7, 21, 60], strict=True)
+        )
+    ]
+    filler = "".join(f"CONTRACT D-{i}\nParties: Acme {i} and energy partners\nNotice: 10 days\n\n" for i in range(40))
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 2, {"Energy Ltd": "90 days"}, tmp_path, plan_mode="typed")
+    c = rlm.completion("".join(recs) + filler, "How many days of notice in the contract with Bluegate Energy?")
+    (first,) = wk.batch_calls[0][1]
+    assert c.answer == "90 days" and "Foods" not in first and "Pharma" not in first, (c.answer, first[:300])
+
+
 def test_a_table_header_word_is_no_rare_term_and_plurals_count_their_singular(env, tmp_path):
     """Over a CSV, a column name mentioned once (in the header) is not the rarest term, and "rotors" counts the
     rows' "rotor": the rarest term is everywhere, so the hint narrows the rows with a regex both forms match."""

@@ -167,6 +167,8 @@ MENTIONS = (
 # most RECORD_CHARS, and only the line when no blank line comes that soon (log lines, CSV rows, JSON lines). Seen on
 # the general dev split: the rare words of an e-mail question were only in "Subject:" lines, and the worker read
 # those lines alone (NOT FOUND), then answered from other passages; a staff record's name line held no field.
+# Only the records that mention the most of the question's terms are kept: seen, the 6 contracts of "Bluegate ..."
+# companies, read whole, led the worker to another company's notice period than Bluegate Energy's.
 RECORD_CHARS = 600
 AROUND = (
     "def around(found):\n"
@@ -185,7 +187,8 @@ AROUND = (
     "        start = w.rfind('\\n\\n', 0, i) + 2\n"
     "        start = start if 1 < start else i\n"
     "        out.append(type(p)(lo + start, w[start:end]))\n"
-    "    return type(found)(out)"
+    "    score = [sum(re.search(_word(x), q.text, re.IGNORECASE) is not None for x in t) for q in out]\n"
+    "    return type(found)(q for q, n in zip(out, score) if n == max(score))"
 )
 
 
