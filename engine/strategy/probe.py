@@ -300,5 +300,7 @@ def _widened(hint: str, rarest: int, key: list[str] | None = None) -> str:
     if rarest <= MAX_MENTIONS_READ:
         return hint
     words = [_plural(w) for w in (key or [])[:3]] or ["..."]
-    a, b = words[0], words[1] if len(words) > 1 else "..."
-    return f"{HINT_MANY.format(n=rarest, rx='|'.join(words), a=a, b=b)} {HINT_MANY_LOOKUP}"  # the general next steps only repeat it
+    narrow = f"filter(entries(), r'{words[0]}')"
+    if len(words) > 1:  # one term: one filter (the root filled a second "..." with the same word: "matched all")
+        narrow = f"filter({narrow}, r'{words[1]}')"
+    return f"{HINT_MANY.format(n=rarest, rx='|'.join(words), narrow=narrow)} {HINT_MANY_LOOKUP}"  # the general next steps only repeat it

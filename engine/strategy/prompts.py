@@ -133,7 +133,7 @@ HINT_PROBE_ANSWERED = (
 HINT_MANY = (
     "Even the rarest term occurs in {n} places and only 4 passages were read, so that answer cannot cover them "
     "all: if the question counts, lists or compares, compute it over entries() in code, in one cell. When the "
-    "words decide: rows = filter(filter(entries(), r'{a}'), r'{b}'), then len(rows), or reduce(extract(rows, "
+    "words decide: rows = {narrow}, then len(rows), or reduce(extract(rows, "
     "r'field=(\\w+)'), 'distinct'). When it needs judgement: rows = filter(entries(), r'{rx}'); "
     "answer = label(rows, ['<the condition>']).count('<the condition>')."
 )
