@@ -67,9 +67,19 @@ def is_non_answer(text: str, question: str | None = None) -> bool:
         return True
     if question:
         a, q = _norm(t), _norm(question)
-        if a and (a == q or (len(a) >= 12 and a in q)):
+        if a and (a == q or (len(a) >= 12 and a in q and not _offered(a, q))):
             return True
     return False
+
+
+def _offered(a: str, q: str) -> bool:
+    """Whether the question offers ``a`` as one of its options ("... A or B?"): then naming it is the answer.
+
+    Why: "Which project had the larger budget, Beacon Gallo or Zephyr Young?" (general dev split, g-table-compare):
+    the worker's right "Beacon Gallo" occurs in the question, and was taken for a restatement four times until the
+    run hit its wall."""
+    e = re.escape(a)
+    return re.search(rf"(?<![^\W_]){e} or(?![^\W_])|(?<![^\W_])or {e}(?![^\W_])", q) is not None
 
 
 def _present(word: str, seen: str) -> bool:

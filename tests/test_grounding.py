@@ -78,3 +78,22 @@ def test_terms_rank_by_rarity_in_this_prompt_not_typography():
 def test_words_absent_in_one_form_are_found_by_their_stem():
     assert count_words("The manager of each team reports to her manager.", ["managers"]) == {"managers": ("manager", 2)}
     assert candidate_words("How many 2025-03-11 logins?") == ["2025-03-11", "2025", "03", "11", "logins"]
+
+
+def test_an_option_the_question_offers_is_an_answer():
+    """Naming one of the question's options is an answer; an echo of another part of the question is not."""
+    q = "Which project had the larger budget, Beacon Gallo or Zephyr Young? Answer with the project name only."
+    assert not is_non_answer("Beacon Gallo", q) and not is_non_answer("Zephyr Young", q)
+    assert is_non_answer("the project name only", q)
+    assert is_non_answer("the cobalt badger vault", "What is the access code of the cobalt badger vault?")
+
+
+def test_a_table_header_word_is_not_ranked_as_a_rare_term():
+    """Column names mentioned once, in a table's header row, are no rare value; without a header row they rank."""
+    rows = "\n".join(f"| Beacon {i} | 2024 | {i},000 |" for i in range(20))
+    table = "| project | started | budget |\n" + rows + "\n| Zephyr Young | 2021 | 9,000 |"
+    q = "Which project had the larger budget, Beacon 3 or Zephyr Young?"
+    ranked = [w for w, _ in rank_terms(table, q, 6)]
+    assert "project" not in ranked and "budget" not in ranked and ranked[0] in ("zephyr", "young"), ranked
+    prose = "The project notes.\n" + rows + "\nZephyr Young had a budget line."
+    assert "project" in [w for w, _ in rank_terms(prose, q, 6)]

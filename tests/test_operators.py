@@ -269,6 +269,34 @@ def test_label_over_the_time_left_is_refused_with_the_estimate(env, tmp_path):
     assert ev["estimate_s"] > 16 and ev["refused"]
 
 
+def test_read_over_the_time_left_is_refused_with_the_estimate(env, tmp_path):
+    """read() of every entry (seen: 587 chat lines, 239 s, the run's wall) is refused before it runs, from the time
+    per token this run measured on its first reading."""
+    lines = [f"ticket {i}: the customer writes about an order placed last week" for i in range(400)]
+    wk = ScriptedBackend(worker="NOT FOUND", name="w", delay_s=1.0)
+    cells = ["print(read(find('ticket 7', k=1)))", "read(entries())", "FINAL('x')"]
+    c, root, _ = _run(env, cells, "\n".join(lines), worker=wk, tmp_path=tmp_path, max_wall_s=20)
+    out = _outputs(root)[1]
+    assert "StepRefused: read(): refused, reading 400 passages would take about" in out, out
+    assert sum(len(p) for _, p in wk.batch_calls) == 1  # the first reading only
+    ev = [e for e in _events(tmp_path) if e["event"] == "operator" and e["name"] == "read"]
+    assert ev[-1]["refused"] and ev[-1]["estimate_s"] > 16
+
+
+def test_extract_with_no_match_over_table_rows_gives_the_named_column(env):
+    """Rows of a delimited table have positions, not field names: the refusal gives the column a question word names."""
+    rows = [f"{10000 + i},2025-10-{i % 28 + 1:02d},{['East', 'West', 'North'][i % 3]},rotor,3" for i in range(40)]
+    doc = "order_id,date,region,product,quantity\n" + "\n".join(rows)
+    pattern = "^(?:[^,]*,){2}([^,]*)"
+    cells = [
+        "extract(entries()[1:], r'region=(\\w+)')",
+        f"FINAL(reduce(extract(entries()[1:], r'{pattern}'), 'argmax'))",
+    ]
+    c, root, _ = _run(env, cells, doc, question="Which region had the most rotor orders?")
+    assert f"the column 'region' is r'{pattern}'" in _outputs(root)[0]
+    assert c.answer == "East"
+
+
 # --- reduce and chain ---------------------------------------------------------------------------------------
 def test_reduce_ops(env):
     cells = [
@@ -287,6 +315,26 @@ def test_reduce_ops(env):
     assert "Output:\n2 2\n1230 3 10\nx q\nOslo\n['a', 'b']" in out[0]
     assert "StepRefused: reduce(2 values, 'count'): nothing to reduce" in out[1]
     assert "StepRefused: reduce(4 values, 'distinct'): the values look like whole entries" in out[2]
+
+
+def test_reduce_over_whole_entries_names_the_field_the_question_asks_for(env):
+    """The refusal gives the next step in full, with a field a word of the question names, in any record syntax."""
+    log = "\n".join(line + " from a workstation in the north building" for line in LOG)
+    jsonl = "\n".join(
+        json.dumps({"ts": f"2025-03-1{i % 3}", "customer": f"c{i % 4}", "note": "a long free-text note " * 3})
+        for i in range(12)
+    )
+    cells = ["reduce(filter(entries(), 'failed'), 'distinct')", "FINAL('x')"]
+    _, root, _ = _run(env, cells, log, question="How many distinct users failed to log in?")
+    hint = _outputs(root)[0]
+    assert "e.g. reduce(extract(items, r'user=([^\\s,;]+)'), 'distinct')" in hint
+    cells = [
+        "reduce(entries(), 'argmax')",
+        "FINAL(reduce(extract(entries(), r'\"customer\"\\s*:\\s*\"?([^\",}]+)'), 'argmax'))",
+    ]
+    c, root, _ = _run(env, cells, jsonl, question="Which customer has the most notes?")
+    assert "e.g. reduce(extract(items, r'\"customer\"\\s*:\\s*\"?([^\",}]+)'), 'argmax')" in _outputs(root)[0]
+    assert c.answer == "c0"
 
 
 def test_chain_builds_the_second_hop_and_refuses_a_failed_first(env):

@@ -280,11 +280,87 @@ def test_a_reading_of_four_passages_does_not_end_a_count(env, tmp_path):
     assert c.answer == "7" and c.finish_reason == "final", (c.answer, c.finish_reason)
     assert not _events(c, "answer_resent")
     assert "Even the rarest term occurs in 60 places" in root.chat_calls[0][-1].content
+    assert "rows = filter(filter(entries(), r'users?'), r'failed')" in root.chat_calls[0][-1].content
     assert "occurs in 60 places" in _events(c, "answer_refused")[0]["reason"]
     # sent a second time, the same reading is the root's answer (refused once, not twice)
     rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 2, {"failed": "3"}, tmp_path, plan_mode="typed")
     c = rlm.completion(doc, q)
     assert c.answer == "3" and c.finish_reason == "final" and len(_events(c, "answer_refused")) == 1
+
+
+def test_a_first_step_over_an_everywhere_term_reads_once(env, tmp_path):
+    """Even the rarest term is in 60 lines: the first step reads the BM25 passages once (one worker call), not the
+    term's first 4 lines and then those plus the passages."""
+    doc = "\n".join(f"2025-03-11 09:{i % 60:02d} auth: login failed user=u{i % 7} code 3" for i in range(60))
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 3, "NOT FOUND", tmp_path, plan_mode="typed")
+    c = rlm.completion(doc, "How many distinct users had a failed login?")
+    (step,) = _events(c, "planned_step")
+    assert "find(query, k=4)" in step["code"] and "regex=True" not in step["code"]
+    assert sum(len(p) for _, p in wk.batch_calls) + len(wk.chat_calls) == 1
+
+
+def test_a_first_step_reads_every_mention_of_a_rare_term(env, tmp_path):
+    """A name in 10 places (in reach): the first reading gets all 10 lines, so the latest of a changing fact is
+    among them (the 4 first mentions held only older values)."""
+    filler = [f"2025-01-{d:02d} note: routine maintenance window number {d} for the west site" for d in range(1, 29)]
+    plans = [f'{{"ts": "2025-02-{d:02d}", "customer": "Vera Ibsen", "plan": "P{d}"}}' for d in range(1, 11)]
+    doc = "\n".join(x for pair in zip(filler, plans + [""] * 18, strict=True) for x in pair if x)
+    rlm, _, _ = _rlm(env, [code("FINAL(answer)")] * 2, {"P10": "P10"}, tmp_path, plan_mode="typed")
+    c = rlm.completion(doc, "What is Vera Ibsen's current plan?")
+    (first, *_) = [e for e in _events(c, "operator") if e["name"] == "read"]
+    assert first["args"].startswith("10 passages") and c.answer == "P10", (first, c.answer)
+
+
+def test_a_first_step_reads_the_record_around_a_rare_line(env, tmp_path):
+    """The rare name is only on a header line of a multi-line record (an e-mail): the worker reads the record (its
+    headers and the body after the blank line), not the line alone. Lines without blank lines stay single lines."""
+    mails = [
+        f"Message-ID: <{i}@x>\nFrom: clerk{i}\nDate: 2025-09-{i + 1:02d}\nSubject: {'board meeting' if i == 7 else 'misc'}\n\n"
+        + ("Confirmed: we meet on Tuesday, October 7." if i == 7 else "Nothing to add on the rota this week, thanks.")
+        for i in range(30)
+    ]
+    rlm, _, wk = _rlm(
+        env, [code("FINAL(answer)")] * 2, {"Confirmed: we meet": "October 7"}, tmp_path, plan_mode="typed"
+    )
+    c = rlm.completion("\n\n".join(mails), "When was the board meeting scheduled?")
+    assert c.answer == "October 7" and c.finish_reason == "final", (c.answer, c.finish_reason)
+    (first,) = wk.batch_calls[0][1]  # the first reading already held the body after the header block
+    assert "Date: 2025-09-08\nSubject: board meeting\n\nConfirmed" in first and "clerk6" not in first
+    log = [f"2025-01-{d % 28 + 1:02d} host{d} ok" for d in range(200)]
+    log.insert(100, "2025-02-01 vault jade code XH-1")
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 2, {"jade code XH-1": "XH-1"}, tmp_path, plan_mode="typed")
+    c = rlm.completion("\n".join(log), "What is the code of the jade vault?")
+    assert c.answer == "XH-1" and "host" not in wk.batch_calls[0][1][0], (c.answer, wk.batch_calls[0])
+
+
+def test_a_first_step_keeps_the_records_that_mention_most_terms(env, tmp_path):
+    """Six records name the rare word; only the one that also names the question's other term is read."""
+    recs = [
+        f"CONTRACT C-{i}\nParties: Bluegate {name} Ltd. and Outcore GmbH\nNotice: {d} days\n\n"
+        for i, (name, d) in enumerate(
+            zip(["Foods", "Pharma", "Energy", "Mills", "Ports", "Labs"], [14, 30, 90, 7, 21, 60], strict=True)
+        )
+    ]
+    filler = "".join(f"CONTRACT D-{i}\nParties: Acme {i} and energy partners\nNotice: 10 days\n\n" for i in range(40))
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 2, {"Energy Ltd": "90 days"}, tmp_path, plan_mode="typed")
+    c = rlm.completion("".join(recs) + filler, "How many days of notice in the contract with Bluegate Energy?")
+    (first,) = wk.batch_calls[0][1]
+    assert c.answer == "90 days" and "Foods" not in first and "Pharma" not in first, (c.answer, first[:300])
+
+
+def test_a_table_header_word_is_no_rare_term_and_plurals_count_their_singular(env, tmp_path):
+    """Over a CSV, a column name mentioned once (in the header) is not the rarest term, and "rotors" counts the
+    rows' "rotor": the rarest term is everywhere, so the hint narrows the rows with a regex both forms match."""
+    rows = [
+        f"{10000 + i},2025-10-{i % 28 + 1:02d},{['East', 'West'][i % 2]},{['rotor', 'lever'][i % 3 == 0]},3"
+        for i in range(90)
+    ]
+    doc = "order_id,date,region,product,quantity\n" + "\n".join(rows)
+    rlm, root, _ = _rlm(env, [code("FINAL(1)")] * 2, "NOT FOUND", tmp_path, plan_mode="typed")
+    rlm.completion(doc, "Which region had the most orders of rotors?")
+    shown = root.chat_calls[0][-1].content
+    assert "'rotors': 60" in shown and "'region'" not in shown, shown[:300]
+    assert "rows = filter(entries(), r'rotors?'), then len(rows)" in shown
 
 
 def test_source_code_is_read_from_the_definition(tmp_path):
@@ -340,3 +416,14 @@ def test_the_root_is_told_when_no_word_of_the_question_occurs(env):
     rlm, root, _ = _rlm(env, [code("FINAL(len(context.splitlines()))")], plan_mode="typed")
     rlm.completion(lines, "How many lines mention the striker?")
     assert SP.ABSENT_NOTE not in root.chat_calls[0][1].content
+
+
+def test_a_dated_or_keyed_value_is_one_search_term():
+    """A date or an id in the question is searched whole (its parts are in hundreds of places), ahead of the words."""
+    from engine.strategy.probe import question_words
+
+    assert question_words("Who took the demo script in the 2025-04-20 chat?") == [
+        "2025-04-20", "took", "demo", "script", "chat",
+    ]  # fmt: skip
+    assert question_words("Which vault has key XH-37977-ME?")[0] == "xh-37977-me"
+    assert question_words("How many users failed?") == ["users", "failed"]

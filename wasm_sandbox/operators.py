@@ -112,6 +112,29 @@ def count_words(
     return out
 
 
+HEADER_FIELDS = 3  # see _header_words
+
+
+def _header_words(prompt_text: str | Callable[[], str], once: list[str]) -> set[str]:
+    """The words of ``once`` (each in the prompt once) that are in its first line when that line is a table's
+    header row (under 400 characters, at least :data:`HEADER_FIELDS` fields of at most 40 characters, split by
+    , tab | or ;): column names, not rare values.
+
+    Why: the same rule as the typed first step's ranking (``engine.strategy.probe.HEADER``); seen on the general
+    dev split, "project" and "budget" (a table's header) were the rarest words of "Which project had the larger
+    budget, Beacon Gallo or Zephyr Young?", and read() refused the right answer because the rows it read did not
+    mention them (g-table-compare); a CSV's "region" was read as a lookup (g-csv-argmax)."""
+    if not once:
+        return set()
+    text = prompt_text() if callable(prompt_text) else prompt_text
+    first = text[:400].split("\n", 1)[0]
+    fields = re.split(r"[,\t|;]", first)
+    if len(fields) < HEADER_FIELDS or len(first) >= 400 or max(len(f.strip()) for f in fields) > 40:
+        return set()
+    low = first.lower()
+    return {w for w in once if re.search(rf"(?<![^\W_]){re.escape(w.lower())}", low)}
+
+
 def rank_terms(
     prompt_text: str | Callable[[], str], text: str, n: int, cache: dict[str, Counter[str]] | None = None
 ) -> list[list[Any]]:
@@ -123,6 +146,9 @@ def rank_terms(
     words = candidate_words(text)
     counts = count_words(prompt_text, words, cache)
     ranked = sorted((c, i, form) for i, (form, c) in enumerate(counts[w] for w in words if w in counts))
+    header = _header_words(prompt_text, [form for c, _i, form in ranked if c == 1])
+    if header and len(header) < len(ranked):
+        ranked = [r for r in ranked if r[2] not in header]
     out: list[list[Any]] = []
     seen: set[str] = set()
     for c, _i, form in ranked:

@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from engine.grounding import appears_in, distinctive, grounded, is_non_answer, key_span
+from engine.operators import cost
 from engine.trace import clip
 
 if TYPE_CHECKING:
@@ -44,7 +45,8 @@ def fit_passages(ops: Operators, question: str, passages: list[str]) -> str:
 
 
 def read(ops: Operators, a: dict[str, Any]) -> dict[str, Any]:
-    """The host call ``op_read``: {"answer", "grounded", "evidence"} (see the module docstring)."""
+    """The host call ``op_read``: {"answer", "grounded", "evidence"} (see the module docstring), or {"refused"}
+    when this run's measured time per prompt token says the reading cannot finish in the time left."""
     t0 = time.monotonic()
     run = ops.run
     passages = [str(p) for p in (a.get("passages") or []) if str(p).strip()]
@@ -54,7 +56,17 @@ def read(ops: Operators, a: dict[str, Any]) -> dict[str, Any]:
     if not passages:
         raise TypeError("read() needs passages: read(find('...'))")
     text = fit_passages(ops, question, passages)
-    gen = run.maps._ask([READ_PROMPT.format(question=question, text=text)], MAX_ANSWER_TOKENS, "read")[0]
+    prompt = READ_PROMPT.format(question=question, text=text)
+    rate = cost.per_token_s(run)
+    est = cost.estimate(run, [prompt], rate) if rate is not None else None
+    if est is not None and not est.fits:  # seen: read(entries()) over 587 chat lines ran the run to its wall (239 s)
+        msg = (
+            f"read(): refused, {est.describe(f'reading {len(passages):,} passages')}; read() is for a few passages: "
+            "find() the ones about the question first, or filter(items, regex) and read those"
+        )
+        ops.emit("read", args, len(passages), 0, msg, time.monotonic() - t0, estimate_s=round(est.seconds, 1))
+        return {"refused": clip(msg, 600)}
+    gen = run.maps._ask([prompt], MAX_ANSWER_TOKENS, "read")[0]
     raw = "" if gen is None else gen.text.strip()
     answer = raw.splitlines()[0].strip() if raw else ""
     if is_non_answer(answer, question):

@@ -100,6 +100,8 @@ def prepare(
     rows = ranked_terms(run_cell, question)
     terms = [w for w, _ in rows]
     rarest = rows[0][1] if rows else 0
-    step = first_step(question, terms, operators, source, rarest) if first and meta.chars >= MIN_PROBE_CHARS else None
+    key = distinctive(rows)
+    stepped = first and meta.chars >= MIN_PROBE_CHARS
+    step = first_step(question, terms, operators, source, rarest, key) if stepped else None
     absent = not rows and bool(content_words(question))
-    return Strategy(TYPED, operators, source, terms, distinctive(rows), step, rarest, absent)
+    return Strategy(TYPED, operators, source, terms, key, step, rarest, absent)

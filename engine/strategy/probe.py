@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.grounding import STOP_WORDS, content_words
-from engine.strategy.prompts import HINT_MANY, HINT_PROBE, HINT_PROBE_PLAIN, HINT_PROBE_SOURCE
+from engine.strategy.prompts import HINT_MANY, HINT_MANY_LOOKUP, HINT_PROBE, HINT_PROBE_PLAIN, HINT_PROBE_SOURCE
 from wasm_sandbox import CellResult
 from wasm_sandbox.helpers import header_pattern
 
@@ -76,14 +76,33 @@ def ranked_terms(run_cell: RunCell, question: str) -> list[tuple[str, int]]:
     native scan per word, cheap at any size, and the same ranking the operators' ``terms()`` makes (by rarity,
     never by how a word is written).
     """
-    words = content_words(question)[:MAX_WORDS]
+    words = question_words(question)[:MAX_WORDS]
     if not words:
         return []
     counts = _value(run_cell(f"{MENTIONS}\nmentions({words!r})"))
     if not isinstance(counts, dict):
         return []
     present = [(w, counts[w]) for w in words if isinstance(counts.get(w), int) and counts[w] > 0]
+    header = _value(run_cell(f"{MENTIONS}\n{HEADER}\nheader_only({[w for w, c in present if c == 1]!r})"))
+    if isinstance(header, list) and 0 < len(header) < len(present):
+        present = [(w, c) for w, c in present if w not in header]
     return sorted(present, key=lambda wc: (wc[1], words.index(wc[0])))[:MAX_TERMS]
+
+
+_COMPOUND = re.compile(r"[^\W_]+(?:[-./:][^\W_]+)+")
+
+
+def question_words(question: str) -> list[str]:
+    """The question's content words, with a compound that holds a digit (a date, an id, a version, an address) kept
+    whole and in front, in place of its parts.
+
+    Why: split, "2025-04-20" became "2025", "04" and "20", each in hundreds of places, and the rarest term of a
+    question about one day's chat was "demo" (dev split); the log count's "2025-08-27" and the needle's key are the
+    same shape. Whole, such a value is usually the question's rarest term, as the operators' ``terms()`` has it.
+    """
+    compounds = [c for c in dict.fromkeys(_COMPOUND.findall(question.lower())) if any(ch.isdigit() for ch in c)]
+    parts = {w for c in compounds for w in re.findall(r"[^\W_]+", c)}
+    return compounds + [w for w in content_words(question) if w not in parts]
 
 
 def is_source_dump(run_cell: RunCell, lines: int) -> bool:
@@ -103,13 +122,73 @@ def is_source_dump(run_cell: RunCell, lines: int) -> bool:
     return bool(headers >= 2 or defs >= need)
 
 
+# The words whose one mention is in a table's header row (a first line under 400 characters of three or more fields
+# of at most 40 characters, split by , tab | or ;):
+# a column's name, not a value, so no evidence that an answer is in reach. Seen on the general dev split: "Which
+# region had the most orders of rotors?" over a CSV ranked "region" (1 mention, the header) rarest, read 4 rows as
+# a lookup and ended final on a wrong region; "rotor" is in 145 rows.
+HEADER = (
+    "def header_only(words):\n"
+    "    first = (_window(0, 400) or '').split('\\n', 1)[0]\n"
+    "    fields = re.split(r'[,\\t|;]', first)\n"
+    "    if len(fields) < 3 or len(first) >= 400 or max(len(f.strip()) for f in fields) > 40:\n"
+    "        return []\n"
+    "    return [w for w in words if re.search(_word(w), first, re.IGNORECASE)]"
+)
+
+
 # bound in the step's hidden setup, so the code the root sees (and may copy) is five short lines: a 1.5B root that
 # re-sent a step with the counting comprehension inline decoded 138 tokens (36 s on 2 cores) to do it
+# A slice of the prompt, or None when it is a list of documents. A slice, never the whole text: in the Wasm guest
+# `context[a:b]` fetches only those characters from the host (a 40M-character prompt stays on the host), and its
+# `_docs()` says how many documents it holds; in tests `context` is a plain str.
+WINDOW = (
+    "def _window(a, b):\n"
+    "    if isinstance(context, (list, tuple)):\n"
+    "        return None\n"
+    "    docs = getattr(type(context), '_docs', None)\n"
+    "    return None if docs is not None and context._docs() else str(context[max(a, 0) : b])"
+)
+
+
+# A word and its singular: a question says "rotors" where the rows say "rotor" (``_word``, as _whole_word below).
 MENTIONS = (
-    "import re\n"
+    "import re\n" + WINDOW + "\ndef _word(w):\n"
+    "    s = re.escape(w[:-1]) + 's?' if len(w) > 3 and w.endswith('s') and not w.endswith('ss') else re.escape(w)\n"
+    "    return r'(?<![^\\W_])' + s + r'(?![^\\W_])'\n"
     "def mentions(words):\n"
-    "    return {w: len(search(r'(?<![^\\W_])' + re.escape(w) + r'(?![^\\W_])', max_hits=" + str(MAX_COUNT) + ", "
-    "width=0, ignore_case=True)) for w in words}"
+    "    return {w: len(search(_word(w), max_hits=" + str(MAX_COUNT) + ", width=0, ignore_case=True)) for w in words}"
+)
+
+
+# The record around each line the rarest term is found on: its paragraph (from its start when that is at most
+# RECORD_CHARS // 2 before), or, when the line is a paragraph of its
+# own (an e-mail's header block ends at "Subject: ...", a "Name: ..." line then a blank), the next paragraph too; at
+# most RECORD_CHARS, and only the line when no blank line comes that soon (log lines, CSV rows, JSON lines). Seen on
+# the general dev split: the rare words of an e-mail question were only in "Subject:" lines, and the worker read
+# those lines alone (NOT FOUND), then answered from other passages; a staff record's name line held no field.
+# Only the records that mention the most of the question's terms are kept: seen, the 6 contracts of "Bluegate ..."
+# companies, read whole, led the worker to another company's notice period than Bluegate Energy's.
+RECORD_CHARS = 600
+AROUND = (
+    "def around(found):\n"
+    "    out = []\n"
+    "    for p in found:\n"
+    f"        lo = max(0, p.pos - {RECORD_CHARS // 2})\n"
+    f"        w = _window(lo, p.pos + len(p.text) + {RECORD_CHARS + 2})\n"
+    "        if w is None:\n"
+    "            return found\n"
+    "        i = p.pos - lo\n"
+    "        end = w.find('\\n\\n', i)\n"
+    "        if end == i + len(p.text.rstrip()):\n"
+    "            end = w.find('\\n\\n', end + 2)\n"
+    f"        if end < 0 or end - i > {RECORD_CHARS}:\n"
+    "            end = i + len(p.text)\n"
+    "        start = w.rfind('\\n\\n', 0, i) + 2\n"
+    "        start = start if 1 < start else i\n"
+    "        out.append(type(p)(lo + start, w[start:end]))\n"
+    "    score = [sum(re.search(_word(x), q.text, re.IGNORECASE) is not None for x in t) for q in out]\n"
+    "    return type(found)(q for q, n in zip(out, score) if n == max(score))"
 )
 
 
@@ -137,7 +216,9 @@ def names_in(question: str) -> list[str]:
     return out[:MAX_WORDS]
 
 
-def first_step(question: str, terms: list[str], operators: bool, source: bool, rarest: int = 0) -> PlannedStep:
+def first_step(
+    question: str, terms: list[str], operators: bool, source: bool, rarest: int = 0, key: list[str] | None = None
+) -> PlannedStep:
     """The probe: term counts, the best passages, the worker's grounded reading of them.
 
     ``rarest``: mentions of the rarest term; past :data:`MAX_MENTIONS_READ` the hint says that 4 passages cannot
@@ -154,15 +235,29 @@ def first_step(question: str, terms: list[str], operators: bool, source: bool, r
             "answer = read(found)\n"
             "print('answer:', answer)"
         )
-        return PlannedStep(setup, code, _widened(HINT_PROBE_SOURCE, rarest))
-    if operators and terms:
-        # the lines that name the rarest term, and only when they do not hold the answer the BM25 passages too: seen,
-        # a needle's BM25 passages were long filler paragraphs, and over them and its one line the 0.5B worker said
-        # NOT FOUND for a word that occurs once
-        setup += f"\nrare = {_whole_word(terms[0])!r}"
+        return PlannedStep(setup, code, _widened(HINT_PROBE_SOURCE, rarest, key))
+    if operators and terms and rarest > MAX_MENTIONS_READ:
+        # even the rarest term is everywhere: its first 4 lines are arbitrary ones, so one reading of the BM25
+        # passages for all the terms, not two readings. Seen on the general dev split: a count whose rarest term
+        # occurred 87 times read 4 such lines (NOT FOUND), then those and 4 BM25 passages (2,700 tokens, 94 s of a
+        # 300 s run on a loaded 2-core machine) for an answer a few passages cannot hold.
         code = (
             "print('mentions of each term:', mentions(t))\n"
-            "found = find(rare, k=4, regex=True)\n"
+            "found = find(query, k=4)\n"
+            "print(found)\n"
+            "answer = read(found)\n"
+            "print('answer:', answer)"
+        )
+    elif operators and terms:
+        # the lines that name the rarest term, and only when they do not hold the answer the BM25 passages too: seen,
+        # a needle's BM25 passages were long filler paragraphs, and over them and its one line the 0.5B worker said
+        # NOT FOUND for a word that occurs once. Every line of the rarest term is read (at most MAX_MENTIONS_READ,
+        # as many as "in reach" promises): seen on the dev split, the latest of 11 mentions of a customer's plan was
+        # answered from the first 4 of them (an older plan) and ended final
+        setup += f"\nrare = {_whole_word(terms[0])!r}\n{AROUND}"
+        code = (
+            "print('mentions of each term:', mentions(t))\n"
+            f"found = around(find(rare, k={MAX_MENTIONS_READ}, regex=True))\n"
             "print(found)\n"
             "answer = read(found)\n"
             "if not answer.grounded:\n"
@@ -173,7 +268,7 @@ def first_step(question: str, terms: list[str], operators: bool, source: bool, r
         code = "found = find(query, k=4)\nprint(found)\nanswer = read(found)\nprint('answer:', answer)"
     if operators:
         hint = HINT_PROBE_SOURCE if source else HINT_PROBE
-        return PlannedStep(setup, code, _widened(hint, rarest))
+        return PlannedStep(setup, code, _widened(hint, rarest, key))
     code = (
         "print('mentions of each term:', mentions(t))\n"
         "found = [p for pos, p in retrieve(query, k=4)]\n"
@@ -181,13 +276,31 @@ def first_step(question: str, terms: list[str], operators: bool, source: bool, r
         'answer = llm_query("Text:\\n" + "\\n\\n".join(found) + "\\n\\nQuestion: " + question)\n'
         "print('answer:', answer)"
     )
-    return PlannedStep(setup, code, _widened(HINT_PROBE_PLAIN, rarest))
+    return PlannedStep(setup, code, _widened(HINT_PROBE_PLAIN, rarest, key))
+
+
+def _plural(w: str) -> str:
+    """A regex for ``w`` or its singular ("rotors" -> ``rotors?``), as :data:`MENTIONS` counts it."""
+    return re.escape(w[:-1]) + "s?" if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else re.escape(w)
 
 
 def _whole_word(word: str) -> str:
-    """A case-insensitive regex for ``word`` as a whole word (as :data:`MENTIONS` counts it)."""
-    return r"(?<![^\W_])" + re.escape(word) + r"(?![^\W_])"
+    """A case-insensitive regex for ``word`` (or its singular) as a whole word (as :data:`MENTIONS` counts it)."""
+    return r"(?<![^\W_])" + _plural(word) + r"(?![^\W_])"
 
 
-def _widened(hint: str, rarest: int) -> str:
-    return hint if rarest <= MAX_MENTIONS_READ else f"{HINT_MANY.format(n=rarest)} {hint}"
+def _widened(hint: str, rarest: int, key: list[str] | None = None) -> str:
+    """``hint``, and past :data:`MAX_MENTIONS_READ` mentions the note that a reading cannot cover them, with a
+    concrete first narrowing built from the question's distinctive terms (``key``).
+
+    Why concrete: told only "compute it over entries() in code", the 1.5B root re-sent the first step twice on
+    the dev split (a ticket count whose terms occurred 44 and 66 times) and the run ended at the loop stop. Why
+    whole plans, both kinds: shown only a first narrowing, it ended on the narrowing's size (a log count and a
+    ticket count, dev split)."""
+    if rarest <= MAX_MENTIONS_READ:
+        return hint
+    words = [_plural(w) for w in (key or [])[:3]] or ["..."]
+    narrow = f"filter(entries(), r'{words[0]}')"
+    if len(words) > 1:  # one term: one filter (the root filled a second "..." with the same word: "matched all")
+        narrow = f"filter({narrow}, r'{words[1]}')"
+    return f"{HINT_MANY.format(n=rarest, rx='|'.join(words), narrow=narrow)} {HINT_MANY_LOOKUP}"  # the general next steps only repeat it

@@ -132,8 +132,12 @@ HINT_PROBE_ANSWERED = (
 )
 HINT_MANY = (
     "Even the rarest term occurs in {n} places and only 4 passages were read, so that answer cannot cover them "
-    "all: if the question counts, lists or compares, compute it over entries() in code."
+    "all: if the question counts, lists or compares, compute it over entries() in code, in one cell. When the "
+    "words decide: rows = {narrow}, then len(rows), or reduce(extract(rows, "
+    "r'field=(\\w+)'), 'distinct'). When it needs judgement: rows = filter(entries(), r'{rx}'); "
+    "answer = label(rows, ['<the condition>']).count('<the condition>')."
 )
+HINT_MANY_LOOKUP = "If the question asks for one fact and `answer` gives it, call FINAL(answer)."
 HINT_OUT_OF_REACH = (
     "that value was read from a few passages, but the question's rarest term occurs in {n} places; if the "
     "question counts, lists or compares entries, compute it over entries() with filter/extract and reduce"

@@ -284,9 +284,34 @@ def extract(items, pattern=None, ask=None):
     if items and n == 0:
         _refuse("extract", args, len(items), t0,
                 f"extract({args}) matched none of the {len(items)} items (e.g. {_clip(_text(items[0]))!r}); "
-                "fix the pattern against a sample item")  # fmt: skip
+                f"fix the pattern against a sample item{_column_hint(_text(items[0]))}")  # fmt: skip
     _record("extract", args, len(items), n, None, t0)
     return out
+
+
+def _column_hint(sample):
+    """For rows of a delimited table (the prompt's first line is a header with as many fields, split by , tab | or
+    ;): the pattern of the column a question word names, e.g. ``; the column 'region' is r'^(?:[^,]*,){2}([^,]*)'``.
+
+    Why: over CSV rows a 1.5B root wrote ``extract(rows, r'rotor=(\\w+)')`` twice (general dev split, an arg-max
+    over orders): a table's rows have no field names, only positions, and the header names them."""
+    src = _Host.source() if _Host.source is not None else None
+    if src is None or isinstance(src, list):
+        return ""
+    text = str(src)
+    header = text[: text.find("\n")] if "\n" in text else ""
+    for sep in (",", "\t", "|", ";"):
+        cols = [c.strip().lower() for c in header.split(sep)]
+        if len(cols) >= 3 and len(str(sample).split(sep)) == len(cols):
+            break
+    else:
+        return ""
+    stems = [w.lower()[:4] for w in re.findall(r"[A-Za-z]{3,}", _question(None) or "")]  # in the question's order
+    named = [i for st in stems for i, c in enumerate(cols) if c[:4] == st]
+    if not named:
+        return f"; the rows are a table with columns {', '.join(cols)}"
+    i, e = named[0], re.escape(sep)
+    return f"; the column {cols[i]!r} is r'^(?:[^{e}]*{e}){{{i}}}([^{e}]*)'"
 
 
 # --- model-backed operators -------------------------------------------------------------------------------
@@ -295,7 +320,8 @@ def read(passages, question=None):
 
     Returns an Answer: the answer text with .grounded and .evidence, or Answer('NOT FOUND') when the passages do
     not hold it. An answer that does not occur in the passages, or passages that do not mention the question's
-    distinctive words, come back as NOT FOUND with the reason in .evidence: find() better passages, or chain()."""
+    distinctive words, come back as NOT FOUND with the reason in .evidence: find() better passages, or chain().
+    Refused when this run's measured time per token says the reading cannot finish in the time left."""
     t0 = time.monotonic()
     if isinstance(passages, (str, Passage)):
         passages = [passages]
@@ -307,6 +333,8 @@ def read(passages, question=None):
         _refuse("read", f"{len(texts)} passages", len(texts), t0, "read(passages, question): no question given")
     counts = _call("terms", {"text": q, "n": 6})
     r = _call("op_read", {"passages": texts, "question": q, "terms": counts})
+    if r.get("refused"):
+        raise StepRefused(r["refused"])
     return Answer(r["answer"], r["grounded"], r["evidence"])
 
 
@@ -413,7 +441,7 @@ def reduce(values, op, by=None, dates=None):
     if op in ("distinct", "argmax", "list") and _whole_entries(keys):
         _refuse("reduce", args, len(values), t0,
                 f"reduce({args}): the values look like whole entries (e.g. {_clip(keys[0])!r}), so each is distinct; "
-                "extract(items, r'...') the field to compare first")  # fmt: skip
+                f"extract the field to compare first, {_field_hint(keys, op)}")  # fmt: skip
     result = _reduce(values, op, by, dates, t0, args)
     _record("reduce", args, len(values), 1, None, t0)
     return result
@@ -429,6 +457,43 @@ def _whole_entries(keys):
     extracted, so every line was distinct. A name, an id, a date, a label or a short phrase is far shorter."""
     strs = [k for k in keys if isinstance(k, str)]
     return len(strs) > FEW and sorted(len(k) for k in strs)[len(strs) // 2] > ENTRY_CHARS
+
+
+# The named fields of an entry, in the three spellings records use: key=value (logs), "key": value (JSON),
+# Key: value (headers, YAML, "Name: ..." records). Each gives the regex whose group 1 is the field's value.
+_FIELDS = (
+    (re.compile(r"(?<![\w.-])([A-Za-z_][\w.-]*)=(?=\S)"), "{k}=([^\\s,;]+)"),
+    (re.compile(r'"([A-Za-z_][\w .-]*)"\s*:\s*(?=\S)'), '"{k}"\\s*:\\s*"?([^",}}]+)'),
+    (re.compile(r"(?:^|[\s,;|])([A-Za-z_][\w-]*):[ \t]+(?=\S)"), "{k}:[ \\t]*([^,;|\\n]+)"),
+)
+
+
+def _field_hint(keys, op):
+    """The next step in full, e.g. ``reduce(extract(rows, r'user=([^\\s,;]+)'), 'distinct')``, for a field of the
+    entries that a word of the question names (by its first four letters), else the fields there are.
+
+    Why concrete: told only "extract(items, r'...') the field first", a 1.5B root re-sent the same refused
+    reduce three times (general dev split, a count of distinct users over log lines with ``user=...``). The
+    field spellings are the three generic record syntaxes, not one data set's."""
+    found = []
+    for key in keys[:20]:
+        for rx, tmpl in _FIELDS:
+            for m in rx.finditer(str(key)):
+                k = m.group(1)
+                if k not in [f for f, _ in found]:
+                    found.append((k, tmpl.format(k=re.escape(k))))
+    if not found:
+        return "e.g. extract(items, r'name=(\\w+)'); print one item to see its fields"
+    q = _question(None) or ""
+    stems = {w.lower()[:4] for w in re.findall(r"[A-Za-z]{3,}", q)}
+    named = [(k, pat) for k, pat in found if k.lower()[:4] in stems or k.lower().rstrip("s")[:4] in stems]
+    if named:
+        return f"e.g. reduce(extract(items, r'{named[0][1]}'), {op!r})"
+    return (
+        "fields seen: "
+        + ", ".join(k for k, _ in found[:8])
+        + f"; e.g. reduce(extract(items, r'{found[0][1]}'), {op!r})"
+    )
 
 
 def _reduce(values, op, by, dates, t0, args):
