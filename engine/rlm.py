@@ -124,9 +124,6 @@ class RLM:
         sub_calls: bool = True,
         **limits: Any,
     ) -> None:
-        self._closed = False  # first: close() (called when a backend fails to load) needs these
-        self._lock = threading.Lock()
-        self._active: dict[str, CancelToken] = {}
         self.limits, rest = split_limits(limits)
         if rest:
             raise TypeError(f"unknown RLM options: {', '.join(sorted(rest))}")

@@ -19,10 +19,12 @@ if TYPE_CHECKING:
     from engine.operators.base import Operators
 
 NOT_FOUND = "NOT FOUND"
+# The text first and the question last, next to where the answer starts: a 0.5B worker given the question first
+# replied NOT FOUND over the one line that held the answer (tests/test_rlm_e2e.py::test_search_then_worker).
 READ_PROMPT = (
-    "Question: {question}\nAnswer from the text below only, with the answer alone (a name, number, date, code or "
-    "short phrase copied from the text). If the text does not contain the answer, reply exactly: NOT FOUND\n"
-    "Text:\n{text}"
+    "Text:\n{text}\n\nQuestion: {question}\nAnswer from the text above only, with the answer alone (a name, number, "
+    "date, code or short phrase copied from the text). If the text does not contain the answer, reply exactly: "
+    "NOT FOUND"
 )
 MAX_ANSWER_TOKENS = 96
 SEPARATOR = "\n\n"
