@@ -201,7 +201,7 @@ def restates(answer: str, question: str) -> bool:
     return sum(w in asked for w in words) >= 0.8 * len(words)
 
 
-def clip(text: str, n: int = 80) -> str:
-    """``text`` on one line, at most ``n`` characters (for reasons and events)."""
+def one_line(text: str, n: int = 80) -> str:
+    """``text`` on one line, at most ``n`` characters: a value quoted inside a one-line reason."""
     t = " ".join(str(text).split())
     return t if len(t) <= n else t[: n - 3] + "..."

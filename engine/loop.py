@@ -19,7 +19,7 @@ from engine.backends.base import BackendError, ContextOverflowError, Generation
 from engine.cancel import Cancelled
 from engine.cells import Ran, budget_hint, failure_hint, housekeeping_hints, run_cells
 from engine.environment import Environment
-from engine.grounding import clip, is_non_answer
+from engine.grounding import is_non_answer, one_line
 from engine.guardrails import GuardrailError
 from engine.history import History
 from engine.log import get_logger, log
@@ -39,7 +39,7 @@ from engine.strategy import (
     from_reading,
     refusal,
 )
-from engine.trace import new_id
+from engine.trace import clip, new_id
 
 _log = get_logger("rlm")
 EVIDENCE_CHARS = 4000  # per cell output kept as evidence for a stopped run's answer
@@ -179,7 +179,7 @@ class Loop:
             outputs = [*run.evidence, ran.output]
             reason = refusal(answer, code, run.question, self.plan.key_terms, outputs, run.subs.reads)
         else:  # code mode: the paper's loop, but a non-answer ("None", "not found") still ends nothing
-            reason = f"{clip(answer)!r} is not an answer" if is_non_answer(answer, run.question) else None
+            reason = f"{one_line(answer)!r} is not an answer" if is_non_answer(answer, run.question) else None
         if reason is None and self.typed and not self.in_reach and answer.lower() not in self.warned:
             if from_reading(answer, run.subs.reads):  # a few passages' reading, where the terms are everywhere
                 self.warned.add(answer.lower())
@@ -221,7 +221,7 @@ class Loop:
                 self.answers[normalize_code(shown)] = found
         hints = [step.hint] if step is not None and not ran.failed else []
         if step is not None and found is not None:  # the step has the answer in hand: only FINAL is left
-            hints = [HINT_PROBE_ANSWERED.format(answer=clip(found, 200))]
+            hints = [HINT_PROBE_ANSWERED.format(answer=one_line(found, 200))]
         if judged is not None:
             hints.append(judged)
         if self.guard.cell(shown, output, ran.failed):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Sequence
 
-from engine.grounding import appears_in, clip, grounded, is_non_answer, restates
+from engine.grounding import appears_in, grounded, is_non_answer, one_line, restates
 
 Read = tuple[str, str]  # (the text a worker was given, its answer)
 MAX_ANSWER_CHARS = 300  # a cell result longer than this is a passage or a listing, not an answer
@@ -50,7 +50,7 @@ def refusal(
 ) -> str | None:
     """Why ``FINAL(answer)`` (called by ``code``) is refused, in one line; None when the answer may end the run."""
     if is_non_answer(answer, question):
-        return f"{clip(answer)!r} is not an answer"
+        return f"{one_line(answer)!r} is not an answer"
     if restates(answer, question):
         return "the answer only restates the question"
     reads = _without_question(reads, question)
@@ -66,7 +66,7 @@ def refusal(
     if appears_in(answer, "\n".join([*outputs, *(t for t, _ in reads)])):
         return None
     if any(_same(lit, answer) for lit in _literals(code)):
-        return f"{clip(answer)!r} was typed into the code and occurs in no output or passage"
+        return f"{one_line(answer)!r} was typed into the code and occurs in no output or passage"
     return None  # computed by code (a count, a sum, a joined list)
 
 
