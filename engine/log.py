@@ -52,4 +52,3 @@ def get_logger(name: str) -> logging.Logger:
 
 def log(logger: logging.Logger, level: str, msg: str, **fields: Any) -> None:
     logger.log(logging.getLevelName(level.upper()), msg, extra={"fields": fields})
-
