@@ -52,7 +52,7 @@ def register(subparsers: Any) -> None:
         "--methods",
         type=_csv,
         default=None,
-        help="comma list: base,base-4k,rlm,rlm-no-sub,summary,ref-rlm,oracle,baseline",
+        help="comma list: base,base-4k,rlm,rlm-no-sub,rlm-code,summary,ref-rlm,oracle,baseline",
     )
     p.add_argument("-n", type=int, default=None, help="instances per family and size")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: bench/results/<profile>)")

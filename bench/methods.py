@@ -8,6 +8,8 @@ and ``baseline``.
 * ``rlm``: the engine's RLM with the root and worker (``RLM(...).completion(context, question)``);
 * ``rlm-no-sub``: the same REPL without ``llm_query``/``rlm_query`` (``RLM(..., sub_calls=False)``), the paper's
   ablation;
+* ``rlm-code``: the RLM in plan mode ``code`` (the paper's plain prompt: no typed operators, no first step), the
+  ablation of the plan layer (``rlm`` is plan mode ``auto``: typed for a root under 4B);
 * ``summary``: an iterative summarising agent: the root reads the context window by window, rewriting its notes
   for the question each time, then answers from the notes;
 * ``ref-rlm``: the reference implementation (PyPI ``rlms``) over the same GGUF models served by ``outcore serve``
@@ -33,7 +35,8 @@ from engine.backends.base import Backend, ContextOverflowError, Generation, Mess
 
 _log = logging.getLogger("outcore.bench")
 
-MODEL_METHODS = ("base", "base-4k", "rlm", "rlm-no-sub", "summary", "ref-rlm")
+MODEL_METHODS = ("base", "base-4k", "rlm", "rlm-no-sub", "rlm-code", "summary", "ref-rlm")
+RLM_METHODS = ("rlm", "rlm-no-sub", "rlm-code")  # the engine itself: these need the worker loaded
 METHODS = (*MODEL_METHODS, "oracle", "baseline")
 
 BASE_SYSTEM = "You answer questions about a text. Reply with the answer only, no explanation."
@@ -202,10 +205,18 @@ class BaseMethod:
 
 
 class RLMMethod:
-    """The engine's RLM; ``sub_calls=False`` is the no-sub-call ablation."""
+    """The engine's RLM; ``sub_calls=False`` is the no-sub-call ablation, ``name`` labels another variant."""
 
-    def __init__(self, models: Models, *, sub_calls: bool, trace_dir: Path | None, limits: dict[str, Any]) -> None:
-        self.name = "rlm" if sub_calls else "rlm-no-sub"
+    def __init__(
+        self,
+        models: Models,
+        *,
+        sub_calls: bool,
+        trace_dir: Path | None,
+        limits: dict[str, Any],
+        name: str | None = None,
+    ) -> None:
+        self.name = name or ("rlm" if sub_calls else "rlm-no-sub")
         self.models = models
         self.sub_calls = sub_calls
         self.trace_dir = trace_dir
@@ -338,6 +349,9 @@ def build(
         "base-4k": lambda: BaseMethod(models, small, name="base-4k"),
         "rlm": lambda: RLMMethod(models, sub_calls=True, trace_dir=trace_dir, limits=rlm_limits),
         "rlm-no-sub": lambda: RLMMethod(models, sub_calls=False, trace_dir=trace_dir, limits=rlm_limits),
+        "rlm-code": lambda: RLMMethod(
+            models, sub_calls=True, trace_dir=trace_dir, limits={**rlm_limits, "plan_mode": "code"}, name="rlm-code"
+        ),
         "summary": lambda: SummaryMethod(models, window),
         "ref-rlm": lambda: _ref_rlm(models, trace_dir, rlm_limits),
         "oracle": OracleMethod,

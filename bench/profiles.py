@@ -15,7 +15,10 @@
   Wilson interval of at most +/-25 points (+/-20 or less at 0-1 or 11-12 right), six of at most +/-31 (+/-20 at
   0 or 6 right); +/-20 at any score needs about 24, which the hour does not hold next to the other families. The
   report marks every cell wider than +/-20 beside its number. ``ref-rlm`` is added with ``--methods`` (it needs the
-  ``[ref]`` extra and serves the models with ``outcore serve``).
+  ``[ref]`` extra and serves the models with ``outcore serve``), on the first 2 instances of each family only:
+  with the 1.5B root each reference run took 35 s to 5 min on 2 cores (measured 2026-12-04: the root answered the
+  reference prompt with prose plans, never a ```repl``` block, and every iteration re-sends a longer history), so
+  the hour holds about ten of them.
 * ``full``: every size, 20 instances each, every method.
 * ``general``: the general suite (:mod:`bench.tasks.general`, fourteen ``g-...`` families) on one split, ``dev``
   (the default: design and tune here) or ``test`` (report only; never tune on it). Three instances per family at
@@ -136,6 +139,7 @@ def _ablate() -> Profile:
         methods=["oracle", "baseline", "base", "rlm", "rlm-no-sub", "summary"],
         n=4,
         family_n={"niah": 12, "codeqa": 6, "multihop": 6},
+        method_n={"ref-rlm": 2},  # see the module docstring: a reference run takes 1-5 min with the default root
         root_ctx=8192,
         max_wall_s=300.0,
         rlm_limits={"max_root_turns": 6},

@@ -11,7 +11,8 @@ process with no per-cell timeout (a ``while True:`` hangs the run) and no isolat
 instance's wall-clock limit (plus a grace) is spent, and the run goes on.
 
 The limits map one to one: ``max_root_turns`` -> ``max_iterations``, ``max_wall_s`` -> ``max_timeout``,
-``root_max_tokens`` / ``sub_max_tokens`` -> ``max_tokens`` of the root and sub-call sampling; greedy decoding.
+``root_max_tokens`` / ``sub_max_tokens`` -> ``max_tokens`` of the root and sub-call sampling (the engine's defaults,
+384 and 256, when the profile sets none, so both methods decode under the same reply limits); greedy decoding.
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ import httpx
 
 from bench.tasks import Family, Instance
 from engine.errors import UserError
+from engine.guardrails import Limits
 
 REF_VERSION = "0.1.3"  # the pinned `rlms` of pyproject's [ref] extra
 INSTALL = "pip install -e '.[ref]'"
 _GRACE_S = 60.0  # beyond the instance's limit: the library checks its timeout only between iterations
 _READY_S = 300.0
+DEFAULTS = Limits(**{})  # the engine's own reply lengths, when the profile sets none: the same limits as `rlm`
 
 
 def check_installed() -> None:
@@ -149,8 +152,8 @@ class RefRLMMethod:
             "question": instance.question,
             "max_iterations": int(self.limits.get("max_root_turns", 30)),
             "max_timeout": float(deadline_s),
-            "root_max_tokens": self.limits.get("root_max_tokens"),
-            "sub_max_tokens": self.limits.get("sub_max_tokens"),
+            "root_max_tokens": self.limits.get("root_max_tokens", DEFAULTS.root_max_tokens),
+            "sub_max_tokens": self.limits.get("sub_max_tokens", DEFAULTS.sub_max_tokens),
             "log_dir": str(self.trace_dir) if self.trace_dir is not None else None,
         }
         try:

@@ -166,7 +166,7 @@ def run(prof: profiles.Profile, out_dir: Path, seed: str, progress: bool = True)
         # failure recorded for every instance
         if any(m in M.MODEL_METHODS and m != "ref-rlm" for _, m in pending):  # ref-rlm: its own server loads them
             models.root()
-        if any(m in ("rlm", "rlm-no-sub") for _, m in pending):
+        if any(m in M.RLM_METHODS for _, m in pending):
             models.worker()
         with results_path.open("a", encoding="utf-8") as f:
             by_job: dict[tuple[str, str, int], list[str]] = {}

@@ -92,3 +92,17 @@ def test_rlm_and_rlm_no_sub_run_the_engine_in_the_sandbox(tmp_path) -> None:
         assert out.finish_reason == "final" and out.trace_path and out.usage["root"]["calls"] == 1
         system = root.chat_calls[0][0].content
         assert ("llm_query" in system) is sub_calls
+
+
+def test_rlm_code_is_the_plain_prompt(tmp_path) -> None:
+    """``rlm-code`` runs the engine in plan mode ``code``: the operators are not in its prompt, and no first step
+    ran, whatever the root's size."""
+    fam, inst = _niah()
+    root = ScriptedBackend(_final_code, n_ctx=8192)
+    m = M.build(["rlm-code"], M.Models.of(root), tmp_path, {"max_root_turns": 2})[0]
+    try:
+        out = m.run(inst, fam, 60)
+    finally:
+        m.close()
+    assert m.name == "rlm-code" and fam.score(inst, out.answer).value == 1.0, out
+    assert "Operators" not in root.chat_calls[0][0].content and out.usage["root"]["calls"] == 1

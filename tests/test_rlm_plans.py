@@ -7,6 +7,7 @@ Each loop test runs on the fake REPL and on the real Wasm sandbox (the ``env`` f
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 from pydantic import ValidationError
@@ -259,7 +260,9 @@ def test_finish_rule_units():
     assert refusal("argument to io.open", "FINAL(a)", q, terms, [], [(fragment, "argument to io.open")])
     assert refusal("None", "FINAL(a)", q, terms, [], []) and refusal("", "FINAL(a)", q, terms, [], [])
     assert "typed into the code" in str(refusal("9999", "FINAL('9999')", q, terms, [], []))
-    assert refusal("12", "FINAL(len(rows))", q, terms, [], []) is None  # computed by code
+    assert refusal("12", "FINAL(len(rows))", "How many vaults are there?", terms, [], []) is None  # computed
+    assert "is a count" in str(refusal("12", "FINAL(len(rows))", q, terms, ["12"], []))  # no number asked for
+    assert refusal("4417", "FINAL(code)", q, terms, ["vault code: 4417"], []) is None  # printed beside words
     assert cell_answer("answer: 4417", [(passage, "4417\nbecause the text says so")], terms, q) == "4417"
     assert cell_answer("answer: 1234", [(passage, "1234")], terms, q) is None
 
@@ -348,6 +351,48 @@ def test_a_first_step_keeps_the_records_that_mention_most_terms(env, tmp_path):
     assert c.answer == "90 days" and "Foods" not in first and "Pharma" not in first, (c.answer, first[:300])
 
 
+def test_a_first_step_reads_the_section_under_a_rare_heading(env, tmp_path):
+    """The rare term is only in a heading: the worker reads the heading's section (to the next heading of the same
+    kind), with or without blank lines in between, not the heading line alone or the next section."""
+    feats = ["offline sync", "dark mode", "audit logging", "bulk export", "single sign-on"]
+    docs = "# Product notes\n\n" + "".join(
+        f"## Version 3.{v}\n\nReleased build {v}{v}7.\n\n"
+        + "".join(f"- {f.capitalize()} is {'not ' if (v + k) % 2 else ''}supported.\n" for k, f in enumerate(feats))
+        + "\n"
+        for v in range(30)
+    )
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")], {"3.4\n\nReleased": "no"}, tmp_path, plan_mode="typed")
+    c = rlm.completion(docs, "Does version 3.4 support dark mode? Reply yes or no.")
+    assert c.answer == "no" and c.finish_reason == "final", (c.answer, c.finish_reason)
+    first = wk.batch_calls[0][1][0]
+    assert "- Dark mode is not supported." in first and "Version 3.5" not in first, first
+    days = "".join(
+        f"=== #ops, 2025-04-{d:02d} ===\n[09:00] Ana Ruiz: who takes the demo?\n[09:05] Bo Lind: I'll skip it.\n"
+        f"[09:09] {'Cy Moss' if d == 20 else 'Di Park'}: Fine, the demo falls to me then.\n"
+        for d in range(1, 29)
+    )
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")], {"Cy Moss: Fine": "Cy Moss"}, tmp_path, plan_mode="typed")
+    c = rlm.completion(days, "Who took the demo in the 2025-04-20 chat?")
+    first = wk.batch_calls[0][1][0]
+    assert c.answer == "Cy Moss" and "2025-04-21" not in first, (c.answer, first)
+
+
+def test_a_count_is_no_answer_to_a_which_question(env, tmp_path):
+    """The root ends a "which" question on the size of its narrowed rows: refused once with what to do instead,
+    and a second time the run ends ``no_answer``; a count the question asks for is kept."""
+    rows = "\n".join(
+        f"ORD-{i:03d} | {'Linz' if i % 5 == 0 else 'Graz'} | {'refunded' if i % 2 else 'paid'}" for i in range(80)
+    )
+    count = "rows = filter(filter(entries(), r'Linz'), r'refunded')\nFINAL(len(rows))"
+    rlm, _, _ = _rlm(env, [code(count)] * 2, "NOT FOUND", tmp_path, plan_mode="typed")
+    c = rlm.completion(rows, "Which orders to Linz were refunded? Give every order id.")
+    assert c.finish_reason == "no_answer" and c.answer == "", (c.answer, c.finish_reason)
+    assert "is a count, and the question asks for no number" in _events(c, "answer_refused")[0]["reason"]
+    rlm, _, _ = _rlm(env, [code(count)], "NOT FOUND", tmp_path, plan_mode="typed")
+    c = rlm.completion(rows, "How many orders to Linz were refunded?")
+    assert c.answer == "8" and c.finish_reason == "final", (c.answer, c.finish_reason)
+
+
 def test_a_table_header_word_is_no_rare_term_and_plurals_count_their_singular(env, tmp_path):
     """Over a CSV, a column name mentioned once (in the header) is not the rarest term, and "rotors" counts the
     rows' "rotor": the rarest term is everywhere, so the hint narrows the rows with a regex both forms match."""
@@ -361,6 +406,42 @@ def test_a_table_header_word_is_no_rare_term_and_plurals_count_their_singular(en
     shown = root.chat_calls[0][-1].content
     assert "'rotors': 60" in shown and "'region'" not in shown, shown[:300]
     assert "rows = filter(entries(), r'rotors?'), then len(rows)" in shown
+
+
+def test_the_count_hint_names_the_entries_real_fields_and_a_written_date_is_searched_as_iso(env, tmp_path):
+    """Over log lines the hint's extract step uses the lines' own field (``user=``), never a placeholder, and the
+    question's "March 11, 2025" is counted as the lines' 2025-03-11."""
+    doc = "\n".join(
+        f"2025-03-{10 + i % 3:02d} 09:{i % 60:02d}:00 auth[{i}]: login {'failed' if i % 4 else 'ok'} user=u{i % 9} ip=10.0.0.{i}"
+        for i in range(240)
+    )
+    rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 3, "NOT FOUND", tmp_path, plan_mode="typed")
+    c = rlm.completion(doc, "On March 11, 2025, how many different users failed to log in?")
+    shown = root.chat_calls[0][-1].content
+    assert _events(c, "strategy")[0]["terms"][0] == "2025-03-11"
+    assert "values = extract(rows, r'\\buser=([^\\s,;|&\"]+)') (the user of each row)" in shown, shown
+    assert "field=(" not in shown
+
+
+def test_fields_are_read_off_the_lines_shape():
+    from engine.strategy.fields import best_field, entry_fields_of, fields_of, reduce_order
+
+    rows = ["ORD-1 | 2025-01-27 | Cork | refunded | 4.20 EUR", "ORD-2 | 2025-01-28 | Linz | paid | 3.20 EUR"]
+    cols = fields_of(rows, "order | date | destination | status | amount")
+    assert [f.name for f in cols] == ["order", "date", "destination", "status", "amount"]
+    best = best_field(cols, "Give me every order id whose destination is Linz.")
+    assert best is not None and best.name == "order" and re.search(best.pattern, rows[1]).group(1) == "ORD-2"
+    assert [f.name for f in fields_of(rows)][:2] == ["column 1", "column 2"]  # no header: positions
+    jsonl = ['{"ts": "2024-01-02", "customer": "Vera Ibsen", "plan": "Plus"}', '{"ts": "2024-03-02", "plan": "Pro"}']
+    plan = best_field(fields_of(jsonl), "Which plan is Vera Ibsen on now?")
+    assert plan is not None and re.search(plan.pattern, jsonl[1]).group(1) == "Pro"
+    assert fields_of(["free text with no fields at all", "another line"]) == []
+    assert best_field(fields_of(jsonl), "Who is on call?") is None
+    assert reduce_order("Which region had the most orders of rotors?")[0] == "argmax"
+    assert reduce_order("List the ids of all orders to Cork.")[0] == "list"
+    assert reduce_order("How many different users failed?") == ["distinct", "list", "argmax"]
+    found = entry_fields_of(jsonl, "", "Which plan is Vera Ibsen on now?")
+    assert found is not None and found.best.name == "plan" and found.dated is not None and found.dated.name == "ts"
 
 
 def test_source_code_is_read_from_the_definition(tmp_path):
@@ -378,6 +459,41 @@ def test_source_code_is_read_from_the_definition(tmp_path):
     assert c.answer == "False" and c.finish_reason == "final"
     assert "pkg/mod7.py 1 def render_7" in root.chat_calls[0][-1].content
     assert "It is source code" in root.chat_calls[0][1].content
+
+
+def test_source_code_first_step_reads_the_callers(tmp_path):
+    """Real sandbox: the first step reads the named function's definition and the functions that call it, each
+    labelled, so a question about where it is used is answered from its callers."""
+    assert _wasm_available(), "wasm sandbox not built: python -m wasm_sandbox.build"
+    body = "    result = list(source)\n    return result\n\n"
+    files = "".join(f"### pkg/m{i}.py\ndef step_{i}(source):\n{body}" for i in range(30))
+    files += "### pkg/core.py\ndef index_batch(source, verbose=True):\n" + body
+    files += "def index_manifest(source):\n    rows = list(source)\n    return index_batch(rows)\n" + "# note\n" * 200
+    q = "Which function calls `index_batch`? Answer with the function name only."
+    rlm, root, wk = _rlm(
+        SandboxEnvironment, [code("FINAL(answer)")], {"index_manifest calls index_batch:": "index_manifest"}
+    )
+    rlm.limits = rlm.limits.merged({"plan_mode": "typed"})
+    c = rlm.completion(files, q)
+    assert c.answer == "index_manifest" and c.finish_reason == "final", (c.answer, c.finish_reason)
+    assert "called from: ['index_manifest']" in root.chat_calls[0][-1].content
+
+
+def test_a_first_step_over_documents_reads_the_hits_page(tmp_path):
+    """Real sandbox, a prompt given as a list of pages: the rarest term's record is its page (around the hit), so
+    the worker reads the sentence further down that holds the answer, not the one line naming the term."""
+    assert _wasm_available(), "wasm sandbox not built: python -m wasm_sandbox.build"
+    filler = " ".join(f"Sentence {i} of the page is about gardens and the weather." for i in range(12))
+    pages = [f"## Page {i}: Town {i}\n{filler}" for i in range(9)]
+    pages.insert(
+        4, f"## Page 4: Miracle\nMiracle is a 2004 film about a hockey team.\n{filler}\nKurt Russell plays the coach."
+    )
+    q = "Who plays the coach in the 2004 hockey film?"
+    rlm, _, wk = _rlm(SandboxEnvironment, [code("FINAL(answer)")], {"Kurt Russell plays the coach": "Kurt Russell"})
+    rlm.limits = rlm.limits.merged({"plan_mode": "typed"})
+    c = rlm.completion(pages, q)
+    assert c.answer == "Kurt Russell" and c.finish_reason == "final", (c.answer, c.finish_reason)
+    assert "Page 4: Miracle" in wk.batch_calls[0][1][0] and "Town 5" not in wk.batch_calls[0][1][0]
 
 
 def test_a_refused_step_asks_for_a_revision():

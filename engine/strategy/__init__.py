@@ -24,6 +24,7 @@ from engine.strategy.probe import (
     MAX_MENTIONS_READ,
     PlannedStep,
     RunCell,
+    entry_fields,
     first_step,
     has_operators,
     is_source_dump,
@@ -102,6 +103,7 @@ def prepare(
     rarest = rows[0][1] if rows else 0
     key = distinctive(rows)
     stepped = first and meta.chars >= MIN_PROBE_CHARS
-    step = first_step(question, terms, operators, source, rarest, key) if stepped else None
+    fields = entry_fields(run_cell, question, key[:2]) if stepped and operators and rarest > MAX_MENTIONS_READ else None
+    step = first_step(question, terms, operators, source, rarest, key, fields) if stepped else None
     absent = not rows and bool(content_words(question))
     return Strategy(TYPED, operators, source, terms, key, step, rarest, absent)

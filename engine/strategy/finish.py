@@ -7,7 +7,8 @@ and they run on to the loop stop with the right answer in hand, re-sending the c
 - :func:`refusal` checks a ``FINAL`` value: a non-answer or a restatement of the question is refused; a value the
   worker gave must be grounded in the passages that worker read (:func:`engine.grounding.grounded`, which also
   wants the passages to mention one of the question's rarest terms); any other value must occur in the text the
-  run read, unless code computed it (a count is in no text; a literal typed into the code is not computed).
+  run read, unless code computed it (a count is in no text; a literal typed into the code is not computed). A
+  computed bare number is refused when the question asks for no quantity (:func:`_count_not_asked`).
 - :func:`from_reading`: a value a worker read out of a few passages, while the question's rarest term occurs in
   many places (a count, a list), is refused once as out of reach; the same value sent again ends the run.
 - :func:`cell_answer` finds a grounded worker answer among a cell's results; a root reply that re-sends that cell
@@ -17,6 +18,7 @@ and they run on to the loop stop with the right answer in hand, re-sending the c
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Sequence
 
 from engine.grounding import appears_in, grounded, is_non_answer, one_line, restates
@@ -63,11 +65,43 @@ def refusal(
                 return None
             reasons.append(why)
         return f"the helper's answer is not supported by the passages it read ({reasons[-1]})"
-    if appears_in(answer, "\n".join([*outputs, *(t for t, _ in reads)])):
-        return None
-    if any(_same(lit, answer) for lit in _literals(code)):
+    seen = appears_in(answer, "\n".join([*outputs, *(t for t, _ in reads)]))
+    if not seen and any(_same(lit, answer) for lit in _literals(code)):
         return f"{one_line(answer)!r} was typed into the code and occurs in no output or passage"
+    if _count_not_asked(answer, question, outputs):
+        return (
+            f"{one_line(answer)!r} is a count, and the question asks for no number: print the matching entries "
+            "(a few of them) and answer with what they name"
+        )
     return None  # computed by code (a count, a sum, a joined list)
+
+
+_QUANTITY = re.compile(
+    r"\bhow (?:many|much|long|often|old|far|large|big|high)\b|\b(?:number|count|total|sum|average|mean|median|"
+    r"amount|percent|percentage|ratio|value|default|size|length|price|cost|age|year)s?\b",
+    re.IGNORECASE,
+)
+
+
+def _count_not_asked(answer: str, question: str, outputs: Sequence[str]) -> bool:
+    """Whether ``answer`` is a bare whole number that code computed (no output shows it beside other words) for a
+    question that asks for no quantity.
+
+    Why: small roots end a "which" or "list" question on ``len(rows)``, the size of the entries they narrowed to.
+    Seen on the general test split: g-code-caller ("5" and "5" for the calling function's name) and g-list-ids
+    ("4" and "1" for lists of order ids); on the dev split g-table-compare ended ``final`` on "2", the rows its
+    filter kept, for "which project had the larger budget" (a "2" stood in a passage read: such a number anywhere in
+    the passages is no evidence, so only outputs that show it beside other words count). A number the question
+    does ask for ("how many", "the number of days", "the default value") is never refused here, nor one a worker
+    read out of the text (checked before)."""
+    if not answer.strip().isdigit() or _QUANTITY.search(question):
+        return False
+    n = answer.strip()
+    shown = [line for o in outputs for line in o.splitlines() if line.strip() != n]
+    return not any(n in _TOKEN.findall(line) for line in shown)
+
+
+_TOKEN = re.compile(r"[^\W_]+(?:[-./:,][^\W_]+)*")  # 0.5, 2025-03-11 and ORD-4 are one token each
 
 
 def _without_question(reads: Sequence[Read], question: str) -> list[Read]:

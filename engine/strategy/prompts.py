@@ -133,10 +133,20 @@ HINT_PROBE_ANSWERED = (
 HINT_MANY = (
     "Even the rarest term occurs in {n} places and only 4 passages were read, so that answer cannot cover them "
     "all: if the question counts, lists or compares, compute it over entries() in code, in one cell. When the "
-    "words decide: rows = {narrow}, then len(rows), or reduce(extract(rows, "
-    "r'field=(\\w+)'), 'distinct'). When it needs judgement: rows = filter(entries(), r'{rx}'); "
-    "answer = label(rows, ['<the condition>']).count('<the condition>')."
+    "words decide: rows = {narrow}, then len(rows){extract}. When it needs judgement: rows = filter(entries(), "
+    "r'{rx}'); answer = label(rows, ['<the condition>']).count('<the condition>')."
 )
+# the extract step of HINT_MANY, with a field of the entries themselves (engine.strategy.fields)
+HINT_EXTRACT = (
+    ", or values = extract(rows, r'{pattern}') (the {name} of each row), then {reduces} (the rows' fields: {names})"
+)
+# the reduce steps HINT_EXTRACT offers, in the order engine.strategy.fields.reduce_order gives
+REDUCES = {
+    "distinct": "reduce(values, 'distinct') for how many different ones",
+    "list": "reduce(values, 'list') for the values themselves",
+    "argmax": "reduce(values, 'argmax') for the most frequent",
+}
+HINT_LATEST = ", or reduce(values, 'latest', dates=extract(rows, r'{pattern}')) for the newest"
 HINT_MANY_LOOKUP = "If the question asks for one fact and `answer` gives it, call FINAL(answer)."
 HINT_OUT_OF_REACH = (
     "that value was read from a few passages, but the question's rarest term occurs in {n} places; if the "

@@ -1,0 +1,121 @@
+"""The fields of a prompt's entries, read off a sample of them, as regexes ``extract()`` can use at once.
+
+Why: told to ``reduce(extract(rows, r'field=(\\w+)'), 'distinct')``, the 1.5B root copied the placeholder as it
+stood, and the step was refused (general dev split: g-list-ids, g-ticket-count, g-table-compare; test split:
+g-log-count, 2 of 2 runs, and g-list-ids, 2 of 2, where the root then went on to the loop stop). A small root
+copies a pattern well and writes one badly, so the hint shows the real fields of the lines the narrowing matches,
+found by their shape, not by any data set's names:
+
+- ``"key": value`` pairs (JSON lines), ``key=value`` pairs (log lines, query strings);
+- the columns of delimited rows (``|``, tab, ``,`` or ``;``, the same count in every sampled line), named by the
+  prompt's first line when it is a header with as many fields, else ``column 1``, ``column 2``, ...
+
+:func:`best_field` picks the field a word of the question names (its first four letters), the earliest such word:
+"how many different users" -> ``user``; "every order id whose destination is ..." -> ``order``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from engine.grounding import content_words
+
+MAX_FIELDS = 8
+_JSON_KEY = re.compile(r'"([A-Za-z_][\w .-]{0,39})"\s*:')
+_KEY_VALUE = re.compile(r"(?<![\w.-])([A-Za-z_][\w.-]{0,30})=(?!=)")
+_SEPARATORS = ("|", "\t", ",", ";")
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    pattern: str  # a regex whose group 1 is the field's value in one entry
+
+
+def fields_of(sample: list[str], header: str = "") -> list[Field]:
+    """The fields at least half the lines of ``sample`` have, in order of first appearance (see the module
+    docstring); ``header``: the prompt's first line."""
+    lines = [s for s in (x.strip() for x in sample) if s]
+    if not lines:
+        return []
+    out: list[Field] = []
+    for rx, value in ((_JSON_KEY, r'\s*:\s*"?([^",}]*)'), (_KEY_VALUE, r'=([^\s,;|&"]+)')):
+        seen = Counter(name for line in lines for name in dict.fromkeys(rx.findall(line)))  # in order of appearance
+        shared = [name for name, k in seen.items() if 2 * k >= len(lines)]  # in at least half the lines
+        for name in shared:
+            key = f'"{re.escape(name)}"' if rx is _JSON_KEY else rf"\b{re.escape(name)}"
+            out.append(Field(name, key + value))
+    if not out:
+        out = _columns(lines, header)
+    return out[:MAX_FIELDS]
+
+
+def _columns(lines: list[str], header: str) -> list[Field]:
+    for sep in _SEPARATORS:
+        n = lines[0].count(sep)
+        if n < 2 or any(line.count(sep) != n for line in lines):
+            continue
+        names = [c.strip().lower() for c in header.split(sep)] if header.count(sep) == n else []
+        e = re.escape(sep)
+        skip = ["", *(rf"(?:[^{e}]*{e}){{{i}}}" for i in range(1, n + 1))]  # the columns before column i
+        return [
+            Field(names[i] if names and names[i] else f"column {i + 1}", rf"^{skip[i]}\s*([^{e}]*?)\s*(?:{e}|$)")
+            for i in range(n + 1)
+        ]
+    return []
+
+
+def best_field(fields: list[Field], question: str) -> Field | None:
+    """The field a word of the question names (the earliest such word), else None."""
+    for word in content_words(question):
+        stem = word[:4]
+        for f in fields:
+            if len(stem) >= 3 and any(part[:4] == stem for part in re.findall(r"[a-z0-9]+", f.name.lower())):
+                return f
+    return None
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@dataclass(frozen=True)
+class EntryFields:
+    """What the count hint needs: the field to extract, every field, and the first whose values are dates."""
+
+    best: Field
+    every: list[Field]
+    dated: Field | None = None
+
+
+def entry_fields_of(sample: list[str], header: str, question: str) -> EntryFields | None:
+    """The fields of ``sample`` and the one the question names (None when it names none); ``dated``: a field whose
+    value is an ISO date in the first sampled line that has it, for ``reduce(values, 'latest', dates=...)``."""
+    every = fields_of(sample, header)
+    best = best_field(every, question)
+    if best is None:
+        return None
+    dated = None
+    for f in every:
+        values = [m.group(1) for m in (re.search(f.pattern, line) for line in sample) if m]
+        if f is not best and values and _DATE.match(values[0].strip()):
+            dated = f
+            break
+    return EntryFields(best, every, dated)
+
+
+_ASKS = {  # what a question's words ask a reduce for (plain English, no data set's wording)
+    "argmax": re.compile(r"\b(?:most|largest|highest|biggest|greatest|top|maximum|more)\b", re.IGNORECASE),
+    "list": re.compile(r"\b(?:list|every|all|each)\b", re.IGNORECASE),
+    "distinct": re.compile(r"\b(?:different|distinct|unique|how many)\b", re.IGNORECASE),
+}
+
+
+def reduce_order(question: str) -> list[str]:
+    """The reduce ops the hint offers, the one the question asks for first.
+
+    Why: offered "'distinct' ..., 'list' ... or 'argmax' ...", the 1.5B root took the first: "Which region had the
+    most orders of rotors?" ended on the number of distinct regions (general dev split, g-csv-argmax)."""
+    asked = [op for op, rx in _ASKS.items() if rx.search(question)]
+    return asked + [op for op in ("distinct", "list", "argmax") if op not in asked]
