@@ -22,6 +22,7 @@ from engine.strategy.finish import cell_answer, from_reading, refusal
 from engine.strategy.modes import CODE, TYPED, PlanMode, resolve_mode
 from engine.strategy.probe import (
     MAX_MENTIONS_READ,
+    NARROW_TERMS,
     PlannedStep,
     RunCell,
     entry_fields,
@@ -103,7 +104,11 @@ def prepare(
     rarest = rows[0][1] if rows else 0
     key = distinctive(rows)
     stepped = first and meta.chars >= MIN_PROBE_CHARS
-    fields = entry_fields(run_cell, question, key[:2]) if stepped and operators and rarest > MAX_MENTIONS_READ else None
+    fields = (
+        entry_fields(run_cell, question, key[:NARROW_TERMS])
+        if stepped and operators and rarest > MAX_MENTIONS_READ
+        else None
+    )
     step = first_step(question, terms, operators, source, rarest, key, fields) if stepped else None
     absent = not rows and bool(content_words(question))
     return Strategy(TYPED, operators, source, terms, key, step, rarest, absent)

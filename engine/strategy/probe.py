@@ -148,6 +148,7 @@ def iso_dates(question: str) -> list[str]:
 
 
 SAMPLE_LINES = 8
+NARROW_TERMS = 3  # the distinctive terms the count hint narrows by (see _widened)
 
 
 def entry_fields(run_cell: RunCell, question: str, terms: list[str]) -> EntryFields | None:
@@ -430,14 +431,16 @@ def _widened(
     Why concrete: told only "compute it over entries() in code", the 1.5B root re-sent the first step twice on
     the dev split (a ticket count whose terms occurred 44 and 66 times) and the run ended at the loop stop. Why
     whole plans, both kinds: shown only a first narrowing, it ended on the narrowing's size (a log count and a
-    ticket count, dev split). ``fields``: the field to extract and every field of the matching lines
+    ticket count, dev split). Every distinctive term (at most :data:`NARROW_TERMS`) is one filter: narrowed by
+    its two rarest terms, a date and "failed", a log count kept "password reset failed" lines (dev split, 10 for 7),
+    where the third, "login", decides. ``fields``: the field to extract and every field of the matching lines
     (:mod:`engine.strategy.fields`); without them the hint names no extract pattern (a placeholder is copied)."""
     if rarest <= MAX_MENTIONS_READ:
         return hint
-    words = [_plural(w) for w in (key or [])[:3]] or ["..."]
-    narrow = f"filter(entries(), r'{words[0]}')"
-    if len(words) > 1:  # one term: one filter (the root filled a second "..." with the same word: "matched all")
-        narrow = f"filter({narrow}, r'{words[1]}')"
+    words = [_plural(w) for w in (key or [])[:NARROW_TERMS]] or ["..."]
+    narrow = "entries()"
+    for w in words:  # one filter per term, never a "..." to fill (filled with the same word: "matched all")
+        narrow = f"filter({narrow}, r'{w}')"
     extract = ""
     if fields:
         names = ", ".join(f.name for f in fields.every)
