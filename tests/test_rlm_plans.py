@@ -468,6 +468,7 @@ def test_source_code_first_step_reads_the_callers(tmp_path):
     body = "    result = list(source)\n    return result\n\n"
     files = "".join(f"### pkg/m{i}.py\ndef step_{i}(source):\n{body}" for i in range(30))
     files += "### pkg/core.py\ndef index_batch(source, verbose=True):\n" + body
+    files += "def index_cache(source):\n    # rows = index_batch(source)  # disabled\n    return source\n\n"
     files += "def index_manifest(source):\n    rows = list(source)\n    return index_batch(rows)\n" + "# note\n" * 200
     q = "Which function calls `index_batch`? Answer with the function name only."
     rlm, root, wk = _rlm(

@@ -302,6 +302,8 @@ DEFINED = (
 # (g-code-caller), the first step read only the definition and the worker answered NOT FOUND or the name itself.
 # They are read only when the definition alone gives no grounded answer: read with it, three callers' sources led
 # the worker to NOT FOUND for a default value the definition's own line holds (g-code-default, dev split).
+# A call in a comment is no call: on the test split a commented-out call (`# result = validate_manifest(result)`)
+# was taken for one, and the worker named that function (found after the split was measured; not re-measured).
 CALLER_SPAN = 4000
 MAX_CALLERS = 3
 CALLERS = (
@@ -309,7 +311,7 @@ CALLERS = (
     "    out = []\n"
     "    for pos, _ in search(r'\\b' + re.escape(name) + r'[ \\t]*\\(', max_hits=50, width=0):\n"
     "        line = line_at(pos)[1]\n"
-    "        if re.match(r'[ \\t]*(async[ \\t]+)?(def|class)[ \\t]', line):\n"
+    "        if re.match(r'[ \\t]*(async[ \\t]+)?(def|class)[ \\t]', line) or '#' in line.split(name, 1)[0]:\n"
     "            continue\n"
     f"        above = _window(pos - {CALLER_SPAN}, pos) or ''\n"
     "        ind = len(line) - len(line.lstrip())\n"
