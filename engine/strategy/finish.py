@@ -93,7 +93,9 @@ def _count_not_asked(answer: str, question: str, outputs: Sequence[str]) -> bool
     filter kept, for "which project had the larger budget" (a "2" stood in a passage read: such a number anywhere in
     the passages is no evidence, so only outputs that show it beside other words count). A number the question
     does ask for ("how many", "the number of days", "the default value") is never refused here, nor one a worker
-    read out of the text (checked before)."""
+    read out of the text (checked before). Measured on the second test-split run: it fired on two families,
+    g-csv-argmax (an order id for "which region") and g-jsonl-latest (6 distinct plans for "which plan"), both
+    then ending ``no_answer`` instead of ``final`` on a wrong number; it never refused a right answer there."""
     if not answer.strip().isdigit() or _QUANTITY.search(question):
         return False
     n = answer.strip()
