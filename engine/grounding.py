@@ -73,10 +73,12 @@ def is_non_answer(text: str, question: str | None = None) -> bool:
 
 
 def _one_token(answer: str) -> bool:
-    """Whether the answer is one token with a letter (a name, an id): repeating such a token of the question answers
-    nothing. Seen on the general dev split: "Which function calls `index_batch`?" answered "index_batch". A number
-    is left alone: a count may well equal a number the question holds ("... on 2025-03-11?" -> 11)."""
-    return len(answer.split()) == 1 and any(c.isalpha() for c in answer)
+    """Whether the answer is one code name (a token joined by ``_`` or ``.``): repeating such a name of the question
+    answers nothing. Seen on the general dev split: "Which function calls `index_batch`?" answered "index_batch".
+    Plain words are left alone: "set" is a fine answer to "set it", and a count may equal a number the question
+    holds ("... on 2025-03-11?" -> 11)."""
+    t = answer.strip().strip("`'\"")
+    return len(t.split()) == 1 and re.fullmatch(r"[A-Za-z]\w*(?:[._]\w+)+", t) is not None
 
 
 def _offered(a: str, q: str) -> bool:

@@ -57,7 +57,7 @@ def test_grounded_needs_the_answer_and_the_questions_rare_words():
 def test_a_name_the_question_gives_is_no_answer_unless_offered():
     q = "Which function calls `index_batch`? Answer with the function name only."
     assert is_non_answer("index_batch", q) and is_non_answer("`index_batch`", q)
-    assert not is_non_answer("index_manifest", q)
+    assert not is_non_answer("index_manifest", q) and not is_non_answer("set", "set it")
     assert not is_non_answer("Beacon Gallo", "Which had the larger budget, Beacon Gallo or Zephyr Young?")
     assert not is_non_answer("yes", "Is dark mode supported? Reply yes or no.")
     assert not is_non_answer("11", "How many users failed to log in on 2025-03-11?")  # a number is left alone
