@@ -38,7 +38,9 @@ REF_VERSION = "0.1.3"  # the pinned `rlms` of pyproject's [ref] extra
 INSTALL = "pip install -e '.[ref]'"
 _GRACE_S = 60.0  # beyond the instance's limit: the library checks its timeout only between iterations
 _READY_S = 300.0
-DEFAULTS = Limits(**{})  # the engine's own reply lengths, when the profile sets none: the same limits as `rlm`
+DEFAULTS = Limits.model_validate(
+    {}
+)  # the engine's own reply lengths, when the profile sets none: the same limits as `rlm`
 
 
 def check_installed() -> None:

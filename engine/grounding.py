@@ -67,12 +67,12 @@ def is_non_answer(text: str, question: str | None = None) -> bool:
         return True
     if question:
         a, q = _norm(t), _norm(question)
-        if a and (a == q or (len(a) >= 12 or _one_token(t)) and _present(a, q) and not _offered(a, q)):
+        if a and (a == q or (len(a) >= 12 or _code_name(t)) and _present(a, q) and not _offered(a, q)):
             return True
     return False
 
 
-def _one_token(answer: str) -> bool:
+def _code_name(answer: str) -> bool:
     """Whether the answer is one code name (a token joined by ``_`` or ``.``): repeating such a name of the question
     answers nothing. Seen on the general dev split: "Which function calls `index_batch`?" answered "index_batch".
     Plain words are left alone: "set" is a fine answer to "set it", and a count may equal a number the question

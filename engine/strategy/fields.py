@@ -101,12 +101,11 @@ def entry_fields_of(sample: list[str], header: str, question: str) -> EntryField
     best = best_field(every, question)
     if best is None:
         return None
-    dated = None
-    for f in every:
-        values = [m.group(1) for m in (re.search(f.pattern, line) for line in sample) if m]
-        if f is not best and values and _DATE.match(values[0].strip()):
-            dated = f
-            break
+
+    def first_value(f: Field) -> str:
+        return next((m.group(1) for m in (re.search(f.pattern, line) for line in sample) if m), "")
+
+    dated = next((f for f in every if f is not best and _DATE.match(first_value(f).strip())), None)
     return EntryFields(best, every, dated)
 
 
