@@ -2,8 +2,8 @@
 
 Why its own shape: issue 17 asks for ``bench/results/general.json`` with the test split's mean ``rlm`` score as
 ``test_mean`` (0-1) beside per-family rows, so a reader sees the one number and what it averages. The rows are
-added to the runner's ``summary.json`` of a split run (which the runner copies to ``bench/results/general.json``
-for ``--split test`` and to ``general-dev.json`` for ``dev``).
+added to the runner's ``summary.json`` of a split run; a test split's ``summary.json`` is what is committed as
+``bench/results/general.json``.
 """
 
 from __future__ import annotations

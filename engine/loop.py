@@ -4,10 +4,12 @@ Each turn: the planned first step (typed mode, :mod:`engine.strategy.probe`) or 
 REPL (:mod:`engine.cells`); the output goes back with the question and a hint. It ends:
 
 - ``final``: a ``FINAL`` value the finish rule accepts (:func:`engine.strategy.refusal`), or, in typed mode, a
-  reply that re-sends a cell whose output was a grounded worker answer (event ``answer_resent``: the root has no
-  next step of its own and the answer is in hand);
+  reply that re-sends a cell whose output was a grounded worker answer, or one printed value the finish rule
+  accepts (event ``answer_resent``: the root has no next step of its own and the answer is in hand);
 - ``no_answer``: a second ``FINAL`` value the rule refuses (the first refusal is a hint to revise, event
-  ``answer_refused``); the answer is empty and the run partial;
+  ``answer_refused``); the answer is empty and the run partial, unless a cell printed a grounded reading (event
+  ``answer_in_hand``: seen, a 1.5B root sent the question's own function name twice after the first step had read
+  the right caller);
 - a guardrail, a cancel, a loop or a failure: the best partial answer that the run's outputs support
   (:mod:`engine.rescue`).
 """
@@ -37,6 +39,7 @@ from engine.strategy import (
     Strategy,
     cell_answer,
     from_reading,
+    printed_value,
     refusal,
 )
 from engine.trace import clip, new_id
@@ -57,6 +60,7 @@ class Loop:
         self.turn = 0
         self.refused = False  # a FINAL value was refused once: the next refused one ends the run
         self.answers: dict[str, str] = {}  # a cell's code (normalised) -> the grounded answer it printed
+        self.printed: dict[str, str] = {}  # a root cell's code (normalised) -> the one value it printed
         # a reading of a few passages can hold the answer (engine.strategy.Strategy.answer_in_reach)
         self.in_reach = plan.answer_in_reach
         self.warned: set[str] = set()  # readings refused as out of reach once: the same value a second time ends
@@ -110,7 +114,7 @@ class Loop:
                     continue
                 blocks, kept, tid = got
                 shown = "\n".join(blocks)
-                resent = self.answers.get(normalize_code(shown)) if self.typed else None
+                resent = self.resent_answer(shown)
                 if resent is not None:  # it re-sends the cell whose output was the answer: nothing new to ask
                     self.hist.append("assistant", kept.strip())
                     self.run.emit("answer_resent", id=new_id("step"), parent=self.run.id, answer=clip(resent, 2000))
@@ -119,6 +123,22 @@ class Loop:
             end = self.after_cells(blocks, shown, tid, step)
             if end is not None:
                 return end
+
+    def resent_answer(self, code: str) -> str | None:
+        """The answer a re-sent cell already gave (typed mode): a grounded reading it printed, or the one value it
+        printed when the finish rule would accept that value as a ``FINAL``."""
+        if not self.typed:
+            return None
+        key = normalize_code(code)
+        if key in self.answers:
+            return self.answers[key]
+        value = self.printed.get(key)
+        run = self.run
+        if value is None or refusal(value, code, run.question, self.plan.key_terms, run.evidence, run.subs.reads):
+            return None
+        if not self.in_reach and from_reading(value, run.subs.reads):  # a reading that cannot cover the entries
+            return None
+        return value
 
     def root_reply(self) -> tuple[list[str], str, str] | RunEnd | None:
         """One root turn: its code blocks, the reply as kept in the history, the turn id; None when it had none."""
@@ -189,8 +209,8 @@ class Loop:
         if reason is None:
             return self.final(answer)
         run.emit("answer_refused", id=new_id("step"), parent=run.id, answer=clip(answer, 500), reason=reason)
-        if self.refused:
-            return run.end("", NO_ANSWER, True, self.t_start)
+        if self.refused:  # refused twice: the grounded reading a cell printed, if any, else no answer
+            return self.in_hand("answer_refused") or run.end("", NO_ANSWER, True, self.t_start)
         self.refused = True
         return HINT_REFUSED.format(reason=reason)
 
@@ -219,6 +239,8 @@ class Loop:
             )
             if found is not None:
                 self.answers[normalize_code(shown)] = found
+            elif step is None and ran.outcome.final is None and (value := printed_value(output)) is not None:
+                self.printed[normalize_code(shown)] = value
         hints = [step.hint] if step is not None and not ran.failed else []
         if step is not None and found is not None:  # the step has the answer in hand: only FINAL is left
             hints = [HINT_PROBE_ANSWERED.format(answer=one_line(found, 200))]

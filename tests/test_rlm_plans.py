@@ -105,6 +105,31 @@ def test_a_resent_answer_ends_the_run(env, tmp_path):
     assert [e["answer"] for e in _events(c, "answer_resent")] == ["green"]
 
 
+def test_two_refused_answers_end_with_the_grounded_reading_in_hand(env, tmp_path):
+    """The first step read the answer; the root sends a non-answer twice: the run ends with the reading in hand."""
+    rlm, _, _ = _rlm(env, [code("FINAL('NOT FOUND')")] * 2, tmp_path=tmp_path, plan_mode="typed")
+    c = rlm.completion(DOC, Q)
+    assert c.answer == "green" and c.finish_reason == "final", (c.answer, c.finish_reason)
+    assert [e["stop"] for e in _events(c, "answer_in_hand")] == ["answer_refused"]
+
+
+def test_a_resent_printed_value_ends_the_run(env, tmp_path):
+    """The root re-sends a cell that printed one computed value: the run ends final with it (the finish rule
+    accepts a count for "how many"); a bare count for a question that asks for no number is not taken so."""
+    doc = "\n".join(
+        f"2025-03-11 09:{i % 60:02d} auth: login {'failed' if i % 3 else 'ok'} user=u{i}" for i in range(60)
+    )
+    count = code("print(len([l for l in context.splitlines() if 'failed' in l]))")
+    rlm, _, _ = _rlm(env, [count, count, count], {"failed": "NOT FOUND"}, tmp_path, plan_mode="typed")
+    c = rlm.completion(doc, "How many login attempts failed?")
+    assert c.answer == "40" and c.finish_reason == "final" and not c.partial, (c.answer, c.finish_reason)
+    assert [e["answer"] for e in _events(c, "answer_resent")] == ["40"]
+    ok = code("print(len([l for l in context.splitlines() if ' ok ' in l]))")  # 20, shown nowhere else
+    rlm, _, _ = _rlm(env, [ok] * 4, {"failed": "NOT FOUND"}, tmp_path, plan_mode="typed")
+    c = rlm.completion(doc, "Which user failed to log in first?")
+    assert c.finish_reason != "final" and not _events(c, "answer_resent")
+
+
 def test_the_first_step_needs_a_long_text(env, tmp_path):
     rlm, _, _ = _rlm(env, [code("print(context)"), code("FINAL('green')")], tmp_path=tmp_path, plan_mode="typed")
     c = rlm.completion("Tom Hale the baker painted his door green.", Q)
@@ -130,7 +155,9 @@ def test_non_answers_never_end_a_run(env, tmp_path):
         turns = [code("FINAL('unknown')"), code("FINAL('not found')")]
         rlm, root, _ = _rlm(env, turns, tmp_path=tmp_path, plan_mode=mode)
         c = rlm.completion(DOC, Q)
-        assert c.finish_reason == "no_answer" and c.answer == "", (mode, c.answer)
+        # typed: the first step's grounded reading is in hand; code mode has none
+        ending = ("green", "final") if mode == "typed" else ("", "no_answer")
+        assert (c.answer, c.finish_reason) == ending, (mode, c.answer, c.finish_reason)
 
 
 def test_a_typed_literal_is_refused_but_a_computed_value_is_not(env, tmp_path):
@@ -440,8 +467,64 @@ def test_fields_are_read_off_the_lines_shape():
     assert reduce_order("Which region had the most orders of rotors?")[0] == "argmax"
     assert reduce_order("List the ids of all orders to Cork.")[0] == "list"
     assert reduce_order("How many different users failed?") == ["distinct", "list", "argmax"]
+    assert reduce_order("Which plan is Vera on now, after all the changes?", dated=True)[:2] == ["latest", "list"]
+    assert reduce_order("List every plan change of last week.", dated=True)[:2] == ["list", "latest"]
+    assert reduce_order("What was the most recent plan?", dated=True)[0] == "latest"
+    assert "latest" not in reduce_order("Which plan is Vera on now?")  # no dated field: nothing to order by
+    orders = [f"{10000 + i},2025-10-{i + 1:02d},{['East', 'West'][i % 2]},rotor,{i}" for i in range(6)]
+    order_cols = fields_of(orders, "order_id,date,region,product,quantity")
+    group = best_field(order_cols, "Of all rotor orders, which region had the most?", orders)
+    assert group is not None and group.name == "region"  # order_id never repeats: no group to count
+    assert best_field(order_cols, "List every order id of rotors.", orders).name == "order_id"
     found = entry_fields_of(jsonl, "", "Which plan is Vera Ibsen on now?")
     assert found is not None and found.best.name == "plan" and found.dated is not None and found.dated.name == "ts"
+
+
+def test_a_long_section_is_read_again_by_its_lines_that_name_the_terms(env, tmp_path):
+    """The whole day's chat gives no grounded answer: the second reading is the day's heading and only its lines
+    that name a question term (the task), not the other tasks' messages."""
+    tasks = ["press brief", "test plan", "demo script", "release notes"]
+    days = "".join(
+        f"=== #ops, 2025-04-{d:02d} ===\n"
+        + "".join(
+            f"[09:{k:02d}] Ana Ruiz: who takes the {x}?\n[09:{k + 1:02d}] Bo Lind: I'll skip the {x}.\n"
+            f"[09:{k + 2:02d}] {'Cy Moss' if x == 'demo script' else 'Di Park'}: I can do the {x}.\n"
+            for k, x in zip(range(0, 40, 10), tasks, strict=True)
+        )
+        for d in range(1, 29)
+    )
+
+    def worker(prompt: str) -> str:
+        return "NOT FOUND" if "press brief" in prompt else ("Cy Moss" if "Cy Moss: I can do" in prompt else "")
+
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")], worker, tmp_path, plan_mode="typed")
+    c = rlm.completion(days, "Who said they would do the demo script in the 2025-04-20 chat?")
+    assert c.answer == "Cy Moss" and c.finish_reason == "final", (c.answer, c.finish_reason)
+    second = wk.batch_calls[1][1][0]
+    assert "=== #ops, 2025-04-20 ===" in second and "press brief" not in second and "skip the demo script" in second
+
+
+def test_a_comparison_reads_the_record_of_each_name(env, tmp_path):
+    """Each name's words occur in many rows, each name once: the names are the rarest terms (a pair of words rarer
+    than either word), and the first step reads both names' rows, not one side only."""
+    from engine.strategy.probe import phrases
+
+    q = "Which project had the larger budget, Beacon Gallo or Zephyr Young?"
+    assert phrases(q, ["project", "larger", "budget", "beacon", "gallo", "zephyr", "young"])[:3] == [
+        "larger budget",
+        "beacon gallo",
+        "zephyr young",
+    ]
+    firsts, lasts = ["Beacon", "Zephyr", "Umbra", "Lumen"], ["Gallo", "Young", "Cruz", "Xu"]
+    rows = [f"| {a} {b} | {100 + 7 * i + j},000 | Legal |" for i, a in enumerate(firsts) for j, b in enumerate(lasts)]
+    table = "| project | budget (EUR) | department |\n|---|---|---|\n" + "\n".join(rows * 5) + "\n"
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")], {"Zephyr Young": "Beacon Gallo"}, tmp_path, plan_mode="typed")
+    c = rlm.completion(table, q)
+    strategy = _events(c, "strategy")[0]
+    assert strategy["terms"][:2] == ["beacon gallo", "zephyr young"], strategy["terms"]
+    first = wk.batch_calls[0][1][0]
+    assert "| Beacon Gallo |" in first and "| Zephyr Young |" in first and "Umbra" not in first, first
+    assert c.answer == "Beacon Gallo" and c.finish_reason == "final"
 
 
 def test_source_code_is_read_from_the_definition(tmp_path):

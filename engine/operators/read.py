@@ -21,10 +21,13 @@ if TYPE_CHECKING:
 NOT_FOUND = "NOT FOUND"
 # The text first and the question last, next to where the answer starts: a 0.5B worker given the question first
 # replied NOT FOUND over the one line that held the answer (tests/test_rlm_e2e.py::test_search_then_worker).
+# "The latest value": a fact that changes (a customer's plan, a ticket's status) is stated once per change; seen on
+# the general dev split (g-jsonl-latest), over four of a customer's plan changes in date order the 1.5B worker
+# answered the third.
 READ_PROMPT = (
     "Text:\n{text}\n\nQuestion: {question}\nAnswer from the text above only, with the answer alone (a name, number, "
-    "date, code or short phrase copied from the text). If the text does not contain the answer, reply exactly: "
-    "NOT FOUND"
+    "date, code or short phrase copied from the text). If the text states the fact more than once with different "
+    "values, give the latest one. If the text does not contain the answer, reply exactly: NOT FOUND"
 )
 MAX_ANSWER_TOKENS = 96
 SEPARATOR = "\n\n"

