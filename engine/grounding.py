@@ -82,13 +82,17 @@ def _code_name(answer: str) -> bool:
 
 
 def _offered(a: str, q: str) -> bool:
-    """Whether the question offers ``a`` as one of its options ("... A or B?"): then naming it is the answer.
+    """Whether the question offers ``a`` as one of its options ("A or B", "between A and B", "compare A with B",
+    "A versus B"): then naming it is the answer.
 
     Why: "Which project had the larger budget, Beacon Gallo or Zephyr Young?" (general dev split, g-table-compare):
     the worker's right "Beacon Gallo" occurs in the question, and was taken for a restatement four times until the
-    run hit its wall."""
-    e = re.escape(a)
-    return re.search(rf"(?<![^\W_]){e} or(?![^\W_])|(?<![^\W_])or {e}(?![^\W_])", q) is not None
+    run hit its wall; "Between Tundra Cruz and Juniper Cruz, tell me which one ..." likewise refused the right
+    "Juniper Cruz" (dev split, after "or" alone was allowed)."""
+    e, j = re.escape(a), r"(?:or|and|vs\.?|versus)"
+    joined = rf"(?<![^\W_]){e} {j}(?![^\W_])|(?<![^\W_]){j} {e}(?![^\W_])"
+    compared = rf"\bcompare (?:{e} (?:with|to)\b|[^.?!]{{1,80}}? (?:with|to) {e}(?![^\W_]))"
+    return re.search(joined, q) is not None or re.search(compared, q) is not None
 
 
 def _present(word: str, seen: str) -> bool:

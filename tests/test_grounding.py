@@ -59,6 +59,10 @@ def test_a_name_the_question_gives_is_no_answer_unless_offered():
     assert is_non_answer("index_batch", q) and is_non_answer("`index_batch`", q)
     assert not is_non_answer("index_manifest", q) and not is_non_answer("set", "set it")
     assert not is_non_answer("Beacon Gallo", "Which had the larger budget, Beacon Gallo or Zephyr Young?")
+    between = "Between Tundra Cruz and Juniper Cruz, tell me which one had the larger budget."
+    assert not is_non_answer("Juniper Cruz", between) and not is_non_answer("Tundra Cruz", between)
+    assert not is_non_answer("Iris Nakamura", "Compare Iris Nakamura with Nimbus Okafor: which had more staff?")
+    assert is_non_answer("Tundra Cruz and Juniper Cruz", between)  # both options at once: the question restated
     assert not is_non_answer("yes", "Is dark mode supported? Reply yes or no.")
     assert not is_non_answer("11", "How many users failed to log in on 2025-03-11?")  # a number is left alone
 

@@ -367,3 +367,15 @@ def test_the_guest_and_the_engine_agree_on_the_operator_host_calls():
     from tests.rlm_fake_env import GUEST_OPS
 
     assert f"HOST_CALLS = {HOST_CALLS!r}".replace("'", '"') in GUEST_OPS.read_text()
+
+
+def test_options_are_the_names_a_question_chooses_between():
+    """Two distinctive names, each with a passage of its own, are options; a lookup's terms sharing one passage,
+    or a single name, are not."""
+    from engine.operators.read import options
+
+    q = "Between Tundra Cruz and Juniper Cruz, tell me which one had the larger budget."
+    rows = ["| Tundra Cruz | 2,604,000 |", "| Juniper Cruz | 3,637,000 |"]
+    assert options(q, ["tundra", "juniper", "cruz"], rows) == ("Tundra Cruz", "Juniper Cruz")
+    assert options("What code opens the cobalt badger vault?", ["cobalt", "badger"], ["cobalt badger: 4417"]) == ()
+    assert options("What is the budget of Tundra Cruz?", ["tundra", "cruz"], rows) == ()

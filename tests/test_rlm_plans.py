@@ -113,6 +113,23 @@ def test_two_refused_answers_end_with_the_grounded_reading_in_hand(env, tmp_path
     assert [e["stop"] for e in _events(c, "answer_in_hand")] == ["answer_refused"]
 
 
+def test_a_count_with_rare_terms_gets_the_count_plan_after_no_reading(env, tmp_path):
+    """ "How many" may be a lookup, so the cheap reading comes first; when it finds nothing, the count plan follows
+    even though the rarest term occurs only 5 times."""
+    doc = "\n".join(
+        f"#T-{i} | Ana Ruiz | {'My refund never arrived.' if i % 20 == 0 else 'How do I change my address?'}"
+        for i in range(100)
+    )
+    rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 2, "NOT FOUND", tmp_path, plan_mode="typed")
+    rlm.completion(doc, "How many tickets report a refund problem?")
+    shown = root.chat_calls[0][-1].content
+    assert "The reading found no answer and the question asks for a number" in shown, shown
+    assert "rows = filter(entries(), r'refund')" in shown
+    rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 2, "NOT FOUND", tmp_path, plan_mode="typed")
+    rlm.completion(doc, "Which customer reported a refund problem?")  # no number asked: no count plan
+    assert "asks for a number" not in root.chat_calls[0][-1].content
+
+
 def test_a_resent_printed_value_ends_the_run(env, tmp_path):
     """The root re-sends a cell that printed one computed value: the run ends final with it (the finish rule
     accepts a count for "how many"); a bare count for a question that asks for no number is not taken so."""
@@ -480,6 +497,26 @@ def test_fields_are_read_off_the_lines_shape():
     assert found is not None and found.best.name == "plan" and found.dated is not None and found.dated.name == "ts"
 
 
+def test_a_yes_no_question_is_read_again_held_to_yes_or_no(env, tmp_path):
+    """The free reading says NOT FOUND over a section that says "not supported" (a "no" is no span of the text):
+    asked again with the reply held to yes or no, the answer is grounded by the question's words."""
+    feats = ["offline sync", "dark mode", "audit logging"]
+    docs = "".join(
+        f"## Version 3.{v}\n\n"
+        + "".join(f"- {f}: {'not ' if (v + k) % 2 else ''}supported.\n" for k, f in enumerate(feats))
+        + "\n"
+        for v in range(40)
+    )
+    worker = {"with one of: yes, no.": "no", "": "NOT FOUND"}
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")], worker, tmp_path, plan_mode="typed")
+    c = rlm.completion(docs, "Tell me whether version 3.4 supports dark mode.")
+    assert c.answer == "no" and c.finish_reason == "final", (c.answer, c.finish_reason)
+    assert "Version 3.4" in wk.batch_calls[1][1][0] and wk.batch_calls[1][1][0].endswith("with one of: yes, no.")
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 2, worker, tmp_path, plan_mode="typed")
+    c = rlm.completion(docs, "Which team wrote the notes of version 3.4?")  # not a yes/no question: no such reading
+    assert c.answer != "no" and not any(p.endswith("yes, no.") for _, ps in wk.batch_calls for p in ps)
+
+
 def test_a_long_section_is_read_again_by_its_lines_that_name_the_terms(env, tmp_path):
     """The whole day's chat gives no grounded answer: the second reading is the day's heading and only its lines
     that name a question term (the task), not the other tasks' messages."""
@@ -525,6 +562,11 @@ def test_a_comparison_reads_the_record_of_each_name(env, tmp_path):
     first = wk.batch_calls[0][1][0]
     assert "| Beacon Gallo |" in first and "| Zephyr Young |" in first and "Umbra" not in first, first
     assert c.answer == "Beacon Gallo" and c.finish_reason == "final"
+    # the free reading finds nothing: read again, the reply held to the two names (each has a row of its own)
+    worker = {"with one of: Beacon Gallo, Zephyr Young.": "Beacon Gallo", "": "NOT FOUND"}
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")], worker, tmp_path, plan_mode="typed")
+    c = rlm.completion(table, q)
+    assert c.answer == "Beacon Gallo" and c.finish_reason == "final", (c.answer, c.finish_reason)
 
 
 def test_source_code_is_read_from_the_definition(tmp_path):
@@ -542,6 +584,24 @@ def test_source_code_is_read_from_the_definition(tmp_path):
     assert c.answer == "False" and c.finish_reason == "final"
     assert "pkg/mod7.py 1 def render_7" in root.chat_calls[0][-1].content
     assert "It is source code" in root.chat_calls[0][1].content
+
+
+def test_source_code_is_read_again_by_the_lines_that_name_the_terms(tmp_path):
+    """Real sandbox: over the whole definition the worker finds nothing; the second reading is the definition's
+    first line and its lines that name a term, and answers from the signature."""
+    assert _wasm_available(), "wasm sandbox not built: python -m wasm_sandbox.build"
+    body = "".join(f"    step{k} = transform(source, {k})\n" for k in range(6)) + "    return step5\n\n"
+    files = "".join(f"### pkg/mod{i}.py\ndef render_{i}(source, verbose={i % 2 == 0}):\n{body}" for i in range(30))
+    q = "What is the default value of the parameter `verbose` of the function `render_7`?"
+
+    def worker(prompt: str) -> str:
+        return "NOT FOUND" if "transform(source, 3)" in prompt else ("False" if "verbose=False" in prompt else "")
+
+    rlm, _, wk = _rlm(SandboxEnvironment, [code("FINAL(answer)")], worker)
+    rlm.limits = rlm.limits.merged({"plan_mode": "typed"})
+    c = rlm.completion(files, q)
+    assert c.answer == "False" and c.finish_reason == "final", (c.answer, c.finish_reason)
+    assert wk.batch_calls[1][1][0].startswith("Text:\ndef render_7(source, verbose=False):\n\nQuestion")
 
 
 def test_source_code_first_step_reads_the_callers(tmp_path):

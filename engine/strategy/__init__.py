@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from engine.backends.base import BackendInfo
 from engine.grounding import content_words, distinctive
+from engine.strategy.fields import asks_count
 from engine.strategy.finish import cell_answer, from_reading, printed_value, refusal
 from engine.strategy.modes import CODE, TYPED, PlanMode, resolve_mode
 from engine.strategy.probe import (
@@ -107,7 +108,7 @@ def prepare(
     stepped = first and meta.chars >= MIN_PROBE_CHARS
     fields = (
         entry_fields(run_cell, question, key[:NARROW_TERMS])
-        if stepped and operators and rarest > MAX_MENTIONS_READ
+        if stepped and operators and (rarest > MAX_MENTIONS_READ or asks_count(question))
         else None
     )
     step = first_step(question, terms, operators, source, rarest, key, fields) if stepped else None

@@ -129,6 +129,14 @@ _ASKS = {  # what a question's words ask a reduce for (plain English, no data se
     "distinct": re.compile(r"\b(?:different|distinct|unique|how many)\b", re.I),
     "latest": re.compile(r"\b(?:current(?:ly)?|now|latest|last|most recent|newest|final|still|today)\b", re.I),
 }
+_COUNTS = re.compile(r"\b(?:how many|number of|count)\b", re.I)
+
+
+def asks_count(question: str) -> bool:
+    """Whether the question's words ask for a number of things ("how many", "the number of", "count")."""
+    return bool(_COUNTS.search(question))
+
+
 _ALL = re.compile(r"\b(?:every|all|each)\b", re.I)  # a weak cue for "list": it also quantifies ("of all orders")
 
 

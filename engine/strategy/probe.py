@@ -29,8 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.grounding import STOP_WORDS, content_words
-from engine.strategy.fields import EntryFields, entry_fields_of, reduce_order
+from engine.strategy.fields import EntryFields, asks_count, entry_fields_of, reduce_order
 from engine.strategy.prompts import (
+    HINT_COUNTS,
     HINT_EXTRACT,
     HINT_MANY,
     HINT_MANY_LOOKUP,
@@ -310,12 +311,6 @@ AROUND = (
     "    score = [sum(re.search(_word(x), q.text, re.IGNORECASE) is not None for x in t) for q in out]\n"
     "    return type(found)(q for q, n in zip(out, score) if n == max(score))"
 )
-# A second reading, when the first of whole records gave no grounded answer: each record's first line and only its
-# lines that name one of the question's terms. Why: a small worker reads a long section worse than its few lines
-# that matter. Seen on the general test split: over a day's whole chat (20 messages about four tasks) and over a
-# version's whole release notes the 1.5B worker said NOT FOUND (g-chat-who, g-docs-yesno); the lines of the day
-# that name the task, or the notes that name the feature, are what decide. Only a record it shortens to at least
-# one line and at most half is read again; a record of a few field lines (a staff record) is left whole.
 # The records of a distinctive term the first records do not mention, read with them (at most MAX_MENTIONS_READ
 # mentions each; :func:`around` then keeps the records that name the most terms). Why: a comparison names two
 # things, and the records of the rarest one hold only one side: "the larger budget, Beacon Gallo or Zephyr Young"
@@ -330,14 +325,23 @@ COVER = (
     f"            extra += find(_word(w), k={MAX_MENTIONS_READ}, regex=True)\n"
     "    return around(type(hits)([*hits, *extra])) if extra else found"
 )
+# A second reading, when the first of whole records gave no grounded answer: each record's first line and only its
+# lines that name one of the question's terms. Why: a small worker reads a long record worse than its few lines
+# that matter. Seen on the general test split: over a day's whole chat (20 messages about four tasks) and over a
+# version's whole release notes the 1.5B worker said NOT FOUND (g-chat-who, g-docs-yesno); on the dev split, over a
+# function's whole definition and body, it said NOT FOUND for the default its first line holds (g-code-default).
+# Only a record of three lines or more that it shortens to at most half is read again.
 FOCUS = (
+    "def _names(x):\n"
+    "    return any(re.search(_word(w), x, re.IGNORECASE) for w in t)\n"
     "def focus(found):\n"
     "    out = []\n"
     "    for p in found:\n"
-    "        lines = p.text.strip().split('\\n')\n"
-    "        keep = [x for x in lines[1:] if any(re.search(_word(w), x, re.IGNORECASE) for w in t)]\n"
-    "        if 0 < len(keep) <= (len(lines) - 1) // 2:\n"
-    "            out.append(type(p)(p.pos, '\\n'.join([lines[0], *keep])))\n"
+    "        lines = getattr(p, 'text', p).strip().split('\\n')\n"
+    "        keep = [x for x in lines[1:] if _names(x)]\n"
+    "        if len(lines) > 2 and (keep or _names(lines[0])) and len(keep) <= (len(lines) - 1) // 2:\n"
+    "            short = '\\n'.join([lines[0], *keep])\n"
+    "            out.append(type(p)(p.pos, short) if hasattr(p, 'pos') else short)\n"
     "    return type(found)(out)"
 )
 
@@ -416,7 +420,7 @@ def first_step(
     query = " ".join(terms[:4]) or question
     setup = f"t = {terms!r}\nquery = {query!r}\n{MENTIONS}"
     if operators and source:
-        setup += f"\nnames = {names_in(question)!r}\n{DEFINED}\n{CALLERS}"
+        setup += f"\nnames = {names_in(question)!r}\n{DEFINED}\n{CALLERS}\n{FOCUS}"
         code = (
             "print('mentions of each term:', mentions(t))\n"
             "d = defined(names)\n"
@@ -425,6 +429,8 @@ def first_step(
             "print('called from:', calls)\n"
             "found = [d['source'][:4000]] if d else find(query, k=4)\n"
             "answer = read(found)\n"
+            "if not answer.grounded and focus(found):\n"
+            "    answer = read(focus(found))\n"
             "if calls and not answer.grounded:\n"
             "    answer = read(found + calling(d['name'], calls))\n"
             "print('answer:', answer)"
@@ -498,8 +504,14 @@ def _widened(
     ticket count, dev split). Every distinctive term (at most :data:`NARROW_TERMS`) is one filter: narrowed by
     its two rarest terms, a date and "failed", a log count kept "password reset failed" lines (dev split, 10 for 7),
     where the third, "login", decides. ``fields``: the field to extract and every field of the matching lines
-    (:mod:`engine.strategy.fields`); without them the hint names no extract pattern (a placeholder is copied)."""
-    if rarest <= MAX_MENTIONS_READ:
+    (:mod:`engine.strategy.fields`); without them the hint names no extract pattern (a placeholder is copied).
+
+    A question that asks for a number gets the count plan even when its terms are rare, after a reading that found
+    no answer (a "how many" may be a lookup: "how many days of notice", so the cheap reading comes first). Seen on
+    the general test split: "the number of support tickets that report something wrong with a payment, a charge or
+    a refund", "refund" 6 mentions: the reading said NOT FOUND and the root re-sent the step to the loop stop."""
+    counts = asks_count(question)
+    if rarest <= MAX_MENTIONS_READ and not counts:
         return hint
     words = [_plural(w) for w in (key or [])[:NARROW_TERMS]] or ["..."]
     narrow = "entries()"
@@ -511,5 +523,7 @@ def _widened(
         dated = fields.dated.pattern if fields.dated else ""
         reduces = ", ".join(REDUCES[op].format(dated=dated) for op in reduce_order(question, bool(dated)))
         extract = HINT_EXTRACT.format(pattern=fields.best.pattern, name=fields.best.name, reduces=reduces, names=names)
+    if rarest <= MAX_MENTIONS_READ:  # a count whose terms are rare: shown only when the reading had no answer
+        return f"{hint} {HINT_COUNTS.format(rx='|'.join(words), narrow=narrow, extract=extract)}"
     hint = HINT_MANY.format(n=rarest, rx="|".join(words), narrow=narrow, extract=extract)
     return f"{hint} {HINT_MANY_LOOKUP}"  # the general next steps only repeat it

@@ -130,12 +130,18 @@ HINT_PROBE_ANSWERED = (
     "That first step was run for you, and its reading answered: {answer}. The answer occurs in the text read, "
     "which names the question's terms. If it answers the question, call FINAL(answer) now."
 )
+# the count plan: both kinds, the words deciding (filter, extract, reduce) or judgement (label)
+HINT_COUNT_PLAN = (
+    "compute it over entries() in code, in one cell. When the words decide: rows = {narrow}, then len(rows){extract}. "
+    "When it needs judgement: rows = filter(entries(), r'{rx}'); answer = label(rows, ['<the condition>'])"
+    ".count('<the condition>')."
+)
 HINT_MANY = (
     "Even the rarest term occurs in {n} places and only 4 passages were read, so that answer cannot cover them "
-    "all: if the question counts, lists or compares, compute it over entries() in code, in one cell. When the "
-    "words decide: rows = {narrow}, then len(rows){extract}. When it needs judgement: rows = filter(entries(), "
-    "r'{rx}'); answer = label(rows, ['<the condition>']).count('<the condition>')."
+    "all: if the question counts, lists or compares, " + HINT_COUNT_PLAN
 )
+# After a first step that read no answer for a question that asks for a number (see probe._widened)
+HINT_COUNTS = "The reading found no answer and the question asks for a number: if it counts entries, " + HINT_COUNT_PLAN
 # the extract step of HINT_MANY, with a field of the entries themselves (engine.strategy.fields)
 HINT_EXTRACT = (
     ", or values = extract(rows, r'{pattern}') (the {name} of each row), then {reduces} (the rows' fields: {names})"
