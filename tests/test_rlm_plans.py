@@ -437,6 +437,16 @@ def test_a_count_is_no_answer_to_a_which_question(env, tmp_path):
     assert c.answer == "8" and c.finish_reason == "final", (c.answer, c.finish_reason)
 
 
+def test_a_term_count_is_no_showing_of_a_computed_number():
+    """The first step's term counts do not make a computed number an answer to a question that asks for none."""
+    from engine.strategy import refusal
+
+    q = "Give me every order id whose destination is Riga and whose status is cancelled."
+    counts = "mentions of each term: {'riga': 59, 'cancelled': 101}"
+    assert "is a count" in (refusal("101", "FINAL(len(rows))", q, ["riga"], [counts], []) or "")
+    assert refusal("101", "FINAL(code)", q, ["riga"], ["vault code: 101"], []) is None  # shown beside words
+
+
 def test_a_table_header_word_is_no_rare_term_and_plurals_count_their_singular(env, tmp_path):
     """Over a CSV, a column name mentioned once (in the header) is not the rarest term, and "rotors" counts the
     rows' "rotor": the rarest term is everywhere, so the hint narrows the rows with a regex both forms match."""
