@@ -379,3 +379,15 @@ def test_options_are_the_names_a_question_chooses_between():
     assert options(q, ["tundra", "juniper", "cruz"], rows) == ("Tundra Cruz", "Juniper Cruz")
     assert options("What code opens the cobalt badger vault?", ["cobalt", "badger"], ["cobalt badger: 4417"]) == ()
     assert options("What is the budget of Tundra Cruz?", ["tundra", "cruz"], rows) == ()
+
+
+def test_find_reads_a_match_deep_in_a_line_longer_than_a_host_reply(tmp_path):
+    """A needle past the first MAX_REPLY_CHARS of one very long line comes back as its window, not empty."""
+    from wasm_sandbox.operators import find
+    from wasm_sandbox.prompt import MAX_REPLY_CHARS, Prompt
+
+    filler = "the quick brown fox jumps " * ((MAX_REPLY_CHARS + 200_000) // 26)
+    text = filler + "The special magic number for wild-district is 8384. " + filler[:1000]
+    with Prompt.create(text, tmp_path) as prompt:
+        (pos, passage), *_ = find(prompt, r"special\s+magic", 4, True, 30.0)["passages"]
+    assert "special magic number for wild-district is 8384" in passage and text[pos:].startswith(passage)

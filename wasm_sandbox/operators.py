@@ -185,7 +185,9 @@ def find(prompt: Prompt, query: str, k: int, use_regex: bool, timeout: float) ->
 
 
 def _regex_lines(prompt: Prompt, pattern: str, k: int, timeout: float) -> list[list[Any]]:
-    """One passage per matching line (a line longer than MAX_PASSAGE: the window around the match)."""
+    """One passage per matching line (a line longer than MAX_PASSAGE: the window around the match, read from the
+    prompt itself, since ``line_at`` returns at most the first MAX_REPLY_CHARS of a line: seen on the public quick
+    profile, a needle 38M characters into a 10M-token prompt of few, very long lines came back as an empty passage)."""
     out: list[list[Any]] = []
     seen: set[int] = set()
     for pos, _snip in prompt.search(pattern, max_hits=k * 20, width=0, ignore_case=True, timeout=timeout):
@@ -195,9 +197,8 @@ def _regex_lines(prompt: Prompt, pattern: str, k: int, timeout: float) -> list[l
         seen.add(line_no)
         start = _line_start(prompt, line_no)
         if len(line) > MAX_PASSAGE:
-            a = max(start, pos - MAX_PASSAGE // 2)
-            line = line[a - start : a - start + MAX_PASSAGE]
-            start = a
+            start = max(start, pos - MAX_PASSAGE // 2)
+            line = prompt.slice(start, start + MAX_PASSAGE).split("\n", 1)[0]
         out.append([start, line])
         if len(out) >= k:
             break

@@ -34,6 +34,9 @@ READ_PROMPT = (
 # right. On 10 of g-table-compare (the two projects' rows) the free reading was right on 5 and NOT FOUND on 5; held
 # to the two names, 8 of 10. Such an answer is grounded only when the text mentions the question's distinctive
 # words (engine.grounding.grounded), and names are offered only when each has a passage of its own (options()).
+# On the test split (seed v3) it fired once, on g-docs-yesno, and said "yes" for "no"; on the dev split's bench
+# runs, g-docs-yesno 1/1 ("no") and g-table-compare 0/1 (the right name, then refused as a restatement of "between A
+# and B", since fixed in engine.grounding). Two families; fewer than three.
 CHOICE_PROMPT = "Text:\n{text}\n\nQuestion: {question}\nAnswer from the text above only, with one of: {choices}."
 POLAR = ("yes", "no")
 MAX_OPTIONS = 4

@@ -78,7 +78,8 @@ def best_field(fields: list[Field], question: str, sample: list[str] | None = No
     With ``sample`` and a question that asks for the most frequent value (:func:`reduce_order`), a field whose
     sampled values never repeat (an id) is passed over: a group is a value many entries share. Why: "the region
     with the most orders" named the ``order_id`` column before ``region``, and the argmax of unique ids is any id
-    (general test split, g-csv-argmax, 1 of 2 runs)."""
+    (general test split, g-csv-argmax, 1 of 2 runs). Since: g-csv-argmax 2/2 with test seeds v2 and v3 each, the
+    region column taken; one family."""
     group = sample is not None and bool(_ASKS["argmax"].search(question))
     for word in content_words(question):
         stem = word[:4]
@@ -149,7 +150,8 @@ def reduce_order(question: str, dated: bool = False) -> list[str]:
     "Which region had the most orders of rotors?" ended on the number of distinct regions (general dev split,
     g-csv-argmax). Why "all" is weak: "which plan is X on now, after all the changes" asks for the latest value,
     not a list; with ``latest`` offered last, a root took ``distinct`` and ended on 6 plans (general test split,
-    g-jsonl-latest, 1 of 2 runs)."""
+    g-jsonl-latest, 1 of 2 runs). Since (test seeds v2, v3): g-jsonl-latest 1/2 and 0/2, each run ended on the
+    first step's reading (the worker chose an older plan) before the root reached a reduce: unmeasured."""
     ops = ("distinct", "list", "argmax", "latest") if dated else ("distinct", "list", "argmax")
     cued = {op: m.start() for op in ops if (m := _ASKS[op].search(question))}
     if "list" not in cued and (m := _ALL.search(question)):
