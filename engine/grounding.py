@@ -156,14 +156,17 @@ def grounded(
     mentioned = [t for t in question_terms if _present(_norm(t), seen)]
     if not mentioned:
         return False, f"the text read mentions none of the question's distinctive words ({', '.join(question_terms)})"
-    if question is not None and _only_its_own_words(answer, evidence_text, question_terms, question):
-        return False, f"the answer {answer.strip()[:60]!r} is a word of the question that no passage holding it explains"
+    if question is not None and only_its_own_words(answer, evidence_text, question_terms, question):
+        return (
+            False,
+            f"the answer {answer.strip()[:60]!r} is a word of the question that no passage holding it explains",
+        )
     return True, f"the text read holds the answer and mentions {', '.join(mentioned)}"
 
 
-def _only_its_own_words(answer: str, evidence_text: str, terms: Sequence[str], question: str) -> bool:
-    """Whether ``answer`` is made of the question's own words and no passage that holds it (a paragraph of the text
-    read) names another of the question's distinctive terms; an option the question offers, or a yes/no, is exempt.
+def only_its_own_words(answer: str, evidence_text: str, terms: Sequence[str], question: str) -> bool:
+    """Whether ``answer`` is made of the question's own words and no line of the text read that holds it names
+    another of the question's distinctive terms; an option the question offers, or a yes/no, is exempt.
 
     Why: a term that is the answer is its own evidence. Seen on the public quick profile (aggregate, 32K): a task
     description's "Each line of the context ..." made "line" the rarest term (one "Ship-of-the-line" in the data),
@@ -172,7 +175,7 @@ def _only_its_own_words(answer: str, evidence_text: str, terms: Sequence[str], q
     if not own or not own <= set(content_words(question)) or polar(answer) or _offered(_norm(answer), _norm(question)):
         return False
     others = [t for t in terms if not set(content_words(t)) <= own]
-    holding = [_norm(p) for p in evidence_text.split("\n\n") if appears_in(answer, p)]
+    holding = [_norm(p) for p in evidence_text.splitlines() if appears_in(answer, p)]
     return not any(_present(_norm(t), p) for p in holding for t in others)
 
 

@@ -124,7 +124,7 @@ def test_a_table_header_word_is_not_ranked_as_a_rare_term():
 
 def test_an_answer_made_of_the_questions_own_words_needs_a_passage_that_explains_it():
     q = "Each line of the context is a general question. How many lines should be labelled 'human being'?"
-    text = "Which city hosted Lowell Line?\n\nWhat country is General Revision Act from?"
+    text = "Which city hosted Lowell Line?\nWhat country is General Revision Act from?"
     assert not grounded("line", text, ["line", "general"], q)[0]
     assert grounded("Line 4", "The train on Line 4 to Lowell leaves at 9.", ["lowell"], "Which line goes to Lowell?")[0]
     table = "| Beacon Gallo | 582,000 |\n\n| Zephyr Young | 120,000 |"

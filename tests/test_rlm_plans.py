@@ -445,6 +445,9 @@ def test_a_term_count_is_no_showing_of_a_computed_number():
     counts = "mentions of each term: {'riga': 59, 'cancelled': 101}"
     assert "is a count" in (refusal("101", "FINAL(len(rows))", q, ["riga"], [counts], []) or "")
     assert refusal("101", "FINAL(code)", q, ["riga"], ["vault code: 101"], []) is None  # shown beside words
+    task = "Each line of the context is a general question. How many lines should be labelled 'human being'?"
+    found = "[9] Which sport is Ship-of-the-line captain best known for?\n[7] What is General Revision Act?"
+    assert "word of the question" in (refusal("line", "FINAL('line')", task, ["line", "general"], [found], []) or "")
 
 
 def test_a_table_header_word_is_no_rare_term_and_plurals_count_their_singular(env, tmp_path):

@@ -23,7 +23,7 @@ import ast
 import re
 from collections.abc import Sequence
 
-from engine.grounding import appears_in, grounded, is_non_answer, one_line, restates
+from engine.grounding import appears_in, grounded, is_non_answer, one_line, only_its_own_words, restates
 from engine.replies import NO_OUTPUT
 
 Read = tuple[str, str]  # (the text a worker was given, its answer)
@@ -68,9 +68,12 @@ def refusal(
                 return None
             reasons.append(why)
         return f"the helper's answer is not supported by the passages it read ({reasons[-1]})"
-    seen = appears_in(answer, "\n".join([*outputs, *(t for t, _ in reads)]))
-    if not seen and any(_same(lit, answer) for lit in _literals(code)):
-        return f"{one_line(answer)!r} was typed into the code and occurs in no output or passage"
+    text = "\n".join([*outputs, *(t for t, _ in reads)])
+    if any(_same(lit, answer) for lit in _literals(code)):
+        if not appears_in(answer, text):
+            return f"{one_line(answer)!r} was typed into the code and occurs in no output or passage"
+        if only_its_own_words(answer, text, terms, question):  # seen: FINAL('line') for "Each line of ..."
+            return f"{one_line(answer)!r} is a word of the question that nothing read explains"
     if _count_not_asked(answer, question, outputs):
         return (
             f"{one_line(answer)!r} is a count, and the question asks for no number: print the matching entries "
