@@ -89,7 +89,7 @@ def has_operators(run_cell: RunCell) -> bool:
 
 def ranked_terms(run_cell: RunCell, question: str) -> list[tuple[str, int]]:
     """The question's content words that occur in this prompt, with how often each does, rarest first; a pair of
-    adjacent words is a term too when it is rarer than either word (:func:`phrases`).
+    adjacent words is a term too when the words are common and the pair is rare (:func:`phrases`).
 
     The host's regex search counts each word's mentions (whole words, any case, at most :data:`MAX_COUNT`): a
     native scan per word, cheap at any size, and the same ranking the operators' ``terms()`` makes (by rarity,
@@ -102,7 +102,7 @@ def ranked_terms(run_cell: RunCell, question: str) -> list[tuple[str, int]]:
     counts = _value(run_cell(f"{MENTIONS}\nmentions({words + pairs!r})"))
     if not isinstance(counts, dict):
         return []
-    rare = [p for p in pairs if 0 < counts.get(p, 0) < min(counts.get(w, 0) for w in p.split())]
+    rare = [p for p in pairs if 0 < counts.get(p, 0) <= MAX_MENTIONS_READ < min(counts.get(w, 0) for w in p.split())]
     cands = words + rare
     present = [(w, counts[w]) for w in cands if isinstance(counts.get(w), int) and counts[w] > 0]
     header = _value(run_cell(f"{MENTIONS}\n{HEADER}\nheader_only({[w for w, c in present if c == 1]!r})"))
@@ -121,11 +121,15 @@ def phrases(question: str, words: list[str]) -> list[str]:
     Why: a name is often two common words. "Which project had the larger budget, Beacon Gallo or Zephyr Young?"
     over a table of projects: each word occurs 13 to 28 times, each name once; ranked by words, the question looked
     like a count, and the root narrowed by all of them at once until no row was left (general dev split,
-    g-table-compare, 0 of 2 right, one at the loop stop). A pair counts only when it is rarer than both its words.
+    g-table-compare, 0 of 2 right, one at the loop stop). A pair counts only when each of its words occurs in more
+    places than a reading covers (:data:`MAX_MENTIONS_READ`) and the pair in no more: then it turns a seeming count
+    into a lookup. Without that condition, prose made pairs of words that merely stand side by side: "the last of
+    four Alien films" read the one page with "four alien sightings" (public quick profile, multihop).
     Measured on the test split, fresh seeds (default pair, n = 2): a pair turned a count into a lookup on two
     families, g-table-compare (0/2 with seed v2, the worker NOT FOUND over the two rows; 1/1 with v3 after the choice
     readings) and g-jsonl-latest (1/2, 0/1); on g-log-needle and g-contract-lookup the pair was the rarest term
-    with the route unchanged (8/8 right). Fewer than three families gain.
+    with the route unchanged (8/8 right; such pairs of rarer words are no longer formed). Fewer than three families
+    gain.
     """
     out = []
     for clause in re.split(r"[,;:!?()\"]|\.(?:\s|$)", question.lower()):  # no pair across punctuation
