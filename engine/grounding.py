@@ -175,7 +175,12 @@ def only_its_own_words(answer: str, evidence_text: str, terms: Sequence[str], qu
     if not own or not own <= set(content_words(question)) or polar(answer) or _offered(_norm(answer), _norm(question)):
         return False
     others = [t for t in terms if not set(content_words(t)) <= own]
-    holding = [_norm(p) for p in evidence_text.splitlines() if appears_in(answer, p)]
+    asked = set(content_words(question))
+    holding = [  # lines of the text read that hold the answer, less the question's own lines (a worker's prompt)
+        _norm(line)
+        for line in evidence_text.splitlines()
+        if appears_in(answer, line) and sum(w not in asked for w in content_words(line)) >= 2
+    ]
     return not any(_present(_norm(t), p) for p in holding for t in others)
 
 

@@ -448,6 +448,9 @@ def test_a_term_count_is_no_showing_of_a_computed_number():
     task = "Each line of the context is a general question. How many lines should be labelled 'human being'?"
     found = "[9] Which sport is Ship-of-the-line captain best known for?\n[7] What is General Revision Act?"
     assert "word of the question" in (refusal("line", "FINAL('line')", task, ["line", "general"], [found], []) or "")
+    asked = task.replace(" of ", "  of ")  # the question as a worker's prompt held it, not the very same string
+    read = (f"{found}\n\nQuestion: {asked}\nAnswer from the text above only", "line")
+    assert "not supported" in (refusal("line", "FINAL(answer)", task, ["line", "general"], [found], [read]) or "")
 
 
 def test_a_table_header_word_is_no_rare_term_and_plurals_count_their_singular(env, tmp_path):
