@@ -146,7 +146,10 @@ def grounded(
     question occurs in the prompt (a task stated only inside the prompt, a question in other words than the
     text's): then only (1) and (2) can be checked, and refusing every answer would make such a run unanswerable.
     """
-    if is_non_answer(answer, question):
+    chosen = lettered(question or "").get(answer.strip().rstrip(".)").strip())
+    if chosen is not None:  # a letter of the question's own options: its option is what the text must hold
+        answer = chosen
+    elif is_non_answer(answer, question):
         return False, f"the answer {answer.strip()[:60]!r} is no answer"
     if not (polar(answer) and question is not None and asks_polar(question)) and not appears_in(answer, evidence_text):
         return False, f"the answer {answer.strip()[:60]!r} does not occur in the text read"
@@ -182,6 +185,20 @@ def only_its_own_words(answer: str, evidence_text: str, terms: Sequence[str], qu
         if appears_in(answer, line) and sum(w not in asked for w in content_words(line)) >= 2
     ]
     return not any(_present(_norm(t), p) for p in holding for t in others)
+
+
+_LETTERED = re.compile(r"(?m)^[ \t]*([A-H])[.)][ \t]+(\S.*?)[ \t]*$")
+
+
+def lettered(question: str) -> dict[str, str]:
+    """The question's lettered options ("A. 'ascii'" ... one per line, from A on), letter -> option; else {}.
+
+    Why: a multiple-choice question's answer is a letter, which no text holds; what the text must hold is the
+    option. Seen on the public quick profile (codeqa, 40K): the worker said NOT FOUND over the definition that
+    held the default value, and the root's prose named the right "D. None" while its FINAL sent the NOT FOUND."""
+    found = dict(_LETTERED.findall(question))
+    letters = "ABCDEFGH"[: len(found)]
+    return found if len(found) >= 2 and all(c in found for c in letters) else {}
 
 
 _POLAR_ANSWER = re.compile(r"(?:yes|no)\b[.!]?", re.IGNORECASE)

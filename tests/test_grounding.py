@@ -129,3 +129,13 @@ def test_an_answer_made_of_the_questions_own_words_needs_a_passage_that_explains
     assert grounded("Line 4", "The train on Line 4 to Lowell leaves at 9.", ["lowell"], "Which line goes to Lowell?")[0]
     table = "| Beacon Gallo | 582,000 |\n\n| Zephyr Young | 120,000 |"
     assert grounded("Beacon Gallo", table, ["beacon", "gallo", "zephyr"], "Beacon Gallo or Zephyr Young?")[0]
+
+
+def test_a_letter_of_the_questions_options_is_grounded_by_its_option():
+    from engine.grounding import lettered
+
+    q = "What is the default of `cookies`?\nA. 'ascii'\nB. True\nC. None\nAnswer with the letter only."
+    assert lettered(q) == {"A": "'ascii'", "B": "True", "C": "None"}
+    assert lettered("Is plan A. Or plan B better?") == {} and lettered("A. one\nC. three") == {}
+    assert grounded("C", "def load(cookies=None):", ["cookies"], q)[0]
+    assert not grounded("B", "def load(cookies=None):", ["cookies"], q)[0]

@@ -561,6 +561,16 @@ def test_a_comparison_reads_the_record_of_each_name(env, tmp_path):
     assert c.answer == "Beacon Gallo" and c.finish_reason == "final", (c.answer, c.finish_reason)
 
 
+def test_a_lettered_question_is_read_again_held_to_its_letters(env, tmp_path):
+    """A multiple-choice question whose free reading finds nothing is read again with the reply held to its
+    letters; the letter is grounded by its option in the text read."""
+    q = "What colour did Tom Hale paint his door?\nA. red\nB. green\nC. blue\nAnswer with the letter only."
+    worker = {"with one of: A, B, C.": "B", "": "NOT FOUND"}
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")], worker, tmp_path, plan_mode="typed")
+    c = rlm.completion(DOC, q)
+    assert c.answer == "B" and c.finish_reason == "final", (c.answer, c.finish_reason)
+
+
 def test_source_code_is_read_from_the_definition(tmp_path):
     """Real sandbox (definition() and the operators): the first step reads the definition the question names."""
     assert _wasm_available(), "wasm sandbox not built: python -m wasm_sandbox.build"

@@ -12,7 +12,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from engine.grounding import appears_in, asks_polar, distinctive, grounded, is_non_answer, key_span
+from engine.grounding import appears_in, asks_polar, distinctive, grounded, is_non_answer, key_span, lettered
 from engine.operators import cost
 from engine.trace import clip
 
@@ -36,7 +36,8 @@ READ_PROMPT = (
 # words (engine.grounding.grounded), and names are offered only when each has a passage of its own (options()).
 # On the test split (seed v3) it fired once, on g-docs-yesno, and said "yes" for "no"; on the dev split's bench
 # runs, g-docs-yesno 1/1 ("no") and g-table-compare 0/1 (the right name, then refused as a restatement of "between A
-# and B", since fixed in engine.grounding). Two families; fewer than three.
+# and B", since fixed in engine.grounding). Two families; fewer than three. A question that lists lettered options
+# (engine.grounding.lettered) is held to its letters, and the letter is grounded by its option (public codeqa).
 CHOICE_PROMPT = "Text:\n{text}\n\nQuestion: {question}\nAnswer from the text above only, with one of: {choices}."
 POLAR = ("yes", "no")
 MAX_OPTIONS = 4
@@ -114,7 +115,7 @@ def read(ops: Operators, a: dict[str, Any]) -> dict[str, Any]:
     gen = run.maps._ask([prompt], MAX_ANSWER_TOKENS, "read")[0]
     raw = "" if gen is None else gen.text.strip()
     answer = raw.splitlines()[0].strip() if raw else ""
-    choices = POLAR if asks_polar(question) else options(question, words, passages)
+    choices = tuple(lettered(question)) or (POLAR if asks_polar(question) else options(question, words, passages))
     if choices and is_non_answer(answer, question):
         prompt = CHOICE_PROMPT.format(text=text, question=question, choices=", ".join(choices))
         chosen = run.maps._ask([prompt], MAX_ANSWER_TOKENS, "read", choices=choices)[0]
