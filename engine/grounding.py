@@ -147,9 +147,18 @@ def grounded(
     text's): then only (1) and (2) can be checked, and refusing every answer would make such a run unanswerable.
     """
     chosen = lettered(question or "").get(answer.strip().rstrip(".)").strip())
-    if chosen is not None:  # a letter of the question's own options: its option is what the text must hold
-        answer = chosen
-    elif is_non_answer(answer, question):
+    if chosen is not None and question is not None:  # a letter of the question's options: the text holds its option
+        if not appears_in(chosen, evidence_text):
+            return False, f"option {answer.strip()[:3]!r} ({chosen[:40]!r}) does not occur in the text read"
+        # the question's own words, less its options and its answer-format line, may stand for rare ones here: the
+        # rarest words of such a question are often its instruction's ("letter") and its file path's
+        stem = _LETTERED.sub(" ", question)
+        seen = _norm(evidence_text)
+        named = [w for w in content_words(stem) if _present(w, seen)]
+        if named:
+            return True, f"the text read holds option {chosen[:40]!r} and mentions {', '.join(named[:4])}"
+        return False, "the text read mentions none of the question's words"
+    if is_non_answer(answer, question):
         return False, f"the answer {answer.strip()[:60]!r} is no answer"
     if not (polar(answer) and question is not None and asks_polar(question)) and not appears_in(answer, evidence_text):
         return False, f"the answer {answer.strip()[:60]!r} does not occur in the text read"
