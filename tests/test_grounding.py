@@ -138,4 +138,6 @@ def test_a_letter_of_the_questions_options_is_grounded_by_its_option():
     assert lettered(q) == {"A": "'ascii'", "B": "True", "C": "None"}
     assert lettered("Is plan A. Or plan B better?") == {} and lettered("A. one\nC. three") == {}
     assert grounded("C", "def load(cookies=None):", ["cookies"], q)[0]
+    assert grounded("C", "def load(cookies=None):", ["letter"], q)[0]  # the instruction's rare "letter" is no evidence
+    assert not grounded("C", "x = None", ["cookies"], q)[0]  # the option, but none of the question's words
     assert not grounded("B", "def load(cookies=None):", ["cookies"], q)[0]
