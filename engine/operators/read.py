@@ -49,7 +49,7 @@ def options(question: str, words: list[str], passages: list[str]) -> tuple[str, 
     no other (a record of its own); else none. A lookup's terms share their passage, so it gets none."""
     found: list[str] = []
     for clause in re.split(r"[,;:!?()\"]|\.(?:\s|$)", question):
-        toks = [t for t in re.findall(r"[^\W_]+", clause)]
+        toks = re.findall(r"[^\W_]+", clause)
         i = 0
         while i < len(toks):
             if toks[i].lower() not in words:
