@@ -183,11 +183,10 @@ def only_its_own_words(answer: str, evidence_text: str, terms: Sequence[str], qu
     Why: a term that is the answer is its own evidence. Seen on the public quick profile (aggregate, 32K): a task
     description's "Each line of the context ..." made "line" the rarest term (one "Ship-of-the-line" in the data),
     and the worker's "line" over that question ended the run ``final``."""
-    own = set(content_words(answer))
-    if not own or not own <= set(content_words(question)) or polar(answer) or _offered(_norm(answer), _norm(question)):
+    own, asked = set(content_words(answer)), set(content_words(question))
+    if not own or not own <= asked or polar(answer) or _offered(_norm(answer), _norm(question)):
         return False
     others = [t for t in terms if not set(content_words(t)) <= own]
-    asked = set(content_words(question))
     holding = [  # lines of the text read that hold the answer, less the question's own lines (a worker's prompt)
         _norm(line)
         for line in evidence_text.splitlines()
@@ -208,6 +207,45 @@ def lettered(question: str) -> dict[str, str]:
     found = dict(_LETTERED.findall(question))
     letters = "ABCDEFGH"[: len(found)]
     return found if len(found) >= 2 and all(c in found for c in letters) else {}
+
+
+_CLAUSE = re.compile(r"[,;:!?()\"]|\.(?:\s|$)")
+
+
+def clause_words(text: str) -> list[list[str]]:
+    """The words of each clause of ``text`` (split at punctuation), as written: two words stand side by side only
+    inside one clause ("budget, Beacon" are not a pair)."""
+    return [_WORD.findall(clause) for clause in _CLAUSE.split(text)]
+
+
+MAX_OPTIONS = 4
+
+
+def named_options(question: str, words: Sequence[str], passages: Sequence[str]) -> tuple[str, ...]:
+    """The things a question asks to choose between, as it writes them: its distinctive ``words``, two side by side
+    as one name ("Beacon Gallo"), when there are two to :data:`MAX_OPTIONS` and each occurs in a passage that holds
+    no other (a record of its own); else none. A lookup's terms share their passage, so it gets none."""
+    found: list[str] = []
+    for toks in clause_words(question):
+        i = 0
+        while i < len(toks):
+            if toks[i].lower() not in words:
+                i += 1
+            elif i + 1 < len(toks) and toks[i + 1].lower() in words:
+                found.append(f"{toks[i]} {toks[i + 1]}")
+                i += 2
+            else:
+                found.append(toks[i])
+                i += 1
+    found = list(dict.fromkeys(found))
+    if not 2 <= len(found) <= MAX_OPTIONS:
+        return ()
+    seen = [_norm(p) for p in passages]
+
+    def alone(o: str, p: str) -> bool:
+        return _present(_norm(o), p) and not any(_present(_norm(x), p) for x in found if x != o)
+
+    return tuple(found) if all(any(alone(o, p) for p in seen) for o in found) else ()
 
 
 _POLAR_ANSWER = re.compile(r"(?:yes|no)\b[.!]?", re.IGNORECASE)

@@ -8,11 +8,19 @@ the question's distinctive words; otherwise the root gets ``NOT FOUND`` with the
 
 from __future__ import annotations
 
-import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from engine.grounding import appears_in, asks_polar, distinctive, grounded, is_non_answer, key_span, lettered
+from engine.grounding import (
+    appears_in,
+    asks_polar,
+    distinctive,
+    grounded,
+    is_non_answer,
+    key_span,
+    lettered,
+    named_options,
+)
 from engine.operators import cost
 from engine.trace import clip
 
@@ -33,43 +41,14 @@ READ_PROMPT = (
 # worker) the free reading was right on 5 (every "yes") and NOT FOUND on the rest; held to yes or no, 9 of 10 were
 # right. On 10 of g-table-compare (the two projects' rows) the free reading was right on 5 and NOT FOUND on 5; held
 # to the two names, 8 of 10. Such an answer is grounded only when the text mentions the question's distinctive
-# words (engine.grounding.grounded), and names are offered only when each has a passage of its own (options()).
+# words (engine.grounding.grounded), and names are offered only when each has a passage of its own
+# (engine.grounding.named_options).
 # On the test split (seed v3) it fired once, on g-docs-yesno, and said "yes" for "no"; on the dev split's bench
 # runs, g-docs-yesno 1/1 ("no") and g-table-compare 0/1 (the right name, then refused as a restatement of "between A
 # and B", since fixed in engine.grounding). Two families; fewer than three. A question that lists lettered options
 # (engine.grounding.lettered) is held to its letters, and the letter is grounded by its option (public codeqa).
 CHOICE_PROMPT = "Text:\n{text}\n\nQuestion: {question}\nAnswer from the text above only, with one of: {choices}."
 POLAR = ("yes", "no")
-MAX_OPTIONS = 4
-
-
-def options(question: str, words: list[str], passages: list[str]) -> tuple[str, ...]:
-    """The things a question asks to choose between, as it writes them: its distinctive words, two side by side
-    as one name ("Beacon Gallo"), when there are two to :data:`MAX_OPTIONS` and each occurs in a passage that holds
-    no other (a record of its own); else none. A lookup's terms share their passage, so it gets none."""
-    found: list[str] = []
-    for clause in re.split(r"[,;:!?()\"]|\.(?:\s|$)", question):
-        toks = re.findall(r"[^\W_]+", clause)
-        i = 0
-        while i < len(toks):
-            if toks[i].lower() not in words:
-                i += 1
-            elif i + 1 < len(toks) and toks[i + 1].lower() in words:
-                found.append(f"{toks[i]} {toks[i + 1]}")
-                i += 2
-            else:
-                found.append(toks[i])
-                i += 1
-    found = list(dict.fromkeys(found))
-    if not 2 <= len(found) <= MAX_OPTIONS:
-        return ()
-    rx = {o: re.compile(r"(?<![^\W_])" + re.escape(o).replace("\\ ", r"\s+") + r"(?![^\W_])", re.I) for o in found}
-    own = all(
-        any(rx[o].search(p) and not any(rx[x].search(p) for x in found if x != o) for p in passages) for o in found
-    )
-    return tuple(found) if own else ()
-
-
 MAX_ANSWER_TOKENS = 96
 SEPARATOR = "\n\n"
 
@@ -115,7 +94,7 @@ def read(ops: Operators, a: dict[str, Any]) -> dict[str, Any]:
     gen = run.maps._ask([prompt], MAX_ANSWER_TOKENS, "read")[0]
     raw = "" if gen is None else gen.text.strip()
     answer = raw.splitlines()[0].strip() if raw else ""
-    choices = tuple(lettered(question)) or (POLAR if asks_polar(question) else options(question, words, passages))
+    choices = tuple(lettered(question)) or (POLAR if asks_polar(question) else named_options(question, words, passages))
     if choices and is_non_answer(answer, question):
         prompt = CHOICE_PROMPT.format(text=text, question=question, choices=", ".join(choices))
         chosen = run.maps._ask([prompt], MAX_ANSWER_TOKENS, "read", choices=choices)[0]

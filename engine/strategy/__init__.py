@@ -111,6 +111,7 @@ def prepare(
         if stepped and operators and (rarest > MAX_MENTIONS_READ or asks_count(question))
         else None
     )
-    step = first_step(question, terms, operators, source, rarest, key, fields) if stepped else None
+    reach = [w for w, c in rows if w in key and c <= MAX_MENTIONS_READ]
+    step = first_step(question, terms, operators, source, rarest, key, fields, reach) if stepped else None
     absent = not rows and bool(content_words(question))
     return Strategy(TYPED, operators, source, terms, key, step, rarest, absent)

@@ -102,18 +102,18 @@ def _count_not_asked(answer: str, question: str, outputs: Sequence[str]) -> bool
     read out of the text (checked before). Measured on the second test-split run: it fired on two families,
     g-csv-argmax (an order id for "which region") and g-jsonl-latest (6 distinct plans for "which plan"), both
     then ending ``no_answer`` instead of ``final`` on a wrong number; it never refused a right answer there.
-    The first step's term counts are not such a showing (:data:`MENTIONS`)."""
+    The first step's term counts are not such a showing (:data:`TERM_COUNTS`)."""
     if not answer.strip().isdigit() or _QUANTITY.search(question):
         return False
     n = answer.strip()
-    shown = [line for o in outputs for line in o.splitlines() if line.strip() != n and not line.startswith(MENTIONS)]
+    shown = [line for o in outputs for line in o.splitlines() if line.strip() != n and not line.startswith(TERM_COUNTS)]
     return not any(n in _TOKEN.findall(line) for line in shown)
 
 
 # The first step's line of term counts: a count there is how often a word occurs, no value beside its words. Seen on
 # the general test split (seed v3): "every order id whose destination is Riga and whose status is cancelled" ended
 # final on 101, the distinct ids of the "cancelled" rows, because "'cancelled': 101" stood in that line.
-MENTIONS = "mentions of each term:"
+TERM_COUNTS = "mentions of each term:"  # the label of that line (engine.strategy.probe prints it)
 
 
 _TOKEN = re.compile(r"[^\W_]+(?:[-./:,][^\W_]+)*")  # 0.5, 2025-03-11 and ORD-4 are one token each
