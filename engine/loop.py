@@ -64,6 +64,7 @@ class Loop:
         # a reading of a few passages can hold the answer (engine.strategy.Strategy.answer_in_reach)
         self.in_reach = plan.answer_in_reach
         self.warned: set[str] = set()  # readings refused as out of reach once: the same value a second time ends
+        self.last: tuple[str, str, str] | None = None  # the last cell that ran cleanly: (code key, output, hint)
 
     # -- ends --------------------------------------------------------------------------------------------------
     def partial(self, reason: str, *, candidate: str = "", error: str | None = None) -> RunEnd:
@@ -119,10 +120,32 @@ class Loop:
                     self.hist.append("assistant", kept.strip())
                     self.run.emit("answer_resent", id=new_id("step"), parent=self.run.id, answer=clip(resent, 2000))
                     return self.final(resent)
+                if self.typed and self.last is not None and normalize_code(shown) == self.last[0]:
+                    end = self.not_rerun(kept, shown)
+                    if end is not None:
+                        return end
+                    continue
             self.hist.append("assistant", f"```python\n{kept}\n```" if step is not None else kept.strip())
             end = self.after_cells(blocks, shown, tid, step)
             if end is not None:
                 return end
+
+    def not_rerun(self, kept: str, shown: str) -> RunEnd | None:
+        """A reply that re-sends the cell that just ran cleanly (typed mode): it is not run again, and the root is
+        told so, with the advice that cell's output came with (a re-sent first step gets the step's route hint).
+
+        Why: its output cannot change, and re-running cost time the run needs. Seen on the public aggregate family:
+        a 1.5B root re-sent the first step twice (45 s each, two worker readings of the same passages) and the run
+        reached the loop stop without a step of its own; the count plan was in the hint it had been shown.
+        """
+        key, output, hint = self.last or ("", "", "")
+        self.hist.append("assistant", kept.strip())
+        self.run.emit("cell_resent", id=new_id("step"), parent=self.run.id, code=clip(shown, 500))
+        if self.guard.cell(shown, output, False) and self.guard.looping:
+            return self.in_hand("loop_detected") or self.partial("loop_detected")
+        text = P.CELL_OUTPUT.format(output=P.NOT_RERUN, question=self.run.question, hint=hint or P.HINT_REPEAT)
+        self.hist.append("user", text)
+        return None
 
     def resent_answer(self, code: str) -> str | None:
         """The answer a re-sent cell already gave (typed mode): a grounded reading it printed, or the one value it
@@ -254,6 +277,9 @@ class Loop:
             if self.guard.too_many_errors:
                 return self.in_hand("too_many_errors") or self.partial("too_many_errors")
             hints.append(failure_hint(ran.outcome))
+        self.last = None if ran.failed or ran.outcome.final is not None else (normalize_code(shown), output, "")
+        if self.last is not None and step is not None:
+            self.last = (self.last[0], output, f"{P.HINT_REPEAT} {step.hint}")
         hints += housekeeping_hints(run, self.hist.note_pending)
         self.hist.note_pending = False
         hints = hints or [P.HINT_NEXT]

@@ -161,6 +161,8 @@ class MapCalls:
 
     def _classify(self, items: list[str], labels: list[str], instruction: str) -> list[str | None]:
         rest = [lb for lb in labels if lb.lower() not in OTHER_LABELS]
+        if instruction and {lb.lower() for lb in labels} == {"yes", "no"}:
+            return self._polar(items, instruction, labels)
         if len(labels) == 2 and len(rest) == 1:
             return self._one_topic(items, rest[0], labels)
         head = f"{instruction}\n" if instruction else ""
@@ -195,6 +197,16 @@ class MapCalls:
         yes_no = choice_grammar(["yes", "no"])
         raw = [_text(g) for g in self._ask(prompts, 3, "classify", LABEL_SYSTEM, grammar=yes_no)]
         return [None if r is None else (topic if r.lower().startswith("yes") else other) for r in raw]
+
+    def _polar(self, items: list[str], instruction: str, labels: list[str]) -> list[str | None]:
+        """``["yes", "no"]`` with an instruction: the instruction is the question asked of each item, first, so a
+        batch shares its tokens (decoded once, :mod:`engine.backends.llama.backend`). Why: as a topic, "yes" made
+        the question "Is this line about yes?" and the instruction was lost."""
+        by_low = {lb.lower(): lb for lb in labels}
+        prompts = [f"{instruction}\nText: {item}\nAnswer yes or no." for item in items]
+        yes_no = choice_grammar(["yes", "no"])
+        raw = [_text(g) for g in self._ask(prompts, 3, "classify", LABEL_SYSTEM, grammar=yes_no)]
+        return [None if r is None else by_low["yes" if r.lower().startswith("yes") else "no"] for r in raw]
 
     def table(self) -> dict[str, Any]:
         return {"llm_map": self.llm_map, "classify": self.classify}

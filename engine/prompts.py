@@ -36,6 +36,7 @@ HINT_REPEAT = (
     "You already ran this code (or got this same output) before: running it again gives the same output. "
     "If the output above shows the answer, call FINAL(answer) now; otherwise write a different next step."
 )
+NOT_RERUN = "(not run again: this cell just ran, and its output is above)"
 HINT_STEP_REFUSED = (
     "The step was refused and the reason is above: revise that step (another pattern, other terms, fewer items) "
     "instead of repeating it."

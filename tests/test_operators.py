@@ -260,13 +260,52 @@ def test_label_over_the_time_left_is_refused_with_the_estimate(env, tmp_path):
     lines = [f"ticket {i}: the customer writes about an order placed last week" for i in range(400)]
     wk = ScriptedBackend(worker="other", name="w", delay_s=1.0)
     cells = ["label(context.splitlines(), ['payment', 'delivery'])", "FINAL('x')"]
-    c, root, _ = _run(env, cells, "\n".join(lines), worker=wk, tmp_path=tmp_path, max_wall_s=20)
+    c, root, _ = _run(env, cells, "\n".join(lines), worker=wk, tmp_path=tmp_path, max_wall_s=20, max_batch_width=8)
     out = _outputs(root)[0]
     assert "StepRefused: label(): refused, labelling 392 items would take about" in out
     assert "measured in this run" in out and "s left" in out
-    assert sum(len(p) for _, p in wk.batch_calls) <= 9  # the probe (8 items and the empty text) only
+    assert sum(len(p) for _, p in wk.batch_calls) <= 9  # the probe (one batch of 8 and the empty text) only
     (ev,) = [e for e in _events(tmp_path) if e["event"] == "operator" and e["name"] == "label"]
     assert ev["estimate_s"] > 16 and ev["refused"]
+
+
+def test_a_labelling_is_timed_on_its_own_first_batch(env, tmp_path):
+    """After a reading measured the run's rate, a labelling still times its own first batch (short batched items
+    cost another rate per token than one long reading), and keeps that batch's labels."""
+    lines = [f"ticket {i}: the customer writes about an order" for i in range(100)]
+
+    def worker(p: str) -> str:
+        if "Text: ticket" not in p:
+            return "NOT FOUND"
+        return "yes" if int(p.split("Text: ticket ")[1].split(":")[0]) % 2 == 0 else "no"
+
+    wk = ScriptedBackend(worker=worker, name="w")
+    cells = [
+        "print(read(find('ticket 7', k=1)))",
+        "print(label(entries(), ['yes', 'no'], instruction='Is the number even?').count('yes'))",
+        "FINAL('x')",
+    ]
+    c, root, _ = _run(env, cells, "\n".join(lines), worker=wk, tmp_path=tmp_path)
+    sizes = [len(p) for _, p in wk.batch_calls]
+    assert sizes[:2] == [1, 32] and sum(sizes) == 1 + 100, sizes  # the reading, the probe batch, then the rest
+    assert "50" in _outputs(root)[1]
+
+
+def test_estimate_counts_a_common_prompt_start_once():
+    from engine.operators import cost
+
+    class _Run:
+        class rlm:
+            class worker:
+                count_tokens = staticmethod(lambda t: len(t))
+
+        class budget:
+            remaining_s = staticmethod(lambda: 100.0)
+
+    shared = "x" * 1000
+    est = cost.estimate(_Run, [shared + "a", shared + "bb", shared + "c"], 0.01)  # type: ignore[arg-type]
+    assert est.tokens == 1000 + 4 and round(est.seconds, 2) == 10.04
+    assert cost.estimate(_Run, ["abc"], 1.0).tokens == 3  # type: ignore[arg-type]
 
 
 def test_read_over_the_time_left_is_refused_with_the_estimate(env, tmp_path):

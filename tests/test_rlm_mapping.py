@@ -117,6 +117,25 @@ def test_one_topic_against_other_is_asked_as_yes_no(env):
     assert "NOT FOUND" not in system  # labels get their own system prompt
 
 
+def test_yes_no_labels_ask_the_instruction_itself(env):
+    """``classify(items, ['yes', 'no'], instruction)``: the instruction is the question, first in every prompt (a
+    shared start), never "Is this line about yes?"."""
+    root = ScriptedBackend(
+        [
+            code(
+                "m = classify(context.splitlines(), ['yes', 'no'], instruction='Does it mention a parcel?')\n"
+                "FINAL(m.count('yes'))"
+            )
+        ],
+        name="r",
+    )
+    wk = ScriptedBackend(worker=lambda p: "yes" if "parcel" in p.split("Text: ")[1] else "no", name="w")
+    c = RLM(root, wk, environment=env, trace=False).completion("\n".join(TICKETS), "q")
+    _, prompts = wk.batch_calls[0]
+    assert all(p.startswith("Does it mention a parcel?\nText: ") and "about yes" not in p for p in prompts)
+    assert c.answer == str(sum("parcel" in t for t in TICKETS))
+
+
 def test_one_label_is_asked_against_other(env):
     """Seen from the 1.5B root: ``classify(items, ["human being"])``; one label means "is it this one?"."""
     root = ScriptedBackend([code("print(classify(['a cat', 'a car'], ['animal']))"), code("FINAL('ok')")], name="r")

@@ -105,6 +105,22 @@ def test_a_resent_answer_ends_the_run(env, tmp_path):
     assert [e["answer"] for e in _events(c, "answer_resent")] == ["green"]
 
 
+def test_a_resent_cell_is_not_run_again_and_gets_the_route_hint(env, tmp_path):
+    """The root re-sends the first step whose reading found nothing (seen on the public aggregate family, 45 s a
+    time): it is not run again; the root is told so, with the step's hint, and a third copy is the loop stop."""
+
+    def turns(messages):  # always the engine's step, sent back unchanged
+        return next(m.content for m in messages if m.role == "assistant")
+
+    rlm, root, wk = _rlm(env, turns, "NOT FOUND", tmp_path=tmp_path, plan_mode="typed")
+    c = rlm.completion(DOC, "How many bakers painted a door blue?")
+    reads = [e for e in _events(c, "operator") if e["name"] == "read"]
+    assert len(_events(c, "cell")) == 1 and len(reads) == 2  # the step's two readings, never again
+    assert len(_events(c, "cell_resent")) >= 2 and c.finish_reason == "loop_detected"
+    told = root.chat_calls[1][-1].content
+    assert SP.HINT_COUNTS.split(":")[0] in told and "not run again" in told, told
+
+
 def test_two_refused_answers_end_with_the_grounded_reading_in_hand(env, tmp_path):
     """The first step read the answer; the root sends a non-answer twice: the run ends with the reading in hand."""
     rlm, _, _ = _rlm(env, [code("FINAL('NOT FOUND')")] * 2, tmp_path=tmp_path, plan_mode="typed")

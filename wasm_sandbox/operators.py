@@ -120,7 +120,7 @@ def _header_words(prompt_text: str | Callable[[], str], once: list[str]) -> set[
     header row (under 400 characters, at least :data:`HEADER_FIELDS` fields of at most 40 characters, split by
     , tab | or ;): column names, not rare values.
 
-    Why: the same rule as the typed first step's ranking (``engine.strategy.probe.HEADER``); seen on the general
+    Why: the same rule as the typed first step's ranking (``engine.strategy.guest.HEADER``); seen on the general
     dev split, "project" and "budget" (a table's header) were the rarest words of "Which project had the larger
     budget, Beacon Gallo or Zephyr Young?", and read() refused the right answer because the rows it read did not
     mention them (g-table-compare); a CSV's "region" was read as a lookup (g-csv-argmax)."""

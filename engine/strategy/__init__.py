@@ -8,6 +8,7 @@ only the REPL's ``run_cell``, the question, the prompt's facts, the root's model
 - :mod:`~engine.strategy.modes`: ``typed`` / ``code`` / ``auto``.
 - :mod:`~engine.strategy.task`: the question inside a prompt sent without one.
 - :mod:`~engine.strategy.probe`: the typed mode's first step (terms, counts, passages, a grounded reading).
+- :mod:`~engine.strategy.guest`: the code that step runs in the REPL (counts, records, definitions, callers).
 - :mod:`~engine.strategy.prompts`: system prompts, the first message, the hints.
 - :mod:`~engine.strategy.finish`: which ``FINAL`` values are refused, and when a re-sent cell ends the run.
 """
@@ -20,9 +21,9 @@ from engine.backends.base import BackendInfo
 from engine.grounding import content_words, distinctive
 from engine.strategy.fields import asks_count
 from engine.strategy.finish import cell_answer, from_reading, printed_value, refusal
+from engine.strategy.guest import MAX_MENTIONS_READ
 from engine.strategy.modes import CODE, TYPED, PlanMode, resolve_mode
 from engine.strategy.probe import (
-    MAX_MENTIONS_READ,
     NARROW_TERMS,
     PlannedStep,
     RunCell,
@@ -75,7 +76,7 @@ class Strategy:
 
     @property
     def answer_in_reach(self) -> bool:
-        """Whether a reading of a few passages can hold the whole answer (see :data:`probe.MAX_MENTIONS_READ`)."""
+        """Whether a reading of a few passages can hold the whole answer (see :data:`guest.MAX_MENTIONS_READ`)."""
         return 0 < self.rarest <= MAX_MENTIONS_READ
 
 

@@ -133,7 +133,7 @@ HINT_PROBE_ANSWERED = (
 # the count plan: both kinds, the words deciding (filter, extract, reduce) or judgement (label)
 HINT_COUNT_PLAN = (
     "compute it over entries() in code, in one cell. When the words decide: rows = {narrow}, then len(rows){extract}. "
-    "When it needs judgement: rows = filter(entries(), r'{rx}'); answer = label(rows, ['<the condition>'])"
+    "When it needs judgement: rows = {judged}; answer = label(rows, ['<the condition>'])"
     ".count('<the condition>')."
 )
 HINT_MANY = (

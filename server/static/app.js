@@ -11,7 +11,7 @@ const KINDS = {
   subcall_start: "sub", subcall_end: "sub",
   // the plan: one line each (engine/strategy, engine/operators; docs/plans.md "In the trace")
   planned_step: "step", operator: "step", task_found: "step",
-  answer_refused: "step", answer_resent: "step", answer_in_hand: "step",
+  answer_refused: "step", answer_resent: "step", answer_in_hand: "step", cell_resent: "step",
 };
 const STEP_TEXT = {
   planned_step: () => "first step (run by the engine)",
@@ -20,6 +20,7 @@ const STEP_TEXT = {
   answer_refused: (e) => `FINAL(${e.answer}) refused: ${e.reason}`,
   answer_resent: (e) => `answer in hand, cell re-sent: ${e.answer}`,
   answer_in_hand: (e) => `answer in hand at ${e.stop}: ${e.answer}`,
+  cell_resent: () => "the same cell re-sent: not run again",
 };
 const ENDS = new Set(["run_end", "root_turn", "cell", "subcall_end"]);
 
