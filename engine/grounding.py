@@ -304,10 +304,15 @@ STOP_WORDS = FUNCTION_WORDS | frozenset(
 
 def content_words(text: str) -> list[str]:
     """The words of ``text`` that can carry meaning, in order, once each: not stop words, and numbers or at least
-    three characters. How a word is written (capitals, hyphens, quotes) plays no part."""
+    two characters, as the operators' ``terms()`` keeps them. How a word is written (capitals, hyphens, quotes)
+    plays no part.
+
+    Why two: a name's word may be two letters ("Delta Xu", "Ana Li"). With three, on the general test split
+    (g-table-compare, seed v3) "Xu" was no term, so that project's row was never read and the comparison had one
+    side; words like "id" or "vs" that are everywhere rank last by rarity anyway."""
     out: list[str] = []
     for w in _WORD.findall(text.lower()):
-        if w in STOP_WORDS or (len(w) < 3 and not w.isdigit()):
+        if w in STOP_WORDS or (len(w) < 2 and not w.isdigit()):
             continue
         if w not in out:
             out.append(w)

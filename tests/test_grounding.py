@@ -141,3 +141,11 @@ def test_a_letter_of_the_questions_options_is_grounded_by_its_option():
     assert grounded("C", "def load(cookies=None):", ["letter"], q)[0]  # the instruction's rare "letter" is no evidence
     assert not grounded("C", "x = None", ["cookies"], q)[0]  # the option, but none of the question's words
     assert not grounded("B", "def load(cookies=None):", ["cookies"], q)[0]
+
+
+def test_a_two_letter_name_is_a_content_word():
+    from engine.grounding import content_words
+
+    assert content_words("Which had the larger budget, Beacon Gallo or Delta Xu?")[-1] == "xu"
+    assert "of" not in content_words("the office of Ana Li") and "li" in content_words("the office of Ana Li")
+
