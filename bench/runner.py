@@ -9,10 +9,13 @@ score of 0 for that instance; the run goes on.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -217,6 +220,28 @@ def check_oracles(prof: profiles.Profile, records: list[dict[str, Any]]) -> list
     return problems
 
 
+@contextlib.contextmanager
+def sigterm_exits() -> Iterator[None]:
+    """While the bench runs, SIGTERM raises ``SystemExit(143)`` instead of ending the process at once, so the
+    ``finally`` that closes the methods runs (the previous handler is put back after).
+
+    Why: Python's default SIGTERM ends the process without unwinding, and a method's child process outlived it. Seen:
+    a bench run killed with SIGTERM left the ``ref-rlm`` method's ``outcore serve`` generating on both cores.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _exit(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(args: argparse.Namespace) -> int:
     try:
         prof = _settings(args)
@@ -248,7 +273,8 @@ def main(args: argparse.Namespace) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "run.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         t0 = time.monotonic()
-        records = run(prof, out_dir, args.seed, progress=not args.no_progress)
+        with sigterm_exits():
+            records = run(prof, out_dir, args.seed, progress=not args.no_progress)
         meta["wall_s"] = round(time.monotonic() - t0, 1)  # this invocation's time (a resumed run: the rest only)
         (out_dir / "run.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     else:

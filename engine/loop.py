@@ -65,7 +65,6 @@ class Loop:
         self.in_reach = plan.answer_in_reach
         self.warned: set[str] = set()  # readings refused as out of reach once: the same value a second time ends
         self.last: tuple[str, str, str] | None = None  # the last cell that ran cleanly: (code key, output, hint)
-        self.then_ran = False  # the strategy's step for a re-sent first step (Strategy.then) ran
 
     # -- ends --------------------------------------------------------------------------------------------------
     def partial(self, reason: str, *, candidate: str = "", error: str | None = None) -> RunEnd:
@@ -121,10 +120,6 @@ class Loop:
                     self.hist.append("assistant", kept.strip())
                     self.run.emit("answer_resent", id=new_id("step"), parent=self.run.id, answer=clip(resent, 2000))
                     return self.final(resent)
-                if self.stuck_on_step(shown):  # the strategy's next step runs in the copy's place
-                    self.then_ran, pending = True, self.plan.then
-                    self.run.emit("cell_resent", id=new_id("step"), parent=self.run.id, code=clip(shown, 500))
-                    continue
                 if self.typed and self.last is not None and normalize_code(shown) == self.last[0]:
                     end = self.not_rerun(kept, shown)
                     if end is not None:
@@ -134,17 +129,6 @@ class Loop:
             end = self.after_cells(blocks, shown, tid, step)
             if end is not None:
                 return end
-
-    def stuck_on_step(self, shown: str) -> bool:
-        """Whether a reply re-sends the first step (which gave no answer in hand, or the run would have ended) and
-        the strategy has a step for that (:attr:`engine.strategy.Strategy.then`) not yet run."""
-        first, then = self.plan.step, self.plan.then
-        return (
-            first is not None
-            and then is not None
-            and not self.then_ran
-            and (normalize_code(shown) == normalize_code(first.code))
-        )
 
     def not_rerun(self, kept: str, shown: str) -> RunEnd | None:
         """A reply that re-sends the cell that just ran cleanly (typed mode): it is not run again, and the root is
@@ -278,11 +262,7 @@ class Loop:
             )
             if found is not None:
                 self.answers[normalize_code(shown)] = found
-            elif (
-                (step is None or step is self.plan.then)
-                and ran.outcome.final is None
-                and (value := printed_value(output)) is not None
-            ):
+            elif step is None and ran.outcome.final is None and (value := printed_value(output)) is not None:
                 self.printed[normalize_code(shown)] = value
         hints = [step.hint] if step is not None and not ran.failed else []
         if step is not None and found is not None:  # the step has the answer in hand: only FINAL is left

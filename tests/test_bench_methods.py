@@ -106,3 +106,33 @@ def test_rlm_code_is_the_plain_prompt(tmp_path) -> None:
         m.close()
     assert m.name == "rlm-code" and fam.score(inst, out.answer).value == 1.0, out
     assert "Operators" not in root.chat_calls[0][0].content and out.usage["root"]["calls"] == 1
+
+
+def test_sigterm_unwinds_the_bench_so_method_children_are_closed(tmp_path) -> None:
+    """A bench killed with SIGTERM runs its ``finally`` (which closes a method's server child) and exits 143."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "bench_like.py"
+    script.write_text(
+        "import os, signal, subprocess, sys, time\n"
+        "from bench.runner import sigterm_exits\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        "print(child.pid, flush=True)\n"
+        "try:\n"
+        "    with sigterm_exits():\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        time.sleep(120)\n"
+        "finally:\n"
+        "    child.terminate()\n"
+        "    child.wait()\n",
+        encoding="utf-8",
+    )
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 143, done.stderr
+    pid = int(done.stdout.split()[0])
+    assert not Path(f"/proc/{pid}").exists()  # terminated and reaped by the finally

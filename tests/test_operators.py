@@ -242,6 +242,14 @@ def test_label_with_two_topics_gets_other_too(env):
     assert c.answer == "other, payment"
 
 
+def test_a_placeholder_label_is_refused(env):
+    """Seen: a 1.5B root copied ``label(rows, ['<the condition>'])`` from the count hint as it stood."""
+    cells = ["label(context.splitlines(), ['<the condition>'])", "FINAL('x')"]
+    c, root, wk = _run(env, cells, "\n".join(TICKETS), worker="yes")
+    assert "StepRefused: label(): '<the condition>' is a placeholder" in _outputs(root)[0]
+    assert not wk.batch_calls
+
+
 def test_degenerate_labelling_is_refused_with_the_counts(env):
     cells = ["label(context.splitlines(), ['payment', 'delivery'])", "FINAL('x')"]
     c, root, _ = _run(env, cells, "\n".join(TICKETS), worker="payment")

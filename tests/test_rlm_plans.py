@@ -121,34 +121,6 @@ def test_a_resent_cell_is_not_run_again_and_gets_the_route_hint(env, tmp_path):
     assert SP.HINT_PROBE[:40] in told and "not run again" in told, told
 
 
-def test_a_resent_step_of_a_count_no_word_decides_runs_the_count_by_judgement(env, tmp_path):
-    """A count whose condition no word of the text states; the root re-sends the first step: the engine runs the
-    count by judgement in its place (the worker names the condition, label() asks it of every entry)."""
-    colours = ["crimson", "navy", "olive", "amber"]
-    doc = "\n".join(f"Entry {i}: the baker painted the gate {colours[i % 4]} that spring." for i in range(80))
-
-    def worker(p: str) -> str:
-        if "Name what an entry must be about" in p:
-            return "the colour of blood"
-        if "Is this line about the colour of blood?" in p:
-            return "yes" if "crimson" in p else "no"
-        return "NOT FOUND"
-
-    def turns(messages):
-        if "count by judgement was run for you" in messages[-1].content:
-            return code("FINAL(answer)")
-        return next(m.content for m in messages if m.role == "assistant")
-
-    rlm, root, _ = _rlm(env, turns, worker, tmp_path=tmp_path, plan_mode="typed")
-    c = rlm.completion(doc, "How many times was something given the colour of blood?")
-    assert c.answer == "20" and c.finish_reason == "final", (c.answer, c.finish_reason)
-    steps = _events(c, "planned_step")
-    assert len(steps) == 2 and "label(rows, [cond])" in steps[1]["code"] and len(_events(c, "cell_resent")) == 1
-    rlm, root, _ = _rlm(env, turns, worker, tmp_path=tmp_path, plan_mode="typed")
-    c = rlm.completion(doc, "Which colour did the baker paint the gate in entry 7?")  # no number asked: no count
-    assert len(_events(c, "planned_step")) == 1
-
-
 def test_two_refused_answers_end_with_the_grounded_reading_in_hand(env, tmp_path):
     """The first step read the answer; the root sends a non-answer twice: the run ends with the reading in hand."""
     rlm, _, _ = _rlm(env, [code("FINAL('NOT FOUND')")] * 2, tmp_path=tmp_path, plan_mode="typed")

@@ -10,6 +10,7 @@ such a labelling cannot answer a count or a group-by.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from engine.operators.base import Operators
 
 CATCH_ALL = "other"
+_PLACEHOLDER = re.compile(r"<[^<>]*>|\.\.\.|…")  # a hint's slot, copied as it stood
 DEGENERATE_MIN = 6  # a handful of items may all share a label; from this many on, one label for all is refused
 
 
@@ -42,6 +44,10 @@ def label(ops: Operators, a: dict[str, Any]) -> dict[str, Any]:
     args = f"{len(items)} items, {labels}"
     if not items:
         return _refused(ops, args, 0, t0, "label(): no items to label; check the step that made them")
+    placeholder = next((lb for lb in labels if _PLACEHOLDER.fullmatch(lb)), None)
+    if placeholder is not None:  # seen: label(rows, ['<the condition>']), copied from a hint as it stood
+        msg = f"label(): {placeholder!r} is a placeholder; write the condition itself, e.g. ['complains about noise']"
+        return _refused(ops, args, len(items), t0, msg)
     head = f"{instruction}\n" if instruction else ""
 
     def work(part: list[str]) -> list[str | None]:

@@ -31,7 +31,6 @@ from engine.strategy.probe import (
     first_step,
     has_operators,
     is_source_dump,
-    judged_count,
     ranked_terms,
 )
 from engine.strategy.prompts import HINT_OUT_OF_REACH, HINT_PROBE_ANSWERED, HINT_REFUSED, first_user, system_prompt
@@ -74,7 +73,6 @@ class Strategy:
     step: PlannedStep | None = None  # the first step the engine runs as the root's
     rarest: int = 0  # mentions of the rarest distinctive term in the prompt (0: no term)
     absent: bool = False  # the question has content words and none of them occurs in the prompt
-    then: PlannedStep | None = None  # run in place of a re-sent first step (probe.judged_count)
 
     @property
     def answer_in_reach(self) -> bool:
@@ -117,6 +115,4 @@ def prepare(
     reach = [w for w, c in rows if w in key and c <= MAX_MENTIONS_READ]
     step = first_step(question, terms, operators, source, rarest, key, fields, reach) if stepped else None
     absent = not rows and bool(content_words(question))
-    judged = step is not None and operators and not source and rarest <= MAX_MENTIONS_READ and asks_count(question)
-    then = judged_count(question) if judged else None
-    return Strategy(TYPED, operators, source, terms, key, step, rarest, absent, then)
+    return Strategy(TYPED, operators, source, terms, key, step, rarest, absent)

@@ -35,7 +35,6 @@ from engine.strategy.guest import AROUND, CALLERS, COVER, DEFINED, HEADER, MAX_M
 from engine.strategy.prompts import (
     HINT_COUNTS,
     HINT_EXTRACT,
-    HINT_JUDGED,
     HINT_MANY,
     HINT_MANY_LOOKUP,
     HINT_PROBE,
@@ -296,35 +295,6 @@ def first_step(
         "print('answer:', answer)"
     )
     return PlannedStep(setup, code, _widened(HINT_PROBE_PLAIN, rarest, key, fields, question))
-
-
-# What the worker is asked for the judged count's condition: a phrase, so that label() asks "Is this line about ...?"
-CONDITION = (
-    "Question: {question}\nTo answer it, the entries of a long text are checked one by one. Name what an entry "
-    "must be about to be counted, as a short phrase of a few words, and nothing else."
-)
-
-QUOTES_AND_DOTS = " .'\"`"
-
-
-def judged_count(question: str) -> PlannedStep:
-    """The count by judgement, which the engine runs when the root re-sends a first step that read no answer for a
-    question that asks for a number while its terms are rare (:class:`engine.strategy.Strategy`): the worker names
-    what is counted, ``label`` asks it of every entry (with its cost check), and the matches are counted.
-
-    Why: a count whose condition no word of the text states ("how many lines should be labelled 'human being'",
-    over lines that never say so) has rare terms only by chance, and their reading finds nothing. Shown the count
-    plan, the 1.5B root re-sent the first step until the loop stop (public aggregate, three runs); the condition is
-    the one part of the plan it had to write. Numbers: see docs/design.md, "Fourth round".
-    """
-    code = (
-        f"cond = llm_query({CONDITION!r}.format(question=question)).strip()\n"
-        f"cond = (cond.splitlines() or [''])[0].strip({QUOTES_AND_DOTS!r})\n"
-        "rows = entries()\n"
-        "answer = label(rows, [cond]).count(cond)\n"
-        "print('counted:', repr(cond), '-', answer, 'of', len(rows), 'entries')"
-    )
-    return PlannedStep("", code, HINT_JUDGED)
 
 
 def _plural(w: str) -> str:

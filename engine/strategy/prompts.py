@@ -142,12 +142,6 @@ HINT_MANY = (
 )
 # After a first step that read no answer for a question that asks for a number (see probe._widened)
 HINT_COUNTS = "The reading found no answer and the question asks for a number: if it counts entries, " + HINT_COUNT_PLAN
-# After the judged count (probe.judged_count), run in place of a re-sent first step
-HINT_JUDGED = (
-    "That cell already ran, so the count by judgement was run for you instead: the helper named what is counted "
-    "and labelled every entry. If `answer` answers the question, call FINAL(answer); if the condition is not what "
-    "the question counts, label the entries with the right one."
-)
 # the extract step of HINT_MANY, with a field of the entries themselves (engine.strategy.fields)
 HINT_EXTRACT = (
     ", or values = extract(rows, r'{pattern}') (the {name} of each row), then {reduces} (the rows' fields: {names})"
