@@ -302,6 +302,14 @@ STOP_WORDS = FUNCTION_WORDS | frozenset(
 )  # the words terms() drops (wasm_sandbox.operators), and the words every task's wording uses
 
 
+def reply_answer(raw: str) -> str:
+    """The answer in a worker's reply: what follows its last ``Answer:`` label, else its first line (later lines
+    are explanation). The reading prompt asks for the line that answers, then ``Answer:`` (engine.operators.read)."""
+    lines = [ln.strip() for ln in raw.splitlines() if ln.strip()]
+    labelled = [ln.split(":", 1)[1].strip() for ln in lines if ln.lower().startswith("answer:")]
+    return labelled[-1] if labelled and labelled[-1] else (lines[0] if lines else "")
+
+
 def content_words(text: str) -> list[str]:
     """The words of ``text`` that can carry meaning, in order, once each: not stop words, and numbers or at least
     two characters, as the operators' ``terms()`` keeps them. How a word is written (capitals, hyphens, quotes)

@@ -148,4 +148,3 @@ def test_a_two_letter_name_is_a_content_word():
 
     assert content_words("Which had the larger budget, Beacon Gallo or Delta Xu?")[-1] == "xu"
     assert "of" not in content_words("the office of Ana Li") and "li" in content_words("the office of Ana Li")
-

@@ -23,6 +23,7 @@ The pin: ``wasmtime==50.0.1`` (pyproject.toml) is :data:`TESTED_WASMTIME`. ``tes
 loudly when the installed version, the pin or the private symbols used here change, and when a public epoch
 callback appears (then this module should use it); tests/test_sandbox*.py exercise every path here.
 """
+
 from __future__ import annotations
 
 import ctypes

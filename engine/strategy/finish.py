@@ -23,17 +23,19 @@ import ast
 import re
 from collections.abc import Sequence
 
-from engine.grounding import appears_in, grounded, is_non_answer, one_line, only_its_own_words, restates
+from engine.grounding import (
+    appears_in,
+    grounded,
+    is_non_answer,
+    one_line,
+    only_its_own_words,
+    reply_answer,
+    restates,
+)
 from engine.replies import NO_OUTPUT
 
 Read = tuple[str, str]  # (the text a worker was given, its answer)
 MAX_ANSWER_CHARS = 300  # a cell result longer than this is a passage or a listing, not an answer
-
-
-def _first_line(result: str) -> str:
-    """A worker's answer is its first line (``read`` keeps only that; later lines are explanation)."""
-    lines = result.strip().splitlines()
-    return lines[0].strip() if lines else ""
 
 
 def _same(a: str, b: str) -> bool:
@@ -59,7 +61,7 @@ def refusal(
     if restates(answer, question):
         return "the answer only restates the question"
     reads = _without_question(reads, question)
-    said = [text for text, result in reads if _same(_first_line(result), answer)]
+    said = [text for text, result in reads if _same(reply_answer(result), answer)]
     if said:  # the worker's answer: grounded in what that worker read, or not at all
         reasons = []
         for text in said:
@@ -128,7 +130,7 @@ def _without_question(reads: Sequence[Read], question: str) -> list[Read]:
 
 def from_reading(answer: str, reads: Sequence[Read]) -> bool:
     """Whether ``answer`` is what a worker said after reading passages (not a value code computed)."""
-    return any(_same(_first_line(result), answer) for _, result in reads)
+    return any(_same(reply_answer(result), answer) for _, result in reads)
 
 
 _LABEL = re.compile(r"^answer\s*[:=]\s*", re.IGNORECASE)
@@ -149,7 +151,7 @@ def printed_value(output: str) -> str | None:
 def cell_answer(output: str, reads: Sequence[Read], terms: list[str], question: str) -> str | None:
     """The grounded worker answer a cell printed, if any (the last one): what a re-sent copy of the cell would end on."""
     for text, result in reversed(_without_question(reads, question)):
-        r = _first_line(result)
+        r = reply_answer(result)
         if not r or len(r) > MAX_ANSWER_CHARS or r not in output or is_non_answer(r, question):
             continue
         if grounded(r, text, terms, question)[0]:
