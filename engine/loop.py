@@ -138,12 +138,12 @@ class Loop:
         a 1.5B root re-sent the first step twice (45 s each, two worker readings of the same passages) and the run
         reached the loop stop without a step of its own; the count plan was in the hint it had been shown.
         """
-        key, output, hint = self.last or ("", "", "")
+        _, output, hint = self.last or ("", "", P.HINT_REPEAT)
         self.hist.append("assistant", kept.strip())
         self.run.emit("cell_resent", id=new_id("step"), parent=self.run.id, code=clip(shown, 500))
         if self.guard.cell(shown, output, False) and self.guard.looping:
             return self.in_hand("loop_detected") or self.partial("loop_detected")
-        text = P.CELL_OUTPUT.format(output=P.NOT_RERUN, question=self.run.question, hint=hint or P.HINT_REPEAT)
+        text = P.CELL_OUTPUT.format(output=P.NOT_RERUN, question=self.run.question, hint=hint)
         self.hist.append("user", text)
         return None
 
@@ -277,9 +277,8 @@ class Loop:
             if self.guard.too_many_errors:
                 return self.in_hand("too_many_errors") or self.partial("too_many_errors")
             hints.append(failure_hint(ran.outcome))
-        self.last = None if ran.failed or ran.outcome.final is not None else (normalize_code(shown), output, "")
-        if self.last is not None and step is not None:
-            self.last = (self.last[0], output, f"{P.HINT_REPEAT} {step.hint}")
+        again = f"{P.HINT_REPEAT} {step.hint}" if step is not None else P.HINT_REPEAT  # told if it is re-sent
+        self.last = None if ran.failed or ran.outcome.final is not None else (normalize_code(shown), output, again)
         hints += housekeeping_hints(run, self.hist.note_pending)
         self.hist.note_pending = False
         hints = hints or [P.HINT_NEXT]
