@@ -307,7 +307,13 @@ def reply_answer(raw: str) -> str:
     are explanation). The reading prompt asks for the line that answers, then ``Answer:`` (engine.operators.read)."""
     lines = [ln.strip() for ln in raw.splitlines() if ln.strip()]
     labelled = [ln.split(":", 1)[1].strip() for ln in lines if ln.lower().startswith("answer:")]
-    return labelled[-1] if labelled and labelled[-1] else (lines[0] if lines else "")
+    if labelled and labelled[-1]:
+        return labelled[-1]
+    unlabelled = [ln for ln in lines if not _CITED.match(ln)]  # a copied line is the evidence, never the answer
+    return unlabelled[0] if unlabelled else ""
+
+
+_CITED = re.compile(r"(?i)lines?\s*:")
 
 
 def content_words(text: str) -> list[str]:

@@ -148,3 +148,13 @@ def test_a_two_letter_name_is_a_content_word():
 
     assert content_words("Which had the larger budget, Beacon Gallo or Delta Xu?")[-1] == "xu"
     assert "of" not in content_words("the office of Ana Li") and "li" in content_words("the office of Ana Li")
+
+
+def test_the_answer_of_a_reply_that_cites_its_line():
+    from engine.grounding import reply_answer
+
+    assert reply_answer("Line: Office: Riga\nAnswer: Riga") == "Riga"
+    assert reply_answer("Riga\nbecause the record says so") == "Riga"  # a plain reply: its first line
+    assert reply_answer("Line: Michael Venus (born 16 October 1987) is a ...") == ""  # a line copied, no answer
+    assert reply_answer("NOT FOUND") == "NOT FOUND"
+

@@ -326,7 +326,9 @@ def _widened(
     no answer (a "how many" may be a lookup: "how many days of notice", so the cheap reading comes first). Seen on
     the general test split: "the number of support tickets that report something wrong with a payment, a charge or
     a refund", "refund" 6 mentions: the reading said NOT FOUND and the root re-sent the step to the loop stop. It
-    did not fire on the test split with seed v3 (neither count had a term under 13 mentions): unmeasured."""
+    did not fire on the test split with seed v3 (neither count had a term under 13 mentions): unmeasured. Its
+    judgement plan labels every entry, not the rare terms' lines: those lines held no answer, so their words do not
+    name what is counted (public aggregate: "line" and "general", one mention each, in a count of 'human being')."""
     counts = asks_count(question)
     if rarest <= MAX_MENTIONS_READ and not counts:
         return hint
