@@ -12,6 +12,9 @@ REPL (:mod:`engine.cells`); the output goes back with the question and a hint. I
   the right caller);
 - a guardrail, a cancel, a loop or a failure: the best partial answer that the run's outputs support
   (:mod:`engine.rescue`).
+
+A reply that re-sends the cell that just ran cleanly, with no answer in hand, is not run again (event
+``cell_resent``): the root is told so, with that cell's advice, and the copy counts toward the loop stop.
 """
 
 from __future__ import annotations
