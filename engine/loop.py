@@ -124,7 +124,7 @@ class Loop:
                     self.run.emit("answer_resent", id=new_id("step"), parent=self.run.id, answer=clip(resent, 2000))
                     return self.final(resent)
                 if self.typed and self.last is not None and normalize_code(shown) == self.last[0]:
-                    end = self.not_rerun(kept, shown)
+                    end = self.not_rerun(kept, shown, *self.last[1:])
                     if end is not None:
                         return end
                     continue
@@ -133,7 +133,7 @@ class Loop:
             if end is not None:
                 return end
 
-    def not_rerun(self, kept: str, shown: str) -> RunEnd | None:
+    def not_rerun(self, kept: str, shown: str, output: str, hint: str) -> RunEnd | None:
         """A reply that re-sends the cell that just ran cleanly (typed mode): it is not run again, and the root is
         told so, with the advice that cell's output came with (a re-sent first step gets the step's route hint).
 
@@ -141,7 +141,6 @@ class Loop:
         a 1.5B root re-sent the first step twice (45 s each, two worker readings of the same passages) and the run
         reached the loop stop without a step of its own; the count plan was in the hint it had been shown.
         """
-        _, output, hint = self.last or ("", "", P.HINT_REPEAT)
         self.hist.append("assistant", kept.strip())
         self.run.emit("cell_resent", id=new_id("step"), parent=self.run.id, code=clip(shown, 500))
         if self.guard.cell(shown, output, False) and self.guard.looping:

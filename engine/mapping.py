@@ -194,9 +194,7 @@ class MapCalls:
         """
         other = next(lb for lb in labels if lb != topic)
         prompts = [f"Line: {item} Question: Is this line about {topic}? Answer yes or no." for item in items]
-        yes_no = choice_grammar(["yes", "no"])
-        raw = [_text(g) for g in self._ask(prompts, 3, "classify", LABEL_SYSTEM, grammar=yes_no)]
-        return [None if r is None else (topic if r.lower().startswith("yes") else other) for r in raw]
+        return self._yes_no(prompts, topic, other)
 
     def _polar(self, items: list[str], instruction: str, labels: list[str]) -> list[str | None]:
         """``["yes", "no"]`` with an instruction: the instruction is the question asked of each item, first, so a
@@ -204,9 +202,13 @@ class MapCalls:
         the question "Is this line about yes?" and the instruction was lost."""
         by_low = {lb.lower(): lb for lb in labels}
         prompts = [f"{instruction}\nText: {item}\nAnswer yes or no." for item in items]
-        yes_no = choice_grammar(["yes", "no"])
-        raw = [_text(g) for g in self._ask(prompts, 3, "classify", LABEL_SYSTEM, grammar=yes_no)]
-        return [None if r is None else by_low["yes" if r.lower().startswith("yes") else "no"] for r in raw]
+        return self._yes_no(prompts, by_low["yes"], by_low["no"])
+
+    def _yes_no(self, prompts: list[str], yes: str, no: str) -> list[str | None]:
+        """Each prompt answered under a yes/no grammar: ``yes`` or ``no`` per item, None where it failed."""
+        grammar = choice_grammar(["yes", "no"])
+        raw = [_text(g) for g in self._ask(prompts, 3, "classify", LABEL_SYSTEM, grammar=grammar)]
+        return [None if r is None else (yes if r.lower().startswith("yes") else no) for r in raw]
 
     def table(self) -> dict[str, Any]:
         return {"llm_map": self.llm_map, "classify": self.classify}

@@ -62,7 +62,7 @@ def estimate(run: Run, prompts: list[str], rate: float) -> Estimate:
     one-line entries was estimated at 149 K tokens, 1,726 s, and refused, where its items hold about 40 K."""
     count = run.rlm.worker.count_tokens
     shared = os.path.commonprefix(prompts) if len(prompts) > 1 else ""
-    tokens = count(shared) + sum(count(p[len(shared) :]) for p in prompts) if shared else sum(map(count, prompts))
+    tokens = (count(shared) if shared else 0) + sum(count(p[len(shared) :]) for p in prompts)
     return Estimate(tokens * rate, rate, tokens, run.budget.remaining_s())
 
 

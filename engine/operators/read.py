@@ -36,7 +36,9 @@ NOT_FOUND = "NOT FOUND"
 # each of 9 lookup families, 54 readings): 41 right against 36 with "answer with the answer alone". It gained on
 # g-jsonl-latest (6 of 6 against 2: copying a line, the worker took the newest change of a customer's plan, not an
 # older one) and g-code-default (6 against 5: the definition's line held the default it had called NOT FOUND); the
-# other seven families the same. Two families gain: fewer than three. No slot to fill ("<the answer>"): a 0.5B worker
+# other seven families the same. Two families gain: fewer than three. On the test split only unpaired seeds exist
+# (v4 before it, v5 with its first, slotted wording): g-code-default 1/2 then 2/2, g-jsonl-latest 1/2 and 1/2, the
+# split's mean 0.59 then 0.71 with other changes in between; no three families shown. No slot to fill: a 0.5B worker
 # copied "Answer: a name, number, date, code or short phrase" as it stood (tests/test_server_models.py).
 READ_PROMPT = (
     "Text:\n{text}\n\nQuestion: {question}\nReply in two lines. First 'Line:' and the one line of the text above "
