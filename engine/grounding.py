@@ -250,7 +250,7 @@ def named_options(question: str, words: Sequence[str], passages: Sequence[str]) 
 
 _POLAR_ANSWER = re.compile(r"(?:yes|no)\b[.!]?", re.IGNORECASE)
 _AUXILIARY = re.compile(
-    r"(?:^|[.,;:?!]\s*)(?:is|are|was|were|does|do|did|can|could|has|have|had|will|would|should|must)\s",
+    r"(?:^|[.,;:?!]\s*)(?:is|are|was|were|does|do|did|can|could|may|might|has|have|had|will|would|shall|should|must)\s",
     re.IGNORECASE,
 )
 _POLAR_CUE = re.compile(r"\byes\b|\bor not\b|\bwhether\b", re.IGNORECASE)

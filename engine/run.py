@@ -176,6 +176,7 @@ class Run:
             self.lim.plan_mode,
             first=first and self.depth == 0,
             sub_calls=self.rlm.sub_calls,
+            inside=self.found_task is not None,
         )
         self.emit(
             "strategy",

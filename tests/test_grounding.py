@@ -75,6 +75,7 @@ def test_a_yes_or_no_is_grounded_by_the_questions_words_alone():
     assert not grounded("no", section, ["2.3"], "Which version added dark mode?")[0]  # no yes/no question
     assert asks_polar("According to the docs, dark mode in version 6.0: supported or not?")
     assert not asks_polar("Who took the demo?") and polar("no") and not polar("not supported")
+    assert asks_polar("Under this policy, may an employee fly business class?")
 
 
 def test_key_span_drops_a_restated_question_only():

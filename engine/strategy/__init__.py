@@ -27,6 +27,7 @@ from engine.strategy.probe import (
     NARROW_TERMS,
     PlannedStep,
     RunCell,
+    deciding,
     entry_fields,
     first_step,
     has_operators,
@@ -89,11 +90,13 @@ def prepare(
     *,
     first: bool,
     sub_calls: bool,
+    inside: bool = False,
 ) -> Strategy:
     """The strategy of one run. ``question`` None: the prompt is the task (nothing to rank or probe).
 
     ``first``: the run may plan a first step (a top-level run's first completion; a child run or a later turn of a
     session writes its own). Code mode, or a run without sub-calls, gets no help at all: no probe, no terms.
+    ``inside``: the question is a task found in the prompt itself (:func:`find_task`), not counted as a mention.
     """
     resolved = resolve_mode(mode, root)
     if resolved == CODE or not sub_calls:
@@ -102,17 +105,17 @@ def prepare(
     source = is_source_dump(run_cell, meta.lines)
     if question is None:
         return Strategy(TYPED, operators, source)
-    rows = ranked_terms(run_cell, question)
+    rows = ranked_terms(run_cell, question, inside)
     terms = [w for w, _ in rows]
     rarest = rows[0][1] if rows else 0
     key = distinctive(rows)
     stepped = first and meta.chars >= MIN_PROBE_CHARS
-    fields = (
-        entry_fields(run_cell, question, key[:NARROW_TERMS])
-        if stepped and operators and (rarest > MAX_MENTIONS_READ or asks_count(question))
-        else None
-    )
+    counting = stepped and operators and (rarest > MAX_MENTIONS_READ or asks_count(question))
+    narrow = deciding(run_cell, key[:NARROW_TERMS]) if counting else key[:NARROW_TERMS]
+    fields = entry_fields(run_cell, question, narrow) if counting else None
     reach = [w for w, c in rows if w in key and c <= MAX_MENTIONS_READ]
-    step = first_step(question, terms, operators, source, rarest, key, fields, reach) if stepped else None
+    least = [w for w, c in rows if c == rarest]
+    own = max(question.splitlines() or [""], key=len)[:100] if inside else ""
+    step = first_step(question, terms, operators, source, rarest, narrow, fields, reach, least, own) if stepped else None
     absent = not rows and bool(content_words(question))
     return Strategy(TYPED, operators, source, terms, key, step, rarest, absent)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from engine.grounding import STOP_WORDS, clause_words, content_words
 from engine.strategy.fields import EntryFields, asks_count, entry_fields_of, reduce_order
 from engine.strategy.finish import TERM_COUNTS
-from engine.strategy.guest import AROUND, CALLERS, COVER, DEFINED, HEADER, MAX_MENTIONS_READ, MENTIONS
+from engine.strategy.guest import AROUND, CALLERS, COVER, DEFINED, FOLLOW, HEADER, MAX_MENTIONS_READ, MENTIONS
 from engine.strategy.prompts import (
     HINT_COUNTS,
     HINT_EXTRACT,
@@ -82,13 +82,15 @@ def has_operators(run_cell: RunCell) -> bool:
         return False
 
 
-def ranked_terms(run_cell: RunCell, question: str) -> list[tuple[str, int]]:
+def ranked_terms(run_cell: RunCell, question: str, inside: bool = False) -> list[tuple[str, int]]:
     """The question's content words that occur in this prompt, with how often each does, rarest first; a pair of
     adjacent words is a term too when the words are common and the pair is rare (:func:`phrases`).
 
     The host's regex search counts each word's mentions (whole words, any case, at most :data:`~engine.strategy.guest.MAX_COUNT`): a
     native scan per word, cheap at any size, and the same ranking the operators' ``terms()`` makes (by rarity,
-    never by how a word is written).
+    never by how a word is written). ``inside``: the question is a task found in the prompt, and its own mentions
+    there are not counted (each of its words is in the prompt once more than the text has it; see ``own`` in
+    :data:`~engine.strategy.guest.COVER`).
     """
     words = question_words(question)[:MAX_WORDS]
     if not words:
@@ -97,6 +99,8 @@ def ranked_terms(run_cell: RunCell, question: str) -> list[tuple[str, int]]:
     counts = _value(run_cell(f"{MENTIONS}\nmentions({words + pairs!r})"))
     if not isinstance(counts, dict):
         return []
+    if inside:
+        counts = {w: c - len(re.findall(_whole_word(w), question, re.IGNORECASE)) for w, c in counts.items()}
     rare = [p for p in pairs if 0 < counts.get(p, 0) <= MAX_MENTIONS_READ < min(counts.get(w, 0) for w in p.split())]
     cands = words + rare
     present = [(w, counts[w]) for w in cands if isinstance(counts.get(w), int) and counts[w] > 0]
@@ -132,21 +136,29 @@ def phrases(question: str, words: list[str]) -> list[str]:
     return list(dict.fromkeys(out))[:MAX_PHRASES]
 
 
-_COMPOUND = re.compile(r"[^\W_]+(?:[-./:][^\W_]+)+")
+_COMPOUND = re.compile(r"\w+(?:[-./:]\w+)+|[^\W_]+(?:_[^\W_]+)+")
+_NAMED = re.compile(r"[/._]")  # a path, a file name, a dotted or snake_case name ("e.g." is none: see below)
 
 
 def question_words(question: str) -> list[str]:
     """The question's content words, with a compound that holds a digit (a date, an id, a version, an address) kept
-    whole and in front, in place of its parts.
+    whole and in front, in place of its parts; and a path or a file, dotted or snake_case name kept whole too, in
+    front of its parts (both are counted; the rarer leads).
 
     Why: split, "2025-04-20" became "2025", "04" and "20", each in hundreds of places, and the rarest term of a
     question about one day's chat was "demo" (dev split); the log count's "2025-08-27" and the needle's key are the
     same shape. Whole, such a value is usually the question's rarest term, as the operators' ``terms()`` has it.
+    A path is the same case without a digit: "the commit that changed src/billing/tax_rules.py" over a git log was
+    searched as "rules", "billing" and "tax" (169 to 286 mentions each) and no commit was read (held-out probe
+    written after the fourth round). A hyphen alone keeps a word split ("e-mail", "follow-up" are English), and so do
+    dotted letters ("e.g", "u.s").
     """
-    compounds = [c for c in dict.fromkeys(_COMPOUND.findall(question.lower())) if any(ch.isdigit() for ch in c)]
+    found = list(dict.fromkeys(_COMPOUND.findall(question.lower())))
+    keyed = [c for c in found if any(ch.isdigit() for ch in c)]
+    named = [c for c in found if c not in keyed and _NAMED.search(c) and max(map(len, re.split(r"\W", c))) > 2]
     written = [m.group(0).lower() for m in _DATE_WRITTEN.finditer(question)]
-    parts = {w for c in compounds + written for w in re.findall(r"[^\W_]+", c)}
-    return iso_dates(question) + compounds + [w for w in content_words(question) if w not in parts]
+    parts = {w for c in keyed + written for w in re.findall(r"[^\W_]+", c)}
+    return iso_dates(question) + keyed + named + [w for w in content_words(question) if w not in parts]
 
 
 _MONTHS = "january february march april may june july august september october november december".split()
@@ -193,6 +205,40 @@ def entry_fields(run_cell: RunCell, question: str, terms: list[str]) -> EntryFie
     return entry_fields_of(got[:-1], got[-1], question)
 
 
+MAX_LINES_COUNTED = 20_000  # lines a narrowing's search counts (past it, a term is kept: no evidence either way)
+
+
+def deciding(run_cell: RunCell, terms: list[str]) -> list[str]:
+    """The terms of the count plan's narrowing (one ``filter`` each, in order) that each narrow it: a term kept on
+    every line still kept, or on none, is dropped.
+
+    Why: ``filter()`` refuses a pattern that matches all its items or none, and the hint offered one. Seen on
+    held-out probes written after the fourth round: "How many SKUs in the East warehouse ..." over a CSV whose every
+    row holds "SKU-..."; "the commit that changed src/billing/tax_rules.py" whose 86 lines with "rules" and
+    "billing" all held "tax"; "requests to /api/export" where every line with the path held "api". The 1.5B root
+    copied the offered narrowing, was refused, and re-sent it to the loop stop (3 of 3). Counted by the host's
+    search with the filter's own patterns, one regex per prefix of the terms (the entries, non-empty lines, that
+    hold each of them), at most :data:`MAX_LINES_COUNTED`.
+    """
+    kept: list[str] = []
+    before = _lines_holding(run_cell, [])
+    for w in terms:
+        n = _lines_holding(run_cell, [*kept, w])
+        if n is None or before is None:
+            return terms
+        if 0 < n < before or n >= MAX_LINES_COUNTED:
+            kept.append(w)
+            before = n
+    return kept
+
+
+def _lines_holding(run_cell: RunCell, terms: list[str]) -> int | None:
+    """How many non-empty lines hold every one of ``terms`` as the count plan's filters match them."""
+    rx = "(?m)^" + "".join(f"(?=[^\n]*{_plural(x)})" for x in terms) + "[^\n]*\\S"
+    n = _value(run_cell(f"len(search({rx!r}, max_hits={MAX_LINES_COUNTED}, width=0, ignore_case=True))"))
+    return n if isinstance(n, int) else None
+
+
 def is_source_dump(run_cell: RunCell, lines: int) -> bool:
     """Whether the prompt is concatenated source files: two file headers of a style ``files()`` knows, or many
     ``def``/``class`` lines (one in 100 lines, at least five) when the files have no headers at all.
@@ -231,12 +277,16 @@ def first_step(
     key: list[str] | None = None,
     fields: EntryFields | None = None,
     reach: list[str] | None = None,
+    least: list[str] | None = None,
+    own: str = "",
 ) -> PlannedStep:
     """The probe: term counts, the best passages, the worker's grounded reading of them.
 
     ``rarest``: mentions of the rarest term; past :data:`MAX_MENTIONS_READ` the hint says that 4 passages cannot
     hold every entry that matters (a count or a list is computed over ``entries()``). ``reach``: the distinctive
-    terms with at most that many mentions, whose records :data:`COVER` adds."""
+    terms with at most that many mentions, whose records :data:`COVER` adds. ``least``: the terms with the fewest
+    mentions; the records kept are those that name the most of them, then the most terms (:data:`AROUND`). ``own``:
+    the longest line of a task found in the prompt, whose paragraph is not read while others are."""
     query = " ".join(terms[:4]) or question
     setup = f"t = {terms!r}\nquery = {query!r}\n{MENTIONS}"
     if operators and source:
@@ -272,7 +322,9 @@ def first_step(
         # NOT FOUND for a word that occurs once. Every line of the rarest term is read (at most MAX_MENTIONS_READ,
         # as many as "in reach" promises): seen on the dev split, the latest of 11 mentions of a customer's plan was
         # answered from the first 4 of them (an older plan) and ended final
-        setup += f"\nrare = {_whole_word(terms[0])!r}\nreach = {reach or []!r}\n{AROUND}\n{COVER}"
+        setup += f"\nrare = {_whole_word(terms[0])!r}\nreach = {reach or []!r}\nleast = {least or terms[:1]!r}\n"
+        setup += f"own = {own!r}\n"
+        setup += f"{AROUND}\n{FOLLOW}\n{COVER}"
         code = (
             f"print({TERM_COUNTS!r}, mentions(t))\n"
             f"found = cover(find(rare, k={MAX_MENTIONS_READ}, regex=True))\n"
@@ -332,7 +384,7 @@ def _widened(
     counts = asks_count(question)
     if rarest <= MAX_MENTIONS_READ and not counts:
         return hint
-    words = [_plural(w) for w in (key or [])[:NARROW_TERMS]] or ["..."]
+    words = [_plural(w) for w in (key or [])[:NARROW_TERMS]]
     narrow = "entries()"
     for w in words:  # one filter per term, never a "..." to fill (filled with the same word: "matched all")
         narrow = f"filter({narrow}, r'{w}')"
@@ -345,6 +397,6 @@ def _widened(
     if rarest <= MAX_MENTIONS_READ:  # a count whose terms are rare: shown only when the reading had no answer
         # judged over every entry: the rare terms' few lines held no answer, so they do not name what is counted
         return f"{hint} {HINT_COUNTS.format(judged='entries()', narrow=narrow, extract=extract)}"
-    judged = f"filter(entries(), r'{'|'.join(words)}')"
+    judged = f"filter(entries(), r'{'|'.join(words)}')" if words else "entries()"
     hint = HINT_MANY.format(n=rarest, judged=judged, narrow=narrow, extract=extract)
     return f"{hint} {HINT_MANY_LOOKUP}"  # the general next steps only repeat it
