@@ -304,8 +304,14 @@ STOP_WORDS = FUNCTION_WORDS | frozenset(
 
 def reply_answer(raw: str) -> str:
     """The answer in a worker's reply: what follows its last ``Answer:`` label, else its first line (later lines
-    are explanation). The reading prompt asks for the line that answers, then ``Answer:`` (engine.operators.read)."""
+    are explanation). The reading prompt asks for the line that answers, then ``Answer:`` (engine.operators.read).
+
+    A reply whose cited line is NOT FOUND has no answer, whatever follows: seen on the general test split (seed
+    v7, g-docs-yesno), "Line: NOT FOUND / Answer: NOT SUPPORTED" for a yes/no question came back as the answer "NOT
+    SUPPORTED", which no text holds, so the reading held to yes or no (asked only after no answer) never ran."""
     lines = [ln.strip() for ln in raw.splitlines() if ln.strip()]
+    if any(_CITED.match(ln) and _NOT_FOUND.fullmatch(ln.split(":", 1)[1].strip()) for ln in lines):
+        return "NOT FOUND"
     labelled = [ln.split(":", 1)[1].strip() for ln in lines if ln.lower().startswith("answer:")]
     if labelled and labelled[-1]:
         return labelled[-1]
@@ -314,6 +320,7 @@ def reply_answer(raw: str) -> str:
 
 
 _CITED = re.compile(r"(?i)lines?\s*:")
+_NOT_FOUND = re.compile(r"(?i)\W*not\s+found\W*")
 
 
 def content_words(text: str) -> list[str]:

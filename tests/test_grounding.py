@@ -158,4 +158,5 @@ def test_the_answer_of_a_reply_that_cites_its_line():
     assert reply_answer("Riga\nbecause the record says so") == "Riga"  # a plain reply: its first line
     assert reply_answer("Line: Michael Venus (born 16 October 1987) is a ...") == ""  # a line copied, no answer
     assert reply_answer("NOT FOUND") == "NOT FOUND"
+    assert reply_answer("Line: NOT FOUND\nAnswer: NOT SUPPORTED") == "NOT FOUND"  # no line: no answer
 

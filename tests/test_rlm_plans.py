@@ -428,15 +428,16 @@ def test_a_first_step_keeps_the_records_that_mention_most_terms(env, tmp_path):
     assert c.answer == "90 days" and "Foods" not in first and "Pharma" not in first, (c.answer, first[:300])
 
 
-def test_a_first_step_counts_the_rarest_terms_first(env, tmp_path):
+def test_a_first_step_reads_the_rarest_terms_record_first(env, tmp_path):
     """The model's one line names only the rarest term; a general paragraph names more of the question's words.
-    The record of the rarest term is the one read."""
+    The record of the rarest term is read first; the paragraph of the other distinctive term ("model") after it."""
     general = "Unless a model's section states otherwise, each model carries a 12-month warranty.\n\n"
     models = "".join(f"Kestrel K-{n}0: {n % 3 + 1}-year warranty, returns within a month.\n\n" for n in range(10, 70))
     rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 2, {"K-220: 2-year": "2-year"}, tmp_path, plan_mode="typed")
     c = rlm.completion(general + models, "Tell me the warranty period for the model K-220, in months.")
     (first,) = wk.batch_calls[0][1]
-    assert c.answer == "2-year" and "12-month" not in first, (c.answer, first)
+    assert c.answer == "2-year" and first.index("K-220: 2-year") < first.index("12-month"), (c.answer, first)
+    assert "K-210" not in first, first  # the other models' lines hold neither term
 
 
 def test_a_first_step_reads_the_lines_a_record_sits_under(env, tmp_path):

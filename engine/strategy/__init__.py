@@ -27,6 +27,7 @@ from engine.strategy.probe import (
     NARROW_TERMS,
     PlannedStep,
     RunCell,
+    TermFacts,
     deciding,
     entry_fields,
     first_step,
@@ -106,16 +107,14 @@ def prepare(
     if question is None:
         return Strategy(TYPED, operators, source)
     rows = ranked_terms(run_cell, question, inside)
-    terms = [w for w, _ in rows]
-    rarest = rows[0][1] if rows else 0
     key = distinctive(rows)
+    rarest = rows[0][1] if rows else 0
     stepped = first and meta.chars >= MIN_PROBE_CHARS
     counting = stepped and operators and (rarest > MAX_MENTIONS_READ or asks_count(question))
     narrow = deciding(run_cell, key[:NARROW_TERMS]) if counting else key[:NARROW_TERMS]
-    fields = entry_fields(run_cell, question, narrow) if counting else None
-    reach = [w for w, c in rows if w in key and c <= MAX_MENTIONS_READ]
-    least = [w for w, c in rows if c == rarest]
     own = max(question.splitlines() or [""], key=len)[:100] if inside else ""
-    step = first_step(question, terms, operators, source, rarest, narrow, fields, reach, least, own) if stepped else None
+    facts = TermFacts(rows, key, narrow, own)
+    fields = entry_fields(run_cell, question, narrow) if counting else None
+    step = first_step(question, facts, operators, source, fields) if stepped else None
     absent = not rows and bool(content_words(question))
-    return Strategy(TYPED, operators, source, terms, key, step, rarest, absent)
+    return Strategy(TYPED, operators, source, facts.words, key, step, rarest, absent)

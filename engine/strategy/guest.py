@@ -64,9 +64,7 @@ MENTIONS = (
 # the general dev split: the rare words of an e-mail question were only in "Subject:" lines, and the worker read
 # those lines alone (NOT FOUND), then answered from other passages; a staff record's name line held no field.
 # Only the records that mention the most of the question's terms are kept: seen, the 6 contracts of "Bluegate ..."
-# companies, read whole, led the worker to another company's notice period than Bluegate Energy's. The rarest terms
-# (``least``) count first: a manual's general "12-month warranty" paragraph names "model" and "months", the one line
-# of "K-220" names neither, and counted alike the general paragraph was read alone (held-out probe, answered 12).
+# companies, read whole, led the worker to another company's notice period than Bluegate Energy's.
 RECORD_CHARS = 600
 # A record that opens with a heading is read as its section: from the heading to the next line that starts with the
 # heading's first word at the same indent ("## ", "=== ", "Name:", "From:"), when that word starts other lines too
@@ -156,20 +154,22 @@ AROUND = (
     "            rec = _section(lo + start, w[start:end])\n"
     "            out.append(type(p)(lo + start, _parents(lo + start, rec) + rec))\n"
     "    out = [q for q in out if not own or own not in q.text] or out\n"
-    "    has = lambda q, ws: sum(re.search(_word(x), q.text, re.IGNORECASE) is not None for x in ws)\n"
-    "    score = [(has(q, least), has(q, t)) for q in out]\n"
+    "    score = [sum(re.search(_word(x), q.text, re.IGNORECASE) is not None for x in t) for q in out]\n"
     "    return type(found)(q for q, n in zip(out, score) if n == max(score))"
 )
 # A prompt sent without a question holds its task (engine.strategy.task): ``own``, the task's longest line, marks the
 # task's own paragraph, which names every term of the question and answers nothing; it is read only when nothing
 # else was found. Seen on a held-out probe (a parcel-tracking export ending in its question): the question's own
 # words were each in one place, the task itself, and the first step read only it (NOT FOUND, then the loop stop).
-# The records of a distinctive term the first records do not mention, read with them (``reach``: the distinctive
-# terms with at most MAX_MENTIONS_READ mentions, counted when the terms were ranked; :func:`around` then keeps the records that name the most terms). Why: a comparison names two
-# things, and the records of the rarest one hold only one side: "the larger budget, Beacon Gallo or Zephyr Young"
-# read Beacon Gallo's row alone (general dev split, g-table-compare). Measured on the test split: both rows read in
-# 2 of 2 comparisons with seed v2 and 1 of 2 with v3 (the other name, "Delta Xu", has a two-letter word, which is no
-# content word, so it was never a term); one family.
+# The records of a distinctive term the first records do not mention, read after them (``reach``: the distinctive
+# terms with at most MAX_MENTIONS_READ mentions, counted when the terms were ranked), each term's records chosen by
+# :func:`around` among themselves. Why: a comparison names two things, and the records of the rarest one hold only
+# one side: "the larger budget, Beacon Gallo or Zephyr Young" read Beacon Gallo's row alone (general dev split,
+# g-table-compare). Measured on the test split: both rows read in 2 of 2 comparisons with seed v2 and 1 of 2 with v3
+# (the other name, "Delta Xu", has a two-letter word, which is no content word, so it was never a term); one
+# family. Chosen among all records at once, the records naming the most terms could drop the rarest term's own: a
+# manual's general "12-month warranty" paragraph ("model", "months", "warranty") beat the one line of "K-220"
+# (held-out probe, answered 12 months).
 # The record a field of the records read refers to, read with them: a field whose name the question uses ("Line
 # manager: E7929" for "the office of X's line manager"), whose value is not the question's, and which is the value of
 # another field of another record ("Staff ID: E7929"; a mention in prose is no reference). Fields are "Name: value" lines,
@@ -215,11 +215,10 @@ FOLLOW = (
 COVER = (
     "def cover(hits):\n"
     "    found = around(hits)\n"
-    "    extra = []\n"
     "    for w in reach:\n"
     "        if not any(re.search(_word(w), p.text, re.IGNORECASE) for p in found):\n"
-    f"            extra += find(_word(w), k={MAX_MENTIONS_READ}, regex=True)\n"
-    "    found = around(type(hits)([*hits, *extra])) if extra else found\n"
+    f"            more = around(find(_word(w), k={MAX_MENTIONS_READ}, regex=True))\n"
+    "            found = type(found)([*found, *(q for q in more if q not in found)])\n"
     "    further, values = follow(found)\n"
     "    return type(found)([*(linking(p, values) for p in found), *further]) if further else found"
 )

@@ -268,25 +268,47 @@ def names_in(question: str) -> list[str]:
     return out[:MAX_WORDS]
 
 
+@dataclass(frozen=True)
+class TermFacts:
+    """What the first step knows of the question's terms in this prompt (:func:`ranked_terms` and after).
+
+    ``rows``: each term with its mentions, rarest first. ``narrow``: the terms of the count plan's narrowing
+    (:func:`deciding`). ``own``: the longest line of a task found in the prompt, whose paragraph is not read while
+    others are (see :data:`~engine.strategy.guest.COVER`)."""
+
+    rows: list[tuple[str, int]]
+    key: list[str]  # the distinctive terms (engine.grounding.distinctive)
+    narrow: list[str]
+    own: str = ""
+
+    @property
+    def words(self) -> list[str]:
+        return [w for w, _ in self.rows]
+
+    @property
+    def rarest(self) -> int:
+        """Mentions of the rarest term (0: no term)."""
+        return self.rows[0][1] if self.rows else 0
+
+    @property
+    def reach(self) -> list[str]:
+        """The distinctive terms with at most :data:`MAX_MENTIONS_READ` mentions, whose records ``cover`` adds."""
+        return [w for w, c in self.rows if w in self.key and c <= MAX_MENTIONS_READ]
+
+    @property
+    def least(self) -> list[str]:
+        """The terms with the fewest mentions: a record a followed field leads away from keeps their lines."""
+        return [w for w, c in self.rows if c == self.rarest]
+
+
 def first_step(
-    question: str,
-    terms: list[str],
-    operators: bool,
-    source: bool,
-    rarest: int = 0,
-    key: list[str] | None = None,
-    fields: EntryFields | None = None,
-    reach: list[str] | None = None,
-    least: list[str] | None = None,
-    own: str = "",
+    question: str, facts: TermFacts, operators: bool, source: bool, fields: EntryFields | None = None
 ) -> PlannedStep:
     """The probe: term counts, the best passages, the worker's grounded reading of them.
 
-    ``rarest``: mentions of the rarest term; past :data:`MAX_MENTIONS_READ` the hint says that 4 passages cannot
-    hold every entry that matters (a count or a list is computed over ``entries()``). ``reach``: the distinctive
-    terms with at most that many mentions, whose records :data:`COVER` adds. ``least``: the terms with the fewest
-    mentions; the records kept are those that name the most of them, then the most terms (:data:`AROUND`). ``own``:
-    the longest line of a task found in the prompt, whose paragraph is not read while others are."""
+    Past :data:`MAX_MENTIONS_READ` mentions of the rarest term the hint says that 4 passages cannot hold every entry
+    that matters (a count or a list is computed over ``entries()``)."""
+    terms, rarest, key = facts.words, facts.rarest, facts.narrow
     query = " ".join(terms[:4]) or question
     setup = f"t = {terms!r}\nquery = {query!r}\n{MENTIONS}"
     if operators and source:
@@ -322,8 +344,8 @@ def first_step(
         # NOT FOUND for a word that occurs once. Every line of the rarest term is read (at most MAX_MENTIONS_READ,
         # as many as "in reach" promises): seen on the dev split, the latest of 11 mentions of a customer's plan was
         # answered from the first 4 of them (an older plan) and ended final
-        setup += f"\nrare = {_whole_word(terms[0])!r}\nreach = {reach or []!r}\nleast = {least or terms[:1]!r}\n"
-        setup += f"own = {own!r}\n"
+        setup += f"\nrare = {_whole_word(terms[0])!r}\nreach = {facts.reach!r}\nleast = {facts.least!r}\n"
+        setup += f"own = {facts.own!r}\n"
         setup += f"{AROUND}\n{FOLLOW}\n{COVER}"
         code = (
             f"print({TERM_COUNTS!r}, mentions(t))\n"

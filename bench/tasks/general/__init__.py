@@ -46,10 +46,12 @@ _CLASSES: tuple[type[GeneralFamily], ...] = (
 _BY_NAME: dict[str, GeneralFamily] = {}
 
 # A baseline scoring above this (0-1) means a leak or a question answerable without reading (see bench.tasks).
-# Yes/no and two-way comparisons have a chance level of one half; the regex-only caller guess one third.
+# Yes/no and two-way comparisons have a chance level of one half; the regex-only caller guess one third. A number
+# scored 0.75 per unit off gives a closed-book guess partial credit: the contract guess of 30 days scores 0.75^9 =
+# 0.075 when the period is 21, the nearest one generated (seen on seed v7, whose two test instances both were 21).
 BASELINE_CEILING = {
     "g-log-needle": 0.05, "g-log-count": 0.2, "g-ticket-count": 0.2, "g-csv-argmax": 0.05, "g-jsonl-latest": 0.05,
-    "g-staff-2hop": 0.1, "g-contract-lookup": 0.05, "g-email-date": 0.1, "g-chat-who": 0.15,
+    "g-staff-2hop": 0.1, "g-contract-lookup": 0.08, "g-email-date": 0.1, "g-chat-who": 0.15,
     "g-code-default": 0.4, "g-code-caller": 0.5, "g-docs-yesno": 0.6, "g-table-compare": 0.6, "g-list-ids": 0.2,
 }  # fmt: skip
 
