@@ -194,7 +194,7 @@ def test_non_answers_never_end_a_run(env, tmp_path):
 
 
 def test_a_typed_literal_is_refused_but_a_computed_value_is_not(env, tmp_path):
-    turns = [code("FINAL('purple')"), code("FINAL(len(context.splitlines()))")]
+    turns = [code("FINAL('4417')"), code("FINAL(len(context.splitlines()))")]
     rlm, root, _ = _rlm(env, turns, tmp_path=tmp_path, plan_mode="typed")
     c = rlm.completion(DOC, "How many lines does the text have?")
     assert c.answer == "801" and c.finish_reason == "final"
@@ -336,6 +336,9 @@ def test_finish_rule_units():
     assert refusal("12", "FINAL(len(rows))", "How many vaults are there?", terms, [], []) is None  # computed
     assert "is a count" in str(refusal("12", "FINAL(len(rows))", q, terms, ["12"], []))  # no number asked for
     assert refusal("4417", "FINAL(code)", q, terms, ["vault code: 4417"], []) is None  # printed beside words
+    many = "How many vaults hold a cobalt badger?"  # a name for a count is no answer, a number in words is one
+    assert "asks for a number" in str(refusal("Viktor Nakamura", "FINAL(answer)", many, terms, ["Viktor Nakamura"], []))
+    assert refusal("twelve", "FINAL(answer)", many, terms, ["twelve vaults hold a cobalt badger"], []) is None
     assert cell_answer("answer: 4417", [(passage, "4417\nbecause the text says so")], terms, q) == "4417"
     assert cell_answer("answer: 1234", [(passage, "1234")], terms, q) is None
 
@@ -536,12 +539,14 @@ def test_a_term_count_is_no_showing_of_a_computed_number():
     counts = "mentions of each term: {'riga': 59, 'cancelled': 101}"
     assert "is a count" in (refusal("101", "FINAL(len(rows))", q, ["riga"], [counts], []) or "")
     assert refusal("101", "FINAL(code)", q, ["riga"], ["vault code: 101"], []) is None  # shown beside words
-    task = "Each line of the context is a general question. How many lines should be labelled 'human being'?"
+    task = "Each line of the context is a general question. Which label should most lines get?"
     found = "[9] Which sport is Ship-of-the-line captain best known for?\n[7] What is General Revision Act?"
     assert "word of the question" in (refusal("line", "FINAL('line')", task, ["line", "general"], [found], []) or "")
     asked = task.replace(" of ", "  of ")  # the question as a worker's prompt held it, not the very same string
     read = (f"{found}\n\nQuestion: {asked}\nAnswer from the text above only", "line")
     assert "not supported" in (refusal("line", "FINAL(answer)", task, ["line", "general"], [found], [read]) or "")
+    many = "Each line of the context is a general question. How many lines should be labelled 'human being'?"
+    assert "asks for a number" in (refusal("line", "FINAL(answer)", many, ["line"], [found], [read]) or "")
 
 
 def test_a_table_header_word_is_no_rare_term_and_plurals_count_their_singular(env, tmp_path):
@@ -605,8 +610,9 @@ def test_fields_are_read_off_the_lines_shape():
 
 
 def test_a_yes_no_question_is_read_again_held_to_yes_or_no(env, tmp_path):
-    """The free reading says NOT FOUND over a section that says "not supported" (a "no" is no span of the text):
-    asked again with the reply held to yes or no, the answer is grounded by the question's words."""
+    """The free reading says NOT FOUND over a section that says "not supported" (a "no" is no span of the text), or
+    answers neither yes nor no: asked again with the reply held to yes or no, the answer is grounded by the
+    question's words."""
     feats = ["offline sync", "dark mode", "audit logging"]
     docs = "".join(
         f"## Version 3.{v}\n\n"
@@ -619,6 +625,10 @@ def test_a_yes_no_question_is_read_again_held_to_yes_or_no(env, tmp_path):
     c = rlm.completion(docs, "Tell me whether version 3.4 supports dark mode.")
     assert c.answer == "no" and c.finish_reason == "final", (c.answer, c.finish_reason)
     assert "Version 3.4" in wk.batch_calls[1][1][0] and wk.batch_calls[1][1][0].endswith("with one of: yes, no.")
+    worded = {"with one of: yes, no.": "no", "": "Not supported"}  # a free answer that is neither yes nor no
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")], worded, tmp_path, plan_mode="typed")
+    c = rlm.completion(docs, "Does version 3.4 support dark mode?")
+    assert c.answer == "no" and c.finish_reason == "final", (c.answer, c.finish_reason)
     rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 2, worker, tmp_path, plan_mode="typed")
     c = rlm.completion(docs, "Which team wrote the notes of version 3.4?")  # not a yes/no question: no such reading
     assert c.answer != "no" and not any(p.endswith("yes, no.") for _, ps in wk.batch_calls for p in ps)

