@@ -339,6 +339,7 @@ def test_finish_rule_units():
     many = "How many vaults hold a cobalt badger?"  # a name for a count is no answer, a number in words is one
     assert "asks for a number" in str(refusal("Viktor Nakamura", "FINAL(answer)", many, terms, ["Viktor Nakamura"], []))
     assert refusal("twelve", "FINAL(answer)", many, terms, ["twelve vaults hold a cobalt badger"], []) is None
+    assert "asks for a number" in str(refusal("the party", "FINAL(answer)", many, terms, ["the party"], []))
     assert cell_answer("answer: 4417", [(passage, "4417\nbecause the text says so")], terms, q) == "4417"
     assert cell_answer("answer: 1234", [(passage, "1234")], terms, q) is None
 

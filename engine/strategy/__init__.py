@@ -15,7 +15,7 @@ only the REPL's ``run_cell``, the question, the prompt's facts, the root's model
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from engine.backends.base import BackendInfo
 from engine.grounding import content_words, distinctive
@@ -108,13 +108,13 @@ def prepare(
         return Strategy(TYPED, operators, source)
     rows = ranked_terms(run_cell, question, inside)
     key = distinctive(rows)
-    rarest = rows[0][1] if rows else 0
-    stepped = first and meta.chars >= MIN_PROBE_CHARS
-    counting = stepped and operators and (rarest > MAX_MENTIONS_READ or asks_count(question))
-    narrow = deciding(run_cell, key[:NARROW_TERMS]) if counting else key[:NARROW_TERMS]
     own = max(question.splitlines() or [""], key=len)[:100] if inside else ""
-    facts = TermFacts(rows, key, narrow, own)
-    fields = entry_fields(run_cell, question, narrow) if counting else None
+    facts = TermFacts(rows, key, key[:NARROW_TERMS], own)
+    stepped = first and meta.chars >= MIN_PROBE_CHARS
+    counting = stepped and operators and (facts.rarest > MAX_MENTIONS_READ or asks_count(question))
+    if counting:
+        facts = replace(facts, narrow=deciding(run_cell, facts.narrow))
+    fields = entry_fields(run_cell, question, facts.narrow) if counting else None
     step = first_step(question, facts, operators, source, fields) if stepped else None
     absent = not rows and bool(content_words(question))
-    return Strategy(TYPED, operators, source, facts.words, key, step, rarest, absent)
+    return Strategy(TYPED, operators, source, facts.words, key, step, facts.rarest, absent)

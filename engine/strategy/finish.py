@@ -91,8 +91,8 @@ def refusal(
 # the general test split (seed v8, g-ticket-count), "Viktor Nakamura", a name a reading of other passages gave,
 # ended final for "the number of support tickets that report ...".
 _NUMBER = re.compile(
-    r"\d|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\w+teen|\w+ty|hundred|thousand|"
-    r"dozen|million)\b",
+    r"\d|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|(?:thir|four|fif|six|seven|eigh|"
+    r"nine)teen|(?:twen|thir|for|fif|six|seven|eigh|nine)ty|hundred|thousand|dozen|million)\b",
     re.IGNORECASE,
 )
 _QUANTITY = re.compile(

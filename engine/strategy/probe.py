@@ -222,9 +222,11 @@ def deciding(run_cell: RunCell, terms: list[str]) -> list[str]:
     """
     kept: list[str] = []
     before = _lines_holding(run_cell, [])
+    if before is None:
+        return terms
     for w in terms:
         n = _lines_holding(run_cell, [*kept, w])
-        if n is None or before is None:
+        if n is None:
             return terms
         if 0 < n < before or n >= MAX_LINES_COUNTED:
             kept.append(w)
