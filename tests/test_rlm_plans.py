@@ -637,7 +637,8 @@ def test_a_yes_no_question_is_read_again_held_to_yes_or_no(env, tmp_path):
 
 def test_a_comparison_reads_the_record_of_each_name(env, tmp_path):
     """Each name's words occur in many rows, each name once: the names are the rarest terms (a pair of words rarer
-    than either word), and the first step reads both names' rows, not one side only."""
+    than either word), and the first step reads both names' rows, not one side only. (No column is named by a word
+    of the question, so code cannot decide it: see tests/test_rlm_compare.py for the comparison code decides.)"""
     from engine.strategy.probe import phrases
 
     q = "Which project had the larger budget, Beacon Gallo or Zephyr Young?"
@@ -648,7 +649,7 @@ def test_a_comparison_reads_the_record_of_each_name(env, tmp_path):
     ]
     firsts, lasts = ["Beacon", "Zephyr", "Umbra", "Lumen"], ["Gallo", "Young", "Cruz", "Xu"]
     rows = [f"| {a} {b} | {100 + 7 * i + j},000 | Legal |" for i, a in enumerate(firsts) for j, b in enumerate(lasts)]
-    table = "| project | budget (EUR) | department |\n|---|---|---|\n" + "\n".join(rows * 5) + "\n"
+    table = "| project | funds (EUR) | department |\n|---|---|---|\n" + "\n".join(rows * 5) + "\n"
     rlm, _, wk = _rlm(env, [code("FINAL(answer)")], {"Zephyr Young": "Beacon Gallo"}, tmp_path, plan_mode="typed")
     c = rlm.completion(table, q)
     strategy = _events(c, "strategy")[0]

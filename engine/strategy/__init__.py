@@ -28,6 +28,7 @@ from engine.strategy.probe import (
     PlannedStep,
     RunCell,
     TermFacts,
+    choice,
     deciding,
     entry_fields,
     first_step,
@@ -115,6 +116,7 @@ def prepare(
     if counting:
         facts = replace(facts, narrow=deciding(run_cell, facts.narrow))
     fields = entry_fields(run_cell, question, facts.narrow) if counting else None
-    step = first_step(question, facts, operators, source, fields) if stepped else None
+    compared = choice(run_cell, question, facts) if stepped and operators and not source else None
+    step = first_step(question, facts, operators, source, fields, compared) if stepped else None
     absent = not rows and bool(content_words(question))
     return Strategy(TYPED, operators, source, facts.words, key, step, facts.rarest, absent)

@@ -182,12 +182,10 @@ AROUND = (
 MAX_FOLLOWED = 2
 FIELD_NAME = 40  # characters of a field's name
 FOLLOW = (
-    "_FIELDS = (r'(?m)^[ \\t]*([A-Za-z][\\w .-]{0,"
-    + str(FIELD_NAME)
-    + "}?)[ \\t]*:[ \\t]*([^\\n]{2,80}?)[ \\t]*$',\n"
+    "_FIELDS = (r'(?m)^[ \\t]*([A-Za-z][\\w .-]{0," + str(FIELD_NAME) + "}?)[ \\t]*:[ \\t]*([^\\n]{2,80}?)[ \\t]*$',\n"
     "           r'\"([A-Za-z_][\\w .-]{0,"
     + str(FIELD_NAME)
-    + "})\"[ \\t]*:[ \\t]*\"([^\"\\n]{2,80})\"', r'\\b([A-Za-z_][\\w.-]{0,30})=([^\\s,;|&\"]{2,80})')\n"
+    + '})"[ \\t]*:[ \\t]*"([^"\\n]{2,80})"\', r\'\\b([A-Za-z_][\\w.-]{0,30})=([^\\s,;|&"]{2,80})\')\n'
     "def _named(name):\n"
     "    return [w[:4] for w in re.findall(r'[a-z]+', name.lower()) if len(w) > 2]\n"
     "def follow(found):\n"
@@ -268,5 +266,45 @@ CALLERS = (
     "            out.append(f'{n} calls {name}:\\n' + definition(n)['source'][:1200])\n"
     "        except Exception:\n"
     "            pass\n"
+    "    return out"
+)
+
+
+# The record of each thing a comparison names (engine.strategy.compare): the line where it stands as a whole value
+# (a table cell, a field's value: "| Harbor Keller |", "Name: Harbor Keller"), not inside a longer name ("Harbor
+# Keller II"), else its first line. A row of a delimited table (two or more of | tab , ;) is read with the table's
+# header: the first line of the block of lines with as many separators above it, within TABLE_SPAN characters (past
+# it, the prompt's first line when it has as many); any other line, and a JSON line, is read as its record (``around``). Returned as
+# [header, text] per thing, header '' for a record.
+TABLE_SPAN = 20_000
+RECORDS = (
+    "def _value_line(o):\n"
+    "    e = re.escape(o).replace('\\\\ ', r'\\s+')\n"
+    "    hits = search(r'(?m)^[^\\n]*' + _word(o) + r'[^\\n]*', max_hits=50, width=0, ignore_case=True)\n"
+    "    whole = [h for h in hits\n"
+    "             if re.search(r'(?:^|[|,;\\t:=\"])[ \\t]*' + e + r'[ \\t]*(?:$|[|,;\\t\"])', h[1], re.IGNORECASE)]\n"
+    "    return (whole or hits or [None])[0]\n"
+    "def _table_header(pos, line):\n"
+    "    sep = next((s for s in '|\\t,;' if line.count(s) >= 2), None)\n"
+    "    if sep is None or re.search(r'\"[ \\t]*:', line):\n"
+    "        return ''\n"
+    f"    above = (_window(pos - {TABLE_SPAN}, pos) or '').split('\\n')[int(pos > {TABLE_SPAN}):-1]\n"
+    "    k = len(above)\n"
+    "    while k > 0 and above[k - 1].count(sep) == line.count(sep):\n"
+    "        k -= 1\n"
+    f"    if k == 0 and pos > {TABLE_SPAN}:\n"
+    "        first = (_window(0, 400) or '').split('\\n', 1)[0]\n"
+    "        return first if first.count(sep) == line.count(sep) else ''\n"
+    "    return above[k] if k < len(above) else ''\n"
+    "def records(options):\n"
+    "    out = []\n"
+    "    for o in options:\n"
+    "        hit = _value_line(o)\n"
+    "        if hit is None:\n"
+    "            out.append(['', ''])\n"
+    "            continue\n"
+    "        pos, line = hit\n"
+    "        header = _table_header(pos, line)\n"
+    "        out.append([header, line] if header else ['', around(Found([Passage(pos, line)]))[0].text])\n"
     "    return out"
 )

@@ -29,10 +29,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.grounding import STOP_WORDS, clause_words, content_words
+from engine.strategy.compare import Comparison, find_comparison
 from engine.strategy.fields import EntryFields, asks_count, entry_fields_of, reduce_order
 from engine.strategy.finish import TERM_COUNTS
-from engine.strategy.guest import AROUND, CALLERS, COVER, DEFINED, FOLLOW, HEADER, MAX_MENTIONS_READ, MENTIONS
+from engine.strategy.guest import (
+    AROUND,
+    CALLERS,
+    COVER,
+    DEFINED,
+    FOLLOW,
+    HEADER,
+    MAX_MENTIONS_READ,
+    MENTIONS,
+    RECORDS,
+)
 from engine.strategy.prompts import (
+    HINT_COMPARED,
     HINT_COUNTS,
     HINT_EXTRACT,
     HINT_MANY,
@@ -303,16 +315,40 @@ class TermFacts:
         return [w for w, c in self.rows if c == self.rarest]
 
 
+def choice(run_cell: RunCell, question: str, facts: TermFacts) -> Comparison | None:
+    """The comparison between things the question names, decided by code (:mod:`engine.strategy.compare`)."""
+    setup = f"{MENTIONS}\n{AROUND}\n{RECORDS}\nt = {facts.words!r}\nown = {facts.own!r}\n"
+    return find_comparison(lambda expr: _value(run_cell(setup + expr)), question)
+
+
 def first_step(
-    question: str, facts: TermFacts, operators: bool, source: bool, fields: EntryFields | None = None
+    question: str,
+    facts: TermFacts,
+    operators: bool,
+    source: bool,
+    fields: EntryFields | None = None,
+    compared: Comparison | None = None,
 ) -> PlannedStep:
-    """The probe: term counts, the best passages, the worker's grounded reading of them.
+    """The probe: term counts, the best passages, the worker's grounded reading of them; for a comparison
+    (``compared``), each thing's record, its value of the compared field, and the largest or smallest by code.
 
     Past :data:`MAX_MENTIONS_READ` mentions of the rarest term the hint says that 4 passages cannot hold every entry
     that matters (a count or a list is computed over ``entries()``)."""
     terms, rarest, key = facts.words, facts.rarest, facts.narrow
     query = " ".join(terms[:4]) or question
     setup = f"t = {terms!r}\nquery = {query!r}\n{MENTIONS}"
+    if operators and compared is not None:
+        setup += f"\nown = {facts.own!r}\noptions = {compared.options!r}\n{AROUND}\n{RECORDS}"
+        code = (
+            f"print({TERM_COUNTS!r}, mentions(t))\n"
+            "rows = [text for _, text in records(options)]\n"
+            f"values = extract(rows, {compared.pattern!r})\n"
+            f"print({compared.field + ' of each:'!r}, dict(zip(options, values)))\n"
+            f"answer = reduce(values, {compared.op!r}, by=options)\n"
+            "print('answer:', answer)"
+        )
+        extreme = "largest" if compared.op == "max" else "smallest"
+        return PlannedStep(setup, code, HINT_COMPARED.format(field=compared.field, extreme=extreme))
     if operators and source:
         setup += f"\nnames = {names_in(question)!r}\n{DEFINED}\n{CALLERS}"
         code = (

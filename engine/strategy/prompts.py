@@ -32,7 +32,7 @@ OPERATORS = """Operators (checked steps: a step that finds nothing, or matches e
 - entries(): the text's entries (documents, or non-empty lines).
 - filter(items, pattern): the items a regex matches. extract(items, pattern): group 1 per item (None if no match).
 - label(items, labels, instruction=None): one label per item by the helper (a catch-all "other" is added).
-- reduce(values, op, by=None, dates=None): op is count, distinct, sum, min, max, argmax, latest or list.
+- reduce(values, op, by=None, dates=None): op is count, distinct, sum, min, max, argmax, latest or list; min/max with by=names: the name with the smallest/largest value.
 - chain(answer, template): template.format(answer=answer), the next question of a two-step plan."""
 
 MEANING = """What an entry is about is decided by label(), never by a word test (a line about sport need not say "sport");
@@ -157,6 +157,12 @@ HINT_MANY_LOOKUP = "If the question asks for one fact and `answer` gives it, cal
 HINT_OUT_OF_REACH = (
     "that value was read from a few passages, but the question's rarest term occurs in {n} places; if the "
     "question counts, lists or compares entries, compute it over entries() with filter/extract and reduce"
+)
+# After a comparison decided by code (engine.strategy.compare).
+HINT_COMPARED = (
+    "That first step was run for you: the record of each thing the question compares, its {field}, and the one "
+    "with the {extreme} value, chosen by code. If `answer` answers the question, call FINAL(answer). If a value "
+    "printed is not the one the question compares, extract the right field from `rows` and reduce again."
 )
 HINT_PROBE_SOURCE = HINT_PROBE + " For code, definition(name) gives a function's or class's source."
 HINT_PROBE_PLAIN = (

@@ -422,9 +422,11 @@ def parse_date(v):
 
 def reduce(values, op, by=None, dates=None):
     """One result from a list of values. op: 'count' (truthy values), 'distinct' (number of distinct non-None
-    values), 'sum' / 'min' / 'max' (over the numbers in the values), 'argmax' (the group, from `by` aligned with
-    values, or the values themselves, with the most items), 'latest' (the value whose aligned date in `dates`
-    is newest), 'list' (sorted distinct values). Refused when there is nothing to reduce (empty or all None)."""
+    values), 'sum' / 'min' / 'max' (over the numbers in the values; with `by`, the item of `by` whose value is
+    the largest or smallest, compared as dates when every value is one: which of two projects started earlier),
+    'argmax' (the group, from `by` aligned with values, or the values themselves, with the most items), 'latest'
+    (the value whose aligned date in `dates` is newest), 'list' (sorted distinct values). Refused when there is
+    nothing to reduce (empty or all None)."""
     t0 = time.monotonic()
     values = list(values)
     args = f"{len(values)} values, {op!r}"
@@ -503,6 +505,8 @@ def _reduce(values, op, by, dates, t0, args):
         return len({_key(v) for v in values if v is not None and v != ""})
     if op == "list":
         return sorted({str(v).strip() for v in values if v is not None and str(v).strip()}, key=str.lower)
+    if op in ("min", "max") and by is not None:
+        return _extreme(values, op, list(by), t0, args)
     if op in ("sum", "min", "max"):
         nums = [n for n in map(_number, values) if n is not None]
         if not nums:
@@ -521,6 +525,24 @@ def _reduce(values, op, by, dates, t0, args):
     if not rows:
         _refuse("reduce", args, len(values), t0, f"reduce({args}): no date could be read; pass dates=[...] aligned")
     return max(rows, key=lambda r: r[0])[1]
+
+
+def _extreme(values, op, by, t0, args):
+    """The item of `by` whose aligned value is the largest ('max') or smallest ('min'): dates when every value is
+    one, else numbers. Refused when a value holds neither, or when the extreme is shared (no one item wins)."""
+    dates = [parse_date(v) for v in values]
+    keys = dates if all(d is not None for d in dates) else [_number(v) for v in values]
+    missing = [str(g) for g, k in zip(by, keys, strict=True) if k is None]
+    if missing:
+        _refuse("reduce", args, len(values), t0,
+                f"reduce({args}, by=...): no number or date in the value of {', '.join(missing[:3])}; "
+                "check the extract pattern on that item")  # fmt: skip
+    best = (max if op == "max" else min)(keys)
+    winners = [g for g, k in zip(by, keys, strict=True) if k == best]
+    if len(set(map(str, winners))) > 1:
+        _refuse("reduce", args, len(values), t0,
+                f"reduce({args}, by=...): {', '.join(map(str, winners[:3]))} share the {op} value {best}")  # fmt: skip
+    return winners[0]
 
 
 def _key(v):
