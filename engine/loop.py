@@ -63,6 +63,7 @@ class Loop:
         self.turn = 0
         self.refused = False  # a FINAL value was refused once: the next refused one ends the run
         self.answers: dict[str, str] = {}  # a cell's code (normalised) -> the grounded answer it printed
+        self.rejected: set[str] = set()  # FINAL values refused: never the answer a stuck run ends on
         self.printed: dict[str, str] = {}  # a root cell's code (normalised) -> the one value it printed
         # a reading of a few passages can hold the answer (engine.strategy.Strategy.answer_in_reach)
         self.in_reach = plan.answer_in_reach
@@ -72,20 +73,25 @@ class Loop:
     # -- ends --------------------------------------------------------------------------------------------------
     def partial(self, reason: str, *, candidate: str = "", error: str | None = None) -> RunEnd:
         answer = partial_answer(self.run, self.hist, reason, self.session, candidate)
+        answer = "" if answer.strip().lower() in self.rejected else answer  # refused once: no partial answer either
         return self.run.end(answer, reason, True, self.t_start, error=error)
 
     def final(self, answer: str) -> RunEnd:
         return self.run.end(answer, FINAL, False, self.t_start)
 
     def in_hand(self, stop: str) -> RunEnd | None:
-        """A stuck root (a loop, failing cells) that already printed a grounded answer: the run ends with it.
+        """A stuck root (a loop, failing cells) that already printed a grounded answer: the run ends with it, unless
+        a ``FINAL`` of that answer was refused.
 
         Seen on the general dev split: the first step read a function's definition and answered right, and the root
-        then sent a cell failing with a NameError three times; the run ended at the loop stop.
+        then sent a cell failing with a NameError three times; the run ended at the loop stop. A refused value is
+        never that answer: a name read for "Count the tickets ...", refused as holding no number, ended the run
+        ``final`` when the root then looped (dev split, g-ticket-count).
         """
-        if not self.answers:
+        kept = [a for a in self.answers.values() if a.lower() not in self.rejected]
+        if not kept:
             return None
-        answer = list(self.answers.values())[-1]
+        answer = kept[-1]
         self.run.emit("answer_in_hand", id=new_id("step"), parent=self.run.id, answer=clip(answer, 2000), stop=stop)
         return self.final(answer)
 
@@ -156,7 +162,7 @@ class Loop:
             return None
         key = normalize_code(code)
         if key in self.answers:
-            return self.answers[key]
+            return self.answers[key] if self.answers[key].lower() not in self.rejected else None
         value = self.printed.get(key)
         run = self.run
         if value is None or refusal(value, code, run.question, self.plan.key_terms, run.evidence, run.subs.reads):
@@ -234,6 +240,7 @@ class Loop:
         if reason is None:
             return self.final(answer)
         run.emit("answer_refused", id=new_id("step"), parent=run.id, answer=clip(answer, 500), reason=reason)
+        self.rejected.add(answer.lower())
         if self.refused:  # refused twice: the grounded reading a cell printed, if any, else no answer
             return self.in_hand("answer_refused") or run.end("", NO_ANSWER, True, self.t_start)
         self.refused = True

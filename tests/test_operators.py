@@ -364,6 +364,30 @@ def test_reduce_ops(env):
     assert "StepRefused: reduce(4 values, 'distinct'): the values look like whole entries" in out[2]
 
 
+def test_filter_with_a_field_condition(env):
+    """A field condition on the pattern's value: numbers, dates and words; a malformed or word-ordering test, and a
+    condition every item meets, are refused."""
+    stock = [f"sku=A{i} warehouse={w} units={u:,}" for i, (w, u) in enumerate(
+        [("east", 4), ("east", 12), ("west", 9), ("east", 1_250), ("west", 0), ("east", 9)])]  # fmt: skip
+    cells = [
+        "rows = entries()\n"
+        "print(len(filter(rows, r'units=([\\d,]+)', '< 10')), len(filter(rows, r'units=([\\d,]+)', '>= 1,000')))\n"
+        "print(len(filter(rows, r'warehouse=(\\w+)', '== East')), len(filter(rows, r'warehouse=(\\w+)', '!= east')))\n"
+        "print(len(filter(entries(), r'^(\\S+)', '> 2025-03-11')))",
+        "filter(entries(), r'units=(\\d+)', 'about 10')",
+        "filter(entries(), r'warehouse=(\\w+)', '< east')",
+        "filter(entries(), r'units=(\\d+)', '>= 0')",
+        "FINAL('x')",
+    ]
+    _, root, _ = _run(env, cells[:1], "\n".join(stock) + "\n2025-03-12 note\n2025-03-10 note")
+    assert "Output:\n4 1\n4 2\n1" in _outputs(root)[0]
+    _, root, _ = _run(env, cells[1:], "\n".join(stock))
+    out = _outputs(root)
+    assert "StepRefused: filter(items, pattern, test): 'about 10' is no condition" in out[0]
+    assert "compares words by order; use == or !=" in out[1]
+    assert "matched all 6 items" in out[2]
+
+
 def test_reduce_min_max_by_names_the_item_with_the_extreme_value(env):
     """With ``by``, min/max give the item whose value is the extreme one: dates compared as dates, numbers as
     numbers; a value with neither, or a tie, is refused with the reason."""

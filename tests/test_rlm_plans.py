@@ -129,6 +129,18 @@ def test_two_refused_answers_end_with_the_grounded_reading_in_hand(env, tmp_path
     assert [e["stop"] for e in _events(c, "answer_in_hand")] == ["answer_refused"]
 
 
+def test_a_refused_reading_is_never_the_answer_in_hand(env, tmp_path):
+    """A name read for a count is refused (no number); when the root then loops, the run does not end on it."""
+    doc = "\n".join(f"#T-{i} | Ana Ruiz | {'My refund never arrived.' if i % 20 == 0 else 'Where is my parcel?'}"
+                     for i in range(300))  # fmt: skip
+    turns = [code("FINAL(answer)")] + [code("print(undefined_name)")] * 6
+    rlm, _, _ = _rlm(env, turns, {"refund": "Ana Ruiz"}, tmp_path, plan_mode="typed")
+    c = rlm.completion(doc, "Count the tickets that report a refund that never arrived.")
+    assert [e["answer"] for e in _events(c, "answer_refused")] == ["Ana Ruiz"]
+    assert c.answer != "Ana Ruiz" and c.finish_reason != "final", (c.answer, c.finish_reason)
+    assert not _events(c, "answer_in_hand")
+
+
 def test_a_count_with_rare_terms_gets_the_count_plan_after_no_reading(env, tmp_path):
     """ "How many" may be a lookup, so the cheap reading comes first; when it finds nothing, the count plan follows
     even though the rarest term occurs only 5 times."""
@@ -340,6 +352,10 @@ def test_finish_rule_units():
     assert "asks for a number" in str(refusal("Viktor Nakamura", "FINAL(answer)", many, terms, ["Viktor Nakamura"], []))
     assert refusal("twelve", "FINAL(answer)", many, terms, ["twelve vaults hold a cobalt badger"], []) is None
     assert "asks for a number" in str(refusal("the party", "FINAL(answer)", many, terms, ["the party"], []))
+    ranked = "Name the region with the largest number of coupling orders."  # a number ranks; a region is asked
+    assert refusal("Alpine", "FINAL(answer)", ranked, ["coupling"], ["Alpine"], []) is None
+    assert "asks for a number" in str(refusal("Alpine", "FINAL(a)", "How many regions have the largest number of orders?",
+                                              ["coupling"], ["Alpine"], []))  # fmt: skip
     assert cell_answer("answer: 4417", [(passage, "4417\nbecause the text says so")], terms, q) == "4417"
     assert cell_answer("answer: 1234", [(passage, "1234")], terms, q) is None
 
@@ -578,6 +594,25 @@ def test_the_count_hint_names_the_entries_real_fields_and_a_written_date_is_sear
     assert _events(c, "strategy")[0]["terms"][0] == "2025-03-11"
     assert "values = extract(rows, r'\\buser=([^\\s,;|&\"]+)') (the user of each row)" in shown, shown
     assert "field=(" not in shown
+
+
+def test_a_count_with_a_numeric_condition_filters_on_the_field_in_code(env, tmp_path):
+    """ "fewer than 10 units" is a field condition: the count plan's narrowing filters the named column with
+    '< 10' (the bound is no term to narrow by), and the plan copied as it stands counts right, with no worker call
+    past the first step's reading."""
+    rows = [f"SKU-{i:04d},{'East' if i % 3 else 'West'},bin {i % 40},{(i * 7) % 31},{i % 5}.50" for i in range(600)]
+    doc = "sku,warehouse,bin,units,cost\n" + "\n".join(rows) + "\n"
+    want = sum(1 for i in range(600) if i % 3 and (i * 7) % 31 < 10)
+    q = "How many SKUs in the East warehouse have fewer than 10 units?"
+    rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 3, "NOT FOUND", tmp_path, plan_mode="typed")
+    rlm.completion(doc, q)
+    shown = root.chat_calls[0][-1].content
+    narrow = re.search(r"When the words decide: rows = (.+?), then len\(rows\)", shown)
+    assert narrow is not None and "'< 10')" in narrow.group(1) and "r'10'" not in narrow.group(1), shown
+    copied = f"rows = {narrow.group(1)}\nanswer = len(rows)\nprint(answer)"
+    rlm, root, _ = _rlm(env, [code(copied), code("FINAL(answer)")], "NOT FOUND", tmp_path, plan_mode="typed")
+    c = rlm.completion(doc, q)
+    assert (c.answer, c.finish_reason) == (str(want), "final")
 
 
 def test_fields_are_read_off_the_lines_shape():

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 
 from engine.backends.base import BackendInfo
 from engine.grounding import content_words, distinctive
-from engine.strategy.fields import asks_count
+from engine.strategy.fields import asks_count, condition_bound
 from engine.strategy.finish import cell_answer, from_reading, printed_value, refusal
 from engine.strategy.guest import MAX_MENTIONS_READ
 from engine.strategy.modes import CODE, TYPED, PlanMode, resolve_mode
@@ -110,7 +110,8 @@ def prepare(
     rows = ranked_terms(run_cell, question, inside)
     key = distinctive(rows)
     own = max(question.splitlines() or [""], key=len)[:100] if inside else ""
-    facts = TermFacts(rows, key, key[:NARROW_TERMS], own)
+    bound = condition_bound(question)  # "10" of "fewer than 10 units": no term to narrow by
+    facts = TermFacts(rows, key, distinctive([r for r in rows if r[0] != bound])[:NARROW_TERMS], own)
     stepped = first and meta.chars >= MIN_PROBE_CHARS
     counting = stepped and operators and (facts.rarest > MAX_MENTIONS_READ or asks_count(question))
     if counting:

@@ -33,7 +33,7 @@ from engine.grounding import (
     restates,
 )
 from engine.replies import NO_OUTPUT
-from engine.strategy.fields import asks_count
+from engine.strategy.fields import asks_number
 
 Read = tuple[str, str]  # (the text a worker was given, its answer)
 MAX_ANSWER_CHARS = 300  # a cell result longer than this is a passage or a listing, not an answer
@@ -61,7 +61,7 @@ def refusal(
         return f"{one_line(answer)!r} is not an answer"
     if restates(answer, question):
         return "the answer only restates the question"
-    if asks_count(question) and not _NUMBER.search(answer):
+    if asks_number(question) and not _NUMBER.search(answer):
         return f"the question asks for a number, and {one_line(answer)!r} holds none"
     reads = _without_question(reads, question)
     said = [text for text, result in reads if _same(reply_answer(result), answer)]

@@ -448,6 +448,8 @@ def _widened(
     narrow = "entries()"
     for w in words:  # one filter per term, never a "..." to fill (filled with the same word: "matched all")
         narrow = f"filter({narrow}, r'{w}')"
+    if fields and fields.condition:  # a condition on a number or date: code decides it, not a word
+        narrow = f"filter({narrow}, r'{fields.condition[0].pattern}', {fields.condition[1]!r})"
     extract = ""
     if fields:
         names = ", ".join(f.name for f in fields.every)

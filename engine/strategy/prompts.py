@@ -30,7 +30,8 @@ OPERATORS = """Operators (checked steps: a step that finds nothing, or matches e
 - find(query, k=10, regex=False): passages for a phrase (BM25), or regex matches with regex=True.
 - read(passages, question=question): the helper reads the passages; a grounded answer, or NOT FOUND.
 - entries(): the text's entries (documents, or non-empty lines).
-- filter(items, pattern): the items a regex matches. extract(items, pattern): group 1 per item (None if no match).
+- filter(items, pattern, test=None): the items a regex matches; test='< 10' keeps those whose group 1 meets it.
+- extract(items, pattern): group 1 per item (None if no match).
 - label(items, labels, instruction=None): one label per item by the helper (a catch-all "other" is added).
 - reduce(values, op, by=None, dates=None): op is count, distinct, sum, min, max, argmax, latest or list; min/max with by=names: the name with the smallest/largest value.
 - chain(answer, template): template.format(answer=answer), the next question of a two-step plan."""

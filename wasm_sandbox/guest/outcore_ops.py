@@ -225,12 +225,14 @@ def _compile(name, pattern):
         raise StepRefused(f"{name}(): {pattern!r} is not a valid regex ({e}); escape special characters") from None
 
 
-def filter(items, pattern=None):  # noqa: A001 - the REPL's filter; builtin behaviour kept for callables
+def filter(items, pattern=None, test=None):  # noqa: A001 - the REPL's filter; builtin behaviour kept for callables
     """The items that match the regex `pattern` (case-insensitive), in order.
 
-    filter(function_or_None, iterable) behaves as Python's builtin filter. Refused when no item matches, or when
-    every item of a list longer than 3 does (a condition that keeps everything decides nothing); the message
-    gives the counts and one sample item."""
+    test: a field condition on the value the pattern takes (group 1, or the whole match): '< 10', '>= 2,000',
+    '> 2024-06-30' (dates compared as dates), '== east' (words compared whole, any case), also <=, != and =;
+    e.g. filter(rows, r'units=([0-9]+)', '< 10'). filter(function_or_None, iterable) behaves as Python's builtin
+    filter. Refused when no item matches, or when every item of a list longer than 3 does (a condition that keeps
+    everything decides nothing); the message gives the counts and one sample item."""
     import builtins
 
     if items is None or callable(items):
@@ -244,7 +246,12 @@ def filter(items, pattern=None):  # noqa: A001 - the REPL's filter; builtin beha
             "for a function use filter(function, items)"
         )
     rx = _compile("filter", pattern)
-    out = Items(x for x in items if rx.search(_text(x)))
+    if test is not None:
+        args += f", {_clip(test)!r}"
+        keep = _condition(test)
+        out = Items(x for x in items if (m := rx.search(_text(x))) and keep(m.group(1) if rx.groups else m.group(0)))
+    else:
+        out = Items(x for x in items if rx.search(_text(x)))
     sample = _clip(_text(items[0])) if items else ""
     if not out:
         _refuse("filter", args, len(items), t0,
@@ -256,6 +263,30 @@ def filter(items, pattern=None):  # noqa: A001 - the REPL's filter; builtin beha
                 "use a pattern for the condition itself")  # fmt: skip
     _record("filter", args, len(items), len(out), None, t0)
     return out
+
+
+_TEST = re.compile(r"^\s*(<=|>=|!=|==|<|>|=)\s*(.+?)\s*$")
+_COMPARE = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+            "==": lambda a, b: a == b, "=": lambda a, b: a == b, "!=": lambda a, b: a != b}  # fmt: skip
+
+
+def _condition(test):
+    """A function of one field value for a test such as '< 10': dates when the right side is a date, numbers when
+    it is a number, else words (== and != only). A value that is no such thing fails the test."""
+    m = _TEST.match(str(test))
+    if m is None:
+        raise StepRefused(f"filter(items, pattern, test): {test!r} is no condition; write e.g. '< 10' or '== east'")
+    op, right = _COMPARE[m.group(1)], m.group(2)
+    if _ISO.search(right) or _NUMERIC.search(right):
+        bound = parse_date(right)
+        return lambda v: (d := parse_date(v)) is not None and op(d, bound)
+    if _NUM.fullmatch(right.replace(" ", "")):
+        number = _number(right)
+        return lambda v: (n := _number(v)) is not None and op(n, number)
+    if m.group(1) not in ("==", "=", "!="):
+        raise StepRefused(f"filter(items, pattern, test): {test!r} compares words by order; use == or !=")
+    word = right.strip("'\"").lower()
+    return lambda v: v is not None and op(str(v).strip().lower(), word)
 
 
 def extract(items, pattern=None, ask=None):
