@@ -44,6 +44,7 @@ from engine.strategy import (
     from_reading,
     printed_value,
     refusal,
+    step_answer,
 )
 from engine.trace import clip, new_id
 
@@ -269,12 +270,16 @@ class Loop:
             found = (
                 cell_answer(output, reads, self.plan.key_terms, run.question) if self.typed and self.in_reach else None
             )
+            if step is not None and step.computed:  # a comparison code decided: its answer is in hand as printed
+                value = step_answer(output)
+                ok = value and not refusal(value, "FINAL(answer)", run.question, self.plan.key_terms, [output], reads)
+                found = value if ok else None
             if found is not None:
                 self.answers[normalize_code(shown)] = found
             elif step is None and ran.outcome.final is None and (value := printed_value(output)) is not None:
                 self.printed[normalize_code(shown)] = value
         hints = [step.hint] if step is not None and not ran.failed else []
-        if step is not None and found is not None:  # the step has the answer in hand: only FINAL is left
+        if step is not None and found is not None and not step.computed:  # a reading in hand: only FINAL is left
             hints = [HINT_PROBE_ANSWERED.format(answer=one_line(found, 200))]
         if judged is not None:
             hints.append(judged)

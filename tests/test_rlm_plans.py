@@ -330,7 +330,7 @@ def test_the_system_prompt_lists_the_real_api():
 
 def test_finish_rule_units():
     from engine.grounding import content_words, restates
-    from engine.strategy.finish import cell_answer, refusal
+    from engine.strategy.finish import cell_answer, printed_value, refusal
 
     q = "What is the access code assigned to the cobalt badger vault?"
     assert content_words(q) == ["access", "code", "assigned", "cobalt", "badger", "vault"]
@@ -354,6 +354,9 @@ def test_finish_rule_units():
     assert "asks for a number" in str(refusal("the party", "FINAL(answer)", many, terms, ["the party"], []))
     ranked = "Name the region with the largest number of coupling orders."  # a number ranks; a region is asked
     assert refusal("Alpine", "FINAL(answer)", ranked, ["coupling"], ["Alpine"], []) is None
+    assert "is a count" in str(refusal("8", "FINAL(len(rows))", ranked, ["coupling"], ["8"], []))
+    assert printed_value("<context: 256480 chars, 3679 lines; preview: '2025-08-18 DEBUG a'>") is None
+    assert printed_value("answer: <b>") == "<b>" and printed_value("<Found 3 passages [1] x>") is None
     assert "asks for a number" in str(refusal("Alpine", "FINAL(a)", "How many regions have the largest number of orders?",
                                               ["coupling"], ["Alpine"], []))  # fmt: skip
     assert cell_answer("answer: 4417", [(passage, "4417\nbecause the text says so")], terms, q) == "4417"

@@ -185,7 +185,7 @@ def asks_count(question: str) -> bool:
 
 
 # "the largest number of": a number ranks the things asked for; the answer names one of them
-_RANKED = re.compile(
+RANKED = re.compile(
     r"\b(?:largest|highest|greatest|biggest|smallest|lowest|fewest|most|least|larger|higher|greater|bigger|smaller|"
     r"lower|maximum|minimum)\s+(?:total\s+)?(?:number|count)\b",
     re.IGNORECASE,
@@ -198,7 +198,7 @@ def asks_number(question: str) -> bool:
 
     Why: the count rule of :func:`engine.strategy.finish.refusal` refused the right "Alpine" for that question
     twice, and the run ended with no answer (general dev split, g-csv-argmax, after the fifth round)."""
-    return asks_count(question) and (bool(re.search(r"\bhow many\b", question, re.I)) or not _RANKED.search(question))
+    return asks_count(question) and (bool(re.search(r"\bhow many\b", question, re.I)) or not RANKED.search(question))
 
 
 _ALL = re.compile(r"\b(?:every|all|each)\b", re.I)  # a weak cue for "list": it also quantifies ("of all orders")

@@ -33,7 +33,7 @@ from engine.grounding import (
     restates,
 )
 from engine.replies import NO_OUTPUT
-from engine.strategy.fields import asks_number
+from engine.strategy.fields import RANKED, asks_number
 
 Read = tuple[str, str]  # (the text a worker was given, its answer)
 MAX_ANSWER_CHARS = 300  # a cell result longer than this is a passage or a listing, not an answer
@@ -115,8 +115,10 @@ def _count_not_asked(answer: str, question: str, outputs: Sequence[str]) -> bool
     read out of the text (checked before). Measured on the second test-split run: it fired on two families,
     g-csv-argmax (an order id for "which region") and g-jsonl-latest (6 distinct plans for "which plan"), both
     then ending ``no_answer`` instead of ``final`` on a wrong number; it never refused a right answer there.
+    A number that only ranks what is asked ("the region with the largest number of coupling orders") asks for no
+    quantity: "8" ended such a question ``final`` (test split, seed v9, g-csv-argmax).
     The first step's term counts are not such a showing (:data:`TERM_COUNTS`)."""
-    if not answer.strip().isdigit() or _QUANTITY.search(question):
+    if not answer.strip().isdigit() or _QUANTITY.search(RANKED.sub(" ", question)):
         return False
     n = answer.strip()
     shown = [line for o in outputs for line in o.splitlines() if line.strip() != n and not line.startswith(TERM_COUNTS)]
@@ -154,9 +156,21 @@ def printed_value(output: str) -> str | None:
     is the ``FINAL`` it does not write. Seen on the general test split: two right answers (g-table-compare, a
     computed name) ended at the loop stop, the run partial, after the root re-sent its cell twice."""
     lines = [line.strip() for line in output.strip().splitlines()]
-    if len(lines) != 1 or len(lines[0]) > MAX_ANSWER_CHARS or lines[0] == NO_OUTPUT:
+    if len(lines) != 1 or len(lines[0]) > MAX_ANSWER_CHARS or lines[0] == NO_OUTPUT or _OBJECT.match(lines[0]):
         return None
     return _LABEL.sub("", lines[0]).strip() or None
+
+
+# An object's repr ("<context: 256480 chars, ...>", "<Found 3 passages ...>"): what a cell shows, never an answer.
+# Seen on the general test split (seed v9, g-log-needle): the root printed `context`, re-sent that cell, and the
+# run ended final on the context's repr.
+_OBJECT = re.compile(r"^<[A-Za-z_][\w.]*(?::| )[^\n]*>$")
+
+
+def step_answer(output: str) -> str | None:
+    """The value on the last ``answer:`` line a step printed, if any."""
+    found = [m.group(1).strip() for m in re.finditer(r"(?m)^answer:[ \t]*(\S.*)$", output)]
+    return found[-1] if found and len(found[-1]) <= MAX_ANSWER_CHARS else None
 
 
 def cell_answer(output: str, reads: Sequence[Read], terms: list[str], question: str) -> str | None:

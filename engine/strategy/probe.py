@@ -71,6 +71,7 @@ class PlannedStep:
     setup: str
     code: str
     hint: str  # what the root is told after the step's output
+    computed: bool = False  # the step's `answer` is computed by code (a comparison), not read by the worker
 
 
 def _value(r: CellResult) -> object:
@@ -348,7 +349,7 @@ def first_step(
             "print('answer:', answer)"
         )
         extreme = "largest" if compared.op == "max" else "smallest"
-        return PlannedStep(setup, code, HINT_COMPARED.format(field=compared.field, extreme=extreme))
+        return PlannedStep(setup, code, HINT_COMPARED.format(field=compared.field, extreme=extreme), computed=True)
     if operators and source:
         setup += f"\nnames = {names_in(question)!r}\n{DEFINED}\n{CALLERS}"
         code = (
