@@ -60,6 +60,19 @@ def test_the_comparative_asks_for_max_or_min_of_numbers_and_of_dates():
     assert direction("larger or smaller", dated=False) is None and direction("which one", dated=False) is None
 
 
+def test_the_field_beside_the_comparative_is_compared_and_names_may_contain_each_other():
+    """"delivered later" names the compared field, not "shipment" (which would name ``shipped``); timestamps are
+    dates; one option's name inside another's ("quillmap", "quillmap-core") keeps both."""
+    q = "Compare shipment ZX-1 with shipment ZX-2 and name the one that was delivered later."
+    recs = [["", '{"id": "ZX-1", "shipped": "2024-05-22T07:45:00Z", "delivered": "2024-06-03T16:20:00Z"}'],
+            ["", '{"id": "ZX-2", "shipped": "2024-05-27T13:10:00Z", "delivered": "2024-05-29T11:05:00Z"}']]  # fmt: skip
+    got = compared_field(q, ["ZX-1", "ZX-2"], recs)
+    assert got is not None and (got.field, got.op) == ("delivered", "max")
+    spans = candidates("Of quillmap, quillmap-core and quill-map, which package has more weekly downloads?")
+    counts = {"quillmap": 3, "quillmap-core": 1, "quill-map": 1}
+    assert options_found(spans, counts) == ["quillmap", "quillmap-core", "quill-map"]
+
+
 def test_fields_of_a_row_and_of_a_record():
     row = fields_in("| project | budget (EUR) |", "| Iris Ueda | 1,000,000 |")
     assert [(n, v) for n, v, _ in row] == [("project", "Iris Ueda"), ("budget (EUR)", "1,000,000")]

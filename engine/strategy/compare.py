@@ -40,7 +40,7 @@ _DATES = {
     "max": "later latest newer newest recent last after",
 }
 _DATE = re.compile(
-    r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b|\b\d{1,2}[-/.]\d{1,2}[-/.]\d{4}\b"
+    r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?!\d)|\b\d{1,2}[-/.]\d{1,2}[-/.]\d{4}\b"
     r"|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}\b"
     r"|\b\d{1,2}(?:st|nd|rd|th)?\s+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,?\s+\d{4}\b",
     re.IGNORECASE,
@@ -99,7 +99,7 @@ def options_found(spans: list[list[str]], counts: dict[str, int]) -> list[str]:
     out: list[str] = []
     for group in spans:
         hit = next((s for s in group if 0 < counts.get(s, 0) <= MAX_MENTIONS_READ), None)
-        if hit and not any(hit.lower() in o.lower() or o.lower() in hit.lower() for o in out):
+        if hit and hit.lower() not in (o.lower() for o in out):
             out.append(hit)
     return out
 
@@ -131,13 +131,12 @@ def _stems(text: str) -> set[str]:
 
 
 def compared_field(question: str, options: list[str], recs: list[list[str]]) -> Comparison | None:
-    """The comparison: the first field, in the order the question names fields (by a word's first four letters,
-    the compared things' own words aside), that at least two records have with a number or a date in it, those records' options, and
+    """The comparison: the first field, nearest the comparative first (:func:`_nearest_first`; a word names a
+    field by its first four letters, the compared things' own words aside), that at least two records have with a number or a date in it, those records' options, and
     the op its comparative asks. A span that is no thing compared ("budget" in "the larger budget, A or B" names
     the header's column) has no such value, and drops out."""
     fields = [fields_in(h, t) for h, t in recs]
-    words = [w for w in re.findall(r"[A-Za-z]{3,}", question.lower()) if w not in STOP_WORDS]
-    for w in words:
+    for w in _nearest_first(question):
         chosen = [next((f for f in fs if w[:4] in _stems(f[0]) and re.search(r"\d", f[1])), None) for fs in fields]
         kept = [(o, f) for o, f in zip(options, chosen, strict=True) if f is not None]
         if len(kept) < 2 or len({f[2] for _, f in kept}) != 1 or w[:4] in _stems(" ".join(o for o, _ in kept)):
@@ -146,6 +145,18 @@ def compared_field(question: str, options: list[str], recs: list[list[str]]) -> 
         if op:
             return Comparison([o for o, _ in kept], kept[0][1][0], kept[0][1][2], op)
     return None
+
+
+def _nearest_first(question: str) -> list[str]:
+    """The question's content words, nearest to its comparative first ("delivered later" before "shipment"): the
+    compared field is named beside the comparative ("the larger budget", "started earlier", "fewer crew members"),
+    while the kind of the things compared ("shipment", "project") often comes first and may name another field
+    (``shipped``)."""
+    words = re.findall(r"[A-Za-z]+", question.lower())
+    comparative = set(" ".join([*_NUMBERS.values(), *_DATES.values()]).split())
+    at = [i for i, w in enumerate(words) if w in comparative]
+    kept = [(i, w) for i, w in enumerate(words) if len(w) > 2 and w not in STOP_WORDS and w not in comparative]
+    return [w for i, w in sorted(kept, key=lambda iw: min((abs(iw[0] - j) for j in at), default=0))]
 
 
 def direction(question: str, dated: bool) -> str | None:
