@@ -344,11 +344,15 @@ def restates(answer: str, question: str) -> bool:
     """Whether ``answer`` only repeats the question: three or more content words, nearly all of them the question's.
 
     Why three: a one- or two-word answer may well share a word with its question ("the blue door" for "which
-    door"); a sentence made of the question's words says nothing new. Shorter: only the question itself.
+    door"); a sentence made of the question's words says nothing new. Shorter: only the question itself. An option
+    the question offers is never a restatement: "Ana Ruiz-Lopez" for "Did Ana Ruiz or Ana Ruiz-Lopez join the
+    company first?" was refused so (held-out comparison probe).
     """
     words = content_words(answer)
     if len(words) < 3:
         return is_non_answer(answer, question)
+    if _offered(_norm(answer), _norm(question)):  # one of the question's options: "Did Ana Ruiz or Ana Ruiz-Lopez"
+        return False
     asked = set(content_words(question))
     return sum(w in asked for w in words) >= 0.8 * len(words)
 

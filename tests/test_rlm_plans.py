@@ -336,6 +336,8 @@ def test_finish_rule_units():
     assert content_words(q) == ["access", "code", "assigned", "cobalt", "badger", "vault"]
     assert content_words("The glossy-harbor KEY") == ["glossy", "harbor", "key"]  # no typography preferred
     assert restates("the access code of the cobalt badger vault", q) and not restates("4417", q)
+    offered = "Did Ana Ruiz or Ana Ruiz-Lopez join the company first?"  # an option offered is no restatement
+    assert not restates("Ana Ruiz-Lopez", offered) and restates("the company join first", offered)
     passage = f"Question: {q}\nText: the cobalt badger vault opens with code 4417."
     fragment = f"Question: {q}\nText: argument to io.open (default None)"
     terms = ["cobalt", "badger", "vault"]
