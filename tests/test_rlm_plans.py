@@ -357,6 +357,12 @@ def test_finish_rule_units():
     ranked = "Name the region with the largest number of coupling orders."  # a number ranks; a region is asked
     assert refusal("Alpine", "FINAL(answer)", ranked, ["coupling"], ["Alpine"], []) is None
     assert "is a count" in str(refusal("8", "FINAL(len(rows))", ranked, ["coupling"], ["8"], []))
+    by = "In which region were nozzles ordered most often (by number of orders)?"
+    assert refusal("Coastal", "FINAL(answer)", by, ["nozzles"], ["Coastal"], []) is None
+    assert "is a count" in str(refusal("8", "FINAL(len(rows))", by, ["nozzles"], ["8"], []))
+    dated = "What date did they settle on for the partner summit prep?"  # a name for a date is no answer
+    assert "asks for a date" in str(refusal("Bruno Becker", "FINAL(a)", dated, ["summit"], ["Bruno Becker"], []))
+    assert refusal("Wednesday, March 12", "FINAL(a)", dated, ["summit"], ["Wednesday, March 12 it is"], []) is None
     assert printed_value("<context: 256480 chars, 3679 lines; preview: '2025-08-18 DEBUG a'>") is None
     assert printed_value("answer: <b>") == "<b>" and printed_value("<Found 3 passages [1] x>") is None
     assert "asks for a number" in str(refusal("Alpine", "FINAL(a)", "How many regions have the largest number of orders?",

@@ -33,7 +33,7 @@ from engine.grounding import (
     restates,
 )
 from engine.replies import NO_OUTPUT
-from engine.strategy.fields import RANKED, asks_number
+from engine.strategy.fields import asks_number
 
 Read = tuple[str, str]  # (the text a worker was given, its answer)
 MAX_ANSWER_CHARS = 300  # a cell result longer than this is a passage or a listing, not an answer
@@ -63,6 +63,8 @@ def refusal(
         return "the answer only restates the question"
     if asks_number(question) and not _NUMBER.search(answer):
         return f"the question asks for a number, and {one_line(answer)!r} holds none"
+    if _ASKS_DATE.search(question) and not _DATE_LIKE.search(answer):
+        return f"the question asks for a date, and {one_line(answer)!r} holds none"
     reads = _without_question(reads, question)
     said = [text for text, result in reads if _same(reply_answer(result), answer)]
     if said:  # the worker's answer: grounded in what that worker read, or not at all
@@ -95,8 +97,17 @@ _NUMBER = re.compile(
     r"nine)teen|(?:twen|thir|for|fif|six|seven|eigh|nine)ty|hundred|thousand|dozen|million)\b",
     re.IGNORECASE,
 )
+# A question that asks for a date, and what any date holds (a digit, a month or a weekday, or a relative day). Why:
+# the mirror of the count rule; seen on the general test split (seed v10, g-email-date), "What date did they settle on
+# for the partner summit prep?" ended final on "Bruno Becker", the sender of a message the step read.
+_ASKS_DATE = re.compile(r"\b(?:what|which)\s+(?:date|day)\b", re.IGNORECASE)
+_DATE_LIKE = re.compile(
+    r"\d|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?\b"
+    r"|\b(?:today|yesterday|tomorrow)\b",
+    re.IGNORECASE,
+)
 _QUANTITY = re.compile(
-    r"\bhow (?:many|much|long|often|old|far|large|big|high)\b|\b(?:number|count|total|sum|average|mean|median|"
+    r"\bhow (?:many|much|long|often|old|far|large|big|high)\b|\b(?:total|sum|average|mean|median|"
     r"amount|percent|percentage|ratio|value|default|size|length|price|cost|age|year)s?\b",
     re.IGNORECASE,
 )
@@ -115,10 +126,11 @@ def _count_not_asked(answer: str, question: str, outputs: Sequence[str]) -> bool
     read out of the text (checked before). Measured on the second test-split run: it fired on two families,
     g-csv-argmax (an order id for "which region") and g-jsonl-latest (6 distinct plans for "which plan"), both
     then ending ``no_answer`` instead of ``final`` on a wrong number; it never refused a right answer there.
-    A number that only ranks what is asked ("the region with the largest number of coupling orders") asks for no
-    quantity: "8" ended such a question ``final`` (test split, seed v9, g-csv-argmax).
+    A number that only ranks what is asked ("the region with the largest number of coupling orders", "by number of
+    orders") asks for no quantity (:func:`~engine.strategy.fields.asks_number`): "8" ended such questions ``final``
+    (test split, seeds v9 and v10, g-csv-argmax).
     The first step's term counts are not such a showing (:data:`TERM_COUNTS`)."""
-    if not answer.strip().isdigit() or _QUANTITY.search(RANKED.sub(" ", question)):
+    if not answer.strip().isdigit() or _QUANTITY.search(question) or asks_number(question):
         return False
     n = answer.strip()
     shown = [line for o in outputs for line in o.splitlines() if line.strip() != n and not line.startswith(TERM_COUNTS)]
