@@ -626,6 +626,22 @@ def test_a_count_with_a_numeric_condition_filters_on_the_field_in_code(env, tmp_
     assert (c.answer, c.finish_reason) == (str(want), "final")
 
 
+def test_a_verb_written_open_is_counted_as_the_text_writes_it(env, tmp_path):
+    """ "failed to log in" over lines that say "login": the term is "login", not the rarer "log" of "access log
+    rotated"; a word the text never writes closed stays as it is."""
+    from engine.strategy.probe import closed_forms
+
+    assert closed_forms("failed to log in", ["failed", "log"]) == {"failedto": "failed", "login": "log"}
+    doc = "\n".join(
+        f"2025-03-11 09:{i % 60:02d} " + ("vault-gw: access log rotated" if i % 40 == 0 else f"auth: login failed user=u{i % 7}")
+        for i in range(400)
+    )  # fmt: skip
+    rlm, _, _ = _rlm(env, [code("FINAL(answer)")] * 3, "NOT FOUND", tmp_path, plan_mode="typed")
+    c = rlm.completion(doc, "How many different users failed to log in?")
+    terms = _events(c, "strategy")[0]["terms"]
+    assert "login" in terms and "log" not in terms, terms
+
+
 def test_fields_are_read_off_the_lines_shape():
     from engine.strategy.fields import best_field, entry_fields_of, fields_of, reduce_order
 
