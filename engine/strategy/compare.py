@@ -47,6 +47,7 @@ _DATES = {
     "min": "earlier earliest older oldest first sooner soonest before",
     "max": "later latest newer newest recent last after",
 }
+_COMPARATIVES = frozenset(" ".join([*_NUMBERS.values(), *_DATES.values()]).split())
 _DATE = re.compile(
     r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?!\d)|\b\d{1,2}[-/.]\d{1,2}[-/.]\d{4}\b"
     r"|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}\b"
@@ -72,8 +73,7 @@ class Comparison:
 def asks_choice(question: str) -> bool:
     """Whether the question could compare named things: a comparative word and a connector between names."""
     words = {w.lower() for w in _TOKEN.findall(question)}
-    comparative = set(" ".join([*_NUMBERS.values(), *_DATES.values()]).split())
-    return bool(words & comparative) and bool(words & (_CONNECTOR - {","}))
+    return bool(words & _COMPARATIVES) and bool(words & (_CONNECTOR - {","}))
 
 
 def candidates(question: str) -> list[list[str]]:
@@ -140,9 +140,10 @@ def _stems(text: str) -> set[str]:
 
 def compared_field(question: str, options: list[str], recs: list[list[str]]) -> Comparison | None:
     """The comparison: the first field, nearest the comparative first (:func:`_nearest_first`; a word names a
-    field by its first four letters, the compared things' own words aside), that at least two records have with a number or a date in it, those records' options, and
-    the op its comparative asks. A span that is no thing compared ("budget" in "the larger budget, A or B" names
-    the header's column) has no such value, and drops out."""
+    field by its first four letters, the compared things' own words aside), that at least two records have with a
+    number or a date in it, those records' options, and the op its comparative asks. A span that is no thing
+    compared ("budget" in "the larger budget, A or B" names the header's column) has no such value, and drops
+    out."""
     fields = [fields_in(h, t) for h, t in recs]
     for w in _nearest_first(question):
         chosen = [next((f for f in fs if w[:4] in _stems(f[0]) and re.search(r"\d", f[1])), None) for fs in fields]
@@ -161,9 +162,8 @@ def _nearest_first(question: str) -> list[str]:
     while the kind of the things compared ("shipment", "project") often comes first and may name another field
     (``shipped``)."""
     words = re.findall(r"[A-Za-z]+", question.lower())
-    comparative = set(" ".join([*_NUMBERS.values(), *_DATES.values()]).split())
-    at = [i for i, w in enumerate(words) if w in comparative]
-    kept = [(i, w) for i, w in enumerate(words) if len(w) > 2 and w not in STOP_WORDS and w not in comparative]
+    at = [i for i, w in enumerate(words) if w in _COMPARATIVES]
+    kept = [(i, w) for i, w in enumerate(words) if len(w) > 2 and w not in STOP_WORDS and w not in _COMPARATIVES]
     return [w for i, w in sorted(kept, key=lambda iw: min((abs(iw[0] - j) for j in at), default=0))]
 
 
@@ -177,7 +177,9 @@ def direction(question: str, dated: bool) -> str | None:
 
 def find_comparison(evaluate: Callable[[str], object], question: str) -> Comparison | None:
     """The comparison the question asks for in this prompt, or None. ``evaluate`` runs a cell in the REPL (with
-    :data:`SETUP`'s names bound) and returns its value: two cells, the candidate spans' mentions and the records."""
+    the guest's ``mentions`` and ``records`` bound: :data:`~engine.strategy.guest.MENTIONS`,
+    :data:`~engine.strategy.guest.RECORDS`) and returns its value: two cells, the candidate spans' mentions and the
+    records."""
     if not asks_choice(question):
         return None
     spans = candidates(question)

@@ -149,7 +149,8 @@ def condition_of(question: str, fields: list[Field]) -> tuple[Field, str] | None
 
     Why: a count whose condition is a number ("How many SKUs in the East warehouse have fewer than 10 units on
     hand?") is decided by code, never by the worker, and a regex cannot say "fewer than". Plain English
-    comparatives, no data set's wording."""
+    comparatives, no data set's wording. Measured on no family: no test-split family states such a condition, and
+    the held-out inventory probe names two fields, so only tests show it."""
     m = _CONDITION.search(question)
     if m is None:
         return None

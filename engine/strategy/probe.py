@@ -134,8 +134,9 @@ def closed_forms(question: str, words: list[str]) -> dict[str, str]:
 
     Why: "how many different users failed to log in" over lines that say "login failed": "log" (19 and 22
     mentions, in "access log rotated") was the rarest term, and the count was narrowed by it (general test split,
-    seeds v10 and v11, g-log-count: 205 for 12, 49 for 5). A normalisation of how English writes a verb and its
-    particle, like :func:`iso_dates` for dates; shown on one family only."""
+    seeds v10 and v11, g-log-count: 205 for 12, 49 for 5); on seed v12 the same phrasing was ranked by "login" and
+    read 9 for 8. A normalisation of how English writes a verb and its particle, like :func:`iso_dates` for dates;
+    shown on one family only."""
     tokens = re.findall(r"[a-z]+", question.lower())
     return {a + b: a for a, b in itertools.pairwise(tokens) if a in words and len(a) > 1 and len(b) > 1}
 
