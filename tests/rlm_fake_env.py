@@ -14,6 +14,7 @@ import importlib.util
 import io
 import json
 import re
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -25,7 +26,17 @@ from wasm_sandbox import CellResult
 from wasm_sandbox.hostcalls import Checked, HostFunctions, Raw, build_table, not_provided
 from wasm_sandbox.prompt import LONG_LINE_BYTES, Prompt, PromptMeta
 
-GUEST_OPS = Path(__file__).resolve().parents[1] / "wasm_sandbox" / "guest" / "outcore_ops.py"
+GUEST_DIR = Path(__file__).resolve().parents[1] / "wasm_sandbox" / "guest"
+GUEST_OPS = GUEST_DIR / "outcore_ops.py"
+
+
+def _load_shared(name: str) -> None:
+    """Import the stateless guest module `name` once, under its guest name, for the operator modules to import."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, GUEST_DIR / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        sys.modules[name] = mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
 
 
 class FakeHostError(Exception):
@@ -66,6 +77,7 @@ class FakeEnvironment:
 
     def _operators(self) -> Any:
         """A fresh copy of the guest's operator module, bound to the real host-call table over this prompt."""
+        _load_shared("outcore_values")  # stateless, imported by name as in the guest
         spec = importlib.util.spec_from_file_location(f"outcore_ops_{id(self)}", GUEST_OPS)
         assert spec is not None and spec.loader is not None
         mod = importlib.util.module_from_spec(spec)

@@ -117,9 +117,10 @@ the instance is replaced (REPL state reset) and ``run_cell`` re-raises the excep
 """
 
 from .artifacts import SandboxNotBuiltError
+from .cell_result import CellResult
 from .hostcalls import HostFunctions
 from .prompt import Prompt, PromptMeta
-from .sandbox import CellResult, Sandbox, SandboxLimits
+from .sandbox import Sandbox, SandboxLimits
 
 __all__ = [
     "CellResult",

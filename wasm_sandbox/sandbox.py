@@ -48,13 +48,14 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import wasmtime
 import wasmtime.component as wc
 
 from . import _abi
+from .cell_result import CellResult, cap_head, cap_output, fill_from_guest
 from .hostcalls import MODEL_CALLS, Checked, HostFunctions, Raw, build_table, not_provided
 from .prompt import MAX_REPLY_CHARS, Prompt, SearchTimeout
 from .retrieval import IndexNotReady
@@ -66,8 +67,6 @@ HOST_INSTANCE = "outcore:sandbox/host@0.1.0"
 GUEST_PROMPT_DIR = "/prompt"
 CLOCK_INSTANCE = "wasi:clocks/monotonic-clock@0.2.9"
 WAITING_CALLS = MODEL_CALLS  # the built-in model waits (HostFunctions.waiting adds extras)
-# Per-field caps on what a cell result carries besides stdout/stderr/display (F2: nothing crosses uncapped).
-VAR_NAME_CHARS, VAR_TYPE_CHARS, VAR_DESC_CHARS = 100, 100, 200
 _INIT_BUDGET_S = 5.0  # CPU time for instantiating (restoring the guest snapshot), at least
 
 
@@ -97,22 +96,6 @@ class SandboxLimits:
         if self.memory_probe_bytes is not None:
             return self.memory_probe_bytes
         return min(16 << 20, self.memory_bytes // 8)
-
-
-@dataclass
-class CellResult:
-    stdout: str = ""
-    stderr: str = ""
-    error: str | None = None
-    traceback: str | None = None
-    display: str | None = None
-    variables: list[tuple[str, str, str]] = field(default_factory=list)
-    final: str | None = None
-    limit: str | None = None  # None | "cpu_time" | "memory" | "output" | "cancelled"
-    state_reset: bool = False
-    duration_s: float = 0.0
-    # built-in names (helpers, llm_query, context, ...) the cell rebound or deleted; they were restored after it
-    restored_names: list[str] = field(default_factory=list)
 
 
 _LIVE: weakref.WeakSet[Sandbox] = weakref.WeakSet()
@@ -324,7 +307,7 @@ class Sandbox:
             self._stop = "cpu_time"
             raise _abi.Trap(self._spent_why) from None
         except BaseException as e:  # noqa: BLE001 - answered in band; the guest raises HostError
-            reply = "1" + _cap_head(f"{type(e).__name__}: {e}", 2000)
+            reply = "1" + cap_head(f"{type(e).__name__}: {e}", 2000)
         finally:
             self._in_host_fn = False
             if waiting:
@@ -393,7 +376,9 @@ class Sandbox:
                     self._run.post_return(self._store)
                 except wasmtime.WasmtimeError:
                     pass
-                exhausted = self._parse(json.loads(raw), res)
+                data = json.loads(raw)
+                exhausted = fill_from_guest(data, res, self.limits.memory_bytes)
+                self._raw_truncated = self._raw_truncated or bool(data.get("output_truncated"))
                 if exhausted:
                     self._reset(res, "memory stayed exhausted after the MemoryError")
             except Exception as e:  # noqa: BLE001 - a trap: the instance is poisoned
@@ -406,33 +391,13 @@ class Sandbox:
                 interrupt, self._interrupt = self._interrupt, None
                 _log(logging.INFO, "cell interrupted on the host; instance replaced", exc=type(interrupt).__name__)
                 raise interrupt
-            self._finish_output(res)
+            cap_output(res, self.limits.max_output_chars, self._raw_out, self._raw_err, self._raw_truncated)
             res.duration_s = time.monotonic() - t0
             return res
 
     def _cancel_text(self) -> str:
         reason = getattr(self.cancel, "reason", None)
         return "the cell was cancelled" + (f" ({reason})" if isinstance(reason, str) and reason else "")
-
-    def _parse(self, data: dict[str, Any], res: CellResult) -> bool:
-        """Fill ``res`` from the guest's answer; True when memory stayed exhausted (the state must be reset)."""
-        res.stdout = str(data.get("stdout") or "")
-        res.stderr = str(data.get("stderr") or "")
-        res.error = data.get("error")
-        res.traceback = data.get("traceback")
-        res.display = data.get("display")
-        res.variables = [(str(v[0]), str(v[1]), str(v[2])) for v in (data.get("variables") or [])[:500]]
-        res.restored_names = [str(n)[:VAR_NAME_CHARS] for n in (data.get("restored") or [])[:100]]
-        final = data.get("final")
-        res.final = None if final is None else str(final)
-        exhausted = bool(data.get("memory_exhausted"))
-        if data.get("memory_error"):
-            res.limit = "memory"
-            kept = "" if exhausted else "; REPL state kept"
-            mib = self.limits.memory_bytes >> 20
-            res.error = f"{res.error or 'MemoryError'} (the sandbox memory limit is {mib} MiB{kept})"
-        self._raw_truncated = self._raw_truncated or bool(data.get("output_truncated"))
-        return exhausted
 
     def _reset(self, res: CellResult, why: str) -> None:
         """Replace the instance after a cell that left memory full: the next cell starts from a fresh REPL."""
@@ -469,38 +434,6 @@ class Sandbox:
             res.error += f"; a fresh instance could not be created: {e2}"
         self._interrupt = interrupt
 
-    def _finish_output(self, res: CellResult) -> None:
-        """The host's own cap on everything that crossed the boundary (guest capture and raw WASI writes)."""
-        cap = self.limits.max_output_chars
-        res.stdout += "".join(self._raw_out)
-        res.stderr += "".join(self._raw_err)
-        truncated = self._raw_truncated
-        for attr in ("stdout", "stderr", "display"):
-            val = getattr(res, attr)
-            if val is not None and len(val) > cap:
-                setattr(res, attr, val[:cap])
-                truncated = True
-        if truncated:
-            res.limit = res.limit or "output"
-            res.stdout += f"\n[output truncated: at most {cap} chars per stream and cell are kept]"
-        # error: its head (the exception type and message start); traceback: its tail (the failing frame and the
-        # exception line); the variables table: each entry, and the whole table to about `cap` characters.
-        if res.error is not None:
-            res.error = _cap_head(res.error, cap)
-        if res.traceback is not None:
-            res.traceback = _cap_tail(res.traceback, cap)
-        rows: list[tuple[str, str, str]] = []
-        total = 0
-        for name, typ, desc in res.variables:
-            row = (_cap_head(name, VAR_NAME_CHARS), _cap_head(typ, VAR_TYPE_CHARS), _cap_head(desc, VAR_DESC_CHARS))
-            size = sum(map(len, row))
-            if total + size > cap:
-                rows.append(("...", "", f"{len(res.variables) - len(rows)} more variables not shown"))
-                break
-            rows.append(row)
-            total += size
-        res.variables = rows
-
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -527,15 +460,3 @@ def _encode_checked(out: Checked) -> str:
     if len(text) > MAX_REPLY_CHARS:
         return "1" + f"ValueError: host call {out.name} returned {len(text):,} characters (at most {MAX_REPLY_CHARS:,})"
     return "0" + text
-
-
-def _cap_head(text: str, n: int) -> str:
-    if len(text) <= n:
-        return text
-    return text[:n] + f"... [{len(text) - n} more chars]"
-
-
-def _cap_tail(text: str, n: int) -> str:
-    if len(text) <= n:
-        return text
-    return f"[{len(text) - n} chars cut] ..." + text[-n:]
