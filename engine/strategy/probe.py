@@ -336,8 +336,13 @@ class TermFacts:
 
 def choice(run_cell: RunCell, question: str, facts: TermFacts) -> Comparison | None:
     """The comparison between things the question names, decided by code (:mod:`engine.strategy.compare`)."""
-    setup = f"{MENTIONS}\n{AROUND}\n{RECORDS}\nt = {facts.words!r}\nown = {facts.own!r}\n"
+    setup = f"{MENTIONS}\nt = {facts.words!r}\n{_records_setup(facts)}"
     return find_comparison(lambda expr: _value(run_cell(setup + expr)), question)
+
+
+def _records_setup(facts: TermFacts) -> str:
+    """The guest code that defines ``records(names)`` (each name's whole-value line and its record)."""
+    return f"{AROUND}\n{RECORDS}\nown = {facts.own!r}\n"
 
 
 def first_step(
@@ -357,7 +362,7 @@ def first_step(
     query = " ".join(terms[:4]) or question
     setup = f"t = {terms!r}\nquery = {query!r}\n{MENTIONS}"
     if operators and compared is not None:
-        setup += f"\nown = {facts.own!r}\noptions = {compared.options!r}\n{AROUND}\n{RECORDS}"
+        setup += f"\noptions = {compared.options!r}\n{_records_setup(facts)}"
         code = (
             f"print({TERM_COUNTS!r}, mentions(t))\n"
             "rows = [text for _, text in records(options)]\n"
