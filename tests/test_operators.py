@@ -351,7 +351,7 @@ def test_reduce_ops(env):
         "print(reduce(['1,200 EUR', '30', 'x'], 'sum'), reduce(['3', '10'], 'min'), reduce(['3', '10'], 'max'))\n"
         "print(reduce(['x', 'y', 'x'], 'argmax'), reduce([1, 1, 1], 'argmax', by=['p', 'q', 'q']))\n"
         "print(reduce(['Rome', 'Oslo', 'Bern'], 'latest', dates=['2021-05-01', '3 March 2024', '12/01/2023']))\n"
-        "print(reduce(['b', 'a', 'b'], 'list'))",
+        "print(reduce(['b', 'a', 'b'], 'list'), reduce(['10', '20.5 %', '45'], 'mean'))",
         "reduce([None, ''], 'count')",
         "reduce(filter(entries(), 'failed'), 'distinct')",
         "FINAL('x')",
@@ -359,7 +359,7 @@ def test_reduce_ops(env):
     long_log = "\n".join(line + " from a workstation in the north building" for line in LOG)
     c, root, _ = _run(env, cells, long_log)
     out = _outputs(root)
-    assert "Output:\n2 2\n1230 3 10\nx q\nOslo\n['a', 'b']" in out[0]
+    assert "Output:\n2 2\n1230 3 10\nx q\nOslo\n['a', 'b'] 25.166666666666668" in out[0]
     assert "StepRefused: reduce(2 values, 'count'): nothing to reduce" in out[1]
     assert "StepRefused: reduce(4 values, 'distinct'): the values look like whole entries" in out[2]
 

@@ -275,7 +275,7 @@ def test_find_task_in_the_text():
 # ---------------------------------------------------------------------------------------- structure, not style
 
 
-@pytest.mark.parametrize("header", ["### {}", "# File: {}", "==> {} <==", "--- {} ---", None])
+@pytest.mark.parametrize("header", ["### {}", "# File: {}", "==> {} <==", "--- {} ---", "# ===== FILE: {} =====", None])
 def test_source_dumps_are_recognised_by_structure(tmp_path, header):
     assert _wasm_available(), "wasm sandbox not built: python -m wasm_sandbox.build"
     files = [(f"pkg/mod{i}.py", f"def f{i}(x):\n    return x + {i}\n\nclass C{i}:\n    pass\n") for i in range(6)]
@@ -753,6 +753,48 @@ def test_source_code_is_read_from_the_definition(tmp_path):
     assert "It is source code" in root.chat_calls[0][1].content
 
 
+def test_a_parameter_default_is_read_by_code_in_the_file_the_question_names(tmp_path):
+    """Real sandbox: a question about a parameter's default is answered from the signature by the parser, in the
+    file the question names (not the first file defining the function), with no worker call, and ends final."""
+    assert _wasm_available(), "wasm sandbox not built: python -m wasm_sandbox.build"
+    filler = "".join(
+        f"# ===== FILE: pkg/m{i}.py =====\ndef step_{i}(rounding='floor'):\n    return {i}\n\n" for i in range(60)
+    )
+    legacy = (
+        '# ===== FILE: billing/legacy/render.py =====\ndef render_invoice(invoice, rounding="half_up"):\n    return 1\n'
+    )
+    current = (
+        "# ===== FILE: billing/render.py =====\n"
+        'def render_invoice(invoice, template=None, rounding="half_even", page_size="A4"):\n'
+        '    """Render it. ``rounding`` used to default to "half_up"."""\n    return 2\n'
+    )
+    q = "Give the default of the `rounding` parameter of `render_invoice` as defined in billing/render.py."
+    rlm, root, wk = _rlm(SandboxEnvironment, [code("FINAL(answer)")], "NOT FOUND", tmp_path)
+    rlm.limits = rlm.limits.merged({"plan_mode": "typed"})
+    c = rlm.completion(filler + legacy + "// ===== FILE: web/x.js =====\nvar a = 1;\n" + current, q)
+    assert c.answer == '"half_even"' and c.finish_reason == "final", (c.answer, c.finish_reason)
+    assert not wk.batch_calls and not wk.chat_calls
+
+
+def test_words_of_a_long_prompts_opening_are_no_rare_terms_and_an_average_is_offered(env, tmp_path):
+    """A CSV under a comment line: its column names (one mention, in the opening) are not ranked as rare terms, the
+    question's written date is counted in ISO timestamps, the hint names the column under its real header, and a
+    question for an average is offered reduce(values, 'mean')."""
+    rows = [
+        f"2024-03-{d:02d}T{h:02d}:00:00Z,TH-{s},site-{s % 3},{40 + (d * h + s) % 20}.5"
+        for d in (8, 9, 10) for h in range(24) for s in (417, 471, 1417, 418, 810, 2021, 5, 6, 7, 8)
+    ]  # fmt: skip
+    doc = "# Export from the gateway, 2024-03-08 to 2024-03-10 (all timestamps UTC).\n"
+    doc += "timestamp,sensor_id,site,humidity_pct\n" + "\n".join(rows)
+    q = "What was the average humidity_pct reported by sensor TH-417 on 9 March 2024?"
+    rlm, root, _ = _rlm(env, [code("FINAL(1)")] * 2, "NOT FOUND", tmp_path, plan_mode="typed")
+    c = rlm.completion(doc, q)
+    shown = root.chat_calls[0][-1].content
+    assert "'humidity_pct'" not in shown.split("\n", 3)[0] and "'2024-03-09': 240" in shown, shown[:400]
+    assert "(the humidity_pct of each row)" in shown and "reduce(values, 'mean') for the average" in shown, shown
+    assert "sensor" not in _events(c, "strategy")[0]["terms"]
+
+
 def test_source_code_first_step_reads_the_callers(tmp_path):
     """Real sandbox: the first step reads the named function's definition and the functions that call it, each
     labelled, so a question about where it is used is answered from its callers."""
@@ -814,7 +856,7 @@ def test_a_stuck_root_ends_with_the_answer_in_hand(tmp_path):
     c = rlm.completion(files, q)
     assert c.answer == "True" and c.finish_reason == "final", (c.answer, c.finish_reason)
     assert [e["stop"] for e in _events(c, "answer_in_hand")] == ["loop_detected"]
-    assert "its reading answered: True" in root.chat_calls[0][-1].content  # the definition's reading is in reach
+    assert SP.HINT_DEFAULT in root.chat_calls[0][-1].content  # the default, read off the signature, is in hand
 
 
 def test_the_root_is_told_when_no_word_of_the_question_occurs(env):

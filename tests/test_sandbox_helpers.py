@@ -90,7 +90,18 @@ def test_files_and_read_file(code_sb):
 
 @pytest.mark.parametrize(
     "header",
-    ["### File: {}", "# File: {}", "## File: `{}`", "==> {} <==", "--- {} ---", "File: {}", '<file path="{}">'],
+    [
+        "### File: {}",
+        "# File: {}",
+        "## File: `{}`",
+        "==> {} <==",
+        "--- {} ---",
+        "File: {}",
+        '<file path="{}">',
+        "# ===== FILE: {} =====",
+        "/* ~~~~ {} ~~~~ */",
+        "<!-- path: {} -->",
+    ],  # fmt: skip
 )
 def test_header_styles(tmp_path, header):
     body = "x = 1\ny = 2"
@@ -100,6 +111,21 @@ def test_header_styles(tmp_path, header):
     with Prompt.create(text, tmp_path) as p, Sandbox(p) as s:
         assert run(s, "files()") == ["a/b.py", "c.txt"]
         assert run(s, "read_file('a/b.py')") == body and run(s, "read_file('b.py', 2, 2)") == "y = 2"
+
+
+def test_a_header_of_no_known_style_is_a_path_dressed_as_a_heading(tmp_path):
+    """Any line that is only a path between marks, or after a label, heads a file; one style whatever comment leader
+    each language uses; a bullet list of file names is no header."""
+    text = (
+        "Source dump of the repo.\n# ===== FILE: billing/render.py =====\ndef f(x=1):\n    return x\n"
+        "// ===== FILE: web/app.js =====\nfunction g() {}\n# ===== FILE: tests/test_render.py =====\nassert f()\n"
+    )
+    with Prompt.create(text, tmp_path) as p, Sandbox(p) as s:
+        assert run(s, "files()") == ["billing/render.py", "web/app.js", "tests/test_render.py"]
+        assert run(s, "read_file('app.js')") == "function g() {}"
+        assert run(s, "definition('f')['defaults']") == {"x": "1"}
+    with Prompt.create("Files:\n- config.yaml\n- main.py\n", tmp_path) as p, Sandbox(p) as s:
+        assert run(s, "files()") == []
 
 
 def test_files_use_the_dominant_header_style(tmp_path):

@@ -61,14 +61,16 @@ Names the guest code sees (describe these to the model):
     For a list-of-documents prompt: the first non-empty line of each document (at most 200 characters each).
 ``files()``
     Paths of the source files of a prompt that concatenates files, found by header lines: ``### File: path``
-    (any number of ``#``), ``==> path <==``, ``--- path ---``, ``File: path``, ``<file path="path">`` (the style
-    with the most headers wins). ``[]`` when there are none.
+    (any number of ``#``), ``==> path <==``, ``--- path ---``, ``File: path``, ``<file path="path">``, or any line
+    that is only a path between marks or after a label (``// ===== FILE: path =====``); the style with the most
+    headers wins. ``[]`` when there are none.
 ``read_file(path, start=None, end=None)``
     One file's text (a unique end of its path is enough); ``start``/``end``: lines numbered from 1, inclusive.
 ``definition(name, path=None)``
     The source of the ``def``/``class`` named ``name`` (``'Class.method'`` for a method), found on the host
     (``ast`` for Python files, indentation otherwise): a dict with ``source, path, line, end_line`` (1-based, as
-    ``read_file`` counts), ``offset`` (in the prompt) and ``matches`` (every ``[path, line]`` defining it).
+    ``read_file`` counts), ``offset`` (in the prompt), ``matches`` (every ``[path, line]`` defining it) and
+    ``defaults`` (a Python function's parameters with their defaults as written, by the parser).
 ``llm_query(prompt, **opts)`` / ``llm_query_batched(prompts, **opts)`` / ``rlm_query(prompt, **opts)``
     Ask a sub-model (one prompt -> ``str``; a list -> list of ``str``, ``None`` for an item that failed; a
     recursive RLM -> ``str``). A failure raises ``HostError`` with the host's message.

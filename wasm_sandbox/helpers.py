@@ -8,7 +8,8 @@ and the time each call takes counts against the calling cell's CPU limit.
 Source files in a concatenated prompt are found by header lines, one before each file's text. Recognised styles
 (the style with the most headers in the prompt is used, so a stray line of another style inside a file is not a
 header): ``### File: path`` (any number of ``#``), ``==> path <==`` (``head``/``tail``), ``--- path ---``,
-``File: path``, ``<file path="path">`` and ``### path`` (a heading that is only a path with an extension). A
+``File: path``, ``<file path="path">``, ``### path`` (a heading that is only a path with an extension), and any
+line that is only a path between marks or after a label (``// ===== FILE: path =====``, :data:`_GENERIC`). A
 prompt with no header line but two or more ``def``/``class`` lines is one file, :data:`NO_HEADER_PATH`. A code fence right after the header (and its closing fence) is not part
 of the file. Line numbers of files are 1-based, like an editor's.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import ast
 import difflib
 import re
+import textwrap
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -41,6 +43,20 @@ _STYLES: list[tuple[str, re.Pattern[str]]] = [
     # a Markdown heading that is only a path with an extension ("### pkg/io.py"); "### Overview" is no path
     ("### path", re.compile(r"^#{1,6}[ \t]+`?(?P<p>[\w.\-/]*\w\.[A-Za-z]\w{0,7})`?[ \t]*$", re.M)),
 ]
+# Any other header: a line that is only a path dressed as a heading. An optional comment leader, then a run of three
+# or more marks (= - # * ~ < > +) or a label ("File:", "path="), then the path, then marks again; e.g.
+# "# ===== FILE: billing/render.py =====" and "// ===== FILE: web/app.js =====" (one style: the leader is any
+# comment's). Why: a source dump's header is whatever its maker wrote, and a fixed list of styles missed this one
+# (held-out probe, seventh round: the question's file was never found and another file's def was read).
+_PATH = r"[\w.\-/]*\w\.[A-Za-z]\w{0,7}"
+_LEADER = r"(?:#+|//+|;+|--(?!-)|/\*+|<!--)"
+_MARKS = r"[=#*~<>+-]{3,}"
+_LABEL = r"(?:file|path|filename|source)[ \t]*[:=]"
+_GENERIC = re.compile(
+    rf"^[ \t]*(?={_LEADER}?[ \t]*(?:{_MARKS}|{_LABEL}))(?:{_LEADER}[ \t]*)?(?:{_MARKS}[ \t]*)?(?:{_LABEL}[ \t]*)?"
+    rf"`?(?P<p>{_PATH})`?[ \t]*(?:{_MARKS})?[ \t]*(?:\*/|-->)?[ \t]*$",
+    re.M | re.I,
+)
 _FENCE = re.compile(r"^[ \t]*(```|~~~)[\w+.-]*[ \t]*$")
 HEADER_STYLES = [name for name, _ in _STYLES]
 DEF_LINE = re.compile(r"^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+\w+", re.M)
@@ -49,7 +65,19 @@ NO_HEADER_PATH = "<prompt>"  # the one file of a source dump without header line
 
 def header_pattern() -> str:
     """One regex matching a header line of any recognised style (the engine counts them to spot a source dump)."""
-    return "(?m)" + "|".join(f"(?:{rx.pattern})" for _, rx in _STYLES).replace("(?P<p>", "(?:")
+    styles = [rx.pattern for _, rx in _STYLES] + [f"(?i:{_GENERIC.pattern})"]
+    return "(?m)" + "|".join(f"(?:{p})" for p in styles).replace("(?P<p>", "(?:")
+
+
+def _generic_headers(text: str) -> list[re.Match[str]]:
+    """The most common shape of :data:`_GENERIC` header in ``text`` (the line with its path taken out and any
+    comment leader made one), so a stray path-like line of another shape inside a file is not a header."""
+    groups: dict[str, list[re.Match[str]]] = {}
+    for m in _GENERIC.finditer(text):
+        line = m.group(0)
+        shape = line[: m.start("p") - m.start()].strip() + "{}" + line[m.end("p") - m.start() :].strip()
+        groups.setdefault(re.sub(rf"^{_LEADER}", "#", shape.lower()), []).append(m)
+    return max(groups.values(), key=len, default=[])
 
 
 @dataclass(frozen=True)
@@ -74,6 +102,9 @@ def _scan_files(text: str) -> list[SourceFile]:
         found = list(rx.finditer(text))
         if len(found) > len(best):
             best = found
+    generic = _generic_headers(text)
+    if len(generic) > len(best):
+        best = generic
     if not best:  # two def/class lines and no header: the whole prompt is one file (one def may be a quote in prose)
         defs = DEF_LINE.finditer(text)
         two = next(defs, None) is not None and next(defs, None) is not None
@@ -280,6 +311,7 @@ class PromptTools:
             "offset": offset,
             "source": source,
             "matches": [[d["path"], d["line"]] for d in found],
+            "defaults": parameter_defaults(source),
         }
 
     def _module_hint(self, parts: list[str]) -> str:
@@ -298,6 +330,30 @@ class PromptTools:
         if tree is not None:
             return _ast_extent(tree, line, parts)
         return _indent_extent(src.split("\n"), line, parts)
+
+
+def parameter_defaults(source: str) -> dict[str, str]:
+    """Each parameter of the first function in ``source`` that has a default, with the default as the source
+    writes it (``{"rounding": '"half_even"'}``); empty when the source is no Python that parses.
+
+    Why on the host: a default is read off the signature by the parser without fail (the guest has no ``ast``), and
+    the 1.5B worker missed one in a long definition whose docstring named the old default (held-out probe, seventh
+    round: NOT FOUND, the run at the loop stop)."""
+    src = textwrap.dedent(source)
+    try:
+        tree = ast.parse(src)
+    except (SyntaxError, ValueError):
+        return {}
+    fn = next((n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))), None)
+    if fn is None:
+        return {}
+    a = fn.args
+    pos = a.posonlyargs + a.args
+    pairs = [
+        *zip(pos[len(pos) - len(a.defaults) :], a.defaults, strict=True),
+        *zip(a.kwonlyargs, a.kw_defaults, strict=True),
+    ]
+    return {k.arg: ast.get_source_segment(src, v) or ast.unparse(v) for k, v in pairs if v is not None}
 
 
 def _ast_extent(tree: ast.Module, line: int, parts: list[str]) -> tuple[int, int] | None:

@@ -113,25 +113,37 @@ def count_words(
 
 
 HEADER_FIELDS = 3  # see _header_words
+OPENING_LINES, OPENING_CHARS = 3, 1_000  # a long prompt's opening (see _header_words)
+LONG_PROMPT = 20_000  # characters: a prompt this long has an opening apart from its entries
 
 
 def _header_words(prompt_text: str | Callable[[], str], once: list[str]) -> set[str]:
     """The words of ``once`` (each in the prompt once) that are in its first line when that line is a table's
     header row (under 400 characters, at least :data:`HEADER_FIELDS` fields of at most 40 characters, split by
-    , tab | or ;): column names, not rare values.
+    , tab | or ;), or, in a prompt of :data:`LONG_PROMPT` characters or more, in its opening (the first
+    :data:`OPENING_LINES` lines, within :data:`OPENING_CHARS`): column names and words that describe the document,
+    not rare values.
 
     Why: the same rule as the typed first step's ranking (``engine.strategy.guest.HEADER``); seen on the general
     dev split, "project" and "budget" (a table's header) were the rarest words of "Which project had the larger
     budget, Beacon Gallo or Zephyr Young?", and read() refused the right answer because the rows it read did not
-    mention them (g-table-compare); a CSV's "region" was read as a lookup (g-csv-argmax)."""
+    mention them (g-table-compare); a CSV's "region" was read as a lookup (g-csv-argmax). The opening: held-out
+    probes (seventh round) ranked "xml" (the prolog) and "registry" (the root element) rarest for "In this
+    service-registry XML, what is the timeout-ms of the endpoint geo-lookup-eu?", and a CSV's columns under a
+    comment line ("humidity_pct", "sensor") for an average of one sensor's rows; each read the opening and answered
+    from it."""
     if not once:
         return set()
     text = prompt_text() if callable(prompt_text) else prompt_text
     first = text[:400].split("\n", 1)[0]
     fields = re.split(r"[,\t|;]", first)
-    if len(fields) < HEADER_FIELDS or len(first) >= 400 or max(len(f.strip()) for f in fields) > 40:
+    if len(fields) >= HEADER_FIELDS and len(first) < 400 and max(len(f.strip()) for f in fields) <= 40:
+        head = first
+    elif len(text) >= LONG_PROMPT:
+        head = "\n".join(text[:OPENING_CHARS].split("\n")[:OPENING_LINES])
+    else:
         return set()
-    low = first.lower()
+    low = head.lower()
     return {w for w in once if re.search(rf"(?<![^\W_]){re.escape(w.lower())}", low)}
 
 

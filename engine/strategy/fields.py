@@ -41,7 +41,11 @@ class Field:
 
 def fields_of(sample: list[str], header: str = "") -> list[Field]:
     """The fields at least half the lines of ``sample`` have, in order of first appearance (see the module
-    docstring); ``header``: the prompt's first line."""
+    docstring); ``header``: the prompt's opening lines, of which the first with the rows' column count names them.
+
+    Why not only the first line: a CSV export under a comment line ("# Export from the gateway, all timestamps
+    UTC") had its columns named "column 1" to "column 6", and the question's "humidity_pct" named none (held-out
+    probe, seventh round)."""
     lines = [s for s in (x.strip() for x in sample) if s]
     if not lines:
         return []
@@ -62,7 +66,8 @@ def _columns(lines: list[str], header: str) -> list[Field]:
         n = lines[0].count(sep)
         if n < 2 or any(line.count(sep) != n for line in lines):
             continue
-        names = [c.strip().lower() for c in header.split(sep)] if header.count(sep) == n else []
+        head = next((h for h in header.split("\n") if h.count(sep) == n), "")  # under a title or a comment line
+        names = [c.strip().lower() for c in head.split(sep)] if head else []
         e = re.escape(sep)
         skip = ["", *(rf"(?:[^{e}]*{e}){{{i}}}" for i in range(1, n + 1))]  # the columns before column i
         return [
@@ -131,7 +136,9 @@ def entry_fields_of(sample: list[str], header: str, question: str) -> EntryField
 _BOUND = r"(?P<n>\d[\d,]*(?:\.\d+)?)"
 _CONDITION = re.compile(
     r"(?P<before>[a-z_]+)?\s*\b(?P<op>fewer|less|lower|under|below|smaller|more|greater|higher|over|above|larger|"
-    r"at least|at most|no more|no less|not more|not less)(?:\s+than)?\s+[$€£]?" + _BOUND + r"(?P<after>(?:\s+[a-z_]+){0,3})",
+    r"at least|at most|no more|no less|not more|not less)(?:\s+than)?\s+[$€£]?"
+    + _BOUND
+    + r"(?P<after>(?:\s+[a-z_]+){0,3})",
     re.IGNORECASE,
 )
 _TEST_OF = {
@@ -176,6 +183,8 @@ _ASKS = {  # what a question's words ask a reduce for (plain English, no data se
     "list": re.compile(r"\blist\b", re.I),
     "distinct": re.compile(r"\b(?:different|distinct|unique|how many)\b", re.I),
     "latest": re.compile(r"\b(?:current(?:ly)?|now|latest|last|most recent|newest|final|still|today)\b", re.I),
+    "sum": re.compile(r"\b(?:total|sum|altogether|combined|in all)\b", re.I),
+    "mean": re.compile(r"\b(?:average|mean|avg)\b", re.I),
 }
 _COUNTS = re.compile(r"\b(?:how many|number of|count)\b", re.I)
 
@@ -211,7 +220,7 @@ _ALL = re.compile(r"\b(?:every|all|each)\b", re.I)  # a weak cue for "list": it 
 def reduce_order(question: str, dated: bool = False) -> list[str]:
     """The reduce ops the hint offers: those the question's words ask for, in the order the words come, then
     ``list`` when it says "every", "all" or "each", then the rest; ``latest`` only when the entries have a dated
-    field (``dated``).
+    field (``dated``); ``sum`` and ``mean`` only when asked ("total", "average").
 
     Why the asked one first: offered "'distinct' ..., 'list' ... or 'argmax' ...", the 1.5B root took the first:
     "Which region had the most orders of rotors?" ended on the number of distinct regions (general dev split,
@@ -220,7 +229,7 @@ def reduce_order(question: str, dated: bool = False) -> list[str]:
     g-jsonl-latest, 1 of 2 runs). Since (test seeds v2, v3): g-jsonl-latest 1/2 and 0/2, each run ended on the
     first step's reading (the worker chose an older plan) before the root reached a reduce: unmeasured."""
     ops = ("distinct", "list", "argmax", "latest") if dated else ("distinct", "list", "argmax")
-    cued = {op: m.start() for op in ops if (m := _ASKS[op].search(question))}
+    cued = {op: m.start() for op in (*ops, "sum", "mean") if (m := _ASKS[op].search(question))}
     if "list" not in cued and (m := _ALL.search(question)):
         cued["list"] = len(question) + m.start()
     return sorted(cued, key=lambda op: cued[op]) + [op for op in ops if op not in cued]

@@ -7,7 +7,12 @@ these names. :mod:`engine.strategy.probe` puts them together; each comment says 
 
 from __future__ import annotations
 
+from wasm_sandbox.operators import HEADER_FIELDS, LONG_PROMPT, OPENING_CHARS, OPENING_LINES
+
 MAX_COUNT = 1000  # mentions counted per term (a search stops there)
+# The end of an ISO date counted as a whole word: a timestamp's "T" may follow it ("2024-03-09T08:00:00Z"). Seen on a
+# held-out probe (seventh round): the question's day was counted 0 times over a CSV of such timestamps.
+ISO_END = r"(?!(?!T\d)[^\W_])"
 
 # A reading of the first step's 4 passages can hold the whole answer only when the question's rarest term occurs in
 # about as few places as were read. Seen on the general suite's dev split (one instance each, default pair): a
@@ -18,17 +23,19 @@ MAX_MENTIONS_READ = 12
 
 
 # The words whose one mention is in a table's header row (a first line under 400 characters of three or more fields
-# of at most 40 characters, split by , tab | or ;):
-# a column's name, not a value, so no evidence that an answer is in reach. Seen on the general dev split: "Which
-# region had the most orders of rotors?" over a CSV ranked "region" (1 mention, the header) rarest, read 4 rows as
-# a lookup and ended final on a wrong region; "rotor" is in 145 rows.
+# of at most 40 characters, split by , tab | or ;), or in a long prompt's opening lines (its title, a comment, an
+# XML prolog): a column's name or a word that describes the document, not a value, so no evidence that an answer is
+# in reach. The same rule as the operators' terms() (wasm_sandbox.operators._header_words, with the numbers). Seen
+# on the general dev split: "Which region had the most orders of rotors?" over a CSV ranked "region" (1 mention,
+# the header) rarest, read 4 rows as a lookup and ended final on a wrong region; "rotor" is in 145 rows.
 HEADER = (
     "def header_only(words):\n"
-    "    first = (_window(0, 400) or '').split('\\n', 1)[0]\n"
+    f"    head = _window(0, {OPENING_CHARS}) or ''\n"
+    "    first = head[:400].split('\\n', 1)[0]\n"
     "    fields = re.split(r'[,\\t|;]', first)\n"
-    "    if len(fields) < 3 or len(first) >= 400 or max(len(f.strip()) for f in fields) > 40:\n"
-    "        return []\n"
-    "    return [w for w in words if re.search(_word(w), first, re.IGNORECASE)]"
+    f"    if len(fields) < {HEADER_FIELDS} or len(first) >= 400 or max(len(f.strip()) for f in fields) > 40:\n"
+    f"        first = '\\n'.join(head.split('\\n')[:{OPENING_LINES}]) if _window({LONG_PROMPT} - 1, {LONG_PROMPT}) else ''\n"
+    "    return [w for w in words if first and re.search(_word(w), first, re.IGNORECASE)]"
 )
 
 
@@ -48,10 +55,11 @@ WINDOW = (
 
 # A word and its singular: a question says "rotors" where the rows say "rotor" (``_word``, as _whole_word below).
 MENTIONS = (
-    "import re\n" + WINDOW + "\ndef _word(w):\n"
+    "import re\n" + WINDOW + f"\nISO_END = {ISO_END!r}\ndef _word(w):\n"
     "    s = re.escape(w[:-1]) + 's?' if len(w) > 3 and w.endswith('s') and not w.endswith('ss') else re.escape(w)\n"
     "    s = s.replace('\\\\ ', r'\\s+')\n"
-    "    return r'(?<![^\\W_])' + s + r'(?![^\\W_])'\n"
+    "    end = ISO_END if re.fullmatch(r'\\d{4}-\\d\\d-\\d\\d', w) else r'(?![^\\W_])'\n"
+    "    return r'(?<![^\\W_])' + s + end\n"
     "def mentions(words):\n"
     "    return {w: len(search(_word(w), max_hits=" + str(MAX_COUNT) + ", width=0, ignore_case=True)) for w in words}"
 )
@@ -225,15 +233,28 @@ COVER = (
 # For source code: the first of the question's words that the text defines (def/class), rarest first, and its
 # source. Seen on the general dev split: over BM25 passages the worker answered NOT FOUND for a default value that
 # the function's own line held (`def render_batch(source, verbose=True)`); the definition alone is what to read.
+# In the file the question names first, when it names one: seen on a held-out probe (seventh round), the question's
+# `render_invoice` "defined in billing/render.py" was read from billing/legacy/render.py, the first of two.
 DEFINED = (
-    "def defined(names):\n"
+    "def defined(names, paths=()):\n"
     "    for n in sorted(names, key=lambda n: len(search(r'\\b' + re.escape(n) + r'\\b', max_hits=1000, width=0))):\n"
-    "        try:\n"
-    "            return definition(n)\n"
-    "        except Exception:\n"
-    "            pass\n"
+    "        for p in [*paths, None]:\n"
+    "            try:\n"
+    "                return definition(n, path=p)\n"
+    "            except Exception:\n"
+    "                pass\n"
     "    return None"
 )
+# For source code: the default of the one parameter of the definition that the question names, as the signature
+# writes it (``definition()`` reads the defaults with the parser on the host); None when no parameter, or more than
+# one, is named. See wasm_sandbox.helpers.parameter_defaults for why code and not the worker.
+DEFAULT_OF = (
+    "def default_of(d, names):\n"
+    "    found = [v for k, v in (d.get('defaults') or {}).items() if k in names]\n"
+    "    return found[0] if len(found) == 1 else None"
+)
+
+
 # For source code: the functions whose bodies call a name (each call's enclosing ``def``, the nearest one above it
 # at a smaller indent, within CALLER_SPAN characters), with their sources. Why: a question about where a function
 # is used is answered by its callers, not by its definition; seen on the general dev split and test split alike

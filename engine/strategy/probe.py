@@ -25,6 +25,7 @@ import ast
 import itertools
 import json
 import re
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,9 +37,11 @@ from engine.strategy.guest import (
     AROUND,
     CALLERS,
     COVER,
+    DEFAULT_OF,
     DEFINED,
     FOLLOW,
     HEADER,
+    ISO_END,
     MAX_MENTIONS_READ,
     MENTIONS,
     RECORDS,
@@ -46,6 +49,7 @@ from engine.strategy.guest import (
 from engine.strategy.prompts import (
     HINT_COMPARED,
     HINT_COUNTS,
+    HINT_DEFAULT,
     HINT_EXTRACT,
     HINT_MANY,
     HINT_MANY_LOOKUP,
@@ -56,6 +60,7 @@ from engine.strategy.prompts import (
 )
 from wasm_sandbox import CellResult
 from wasm_sandbox.helpers import header_pattern
+from wasm_sandbox.operators import OPENING_LINES
 
 RunCell = Callable[[str], CellResult]
 MAX_TERMS = 6
@@ -168,7 +173,7 @@ def phrases(question: str, words: list[str]) -> list[str]:
 
 
 _COMPOUND = re.compile(r"\w+(?:[-./:]\w+)+|[^\W_]+(?:_[^\W_]+)+")
-_NAMED = re.compile(r"[/._]")  # a path, a file name, a dotted or snake_case name ("e.g." is none: see below)
+_NAMED = re.compile(r"[/._-]")  # a path, a file, dotted, snake_case or hyphenated name ("e.g." is none)
 
 
 def question_words(question: str) -> list[str]:
@@ -181,15 +186,19 @@ def question_words(question: str) -> list[str]:
     same shape. Whole, such a value is usually the question's rarest term, as the operators' ``terms()`` has it.
     A path is the same case without a digit: "the commit that changed src/billing/tax_rules.py" over a git log was
     searched as "rules", "billing" and "tax" (169 to 286 mentions each) and no commit was read (held-out probe
-    written after the fourth round). A hyphen alone keeps a word split ("e-mail", "follow-up" are English), and so do
-    dotted letters ("e.g", "u.s").
+    written after the fourth round). A hyphenated name likewise, its parts kept beside it: "the endpoint whose id is
+    geo-lookup-eu" was searched as "geo" and "lookup" (55 and 179 mentions; held-out probe, seventh round). Counted
+    whole and split, the rarer leads, so "e-mail" in a mailbox ranks as "mail" would. Dotted letters ("e.g", "u.s")
+    stay split.
     """
     found = list(dict.fromkeys(_COMPOUND.findall(question.lower())))
     keyed = [c for c in found if any(ch.isdigit() for ch in c)]
     named = [c for c in found if c not in keyed and _NAMED.search(c) and max(map(len, re.split(r"\W", c))) > 2]
     written = [m.group(0).lower() for m in _DATE_WRITTEN.finditer(question)]
     parts = {w for c in keyed + written for w in re.findall(r"[^\W_]+", c)}
-    return iso_dates(question) + keyed + named + [w for w in content_words(question) if w not in parts]
+    return list(
+        dict.fromkeys(iso_dates(question) + keyed + named + [w for w in content_words(question) if w not in parts])
+    )
 
 
 _MONTHS = "january february march april may june july august september october november december".split()
@@ -228,7 +237,7 @@ def entry_fields(run_cell: RunCell, question: str, terms: list[str]) -> EntryFie
     cell = (
         f"{MENTIONS}\nrx = '(?m)^' + ''.join('(?=[^\\n]*' + _word(w) + ')' for w in {terms!r}) + '[^\\n]*'\n"
         f"[x for _, x in search(rx, max_hits={SAMPLE_LINES}, width=0, ignore_case=True)] + "
-        "[(_window(0, 400) or '').split('\\n', 1)[0]]"
+        f"['\\n'.join((_window(0, 1000) or '').split('\\n')[:{OPENING_LINES}])]"
     )
     got = _value(run_cell(cell))
     if not (isinstance(got, list) and len(got) >= 2 and all(isinstance(x, str) for x in got)):
@@ -290,6 +299,14 @@ def is_source_dump(run_cell: RunCell, lines: int) -> bool:
 
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+_FILE_PATH = re.compile(r"[\w.\-/]*\w\.[A-Za-z]\w{0,7}\b")
+
+
+def paths_in(question: str) -> list[str]:
+    """The file names and paths the question writes ("billing/render.py", "setup.cfg"), once each."""
+    return list(dict.fromkeys(p for p in _FILE_PATH.findall(question) if len(p) > 3))
 
 
 def names_in(question: str) -> list[str]:
@@ -374,20 +391,20 @@ def first_step(
         extreme = "largest" if compared.op == "max" else "smallest"
         return PlannedStep(setup, code, HINT_COMPARED.format(field=compared.field, extreme=extreme), computed=True)
     if operators and source:
-        setup += f"\nnames = {names_in(question)!r}\n{DEFINED}\n{CALLERS}"
+        setup += f"\nnames = {names_in(question)!r}\npaths = {paths_in(question)!r}\n{DEFINED}\n{CALLERS}"
         code = (
             f"print({TERM_COUNTS!r}, mentions(t))\n"
-            "d = defined(names)\n"
+            "d = defined(names, paths)\n"
             "print(d['path'], d['line'], d['source'][:600]) if d else print('no definition of', names)\n"
-            "calls = callers(d['name']) if d else []\n"
-            "print('called from:', calls)\n"
-            "found = [d['source'][:4000]] if d else find(query, k=4)\n"
-            "answer = read(found)\n"
-            "if calls and not answer.grounded:\n"
-            "    answer = read(found + calling(d['name'], calls))\n"
-            "print('answer:', answer)"
         )
-        return PlannedStep(setup, code, _widened(HINT_PROBE_SOURCE, rarest, key, fields, question))
+        if not asks_default(question):
+            hint = _widened(HINT_PROBE_SOURCE, rarest, key, fields, question)
+            return PlannedStep(setup, code + _reading_of_source(), hint)
+        # a parameter's default: the signature says it, and code reads it; the reading when no parameter is named
+        setup += f"\n{DEFAULT_OF}"
+        code += "answer = default_of(d, names) if d else None\nif answer is not None:\n    print('answer:', answer)\n"
+        code += "else:\n" + textwrap.indent(_reading_of_source(), "    ")
+        return PlannedStep(setup, code, HINT_DEFAULT, computed=True)
     if operators and terms and rarest > MAX_MENTIONS_READ:
         # even the rarest term is everywhere: its first 4 lines are arbitrary ones, so one reading of the BM25
         # passages for all the terms, not two readings. Seen on the general dev split: a count whose rarest term
@@ -433,6 +450,27 @@ def first_step(
     return PlannedStep(setup, code, _widened(HINT_PROBE_PLAIN, rarest, key, fields, question))
 
 
+def _reading_of_source() -> str:
+    """The source step's reading: the definition (its callers' too when it alone gives no grounded answer)."""
+    return (
+        "calls = callers(d['name']) if d else []\n"
+        "print('called from:', calls)\n"
+        "found = [d['source'][:4000]] if d else find(query, k=4)\n"
+        "answer = read(found)\n"
+        "if calls and not answer.grounded:\n"
+        "    answer = read(found + calling(d['name'], calls))\n"
+        "print('answer:', answer)"
+    )
+
+
+_DEFAULT = re.compile(r"\bdefault", re.IGNORECASE)
+
+
+def asks_default(question: str) -> bool:
+    """Whether the question asks for a default (a parameter's default value)."""
+    return bool(_DEFAULT.search(question))
+
+
 def _plural(w: str) -> str:
     """A regex for ``w`` or its singular ("rotors" -> ``rotors?``), as :data:`MENTIONS` counts it."""
     s = re.escape(w[:-1]) + "s?" if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else re.escape(w)
@@ -441,7 +479,8 @@ def _plural(w: str) -> str:
 
 def _whole_word(word: str) -> str:
     """A case-insensitive regex for ``word`` (or its singular) as a whole word (as :data:`MENTIONS` counts it)."""
-    return r"(?<![^\W_])" + _plural(word) + r"(?![^\W_])"
+    end = ISO_END if re.fullmatch(r"\d{4}-\d\d-\d\d", word) else r"(?![^\W_])"
+    return r"(?<![^\W_])" + _plural(word) + end
 
 
 def _widened(

@@ -33,7 +33,7 @@ OPERATORS = """Operators (checked steps: a step that finds nothing, or matches e
 - filter(items, pattern, test=None): the items a regex matches; test='< 10' keeps those whose group 1 meets it.
 - extract(items, pattern): group 1 per item (None if no match).
 - label(items, labels, instruction=None): one label per item by the helper (a catch-all "other" is added).
-- reduce(values, op, by=None, dates=None): op is count, distinct, sum, min, max, argmax, latest or list; min/max with by=names: the name with the smallest/largest value.
+- reduce(values, op, by=None, dates=None): op is count, distinct, sum, mean, min, max, argmax, latest or list; min/max with by=names: the name with the smallest/largest value.
 - chain(answer, template): template.format(answer=answer), the next question of a two-step plan."""
 
 MEANING = """What an entry is about is decided by label(), never by a word test (a line about sport need not say "sport");
@@ -153,6 +153,8 @@ REDUCES = {
     "list": "reduce(values, 'list') for the values themselves",
     "argmax": "reduce(values, 'argmax') for the most frequent",
     "latest": "reduce(values, 'latest', dates=extract(rows, r'{dated}')) for the newest",
+    "sum": "reduce(values, 'sum') for the total",
+    "mean": "reduce(values, 'mean') for the average",
 }
 HINT_MANY_LOOKUP = "If the question asks for one fact and `answer` gives it, call FINAL(answer)."
 HINT_OUT_OF_REACH = (
@@ -166,6 +168,12 @@ HINT_COMPARED = (
     "printed is not the one the question compares, extract the right field from `rows` and reduce again."
 )
 HINT_PROBE_SOURCE = HINT_PROBE + " For code, definition(name) gives a function's or class's source."
+# After the source step for a parameter's default (probe.first_step): the default read off the signature by code
+HINT_DEFAULT = (
+    "That first step was run for you: the definition the question names and, as `answer`, the default of the "
+    "parameter the question names, read off the signature by the parser (by the helper when no one parameter is "
+    "named). If `answer` answers the question, call FINAL(answer) now."
+)
 HINT_PROBE_PLAIN = (
     "That first step was run for you: the question's terms with how often each occurs, and the helper's reading "
     "of the best passages. If `answer` answers the question, call FINAL(answer). Otherwise search for a rarer "

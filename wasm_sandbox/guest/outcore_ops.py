@@ -367,7 +367,7 @@ def label(items, labels, instruction=None):
 # --- reduce and chain -------------------------------------------------------------------------------------
 def reduce(values, op, by=None, dates=None):
     """One result from a list of values. op: 'count' (truthy values), 'distinct' (number of distinct non-None
-    values), 'sum' / 'min' / 'max' (over the numbers in the values; with `by`, the item of `by` whose value is
+    values), 'sum' / 'mean' / 'min' / 'max' (over the numbers in the values; with `by`, the item of `by` whose value is
     the largest or smallest, compared as dates when every value is one: which of two projects started earlier),
     'argmax' (the group, from `by` aligned with values, or the values themselves, with the most items), 'latest'
     (the value whose aligned date in `dates` is newest), 'list' (sorted distinct values). Refused when there is
@@ -395,7 +395,6 @@ def reduce(values, op, by=None, dates=None):
         _refuse("reduce", args, len(values), t0, f"reduce({args}{', by=...' if by is not None else ''}): {e}")
     _record("reduce", args, len(values), 1, None, t0)
     return result
-
 
 
 def _is_empty_answer(answer):

@@ -12,7 +12,7 @@ import re
 
 FEW = 3  # a list this short may be kept whole by a filter, and is never "whole entries"
 ENTRY_CHARS = 60  # see whole_entries
-OPS = ("count", "distinct", "sum", "min", "max", "argmax", "latest", "list")
+OPS = ("count", "distinct", "sum", "mean", "min", "max", "argmax", "latest", "list")
 
 
 class Refusal(ValueError):
@@ -163,11 +163,11 @@ def reduce_values(values, op, by=None, dates=None):
         return sorted({str(v).strip() for v in values if v is not None and str(v).strip()}, key=str.lower)
     if op in ("min", "max") and by is not None:
         return _extreme(values, op, list(by))
-    if op in ("sum", "min", "max"):
+    if op in ("sum", "mean", "min", "max"):
         nums = [n for n in map(number, values) if n is not None]
         if not nums:
             raise Refusal("no value holds a number")
-        return {"sum": sum, "min": min, "max": max}[op](nums)
+        return {"sum": sum, "mean": lambda ns: sum(ns) / len(ns), "min": min, "max": max}[op](nums)
     if op == "argmax":
         groups = list(by) if by is not None else values
         c = collections.Counter(
@@ -190,7 +190,9 @@ def _extreme(values, op, by):
     keys = dates if all(d is not None for d in dates) else [number(v) for v in values]
     missing = [str(g) for g, k in zip(by, keys, strict=True) if k is None]
     if missing:
-        raise Refusal(f"no number or date in the value of {', '.join(missing[:3])}; check the extract pattern on that item")
+        raise Refusal(
+            f"no number or date in the value of {', '.join(missing[:3])}; check the extract pattern on that item"
+        )
     best = (max if op == "max" else min)(keys)
     winners = [g for g, k in zip(by, keys, strict=True) if k == best]
     if len(set(map(str, winners))) > 1:
