@@ -251,6 +251,19 @@ def test_a_task_in_the_prompt_is_no_mention_of_its_own_words(env, tmp_path):
     assert c.answer == "2024-03-15" and "Note from the lead" not in first.split("Question:")[0], (c.answer, first)
 
 
+def test_a_task_in_the_prompt_is_not_among_the_passages_its_first_step_reads(env, tmp_path):
+    """Past reach (every term in many places) the first step's BM25 passages leave out the task's own paragraph:
+    a reading of the question itself would be "grounded" whatever it said."""
+    said = {0: "the team reached the summit", 7: "we had twelve porters", 3: "the team rested"}
+    lines = [f"[00:{i % 60:02d}] GUEST {i}: {said.get(i % 25, 'the weather turned')} {i % 9}" for i in range(400)]
+    lines = [line + ("\n" if i % 8 == 7 else "") for i, line in enumerate(lines)]  # episodes of 8 lines
+    task = "\n\nQUESTION: did more than twelve members of the team reach the summit? Answer yes or no."
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 3, "NOT FOUND", tmp_path, plan_mode="typed")
+    rlm.completion("\n".join(lines) + task)
+    read = [p for _, batch in wk.batch_calls for p in batch]
+    assert read and not any("QUESTION: did more" in p.split("Question:")[0] for p in read), read[:1]
+
+
 def test_the_question_is_found_in_a_file_or_a_one_document_list(env, tmp_path):
     """The same search for a prompt given as a file (``outcore run FILE``) or as one document (the server's form)."""
     path = tmp_path / "doc.txt"
@@ -870,7 +883,8 @@ def test_the_root_is_told_when_no_word_of_the_question_occurs(env):
 
 
 def test_a_dated_or_keyed_value_is_one_search_term():
-    """A date or an id in the question is searched whole (its parts are in hundreds of places), ahead of the words."""
+    """A date or an id in the question is searched whole (its parts are in hundreds of places), ahead of the words;
+    an example of the answer's form is no term."""
     from engine.strategy.probe import question_words
 
     assert question_words("Who took the demo script in the 2025-04-20 chat?") == [
@@ -879,3 +893,6 @@ def test_a_dated_or_keyed_value_is_one_search_term():
     assert question_words("Which vault has key XH-37977-ME?")[0] == "xh-37977-me"
     assert question_words("How many users failed?") == ["users", "failed"]
     assert question_words("Who changed src/tax_rules.py, e.g. in May?")[:2] == ["src/tax_rules.py", "changed"]
+    assert question_words("Whose id is geo-lookup-eu?")[0] == "geo-lookup-eu"  # counted whole, and by its parts
+    assert question_words("Which clause covers it? Answer with its number (for example 3.2).") == ["clause", "covers"]
+    assert question_words("When was it signed? Answer as a date, e.g. 2024-01-31.") == ["signed", "date"]

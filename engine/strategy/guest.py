@@ -7,12 +7,27 @@ these names. :mod:`engine.strategy.probe` puts them together; each comment says 
 
 from __future__ import annotations
 
+import re
+
 from wasm_sandbox.operators import HEADER_FIELDS, LONG_PROMPT, OPENING_CHARS, OPENING_LINES
 
 MAX_COUNT = 1000  # mentions counted per term (a search stops there)
 # The end of an ISO date counted as a whole word: a timestamp's "T" may follow it ("2024-03-09T08:00:00Z"). Seen on a
 # held-out probe (seventh round): the question's day was counted 0 times over a CSV of such timestamps.
 ISO_END = r"(?!(?!T\d)[^\W_])"
+# The end of a compound term ("geo-lookup-eu", "billing/render.py") counted as a whole word: the compound does not go
+# on. Seen on held-out probes (seventh round): "geo-lookup-eu" counted the lines of "geo-lookup-eu-canary", and the
+# INI section "db-replica-apac" each of its 30 hosts "db-replica-apac-001", ...
+COMPOUND_END = r"(?![^\W_]|[-./][^\W_])"
+WORD_END = r"(?![^\W_])"
+
+
+def word_end(w: str) -> str:
+    """The regex that ends ``w`` as a whole word (the guest's ``_word`` ends it the same way)."""
+    if re.fullmatch(r"\d{4}-\d\d-\d\d", w):
+        return ISO_END
+    return COMPOUND_END if re.search(r"\w[-./]\w", w) else WORD_END
+
 
 # A reading of the first step's 4 passages can hold the whole answer only when the question's rarest term occurs in
 # about as few places as were read. Seen on the general suite's dev split (one instance each, default pair): a
@@ -55,10 +70,12 @@ WINDOW = (
 
 # A word and its singular: a question says "rotors" where the rows say "rotor" (``_word``, as _whole_word below).
 MENTIONS = (
-    "import re\n" + WINDOW + f"\nISO_END = {ISO_END!r}\ndef _word(w):\n"
+    "import re\n"
+    + WINDOW
+    + f"\nISO_END, COMPOUND_END, WORD_END = {ISO_END!r}, {COMPOUND_END!r}, {WORD_END!r}\ndef _word(w):\n"
     "    s = re.escape(w[:-1]) + 's?' if len(w) > 3 and w.endswith('s') and not w.endswith('ss') else re.escape(w)\n"
     "    s = s.replace('\\\\ ', r'\\s+')\n"
-    "    end = ISO_END if re.fullmatch(r'\\d{4}-\\d\\d-\\d\\d', w) else r'(?![^\\W_])'\n"
+    "    end = ISO_END if re.fullmatch(r'\\d{4}-\\d\\d-\\d\\d', w) else COMPOUND_END if re.search(r'\\w[-./]\\w', w) else WORD_END\n"
     "    return r'(?<![^\\W_])' + s + end\n"
     "def mentions(words):\n"
     "    return {w: len(search(_word(w), max_hits=" + str(MAX_COUNT) + ", width=0, ignore_case=True)) for w in words}"
@@ -288,6 +305,18 @@ CALLERS = (
     "        except Exception:\n"
     "            pass\n"
     "    return out"
+)
+
+
+# A task found in the prompt: the first step's find() leaves out the passages that hold the task's own line (``own``),
+# unless nothing else is found. Seen on a held-out probe (seventh round, a podcast transcript ending in its
+# question): BM25 ranked the question's own paragraph first, and a reading of it is "grounded" (it names every
+# term of the question) whatever it answers. The step's cell only: a cell's rebinding of `find` is undone after it.
+NOT_OWN = (
+    "_find = find\n"
+    "def find(query, k=10, regex=False):\n"
+    "    got = _find(query, k + 1, regex)\n"
+    "    return Found([p for p in got if own not in p.text][:k]) or got"
 )
 
 

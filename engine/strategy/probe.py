@@ -41,10 +41,11 @@ from engine.strategy.guest import (
     DEFINED,
     FOLLOW,
     HEADER,
-    ISO_END,
     MAX_MENTIONS_READ,
     MENTIONS,
+    NOT_OWN,
     RECORDS,
+    word_end,
 )
 from engine.strategy.prompts import (
     HINT_COMPARED,
@@ -60,7 +61,7 @@ from engine.strategy.prompts import (
 )
 from wasm_sandbox import CellResult
 from wasm_sandbox.helpers import header_pattern
-from wasm_sandbox.operators import OPENING_LINES
+from wasm_sandbox.operators import OPENING_LINES, without_examples
 
 RunCell = Callable[[str], CellResult]
 MAX_TERMS = 6
@@ -189,8 +190,10 @@ def question_words(question: str) -> list[str]:
     written after the fourth round). A hyphenated name likewise, its parts kept beside it: "the endpoint whose id is
     geo-lookup-eu" was searched as "geo" and "lookup" (55 and 179 mentions; held-out probe, seventh round). Counted
     whole and split, the rarer leads, so "e-mail" in a mailbox ranks as "mail" would. Dotted letters ("e.g", "u.s")
-    stay split.
+    stay split. An example of the answer's form ("for example 3.2") gives no words
+    (:func:`~wasm_sandbox.operators.without_examples`).
     """
+    question = without_examples(question)
     found = list(dict.fromkeys(_COMPOUND.findall(question.lower())))
     keyed = [c for c in found if any(ch.isdigit() for ch in c)]
     named = [c for c in found if c not in keyed and _NAMED.search(c) and max(map(len, re.split(r"\W", c))) > 2]
@@ -378,6 +381,8 @@ def first_step(
     terms, rarest, key = facts.words, facts.rarest, facts.narrow
     query = " ".join(terms[:4]) or question
     setup = f"t = {terms!r}\nquery = {query!r}\n{MENTIONS}"
+    if operators and facts.own:
+        setup += f"\nown = {facts.own!r}\n{NOT_OWN}"
     if operators and compared is not None:
         setup += f"\noptions = {compared.options!r}\n{_records_setup(facts)}"
         code = (
@@ -479,8 +484,7 @@ def _plural(w: str) -> str:
 
 def _whole_word(word: str) -> str:
     """A case-insensitive regex for ``word`` (or its singular) as a whole word (as :data:`MENTIONS` counts it)."""
-    end = ISO_END if re.fullmatch(r"\d{4}-\d\d-\d\d", word) else r"(?![^\W_])"
-    return r"(?<![^\W_])" + _plural(word) + end
+    return r"(?<![^\W_])" + _plural(word) + word_end(word)
 
 
 def _widened(
