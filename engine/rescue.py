@@ -4,7 +4,8 @@ Why a separate step with its own checks: a small root stopped by a guardrail sti
 output, but asked for it blindly it invents one (seen: "12345" after a loop stop, a code that appears in no output).
 So the root is asked once for a plain answer when the stop allows another call, an answer that no output or worker
 answer supports is replaced by one the worker reads out of the outputs (``NOT FOUND`` when they do not hold it),
-and a stop that allows no call falls back to the newest worker answer or output.
+and a stop that allows no call falls back to the newest worker answer or output. In the typed mode, whose readings
+are checked, only a worker's answer or a value the code printed whole is support, and nothing else is read out.
 """
 
 from __future__ import annotations
@@ -26,20 +27,40 @@ _log = get_logger("rlm")
 NO_ASK = ("cancelled", "max_wall_s", "max_tokens", "context_overflow", "backend_error", "environment_error")
 
 
-def partial_answer(run: RunState, hist: History, reason: str, session: str, candidate: str = "") -> str:
-    """The answer of a run that stops for ``reason``; ``candidate`` is the root's last reply without code."""
+def partial_answer(
+    run: RunState, hist: History, reason: str, session: str, candidate: str = "", strict: bool = False
+) -> str:
+    """The answer of a run that stops for ``reason``; ``candidate`` is the root's last reply without code.
+
+    ``strict`` (the typed mode, whose readings are checked): the answer must be a worker's answer or a whole line the
+    code printed (a computed value, ``answer: ...``), not a piece of a longer line such as a passage's, and no
+    other is read out of the outputs. Why: asked
+    for the version of a package that the lock file does not hold, every reading said NOT FOUND; at the loop stop
+    the root answered "2.0", from the printed passage `lock-version = "2.0"`, and the run ended with it (held-out
+    probe, fifth round)."""
     answer = ""
     can_ask = reason not in NO_ASK and run.rlm.fallback_answer and run.budget.stop_reason() is None
     if can_ask:
         answer = _ask_root(run, hist, session)
     if not answer and candidate:
         answer = answer_from_reply(candidate)
-    seen = "\n".join([*run.evidence, *run.subs.results])
-    if reason != "no_code" and answer and (is_non_answer(answer, run.question) or not appears_in(answer, seen)):
-        answer = _answer_from_evidence(run) if can_ask else ""
+    if reason != "no_code" and answer and not _supported(run, answer, strict):
+        # a worker's reading of the outputs, except in the typed mode: its readings were checked already
+        answer = _answer_from_evidence(run) if can_ask and not strict else ""
     if not answer and reason in NO_ASK:
-        answer = run.subs.last_result or run.last_output.strip()[-2000:]
+        answer = run.subs.last_result or ("" if strict else run.last_output.strip()[-2000:])
     return "" if is_non_answer(answer) else answer
+
+
+def _supported(run: RunState, answer: str, strict: bool) -> bool:
+    """Whether the run's outputs or worker answers hold ``answer`` (see :func:`partial_answer` for ``strict``)."""
+    if is_non_answer(answer, run.question):
+        return False
+    if not strict:
+        return appears_in(answer, "\n".join([*run.evidence, *run.subs.results]))
+    lines = {line.strip() for out in run.evidence for line in out.splitlines()}
+    value = answer.strip()
+    return appears_in(answer, "\n".join(run.subs.results)) or value in lines or f"answer: {value}" in lines
 
 
 def _answer_from_evidence(run: RunState) -> str:

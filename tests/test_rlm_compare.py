@@ -61,7 +61,7 @@ def test_the_comparative_asks_for_max_or_min_of_numbers_and_of_dates():
 
 
 def test_the_field_beside_the_comparative_is_compared_and_names_may_contain_each_other():
-    """"delivered later" names the compared field, not "shipment" (which would name ``shipped``); timestamps are
+    """ "delivered later" names the compared field, not "shipment" (which would name ``shipped``); timestamps are
     dates; one option's name inside another's ("quillmap", "quillmap-core") keeps both."""
     q = "Compare shipment ZX-1 with shipment ZX-2 and name the one that was delivered later."
     recs = [["", '{"id": "ZX-1", "shipped": "2024-05-22T07:45:00Z", "delivered": "2024-06-03T16:20:00Z"}'],
@@ -113,6 +113,33 @@ def test_a_comparison_is_decided_by_code_in_three_record_syntaxes(env, tmp_path)
             assert f"answer: {want}" in step and field in step.lower()
             ops = [e["name"] for e in read_events(c.trace_path) if e["event"] == "operator"]
             assert ops[-2:] == ["extract", "reduce"], kind
+
+
+def test_a_comparison_whose_field_no_word_names_is_decided_by_the_unit_of_its_comparative(env, tmp_path):
+    """E-mails whose amount is a `Total:` line, catalogue bullets and prose: the question names no field, and the
+    comparative says what is measured ("cheaper": an amount of money, "heavier": a weight, "older": a year)."""
+    filler = "\n\n".join(f"Note {i}: the depot was swept and the gate repainted." for i in range(300))
+    senders = [f"Supplier {i} Ltd" for i in range(120)]
+    senders[30], senders[90] = "Halvorsen Tooling", "Brennick & Sons"
+    totals = {"Halvorsen Tooling": "1,412.50", "Brennick & Sons": "980.00"}
+    mails = "\n\n".join(
+        f"From: {n} <ar{i}@example.com>\nSubject: invoice {i}\n\nHello, please find our invoice attached.\n"
+        f"Total: €{totals.get(n, f'{100 + i * 37 % 900}.00')}, due in 30 days."
+        for i, n in enumerate(senders)
+    )
+    bullets = f"{filler}\n- K-220: steel frame, weight 1.85 kg, 12 V\n- K-2200: alloy frame, weight 2.1 kg, 24 V\n"
+    prose = (
+        f"{filler}\n\nHarlowe Bridge crosses the Tay; it opened on 17 September 1887 after six years of work.\n\n"
+        "Harlow Bridge, upstream, was built in 1867 and rebuilt once.\n"
+    )
+    for text, question, want in (
+        (mails, "Halvorsen Tooling or Brennick & Sons: whose invoice was cheaper?", "Brennick & Sons"),
+        (bullets, "Which model is heavier, the K-220 or the K-2200? Answer with the name only.", "K-2200"),
+        (prose, "Which bridge is older, Harlowe Bridge or Harlow Bridge?", "Harlow Bridge"),
+    ):
+        c, root, worker = _run(env, text, question, tmp_path / want.replace(" ", "_"))
+        assert (c.answer, c.finish_reason) == (want, "final"), (question, c.answer, root.chat_calls[0][-1].content)
+        assert not worker.batch_calls and not worker.chat_calls
 
 
 def test_no_comparison_without_an_offered_choice(env, tmp_path):

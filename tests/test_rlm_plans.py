@@ -105,6 +105,25 @@ def test_a_resent_answer_ends_the_run(env, tmp_path):
     assert [e["answer"] for e in _events(c, "answer_resent")] == ["green"]
 
 
+def test_a_stopped_typed_run_ends_with_no_value_read_out_of_a_passage(env, tmp_path):
+    """Every reading said NOT FOUND and the root looped; asked at the stop, it answers with a piece of a printed
+    passage ("2.0" of `lock-version = "2.0"`). That is no answer: the run ends with none. A value the code printed
+    as a whole line is one."""
+    lock = "\n".join(f'[[package]]\nname = "pkg{i}"\nversion = "1.{i}.0"\n' for i in range(300))
+    lock += '\n[metadata]\nlock-version = "2.0"\n'
+    q = "Which version of the package orjson is pinned in this lock file?"
+    loop = code("print(find('lock-version', regex=True))")
+
+    rlm, _, _ = _rlm(env, [loop, loop, loop, "2.0"], "NOT FOUND", tmp_path, plan_mode="typed")
+    c = rlm.completion(lock, q)
+    assert c.finish_reason == "loop_detected" and c.answer == "", (c.finish_reason, c.answer)
+    printed = code("print(len(context.splitlines()))")
+    n = str(len(lock.splitlines()))
+    rlm, _, _ = _rlm(env, [printed, printed, printed, n], "NOT FOUND", tmp_path, plan_mode="typed")
+    c = rlm.completion(lock, q)
+    assert c.finish_reason == "loop_detected" and c.answer == n, (c.finish_reason, c.answer)
+
+
 def test_a_resent_cell_is_not_run_again_and_gets_the_route_hint(env, tmp_path):
     """The root re-sends the first step whose reading found nothing (seen on the public aggregate family, 45 s a
     time): it is not run again; the root is told so, with the step's hint, and a third copy is the loop stop."""
@@ -360,6 +379,11 @@ def test_finish_rule_units():
     assert refusal("argument to io.open", "FINAL(a)", q, terms, [], [(fragment, "argument to io.open")])
     assert refusal("None", "FINAL(a)", q, terms, [], []) and refusal("", "FINAL(a)", q, terms, [], [])
     assert "typed into the code" in str(refusal("9999", "FINAL('9999')", q, terms, [], []))
+    # typed after an output that never showed it, though a passage the worker read holds it: no answer
+    typed = "answer = 'dhaddad'\nFINAL(answer)"
+    shown, read = ["Assignee: lfischer\nAssignee: okeller"], [("Assignee: dhaddad, the vault", "NOT FOUND")]
+    assert "typed into the code" in str(refusal("dhaddad", typed, q, terms, shown, read))
+    assert refusal("okeller", typed.replace("dhaddad", "okeller"), q, terms, shown, read) is None
     assert refusal("12", "FINAL(len(rows))", "How many vaults are there?", terms, [], []) is None  # computed
     assert "is a count" in str(refusal("12", "FINAL(len(rows))", q, terms, ["12"], []))  # no number asked for
     assert refusal("4417", "FINAL(code)", q, terms, ["vault code: 4417"], []) is None  # printed beside words

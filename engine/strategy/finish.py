@@ -7,8 +7,9 @@ and they run on to the loop stop with the right answer in hand, re-sending the c
 - :func:`refusal` checks a ``FINAL`` value: a non-answer or a restatement of the question is refused; a value the
   worker gave must be grounded in the passages that worker read (:func:`engine.grounding.grounded`, which also
   wants the passages to mention one of the question's rarest terms); any other value must occur in the text the
-  run read, unless code computed it (a count is in no text; a literal typed into the code is not computed). A
-  computed bare number is refused when the question asks for no quantity (:func:`_count_not_asked`).
+  run read, unless code computed it (a count is in no text; a literal typed into the code is not computed, and must
+  occur in an output the root saw). A computed bare number is refused when the question asks for no quantity
+  (:func:`_count_not_asked`).
 - :func:`from_reading`: a value a worker read out of a few passages, while the question's rarest term occurs in
   many places (a count, a list), is refused once as out of reach; the same value sent again ends the run.
 - :func:`cell_answer` finds a grounded worker answer among a cell's results; a root reply that re-sends that cell
@@ -77,8 +78,11 @@ def refusal(
         return f"the helper's answer is not supported by the passages it read ({reasons[-1]})"
     text = "\n".join([*outputs, *(t for t, _ in reads)])
     if any(_same(lit, answer) for lit in _literals(code)):
-        if not appears_in(answer, text):
-            return f"{one_line(answer)!r} was typed into the code and occurs in no output or passage"
+        # in an output the root saw, not only in a passage it did not: seen on a held-out probe (seventh round),
+        # `answer = 'dhaddad'` typed after an output that listed five other assignees; the name was in the first
+        # lines of the prompt (shown to the root as its start) and in a passage the first step read, never printed
+        if not appears_in(answer, "\n".join(outputs)):
+            return f"{one_line(answer)!r} was typed into the code and occurs in no output"
         if only_its_own_words(answer, text, terms, question):  # seen: FINAL('line') for "Each line of ..."
             return f"{one_line(answer)!r} is a word of the question that nothing read explains"
     if _count_not_asked(answer, question, outputs):
