@@ -321,8 +321,8 @@ NOT_OWN = (
 
 
 # The record of each thing a comparison names (engine.strategy.compare): the line where it stands as a whole value
-# (a table cell, a field's value: "| Harbor Keller |", "Name: Harbor Keller"), not inside a longer name ("Harbor
-# Keller II"), else its first line. A row of a delimited table (two or more of | tab , ;) is read with the table's
+# (a table cell, a field's value: "| Harbor Keller |", "Name: Harbor Keller", "From: Halvorsen Tooling <...>"), not
+# inside a longer name ("Harbor Keller II", "Halvorsen Tooling Nord"), else its first line. A row of a delimited table (two or more of | tab , ;) is read with the table's
 # header: the first line of the block of lines with as many separators above it, within TABLE_SPAN characters (past
 # it, the prompt's first line when it has as many); any other line, and a JSON line, is read as its record (``around``). Returned as
 # [header, text] per thing, header '' for a record.
@@ -332,7 +332,7 @@ RECORDS = (
     "    e = re.escape(o).replace('\\\\ ', r'\\s+')\n"
     "    hits = search(r'(?m)^[^\\n]*' + _word(o) + r'[^\\n]*', max_hits=50, width=0, ignore_case=True)\n"
     "    whole = [h for h in hits\n"
-    "             if re.search(r'(?:^|[|,;\\t:=\"])[ \\t]*' + e + r'[ \\t]*(?:$|[|,;\\t\"])', h[1], re.IGNORECASE)]\n"
+    "             if re.search(r'(?:^|[|,;\\t:=\"])[ \\t]*' + e + r'[ \\t]*(?:$|[|,;\\t\"<(\\[])', h[1], re.IGNORECASE)]\n"
     "    return (whole or hits or [None])[0]\n"
     "def _table_header(pos, line):\n"
     "    sep = next((s for s in '|\\t,;' if line.count(s) >= 2), None)\n"
