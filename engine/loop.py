@@ -44,6 +44,7 @@ from engine.strategy import (
     from_reading,
     printed_value,
     refusal,
+    self_printed,
     step_answer,
 )
 from engine.trace import clip, new_id
@@ -65,6 +66,7 @@ class Loop:
         self.refused = False  # a FINAL value was refused once: the next refused one ends the run
         self.answers: dict[str, str] = {}  # a cell's code (normalised) -> the grounded answer it printed
         self.rejected: set[str] = set()  # FINAL values refused: never the answer a stuck run ends on
+        self.echoed: set[str] = set()  # literals a root cell typed and printed by themselves (finish.self_printed)
         self.printed: dict[str, str] = {}  # a root cell's code (normalised) -> the one value it printed
         # a reading of a few passages can hold the answer (engine.strategy.Strategy.answer_in_reach)
         self.in_reach = plan.answer_in_reach
@@ -166,7 +168,9 @@ class Loop:
             return self.answers[key] if self.answers[key].lower() not in self.rejected else None
         value = self.printed.get(key)
         run = self.run
-        if value is None or refusal(value, code, run.question, self.plan.key_terms, run.evidence, run.subs.reads):
+        if value is None or refusal(
+            value, code, run.question, self.plan.key_terms, run.evidence, run.subs.reads, self.echoed
+        ):
             return None
         if not self.in_reach and from_reading(value, run.subs.reads):  # a reading that cannot cover the entries
             return None
@@ -229,7 +233,7 @@ class Loop:
         run = self.run
         if self.typed:
             outputs = [*run.evidence, ran.output]
-            reason = refusal(answer, code, run.question, self.plan.key_terms, outputs, run.subs.reads)
+            reason = refusal(answer, code, run.question, self.plan.key_terms, outputs, run.subs.reads, self.echoed)
         else:  # code mode: the paper's loop, but a non-answer ("None", "not found") still ends nothing
             reason = f"{one_line(answer)!r} is not an answer" if is_non_answer(answer, run.question) else None
         if reason is None and self.typed and not self.in_reach and answer.lower() not in self.warned:
@@ -265,6 +269,8 @@ class Loop:
         if output.strip() and not ran.failed:
             run.last_output = output
             run.evidence.append(output[:EVIDENCE_CHARS])
+            if step is None:
+                self.echoed |= self_printed(shown, output)
             reads = run.subs.reads[n_reads:]
             self.in_reach = self.in_reach or self.read_definition(step)
             found = (

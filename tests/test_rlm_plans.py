@@ -124,6 +124,16 @@ def test_a_stopped_typed_run_ends_with_no_value_read_out_of_a_passage(env, tmp_p
     assert c.finish_reason == "loop_detected" and c.answer == n, (c.finish_reason, c.answer)
 
 
+def test_a_value_typed_and_printed_by_the_root_is_no_evidence(env, tmp_path):
+    """`answer = 'Zed Quill'; print(answer)`, then FINAL(answer): the only output showing the name is its own print,
+    so the run does not end on it."""
+    turns = [code("answer = 'Zed Quill'\nprint(answer)"), code("FINAL(answer)"), code("FINAL(answer)")]
+    rlm, _, _ = _rlm(env, turns, "NOT FOUND", tmp_path, plan_mode="typed")
+    c = rlm.completion(DOC + "\nZed Quill signed the visitors' book.\n", "Who painted the door blue?")
+    assert c.answer != "Zed Quill" and c.finish_reason != "final", (c.answer, c.finish_reason)
+    assert "typed into the code" in _events(c, "answer_refused")[0]["reason"]
+
+
 def test_a_resent_cell_is_not_run_again_and_gets_the_route_hint(env, tmp_path):
     """The root re-sends the first step whose reading found nothing (seen on the public aggregate family, 45 s a
     time): it is not run again; the root is told so, with the step's hint, and a third copy is the loop stop."""
@@ -362,7 +372,7 @@ def test_the_system_prompt_lists_the_real_api():
 
 def test_finish_rule_units():
     from engine.grounding import content_words, restates
-    from engine.strategy.finish import cell_answer, printed_value, refusal
+    from engine.strategy.finish import cell_answer, printed_value, refusal, self_printed
 
     q = "What is the access code assigned to the cobalt badger vault?"
     assert content_words(q) == ["access", "code", "assigned", "cobalt", "badger", "vault"]
@@ -384,6 +394,15 @@ def test_finish_rule_units():
     shown, read = ["Assignee: lfischer\nAssignee: okeller"], [("Assignee: dhaddad, the vault", "NOT FOUND")]
     assert "typed into the code" in str(refusal("dhaddad", typed, q, terms, shown, read))
     assert refusal("okeller", typed.replace("dhaddad", "okeller"), q, terms, shown, read) is None
+    clause = "Which clause covers data return? Answer with the clause number only."
+    assert "asks for a number" in str(refusal("The Supplier shall return all data.", "FINAL(a)", clause, [], [], []))
+    # typed and printed in one cell, then FINAL(answer) in the next: its own print shows nothing
+    echo = ["Assignee: lfischer\nAssignee: okeller\ndhaddad"]
+    assert self_printed("answer = 'dhaddad'\nprint(answer)", echo[0]) == {"dhaddad"}
+    assert "typed into the code" in str(refusal("dhaddad", "FINAL(answer)", q, terms, echo, read, {"dhaddad"}))
+    assert (
+        refusal("54", "FINAL(54)", "How many vaults?", terms, ["54"], [], self_printed("print(len(r))", "54")) is None
+    )
     assert refusal("12", "FINAL(len(rows))", "How many vaults are there?", terms, [], []) is None  # computed
     assert "is a count" in str(refusal("12", "FINAL(len(rows))", q, terms, ["12"], []))  # no number asked for
     assert refusal("4417", "FINAL(code)", q, terms, ["vault code: 4417"], []) is None  # printed beside words

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from engine.backends.base import BackendInfo
 from engine.grounding import content_words, distinctive
 from engine.strategy.fields import asks_count, condition_bound
-from engine.strategy.finish import cell_answer, from_reading, printed_value, refusal, step_answer
+from engine.strategy.finish import cell_answer, from_reading, printed_value, refusal, self_printed, step_answer
 from engine.strategy.guest import MAX_MENTIONS_READ
 from engine.strategy.modes import CODE, TYPED, PlanMode, resolve_mode
 from engine.strategy.probe import (
@@ -57,6 +57,7 @@ __all__ = [
     "prepare",
     "printed_value",
     "refusal",
+    "self_printed",
     "step_answer",
     "system_prompt",
 ]

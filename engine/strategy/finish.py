@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from engine.grounding import (
     appears_in,
@@ -44,6 +44,12 @@ def _same(a: str, b: str) -> bool:
     return " ".join(a.lower().split()).strip(" .'\"") == " ".join(b.lower().split()).strip(" .'\"")
 
 
+def self_printed(code: str, output: str) -> set[str]:
+    """The literals of ``code`` that its ``output`` prints as a line of their own (lower case)."""
+    lines = output.splitlines()
+    return {lit.strip().lower() for lit in _literals(code) if lit.strip() and any(_same(x, lit) for x in lines)}
+
+
 def _literals(code: str) -> list[str]:
     try:
         tree = ast.parse(code)
@@ -55,14 +61,23 @@ def _literals(code: str) -> list[str]:
 
 
 def refusal(
-    answer: str, code: str, question: str, terms: list[str], outputs: Sequence[str], reads: Sequence[Read]
+    answer: str,
+    code: str,
+    question: str,
+    terms: list[str],
+    outputs: Sequence[str],
+    reads: Sequence[Read],
+    self_printed: Collection[str] = (),
 ) -> str | None:
-    """Why ``FINAL(answer)`` (called by ``code``) is refused, in one line; None when the answer may end the run."""
+    """Why ``FINAL(answer)`` (called by ``code``) is refused, in one line; None when the answer may end the run.
+
+    ``self_printed``: literals an earlier root cell typed and printed as a line of their own
+    (:func:`self_printed`); such a line is no output that shows the value."""
     if is_non_answer(answer, question):
         return f"{one_line(answer)!r} is not an answer"
     if restates(answer, question):
         return "the answer only restates the question"
-    if asks_number(question) and not _NUMBER.search(answer):
+    if (asks_number(question) or _NUMBER_FORM.search(question)) and not _NUMBER.search(answer):
         return f"the question asks for a number, and {one_line(answer)!r} holds none"
     if _ASKS_DATE.search(question) and not _DATE_LIKE.search(answer):
         return f"the question asks for a date, and {one_line(answer)!r} holds none"
@@ -77,11 +92,14 @@ def refusal(
             reasons.append(why)
         return f"the helper's answer is not supported by the passages it read ({reasons[-1]})"
     text = "\n".join([*outputs, *(t for t, _ in reads)])
-    if any(_same(lit, answer) for lit in _literals(code)):
-        # in an output the root saw, not only in a passage it did not: seen on a held-out probe (seventh round),
-        # `answer = 'dhaddad'` typed after an output that listed five other assignees; the name was in the first
-        # lines of the prompt (shown to the root as its start) and in a passage the first step read, never printed
-        if not appears_in(answer, "\n".join(outputs)):
+    echoed = answer.strip().lower() in self_printed
+    if echoed or any(_same(lit, answer) for lit in _literals(code)):
+        # in an output the root saw, not only in a passage it did not, nor as its own print: seen on a held-out probe
+        # (seventh round), `answer = 'dhaddad'; print(answer)` after an output that listed five other assignees;
+        # the name was in the prompt's first lines (shown to the root as its start) and in a passage the first
+        # step read, never in an output
+        shown = [line for out in outputs for line in out.splitlines() if not (echoed and _same(line, answer))]
+        if not appears_in(answer, "\n".join(shown)):
             return f"{one_line(answer)!r} was typed into the code and occurs in no output"
         if only_its_own_words(answer, text, terms, question):  # seen: FINAL('line') for "Each line of ..."
             return f"{one_line(answer)!r} is a word of the question that nothing read explains"
@@ -101,6 +119,10 @@ _NUMBER = re.compile(
     r"nine)teen|(?:twen|thir|for|fif|six|seven|eigh|nine)ty|hundred|thousand|dozen|million)\b",
     re.IGNORECASE,
 )
+# An answer-format instruction that asks for a number ("Answer with the clause number only", "as a number"). Seen on
+# a held-out probe (seventh round): a clause's sentence ended final for "Which clause ...? Answer with the clause number
+# only".
+_NUMBER_FORM = re.compile(r"\bnumber\s+only\b|\bonly\s+the\s+number\b|\bas\s+a\s+number\b|\bin\s+digits\b", re.I)
 # A question that asks for a date, and what any date holds (a digit, a month or a weekday, or a relative day). Why:
 # the mirror of the count rule; seen on the general test split (seed v10, g-email-date), "What date did they settle on
 # for the partner summit prep?" ended final on "Bruno Becker", the sender of a message the step read.
