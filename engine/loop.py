@@ -98,6 +98,17 @@ class Loop:
         self.run.emit("answer_in_hand", id=new_id("step"), parent=self.run.id, answer=clip(answer, 2000), stop=stop)
         return self.final(answer)
 
+    def decided(self, answer: str) -> RunEnd:
+        """The first step computed the answer by code (a comparison, a parameter's default): the run ends with it.
+
+        Why not wait for the root's ``FINAL``: told the answer, a 1.5B root wrote a cell of its own that printed
+        "default value of limit: 33" (a term count) and re-sent it, and the run ended on that (general test split,
+        seed v13, g-code-default); on seed v9 a root re-sent the comparison step to the loop stop."""
+        self.run.emit(
+            "answer_in_hand", id=new_id("step"), parent=self.run.id, answer=clip(answer, 2000), stop="decided"
+        )
+        return self.final(answer)
+
     def read_definition(self, step: PlannedStep | None) -> bool:
         """Whether the typed first step over source code read the definition of a name the question gives: that one
         definition is the whole evidence, however often the question's words occur elsewhere."""
@@ -276,10 +287,11 @@ class Loop:
             found = (
                 cell_answer(output, reads, self.plan.key_terms, run.question) if self.typed and self.in_reach else None
             )
-            if step is not None and step.computed:  # a comparison code decided: its answer is in hand as printed
+            if step is not None and step.computed:  # an answer code decided (a comparison, a default) ends the run
                 value = step_answer(output)
                 ok = value and not refusal(value, "FINAL(answer)", run.question, self.plan.key_terms, [output], reads)
-                found = value if ok else None
+                if value and ok:
+                    return self.decided(value)
             if found is not None:
                 self.answers[normalize_code(shown)] = found
             elif step is None and ran.outcome.final is None and (value := printed_value(output)) is not None:

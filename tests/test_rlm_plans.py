@@ -800,18 +800,20 @@ def test_source_code_is_read_from_the_definition(tmp_path):
         f"### pkg/mod{i}.py\ndef render_{i}(source, verbose={i % 2 == 0}):\n    return list(source)\n\n{filler}"
         for i in range(30)
     )
-    q = "What is the default value of the parameter `verbose` of the function `render_7`?"
-    rlm, root, wk = _rlm(SandboxEnvironment, [code("FINAL(answer)")], {"def render_7(source, verbose=False)": "False"})
+    q = "What does the function `render_7` return? Answer with the expression."
+    rlm, root, wk = _rlm(
+        SandboxEnvironment, [code("FINAL(answer)")], {"def render_7(source, verbose=False)": "list(source)"}
+    )
     rlm.limits = rlm.limits.merged({"plan_mode": "typed"})
     c = rlm.completion(files, q)
-    assert c.answer == "False" and c.finish_reason == "final"
+    assert c.answer == "list(source)" and c.finish_reason == "final", (c.answer, c.finish_reason)
     assert "pkg/mod7.py 1 def render_7" in root.chat_calls[0][-1].content
     assert "It is source code" in root.chat_calls[0][1].content
 
 
 def test_a_parameter_default_is_read_by_code_in_the_file_the_question_names(tmp_path):
     """Real sandbox: a question about a parameter's default is answered from the signature by the parser, in the
-    file the question names (not the first file defining the function), with no worker call, and ends final."""
+    file the question names (not the first file defining the function), with no worker call and no root turn."""
     assert _wasm_available(), "wasm sandbox not built: python -m wasm_sandbox.build"
     filler = "".join(
         f"# ===== FILE: pkg/m{i}.py =====\ndef step_{i}(rounding='floor'):\n    return {i}\n\n" for i in range(60)
@@ -829,7 +831,8 @@ def test_a_parameter_default_is_read_by_code_in_the_file_the_question_names(tmp_
     rlm.limits = rlm.limits.merged({"plan_mode": "typed"})
     c = rlm.completion(filler + legacy + "// ===== FILE: web/x.js =====\nvar a = 1;\n" + current, q)
     assert c.answer == '"half_even"' and c.finish_reason == "final", (c.answer, c.finish_reason)
-    assert not wk.batch_calls and not wk.chat_calls
+    assert not wk.batch_calls and not wk.chat_calls and not root.chat_calls  # decided by code, at the step
+    assert [e["stop"] for e in _events(c, "answer_in_hand")] == ["decided"]
 
 
 def test_words_of_a_long_prompts_opening_are_no_rare_terms_and_an_average_is_offered(env, tmp_path):
@@ -905,14 +908,16 @@ def test_a_stuck_root_ends_with_the_answer_in_hand(tmp_path):
         f"### svc/m{i}.py\ndef render_batch_{i}(source, verbose=False):\n    return source\n\n" for i in range(30)
     )
     files += "### svc/io.py\ndef render_batch(source, verbose=True):\n    return list(source)\n" + "# note\n" * 200
-    q = "What is the default value of the parameter verbose of the function render_batch?"
+    q = "What does the function render_batch return?"
     stuck = code("print(render_batch.__defaults__)")
-    rlm, root, _ = _rlm(SandboxEnvironment, [stuck] * 3, {"def render_batch(source, verbose=True)": "True"}, tmp_path)
+    rlm, root, _ = _rlm(
+        SandboxEnvironment, [stuck] * 3, {"def render_batch(source, verbose=True)": "list(source)"}, tmp_path
+    )
     rlm.limits = rlm.limits.merged({"plan_mode": "typed"})
     c = rlm.completion(files, q)
-    assert c.answer == "True" and c.finish_reason == "final", (c.answer, c.finish_reason)
+    assert c.answer == "list(source)" and c.finish_reason == "final", (c.answer, c.finish_reason)
     assert [e["stop"] for e in _events(c, "answer_in_hand")] == ["loop_detected"]
-    assert SP.HINT_DEFAULT in root.chat_calls[0][-1].content  # the default, read off the signature, is in hand
+    assert "its reading answered: list(source)" in root.chat_calls[0][-1].content  # the definition's reading
 
 
 def test_the_root_is_told_when_no_word_of_the_question_occurs(env):

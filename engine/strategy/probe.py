@@ -408,7 +408,8 @@ def first_step(
         # a parameter's default: the signature says it, and code reads it; the reading when no parameter is named
         setup += f"\n{DEFAULT_OF}"
         code += "answer = default_of(d, names) if d else None\nif answer is not None:\n    print('answer:', answer)\n"
-        code += "else:\n" + textwrap.indent(_reading_of_source(), "    ")
+        reading = _reading_of_source().replace("print('answer:', answer)", "print('read:', answer)")
+        code += "else:\n" + textwrap.indent(reading, "    ")  # only the parser's value is `answer:` (decided)
         return PlannedStep(setup, code, HINT_DEFAULT, computed=True)
     if operators and terms and rarest > MAX_MENTIONS_READ:
         # even the rarest term is everywhere: its first 4 lines are arbitrary ones, so one reading of the BM25

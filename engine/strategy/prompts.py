@@ -168,11 +168,11 @@ HINT_COMPARED = (
     "printed is not the one the question compares, extract the right field from `rows` and reduce again."
 )
 HINT_PROBE_SOURCE = HINT_PROBE + " For code, definition(name) gives a function's or class's source."
-# After the source step for a parameter's default (probe.first_step): the default read off the signature by code
+# After the source step for a parameter's default when code could not decide it (no one parameter of the signature
+# is named; a decided default ends the run at the step, engine.loop)
 HINT_DEFAULT = (
-    "That first step was run for you: the definition the question names and, as `answer`, the default of the "
-    "parameter the question names, read off the signature by the parser (by the helper when no one parameter is "
-    "named). If `answer` answers the question, call FINAL(answer) now."
+    "That first step was run for you: the definition the question names, read by the helper, since no one "
+    "parameter of its signature is named by the question. If `answer` answers the question, call FINAL(answer)."
 )
 HINT_PROBE_PLAIN = (
     "That first step was run for you: the question's terms with how often each occurs, and the helper's reading "
