@@ -67,12 +67,12 @@ def refusal(
     terms: list[str],
     outputs: Sequence[str],
     reads: Sequence[Read],
-    self_printed: Collection[str] = (),
+    echoed: Collection[str] = (),
 ) -> str | None:
     """Why ``FINAL(answer)`` (called by ``code``) is refused, in one line; None when the answer may end the run.
 
-    ``self_printed``: literals an earlier root cell typed and printed as a line of their own
-    (:func:`self_printed`); such a line is no output that shows the value."""
+    ``echoed``: literals an earlier root cell typed and printed as a line of their own (:func:`self_printed`);
+    such a line is no output that shows the value."""
     if is_non_answer(answer, question):
         return f"{one_line(answer)!r} is not an answer"
     if restates(answer, question):
@@ -92,13 +92,13 @@ def refusal(
             reasons.append(why)
         return f"the helper's answer is not supported by the passages it read ({reasons[-1]})"
     text = "\n".join([*outputs, *(t for t, _ in reads)])
-    echoed = answer.strip().lower() in self_printed
-    if echoed or any(_same(lit, answer) for lit in _literals(code)):
+    own_print = answer.strip().lower() in echoed
+    if own_print or any(_same(lit, answer) for lit in _literals(code)):
         # in an output the root saw, not only in a passage it did not, nor as its own print: seen on a held-out probe
         # (seventh round), `answer = 'dhaddad'; print(answer)` after an output that listed five other assignees;
         # the name was in the prompt's first lines (shown to the root as its start) and in a passage the first
         # step read, never in an output
-        shown = [line for out in outputs for line in out.splitlines() if not (echoed and _same(line, answer))]
+        shown = [line for out in outputs for line in out.splitlines() if not (own_print and _same(line, answer))]
         if not appears_in(answer, "\n".join(shown)):
             return f"{one_line(answer)!r} was typed into the code and occurs in no output"
         if only_its_own_words(answer, text, terms, question):  # seen: FINAL('line') for "Each line of ..."
