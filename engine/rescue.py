@@ -34,10 +34,9 @@ def partial_answer(
 
     ``strict`` (the typed mode, whose readings are checked): the answer must be a worker's answer or a whole line the
     code printed (a computed value, ``answer: ...``), not a piece of a longer line such as a passage's, and no
-    other is read out of the outputs. Why: asked
-    for the version of a package that the lock file does not hold, every reading said NOT FOUND; at the loop stop
-    the root answered "2.0", from the printed passage `lock-version = "2.0"`, and the run ended with it (held-out
-    probe, fifth round)."""
+    other is read out of the outputs. Why: asked for the version of a package that the lock file does not hold,
+    every reading said NOT FOUND; at the loop stop the root answered "2.0", from the printed passage
+    `lock-version = "2.0"`, and the run ended with it (held-out probe, fifth round)."""
     answer = ""
     can_ask = reason not in NO_ASK and run.rlm.fallback_answer and run.budget.stop_reason() is None
     if can_ask:
