@@ -685,7 +685,7 @@ def test_a_count_with_a_numeric_condition_filters_on_the_field_in_code(env, tmp_
 def test_a_verb_written_open_is_counted_as_the_text_writes_it(env, tmp_path):
     """ "failed to log in" over lines that say "login": the term is "login", not the rarer "log" of "access log
     rotated"; a word the text never writes closed stays as it is."""
-    from engine.strategy.probe import closed_forms
+    from engine.strategy.question import closed_forms
 
     assert closed_forms("failed to log in", ["failed", "log"]) == {"failedto": "failed", "login": "log"}
     doc = "\n".join(
@@ -757,7 +757,7 @@ def test_a_comparison_reads_the_record_of_each_name(env, tmp_path):
     """Each name's words occur in many rows, each name once: the names are the rarest terms (a pair of words rarer
     than either word), and the first step reads both names' rows, not one side only. (No column is named by a word
     of the question, so code cannot decide it: see tests/test_rlm_compare.py for the comparison code decides.)"""
-    from engine.strategy.probe import phrases
+    from engine.strategy.question import phrases
 
     q = "Which project had the larger budget, Beacon Gallo or Zephyr Young?"
     assert phrases(q, ["project", "larger", "budget", "beacon", "gallo", "zephyr", "young"])[:3] == [
@@ -933,7 +933,7 @@ def test_the_root_is_told_when_no_word_of_the_question_occurs(env):
 def test_a_dated_or_keyed_value_is_one_search_term():
     """A date or an id in the question is searched whole (its parts are in hundreds of places), ahead of the words;
     an example of the answer's form is no term."""
-    from engine.strategy.probe import question_words
+    from engine.strategy.question import question_words
 
     assert question_words("Who took the demo script in the 2025-04-20 chat?") == [
         "2025-04-20", "took", "demo", "script", "chat",

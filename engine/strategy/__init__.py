@@ -9,6 +9,9 @@ only the REPL's ``run_cell``, the question, the prompt's facts, the root's model
 - :mod:`~engine.strategy.task`: the question inside a prompt sent without one.
 - :mod:`~engine.strategy.probe`: the typed mode's first step (terms, counts, passages, a grounded reading).
 - :mod:`~engine.strategy.guest`: the code that step runs in the REPL (counts, records, definitions, callers).
+- :mod:`~engine.strategy.question`: the question's words, names and paths, read by code alone.
+- :mod:`~engine.strategy.compare`: a choice between named things, decided by code.
+- :mod:`~engine.strategy.fields`: the fields of the prompt's entries, as extract patterns.
 - :mod:`~engine.strategy.prompts`: system prompts, the first message, the hints.
 - :mod:`~engine.strategy.finish`: which ``FINAL`` values are refused, and when a re-sent cell ends the run.
 """

@@ -22,14 +22,12 @@ much each rule (every mention read, records, terms as written) adds there is not
 from __future__ import annotations
 
 import ast
-import itertools
 import json
 import re
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine.grounding import STOP_WORDS, clause_words, content_words
 from engine.strategy.compare import Comparison, find_comparison
 from engine.strategy.fields import EntryFields, asks_count, entry_fields_of, reduce_order
 from engine.strategy.finish import TERM_COUNTS
@@ -59,13 +57,21 @@ from engine.strategy.prompts import (
     HINT_PROBE_SOURCE,
     REDUCES,
 )
+from engine.strategy.question import (
+    MAX_WORDS,
+    asks_default,
+    closed_forms,
+    names_in,
+    paths_in,
+    phrases,
+    question_words,
+)
 from wasm_sandbox import CellResult
 from wasm_sandbox.helpers import header_pattern
-from wasm_sandbox.operators import OPENING_LINES, without_examples
+from wasm_sandbox.operators import OPENING_LINES
 
 RunCell = Callable[[str], CellResult]
 MAX_TERMS = 6
-MAX_WORDS = 12  # content words of the question counted (one host search each)
 DEF_LINE = r"(?m)^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+\w+"
 OPERATORS = ("terms", "find", "read", "entries", "filter", "extract", "label", "reduce", "chain")
 
@@ -131,102 +137,6 @@ def ranked_terms(run_cell: RunCell, question: str, inside: bool = False) -> list
     if isinstance(header, list) and 0 < len(header) < len(present):
         present = [(w, c) for w, c in present if w not in header]
     return sorted(present, key=lambda wc: (wc[1], cands.index(wc[0])))[:MAX_TERMS]
-
-
-def closed_forms(question: str, words: list[str]) -> dict[str, str]:
-    """Two adjacent words of the question written as one ("log in" -> "login", "set up" -> "setup"), each mapped
-    to the question's content word it would replace (the first); :func:`ranked_terms` takes the closed form in its
-    place when the prompt has it more often than that word alone.
-
-    Why: "how many different users failed to log in" over lines that say "login failed": "log" (19 and 22
-    mentions, in "access log rotated") was the rarest term, and the count was narrowed by it (general test split,
-    seeds v10 and v11, g-log-count: 205 for 12, 49 for 5); on seed v12 the same phrasing was ranked by "login" and
-    read 9 for 8. A normalisation of how English writes a verb and its particle, like :func:`iso_dates` for dates;
-    shown on one family only."""
-    tokens = re.findall(r"[a-z]+", question.lower())
-    return {a + b: a for a, b in itertools.pairwise(tokens) if a in words and len(a) > 1 and len(b) > 1}
-
-
-MAX_PHRASES = 4
-
-
-def phrases(question: str, words: list[str]) -> list[str]:
-    """Two content words side by side in the question ("beacon gallo"), not across punctuation, at most
-    :data:`MAX_PHRASES`.
-
-    Why: a name is often two common words. "Which project had the larger budget, Beacon Gallo or Zephyr Young?"
-    over a table of projects: each word occurs 13 to 28 times, each name once; ranked by words, the question looked
-    like a count, and the root narrowed by all of them at once until no row was left (general dev split,
-    g-table-compare, 0 of 2 right, one at the loop stop). A pair counts only when each of its words occurs in more
-    places than a reading covers (:data:`MAX_MENTIONS_READ`) and the pair in no more: then it turns a seeming count
-    into a lookup. Without that condition, prose made pairs of words that merely stand side by side: "the last of
-    four Alien films" read the one page with "four alien sightings" (public quick profile, multihop).
-    Measured on the test split, fresh seeds (default pair, n = 2): a pair turned a count into a lookup on two
-    families, g-table-compare (0/2 with seed v2, the worker NOT FOUND over the two rows; 1/1 with v3 after the choice
-    readings) and g-jsonl-latest (1/2, 0/1); on g-log-needle and g-contract-lookup the pair was the rarest term
-    with the route unchanged (8/8 right; such pairs of rarer words are no longer formed). Fewer than three families
-    gain.
-    """
-    out = []
-    for tokens in clause_words(question.lower()):
-        out += [f"{a} {b}" for a, b in itertools.pairwise(tokens) if a in words and b in words and a != b]
-    return list(dict.fromkeys(out))[:MAX_PHRASES]
-
-
-_COMPOUND = re.compile(r"\w+(?:[-./:]\w+)+|[^\W_]+(?:_[^\W_]+)+")
-_NAMED = re.compile(r"[/._-]")  # a path, a file, dotted, snake_case or hyphenated name ("e.g." is none)
-
-
-def question_words(question: str) -> list[str]:
-    """The question's content words, with a compound that holds a digit (a date, an id, a version, an address) kept
-    whole and in front, in place of its parts; and a path or a file, dotted or snake_case name kept whole too, in
-    front of its parts (both are counted; the rarer leads).
-
-    Why: split, "2025-04-20" became "2025", "04" and "20", each in hundreds of places, and the rarest term of a
-    question about one day's chat was "demo" (dev split); the log count's "2025-08-27" and the needle's key are the
-    same shape. Whole, such a value is usually the question's rarest term, as the operators' ``terms()`` has it.
-    A path is the same case without a digit: "the commit that changed src/billing/tax_rules.py" over a git log was
-    searched as "rules", "billing" and "tax" (169 to 286 mentions each) and no commit was read (held-out probe
-    written after the fourth round). A hyphenated name likewise, its parts kept beside it: "the endpoint whose id is
-    geo-lookup-eu" was searched as "geo" and "lookup" (55 and 179 mentions; held-out probe, seventh round). Counted
-    whole and split, the rarer leads, so "e-mail" in a mailbox ranks as "mail" would. Dotted letters ("e.g", "u.s")
-    stay split. An example of the answer's form ("for example 3.2") gives no words
-    (:func:`~wasm_sandbox.operators.without_examples`).
-    """
-    question = without_examples(question)
-    found = list(dict.fromkeys(_COMPOUND.findall(question.lower())))
-    keyed = [c for c in found if any(ch.isdigit() for ch in c)]
-    named = [c for c in found if c not in keyed and _NAMED.search(c) and max(map(len, re.split(r"\W", c))) > 2]
-    written = [m.group(0).lower() for m in _DATE_WRITTEN.finditer(question)]
-    parts = {w for c in keyed + written for w in re.findall(r"[^\W_]+", c)}
-    return list(
-        dict.fromkeys(iso_dates(question) + keyed + named + [w for w in content_words(question) if w not in parts])
-    )
-
-
-_MONTHS = "january february march april may june july august september october november december".split()
-_MONTH = r"(?P<m>" + "|".join(m[:3] + r"[a-z]*\.?" for m in _MONTHS) + ")"
-_DATE_WRITTEN = re.compile(
-    rf"\b{_MONTH}\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y>\d{{4}})\b"
-    rf"|\b(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH.replace('<m>', '<m2>')},?\s+(?P<y2>\d{{4}})\b",
-    re.IGNORECASE,
-)
-
-
-def iso_dates(question: str) -> list[str]:
-    """The dates the question writes out ("February 13, 2025", "13 February 2025"), as ISO dates (2025-02-13).
-
-    Why: logs, records and JSON write dates as ISO, questions in words; split into "february", "13" and "2025",
-    the day was no term at all, and over a log the root filtered on "13" (general test split, g-log-count: a count
-    of one day's failed logins answered 1 for 11). The ISO form is counted like any term, so it is used only where
-    the prompt holds it. Measured on one family only (g-log-count's test phrasing; the date was then found, 66
-    mentions, and the count still failed on the narrowing): a normalisation, not a ranking heuristic."""
-    out = []
-    for m in _DATE_WRITTEN.finditer(question):
-        month = (m.group("m") or m.group("m2")).lower()[:3]
-        day, year = m.group("d") or m.group("d2"), m.group("y") or m.group("y2")
-        out.append(f"{year}-{[x[:3] for x in _MONTHS].index(month) + 1:02d}-{int(day):02d}")
-    return list(dict.fromkeys(out))
 
 
 SAMPLE_LINES = 8
@@ -299,26 +209,6 @@ def is_source_dump(run_cell: RunCell, lines: int) -> bool:
         return False
     headers, defs = got
     return bool(headers >= 2 or defs >= need)
-
-
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
-
-
-_FILE_PATH = re.compile(r"[\w.\-/]*\w\.[A-Za-z]\w{0,7}\b")
-
-
-def paths_in(question: str) -> list[str]:
-    """The file names and paths the question writes ("billing/render.py", "setup.cfg"), once each."""
-    return list(dict.fromkeys(p for p in _FILE_PATH.findall(question) if len(p) > 3))
-
-
-def names_in(question: str) -> list[str]:
-    """The question's words that could name a function, class or method (``Parser.parse`` whole), once each."""
-    out: list[str] = []
-    for w in _IDENT.findall(question):
-        if w.lower() not in STOP_WORDS and len(w) >= 3 and w not in out:
-            out.append(w)
-    return out[:MAX_WORDS]
 
 
 @dataclass(frozen=True)
@@ -467,14 +357,6 @@ def _reading_of_source() -> str:
         "    answer = read(found + calling(d['name'], calls))\n"
         "print('answer:', answer)"
     )
-
-
-_DEFAULT = re.compile(r"\bdefault", re.IGNORECASE)
-
-
-def asks_default(question: str) -> bool:
-    """Whether the question asks for a default (a parameter's default value)."""
-    return bool(_DEFAULT.search(question))
 
 
 def _plural(w: str) -> str:
