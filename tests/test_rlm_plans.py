@@ -944,3 +944,11 @@ def test_a_dated_or_keyed_value_is_one_search_term():
     assert question_words("Whose id is geo-lookup-eu?")[0] == "geo-lookup-eu"  # counted whole, and by its parts
     assert question_words("Which clause covers it? Answer with its number (for example 3.2).") == ["clause", "covers"]
     assert question_words("When was it signed? Answer as a date, e.g. 2024-01-31.") == ["signed", "date"]
+
+
+def test_a_default_is_asked_in_the_questions_own_words():
+    from engine.strategy.question import asks_default
+
+    assert asks_default("Tell me the default value `score_cache` uses for `limit`.")
+    assert not asks_default("Which function has this docstring?\nA. `default_headers`\nB. `merge_setting`")
+    assert not asks_default("What is the default of `cookies`?\nA. None\nB. ''\nC. True\nD. 0")  # a letter

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import re
 
-from engine.grounding import STOP_WORDS, clause_words, content_words
+from engine.grounding import STOP_WORDS, clause_words, content_words, lettered
 from wasm_sandbox.operators import without_examples
 
 MAX_WORDS = 12  # content words of the question counted (one host search each)
@@ -133,9 +133,11 @@ def names_in(question: str) -> list[str]:
     return out[:MAX_WORDS]
 
 
-_DEFAULT = re.compile(r"\bdefault", re.IGNORECASE)
+_DEFAULT = re.compile(r"\bdefault(?:s|ed)?\b", re.IGNORECASE)  # the word, not a name ("default_headers")
 
 
 def asks_default(question: str) -> bool:
-    """Whether the question asks for a default (a parameter's default value)."""
-    return bool(_DEFAULT.search(question))
+    """Whether the question asks for a default (a parameter's default value), in its own words: not a multiple-choice
+    question, whose answer is a letter (public codeqa, seventh round: its options' names, "default_headers", had
+    sent a docstring question down this path)."""
+    return bool(_DEFAULT.search(question)) and not lettered(question)
