@@ -13,7 +13,7 @@ from __future__ import annotations
 from engine import prompts as P
 from engine.backends.base import BackendError, Message
 from engine.cancel import Cancelled
-from engine.grounding import appears_in, is_non_answer
+from engine.grounding import appears_in, is_non_answer, lettered
 from engine.guardrails import GuardrailError
 from engine.history import History
 from engine.log import get_logger, log
@@ -36,7 +36,8 @@ def partial_answer(
     code printed (a computed value, ``answer: ...``), not a piece of a longer line such as a passage's, and no
     other is read out of the outputs. Why: asked for the version of a package that the lock file does not hold,
     every reading said NOT FOUND; at the loop stop the root answered "2.0", from the printed passage
-    `lock-version = "2.0"`, and the run ended with it (held-out probe, fifth round)."""
+    `lock-version = "2.0"`, and the run ended with it (held-out probe, fifth round). A multiple-choice letter is
+    supported when an output shows its option (public codeqa: "B" at a loop stop, the option's function printed)."""
     answer = ""
     can_ask = reason not in NO_ASK and run.rlm.fallback_answer and run.budget.stop_reason() is None
     if can_ask:
@@ -59,6 +60,9 @@ def _supported(run: RunState, answer: str, strict: bool) -> bool:
         return appears_in(answer, "\n".join([*run.evidence, *run.subs.results]))
     lines = {line.strip() for out in run.evidence for line in out.splitlines()}
     value = answer.strip()
+    option = lettered(run.question).get(value.strip(".)").upper())  # a letter stands for its option's text
+    if option is not None:
+        return appears_in(option.strip("`'\""), "\n".join(run.evidence))
     return appears_in(answer, "\n".join(run.subs.results)) or value in lines or f"answer: {value}" in lines
 
 

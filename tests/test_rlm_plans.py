@@ -122,6 +122,14 @@ def test_a_stopped_typed_run_ends_with_no_value_read_out_of_a_passage(env, tmp_p
     rlm, _, _ = _rlm(env, [printed, printed, printed, n], "NOT FOUND", tmp_path, plan_mode="typed")
     c = rlm.completion(lock, q)
     assert c.finish_reason == "loop_detected" and c.answer == n, (c.finish_reason, c.answer)
+    # a multiple-choice letter stands for its option: supported when an output shows the option's text
+    choice = q + "\nA. 1.7.0\nB. 2.0\nC. none of these\nD. 9.9.9"
+    shown = code("print(find('pkg7\"', regex=True))")
+    rlm, _, _ = _rlm(env, [shown, shown, shown, "A"], "NOT FOUND", tmp_path, plan_mode="typed")
+    c = rlm.completion(lock, choice)
+    assert c.finish_reason == "loop_detected" and c.answer == "A", (c.finish_reason, c.answer)
+    rlm, _, _ = _rlm(env, [shown, shown, shown, "D"], "NOT FOUND", tmp_path, plan_mode="typed")
+    assert rlm.completion(lock, choice).answer == ""  # "9.9.9" is in no output
 
 
 def test_a_value_typed_and_printed_by_the_root_is_no_evidence(env, tmp_path):
