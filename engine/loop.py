@@ -75,7 +75,9 @@ class Loop:
 
     # -- ends --------------------------------------------------------------------------------------------------
     def partial(self, reason: str, *, candidate: str = "", error: str | None = None) -> RunEnd:
-        answer = partial_answer(self.run, self.hist, reason, self.session, candidate, strict=self.typed)
+        answer = partial_answer(
+            self.run, self.hist, reason, self.session, candidate, strict=self.typed, terms=self.plan.key_terms
+        )
         answer = "" if answer.strip().lower() in self.rejected else answer  # refused once: no partial answer either
         return self.run.end(answer, reason, True, self.t_start, error=error)
 

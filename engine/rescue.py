@@ -10,10 +10,12 @@ are checked, only a worker's answer or a value the code printed whole is support
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from engine import prompts as P
 from engine.backends.base import BackendError, Message
 from engine.cancel import Cancelled
-from engine.grounding import appears_in, is_non_answer, lettered
+from engine.grounding import appears_in, grounded, is_non_answer, lettered
 from engine.guardrails import GuardrailError
 from engine.history import History
 from engine.log import get_logger, log
@@ -28,23 +30,32 @@ NO_ASK = ("cancelled", "max_wall_s", "max_tokens", "context_overflow", "backend_
 
 
 def partial_answer(
-    run: RunState, hist: History, reason: str, session: str, candidate: str = "", strict: bool = False
+    run: RunState,
+    hist: History,
+    reason: str,
+    session: str,
+    candidate: str = "",
+    strict: bool = False,
+    terms: Sequence[str] = (),
 ) -> str:
     """The answer of a run that stops for ``reason``; ``candidate`` is the root's last reply without code.
 
-    ``strict`` (the typed mode, whose readings are checked): the answer must be a worker's answer or a whole line the
-    code printed (a computed value, ``answer: ...``), not a piece of a longer line such as a passage's, and no
-    other is read out of the outputs. Why: asked for the version of a package that the lock file does not hold,
-    every reading said NOT FOUND; at the loop stop the root answered "2.0", from the printed passage
-    `lock-version = "2.0"`, and the run ended with it (held-out probe, fifth round). A multiple-choice letter is
-    supported when an output shows its option (public codeqa: "B" at a loop stop, the option's function printed)."""
+    ``strict`` (the typed mode, whose readings are checked): the answer must be a worker's answer, a whole line the
+    code printed (a computed value, ``answer: ...``), or a piece of a printed line that is grounded as a reading
+    is (:func:`engine.grounding.grounded` with the question's distinctive ``terms``: the line names them), and no
+    other is read out of the outputs. Why: any printed line at all let a run end on a piece of a passage about
+    something else, where the typed mode's readings had refused it; a needle's number read off its printed line,
+    when the 0.5B worker had said NOT FOUND over it, is right (tests/test_rlm_e2e.py). Not enough for a question
+    whose subject the prompt never names: the lock-file probe's "2.0" (`lock-version = "2.0"`, for a package the
+    file does not hold) names the question's one present term, "lock". A multiple-choice letter is supported when
+    an output shows its option (public codeqa: "B" at a loop stop, the option's function printed)."""
     answer = ""
     can_ask = reason not in NO_ASK and run.rlm.fallback_answer and run.budget.stop_reason() is None
     if can_ask:
         answer = _ask_root(run, hist, session)
     if not answer and candidate:
         answer = answer_from_reply(candidate)
-    if reason != "no_code" and answer and not _supported(run, answer, strict):
+    if reason != "no_code" and answer and not _supported(run, answer, strict, terms):
         # a worker's reading of the outputs, except in the typed mode: its readings were checked already
         answer = _answer_from_evidence(run) if can_ask and not strict else ""
     if not answer and reason in NO_ASK:
@@ -52,7 +63,7 @@ def partial_answer(
     return "" if is_non_answer(answer) else answer
 
 
-def _supported(run: RunState, answer: str, strict: bool) -> bool:
+def _supported(run: RunState, answer: str, strict: bool, terms: Sequence[str]) -> bool:
     """Whether the run's outputs or worker answers hold ``answer`` (see :func:`partial_answer` for ``strict``)."""
     if is_non_answer(answer, run.question):
         return False
@@ -63,7 +74,9 @@ def _supported(run: RunState, answer: str, strict: bool) -> bool:
     option = lettered(run.question).get(value.strip(".)").upper())  # a letter stands for its option's text
     if option is not None:
         return appears_in(option.strip("`'\""), "\n".join(run.evidence))
-    return appears_in(answer, "\n".join(run.subs.results)) or value in lines or f"answer: {value}" in lines
+    if appears_in(answer, "\n".join(run.subs.results)) or value in lines or f"answer: {value}" in lines:
+        return True
+    return any(grounded(answer, line, terms, run.question)[0] for line in lines if appears_in(answer, line))
 
 
 def _answer_from_evidence(run: RunState) -> str:

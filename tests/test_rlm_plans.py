@@ -106,15 +106,15 @@ def test_a_resent_answer_ends_the_run(env, tmp_path):
 
 
 def test_a_stopped_typed_run_ends_with_no_value_read_out_of_a_passage(env, tmp_path):
-    """Every reading said NOT FOUND and the root looped; asked at the stop, it answers with a piece of a printed
-    passage ("2.0" of `lock-version = "2.0"`). That is no answer: the run ends with none. A value the code printed
-    as a whole line is one."""
+    """Every reading said NOT FOUND and the root looped; asked at the stop, it answers with a piece of a printed line
+    that names none of the question's terms ("1.0.0" of `version = "1.0.0"`). That is no answer: the run ends with
+    none. A value the code printed as a whole line is one."""
     lock = "\n".join(f'[[package]]\nname = "pkg{i}"\nversion = "1.{i}.0"\n' for i in range(300))
     lock += '\n[metadata]\nlock-version = "2.0"\n'
     q = "Which version of the package orjson is pinned in this lock file?"
-    loop = code("print(find('lock-version', regex=True))")
+    loop = code("print(context[:60])")
 
-    rlm, _, _ = _rlm(env, [loop, loop, loop, "2.0"], "NOT FOUND", tmp_path, plan_mode="typed")
+    rlm, _, _ = _rlm(env, [loop, loop, loop, "1.0.0"], "NOT FOUND", tmp_path, plan_mode="typed")
     c = rlm.completion(lock, q)
     assert c.finish_reason == "loop_detected" and c.answer == "", (c.finish_reason, c.answer)
     printed = code("print(len(context.splitlines()))")
