@@ -5,7 +5,8 @@ REPL (:mod:`engine.cells`); the output goes back with the question and a hint. I
 
 - ``final``: a ``FINAL`` value the finish rule accepts (:func:`engine.strategy.refusal`), or, in typed mode, a
   reply that re-sends a cell whose output was a grounded worker answer, or one printed value the finish rule
-  accepts (event ``answer_resent``: the root has no next step of its own and the answer is in hand);
+  accepts (event ``answer_resent``: the root has no next step of its own and the answer is in hand), or, at the
+  first step, an answer code decided (a comparison, a parameter's default; event ``answer_in_hand``, ``decided``);
 - ``no_answer``: a second ``FINAL`` value the rule refuses (the first refusal is a hint to revise, event
   ``answer_refused``); the answer is empty and the run partial, unless a cell printed a grounded reading (event
   ``answer_in_hand``: seen, a 1.5B root sent the question's own function name twice after the first step had read
@@ -94,21 +95,17 @@ class Loop:
         ``final`` when the root then looped (dev split, g-ticket-count).
         """
         kept = [a for a in self.answers.values() if a.lower() not in self.rejected]
-        if not kept:
-            return None
-        answer = kept[-1]
-        self.run.emit("answer_in_hand", id=new_id("step"), parent=self.run.id, answer=clip(answer, 2000), stop=stop)
-        return self.final(answer)
+        return self.final_in_hand(kept[-1], stop) if kept else None
 
-    def decided(self, answer: str) -> RunEnd:
-        """The first step computed the answer by code (a comparison, a parameter's default): the run ends with it.
+    def final_in_hand(self, answer: str, stop: str) -> RunEnd:
+        """The run ends ``final`` on an answer in hand (event ``answer_in_hand``): a stuck root's grounded reading
+        (``stop``: the guardrail that fired), or one the first step decided by code (``stop="decided"``: a
+        comparison, a parameter's default).
 
-        Why not wait for the root's ``FINAL``: told the answer, a 1.5B root wrote a cell of its own that printed
+        Why a decided answer ends the run at once: told the answer, a 1.5B root wrote a cell of its own that printed
         "default value of limit: 33" (a term count) and re-sent it, and the run ended on that (general test split,
         seed v13, g-code-default); on seed v9 a root re-sent the comparison step to the loop stop."""
-        self.run.emit(
-            "answer_in_hand", id=new_id("step"), parent=self.run.id, answer=clip(answer, 2000), stop="decided"
-        )
+        self.run.emit("answer_in_hand", id=new_id("step"), parent=self.run.id, answer=clip(answer, 2000), stop=stop)
         return self.final(answer)
 
     def read_definition(self, step: PlannedStep | None) -> bool:
@@ -291,9 +288,8 @@ class Loop:
             )
             if step is not None and step.computed:  # an answer code decided (a comparison, a default) ends the run
                 value = step_answer(output)
-                ok = value and not refusal(value, "FINAL(answer)", run.question, self.plan.key_terms, [output], reads)
-                if value and ok:
-                    return self.decided(value)
+                if value and not refusal(value, "FINAL(answer)", run.question, self.plan.key_terms, [output], reads):
+                    return self.final_in_hand(value, "decided")
             if found is not None:
                 self.answers[normalize_code(shown)] = found
             elif step is None and ran.outcome.final is None and (value := printed_value(output)) is not None:

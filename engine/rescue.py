@@ -5,7 +5,7 @@ output, but asked for it blindly it invents one (seen: "12345" after a loop stop
 So the root is asked once for a plain answer when the stop allows another call, an answer that no output or worker
 answer supports is replaced by one the worker reads out of the outputs (``NOT FOUND`` when they do not hold it),
 and a stop that allows no call falls back to the newest worker answer or output. In the typed mode, whose readings
-are checked, only a worker's answer or a value the code printed whole is support, and nothing else is read out.
+are checked, the support is narrower and nothing is read out (:func:`partial_answer`, ``strict``).
 """
 
 from __future__ import annotations

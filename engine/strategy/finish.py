@@ -97,7 +97,7 @@ def refusal(
         # in an output the root saw, not only in a passage it did not, nor as its own print: seen on a held-out probe
         # (seventh round), `answer = 'dhaddad'; print(answer)` after an output that listed five other assignees;
         # the name was in the prompt's first lines (shown to the root as its start) and in a passage the first
-        # step read, never in an output
+        # step read, never in an output (that run now ends with no answer; one probe, no test-split family typed a value)
         shown = [line for out in outputs for line in out.splitlines() if not (own_print and _same(line, answer))]
         if not appears_in(answer, "\n".join(shown)):
             return f"{one_line(answer)!r} was typed into the code and occurs in no output"

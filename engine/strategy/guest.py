@@ -7,9 +7,10 @@ these names. :mod:`engine.strategy.probe` puts them together; each comment says 
 
 from __future__ import annotations
 
+import inspect
 import re
 
-from wasm_sandbox.operators import HEADER_FIELDS, LONG_PROMPT, OPENING_CHARS, OPENING_LINES
+from wasm_sandbox.operators import HEADER_FIELDS, LONG_PROMPT, OPENING_CHARS, OPENING_LINES, opening_of
 
 MAX_COUNT = 1000  # mentions counted per term (a search stops there)
 # The end of an ISO date counted as a whole word: a timestamp's "T" may follow it ("2024-03-09T08:00:00Z"). Seen on a
@@ -17,16 +18,29 @@ MAX_COUNT = 1000  # mentions counted per term (a search stops there)
 ISO_END = r"(?!(?!T\d)[^\W_])"
 # The end of a compound term ("geo-lookup-eu", "billing/render.py") counted as a whole word: the compound does not go
 # on. Seen on held-out probes (seventh round): "geo-lookup-eu" counted the lines of "geo-lookup-eu-canary", and the
-# INI section "db-replica-apac" each of its 30 hosts "db-replica-apac-001", ...
+# INI section "db-replica-apac" each of its 30 hosts "db-replica-apac-001", ... Like ISO_END, a normalisation of how a
+# term is matched, shown on held-out probes only (the XML attribute then right: 7350, not the decoy's 7530).
 COMPOUND_END = r"(?![^\W_]|[-./][^\W_])"
 WORD_END = r"(?![^\W_])"
 
 
+def plural(w: str) -> str:
+    """A regex for ``w`` or its singular ("rotors" -> ``rotors?``): a question says "rotors" where rows say "rotor"."""
+    s = re.escape(w[:-1]) + "s?" if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else re.escape(w)
+    return s.replace("\\ ", r"\s+")  # a phrase's words, however spaced
+
+
 def word_end(w: str) -> str:
-    """The regex that ends ``w`` as a whole word (the guest's ``_word`` ends it the same way)."""
+    """The regex that ends ``w`` as a whole word."""
     if re.fullmatch(r"\d{4}-\d\d-\d\d", w):
         return ISO_END
     return COMPOUND_END if re.search(r"\w[-./]\w", w) else WORD_END
+
+
+def whole_word(w: str) -> str:
+    """A case-insensitive regex for ``w`` (or its singular) as a whole word: how :data:`MENTIONS` counts a term.
+    The guest runs this very source (``_word``), so the host's regexes and the guest's counts agree."""
+    return r"(?<![^\W_])" + plural(w) + word_end(w)
 
 
 # A reading of the first step's 4 passages can hold the whole answer only when the question's rarest term occurs in
@@ -44,12 +58,9 @@ MAX_MENTIONS_READ = 12
 # on the general dev split: "Which region had the most orders of rotors?" over a CSV ranked "region" (1 mention,
 # the header) rarest, read 4 rows as a lookup and ended final on a wrong region; "rotor" is in 145 rows.
 HEADER = (
+    f"HEADER_FIELDS, OPENING_LINES = {HEADER_FIELDS}, {OPENING_LINES}\n{inspect.getsource(opening_of)}"
     "def header_only(words):\n"
-    f"    head = _window(0, {OPENING_CHARS}) or ''\n"
-    "    first = head[:400].split('\\n', 1)[0]\n"
-    "    fields = re.split(r'[,\\t|;]', first)\n"
-    f"    if len(fields) < {HEADER_FIELDS} or len(first) >= 400 or max(len(f.strip()) for f in fields) > 40:\n"
-    f"        first = '\\n'.join(head.split('\\n')[:{OPENING_LINES}]) if _window({LONG_PROMPT} - 1, {LONG_PROMPT}) else ''\n"
+    f"    first = opening_of(_window(0, {OPENING_CHARS}) or '', bool(_window({LONG_PROMPT} - 1, {LONG_PROMPT})))\n"
     "    return [w for w in words if first and re.search(_word(w), first, re.IGNORECASE)]"
 )
 
@@ -68,15 +79,13 @@ WINDOW = (
 )
 
 
-# A word and its singular: a question says "rotors" where the rows say "rotor" (``_word``, as _whole_word below).
+# The question's terms counted as whole words (:func:`whole_word`, sent as source): ``_word`` and ``mentions``.
 MENTIONS = (
     "import re\n"
     + WINDOW
-    + f"\nISO_END, COMPOUND_END, WORD_END = {ISO_END!r}, {COMPOUND_END!r}, {WORD_END!r}\ndef _word(w):\n"
-    "    s = re.escape(w[:-1]) + 's?' if len(w) > 3 and w.endswith('s') and not w.endswith('ss') else re.escape(w)\n"
-    "    s = s.replace('\\\\ ', r'\\s+')\n"
-    "    end = ISO_END if re.fullmatch(r'\\d{4}-\\d\\d-\\d\\d', w) else COMPOUND_END if re.search(r'\\w[-./]\\w', w) else WORD_END\n"
-    "    return r'(?<![^\\W_])' + s + end\n"
+    + f"\nISO_END, COMPOUND_END, WORD_END = {ISO_END!r}, {COMPOUND_END!r}, {WORD_END!r}\n"
+    + "".join(inspect.getsource(f) for f in (plural, word_end, whole_word))
+    + "_word = whole_word\n"
     "def mentions(words):\n"
     "    return {w: len(search(_word(w), max_hits=" + str(MAX_COUNT) + ", width=0, ignore_case=True)) for w in words}"
 )
@@ -312,6 +321,8 @@ CALLERS = (
 # unless nothing else is found. Seen on a held-out probe (seventh round, a podcast transcript ending in its
 # question): BM25 ranked the question's own paragraph first, and a reading of it is "grounded" (it names every
 # term of the question) whatever it answers. The step's cell only: a cell's rebinding of `find` is undone after it.
+# Shown on that probe (then wrong by the worker's reading, "Yes" for no, where before it was right by luck) and in
+# tests; no test-split family holds its question inside the prompt.
 NOT_OWN = (
     "_find = find\n"
     "def find(query, k=10, regex=False):\n"

@@ -43,7 +43,8 @@ from engine.strategy.guest import (
     MENTIONS,
     NOT_OWN,
     RECORDS,
-    word_end,
+    plural,
+    whole_word,
 )
 from engine.strategy.prompts import (
     HINT_COMPARED,
@@ -126,7 +127,7 @@ def ranked_terms(run_cell: RunCell, question: str, inside: bool = False) -> list
     if not isinstance(counts, dict):
         return []
     if inside:
-        counts = {w: c - len(re.findall(_whole_word(w), question, re.IGNORECASE)) for w, c in counts.items()}
+        counts = {w: c - len(re.findall(whole_word(w), question, re.IGNORECASE)) for w, c in counts.items()}
     for joined, first in closed.items():  # the text writes it closed: one term, in place of the open form's word
         if counts.get(joined, 0) > counts.get(first, 0):
             words = [joined if w == first else w for w in words]
@@ -189,7 +190,7 @@ def deciding(run_cell: RunCell, terms: list[str]) -> list[str]:
 
 def _lines_holding(run_cell: RunCell, terms: list[str]) -> int | None:
     """How many non-empty lines hold every one of ``terms`` as the count plan's filters match them."""
-    rx = "(?m)^" + "".join(f"(?=[^\n]*{_plural(x)})" for x in terms) + "[^\n]*\\S"
+    rx = "(?m)^" + "".join(f"(?=[^\n]*{plural(x)})" for x in terms) + "[^\n]*\\S"
     n = _value(run_cell(f"len(search({rx!r}, max_hits={MAX_LINES_COUNTED}, width=0, ignore_case=True))"))
     return n if isinstance(n, int) else None
 
@@ -246,13 +247,8 @@ class TermFacts:
 
 def choice(run_cell: RunCell, question: str, facts: TermFacts) -> Comparison | None:
     """The comparison between things the question names, decided by code (:mod:`engine.strategy.compare`)."""
-    setup = f"{MENTIONS}\nt = {facts.words!r}\n{_records_setup(facts)}"
+    setup = f"{MENTIONS}\nt = {facts.words!r}\nown = {facts.own!r}\n{AROUND}\n{RECORDS}\n"
     return find_comparison(lambda expr: _value(run_cell(setup + expr)), question)
-
-
-def _records_setup(facts: TermFacts) -> str:
-    """The guest code that defines ``records(names)`` (each name's whole-value line and its record)."""
-    return f"{AROUND}\n{RECORDS}\nown = {facts.own!r}\n"
 
 
 def first_step(
@@ -270,11 +266,11 @@ def first_step(
     that matters (a count or a list is computed over ``entries()``)."""
     terms, rarest, key = facts.words, facts.rarest, facts.narrow
     query = " ".join(terms[:4]) or question
-    setup = f"t = {terms!r}\nquery = {query!r}\n{MENTIONS}"
+    setup = f"t = {terms!r}\nquery = {query!r}\nown = {facts.own!r}\n{MENTIONS}"
     if operators and facts.own:
-        setup += f"\nown = {facts.own!r}\n{NOT_OWN}"
+        setup += f"\n{NOT_OWN}"
     if operators and compared is not None:
-        setup += f"\noptions = {compared.options!r}\n{_records_setup(facts)}"
+        setup += f"\noptions = {compared.options!r}\n{AROUND}\n{RECORDS}"
         code = (
             f"print({TERM_COUNTS!r}, mentions(t))\n"
             "rows = [text for _, text in records(options)]\n"
@@ -294,12 +290,11 @@ def first_step(
         )
         if not asks_default(question):
             hint = _widened(HINT_PROBE_SOURCE, rarest, key, fields, question)
-            return PlannedStep(setup, code + _reading_of_source(), hint)
+            return PlannedStep(setup, code + _reading_of_source("answer"), hint)
         # a parameter's default: the signature says it, and code reads it; the reading when no parameter is named
         setup += f"\n{DEFAULT_OF}"
         code += "answer = default_of(d, names) if d else None\nif answer is not None:\n    print('answer:', answer)\n"
-        reading = _reading_of_source().replace("print('answer:', answer)", "print('read:', answer)")
-        code += "else:\n" + textwrap.indent(reading, "    ")  # only the parser's value is `answer:` (decided)
+        code += "else:\n" + textwrap.indent(_reading_of_source("read"), "    ")  # only the parser's is `answer:`
         return PlannedStep(setup, code, HINT_DEFAULT, computed=True)
     if operators and terms and rarest > MAX_MENTIONS_READ:
         # even the rarest term is everywhere: its first 4 lines are arbitrary ones, so one reading of the BM25
@@ -319,8 +314,7 @@ def first_step(
         # NOT FOUND for a word that occurs once. Every line of the rarest term is read (at most MAX_MENTIONS_READ,
         # as many as "in reach" promises): seen on the dev split, the latest of 11 mentions of a customer's plan was
         # answered from the first 4 of them (an older plan) and ended final
-        setup += f"\nrare = {_whole_word(terms[0])!r}\nreach = {facts.reach!r}\nleast = {facts.least!r}\n"
-        setup += f"own = {facts.own!r}\n"
+        setup += f"\nrare = {whole_word(terms[0])!r}\nreach = {facts.reach!r}\nleast = {facts.least!r}\n"
         setup += f"{AROUND}\n{FOLLOW}\n{COVER}"
         code = (
             f"print({TERM_COUNTS!r}, mentions(t))\n"
@@ -346,8 +340,9 @@ def first_step(
     return PlannedStep(setup, code, _widened(HINT_PROBE_PLAIN, rarest, key, fields, question))
 
 
-def _reading_of_source() -> str:
-    """The source step's reading: the definition (its callers' too when it alone gives no grounded answer)."""
+def _reading_of_source(label: str) -> str:
+    """The source step's reading: the definition (its callers' too when it alone gives no grounded answer), printed
+    after ``label:`` (``answer:`` is what a step's answer is taken from: :func:`~engine.strategy.finish.step_answer`)."""
     return (
         "calls = callers(d['name']) if d else []\n"
         "print('called from:', calls)\n"
@@ -355,19 +350,8 @@ def _reading_of_source() -> str:
         "answer = read(found)\n"
         "if calls and not answer.grounded:\n"
         "    answer = read(found + calling(d['name'], calls))\n"
-        "print('answer:', answer)"
+        f"print({label + ':'!r}, answer)"
     )
-
-
-def _plural(w: str) -> str:
-    """A regex for ``w`` or its singular ("rotors" -> ``rotors?``), as :data:`MENTIONS` counts it."""
-    s = re.escape(w[:-1]) + "s?" if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else re.escape(w)
-    return s.replace("\\ ", r"\s+")  # a phrase's words, however spaced
-
-
-def _whole_word(word: str) -> str:
-    """A case-insensitive regex for ``word`` (or its singular) as a whole word (as :data:`MENTIONS` counts it)."""
-    return r"(?<![^\W_])" + _plural(word) + word_end(word)
 
 
 def _widened(
@@ -394,7 +378,7 @@ def _widened(
     counts = asks_count(question)
     if rarest <= MAX_MENTIONS_READ and not counts:
         return hint
-    words = [_plural(w) for w in (key or [])[:NARROW_TERMS]]
+    words = [plural(w) for w in (key or [])[:NARROW_TERMS]]
     narrow = "entries()"
     for w in words:  # one filter per term, never a "..." to fill (filled with the same word: "matched all")
         narrow = f"filter({narrow}, r'{w}')"
