@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from engine.listing import listed
 from wasm_sandbox.operators import STOP_WORDS as FUNCTION_WORDS
 
 _NON_ANSWER_PHRASES = (
@@ -67,7 +68,7 @@ def is_non_answer(text: str, question: str | None = None) -> bool:
         return True
     if question:
         a, q = _norm(t), _norm(question)
-        if a and (a == q or (len(a) >= 12 or _code_name(t)) and _present(a, q) and not _offered(a, q)):
+        if a and (a == q or (len(a) >= 12 or _code_name(t)) and _present(a, q) and not offered(t, question)):
             return True
     return False
 
@@ -79,6 +80,15 @@ def _code_name(answer: str) -> bool:
     holds ("... on 2025-03-11?" -> 11)."""
     t = answer.strip().strip("`'\"")
     return len(t.split()) == 1 and re.fullmatch(r"[A-Za-z]\w*(?:[._]\w+)+", t) is not None
+
+
+def offered(answer: str, question: str) -> bool:
+    """Whether the question offers ``answer`` as one of its options: joined to another (:func:`_offered`) or in a
+    list of three or more (:func:`engine.listing.listed`: "'human being', 'location', 'numeric value'", where the
+    right "numeric value" for "which label is the most common" was refused as no answer, public aggregate at 8K)."""
+    a = _norm(answer)
+    found = listed(question)
+    return _offered(a, _norm(question)) or found is not None and a in {_norm(o) for o in found[0]}
 
 
 def _offered(a: str, q: str) -> bool:
@@ -184,7 +194,7 @@ def only_its_own_words(answer: str, evidence_text: str, terms: Sequence[str], qu
     description's "Each line of the context ..." made "line" the rarest term (one "Ship-of-the-line" in the data),
     and the worker's "line" over that question ended the run ``final``."""
     own, asked = set(content_words(answer)), set(content_words(question))
-    if not own or not own <= asked or polar(answer) or _offered(_norm(answer), _norm(question)):
+    if not own or not own <= asked or polar(answer) or offered(answer, question):
         return False
     others = [t for t in terms if not set(content_words(t)) <= own]
     holding = [  # lines of the text read that hold the answer, less the question's own lines (a worker's prompt)
@@ -351,7 +361,7 @@ def restates(answer: str, question: str) -> bool:
     words = content_words(answer)
     if len(words) < 3:
         return is_non_answer(answer, question)
-    if _offered(_norm(answer), _norm(question)):  # one of the question's options: "Did Ana Ruiz or Ana Ruiz-Lopez"
+    if offered(answer, question):  # one of the question's options: "Did Ana Ruiz or Ana Ruiz-Lopez"
         return False
     asked = set(content_words(question))
     return sum(w in asked for w in words) >= 0.8 * len(words)

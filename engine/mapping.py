@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 MAX_ITEMS = 5000
 MAX_LABELS = 50
 MIN_CALIBRATED = 20  # scored items from which their mean estimates the worker's leaning (see leaning)
+NEUTRAL_FLOOR = 4  # the empty text's leaning is used when it gives every label 1/NEUTRAL_FLOOR of an even share
 OTHER_LABELS = frozenset({"other", "others", "none", "no", "neither", "something else", "anything else"})
 LABEL_SYSTEM = "You are a careful assistant."  # the worker's NOT FOUND rule made a 0.5B answer "yes" to everything
 
@@ -60,11 +61,18 @@ def leaning(gens: list[Generation | None], neutral: Generation | None) -> list[f
     "human being" lines for 87). Against the items' mean (batch calibration, Zhou et al. 2024): 77 % and 71 %, but
     counts pulled towards equal (162 for 87) and the wrong most common label. On 30 everyday lines (food, sport,
     weather) the empty text was no neutral: it gave "sport" 2 to 5 %, and calibrating by it took 21 right down to 17,
-    where the mean took it up to 26. So the empty text is used when it leaves every label at least a third of an
+    where the mean took it up to 26. So the empty text is used when it leaves every label at least a quarter of an
     even share (OOLONG's lowest was 8 % of 6 labels), the mean otherwise, from :data:`MIN_CALIBRATED` items.
+
+    Why a quarter, not the third it was: with the entries' description as the instruction (the category step,
+    :mod:`engine.strategy.categories`), the empty text gave "numeric value" 5.0 % of 6 labels (0.30 of an even
+    share). On 160 lines of each of the public quick profile's two 32K windows, calibrating by it was right for 77 %
+    and 73 % of the lines, against 73 % and 67 % by the mean, and its counts were near the truth (14 "human being"
+    for 18; 47 "description and abstract concept" for 55, the most common, where the mean made "abbreviation" the
+    most common). The everyday lines' 2 to 5 % (0.06 to 0.2 of an even share, of 3 or 4 labels) stay below it.
     """
     if neutral is not None and neutral.choice_logprobs is not None:
-        floor = math.log(1 / (3 * len(neutral.choice_logprobs)))
+        floor = math.log(1 / (NEUTRAL_FLOOR * len(neutral.choice_logprobs)))
         if min(neutral.choice_logprobs) >= floor:
             return list(neutral.choice_logprobs)
     scored = [g.choice_logprobs for g in gens if g is not None and g.choice_logprobs is not None]

@@ -242,6 +242,15 @@ def test_label_with_two_topics_gets_other_too(env):
     assert c.answer == "other, payment"
 
 
+def test_a_closed_label_set_gets_no_catch_all(env):
+    """``closed=True``: the labels are the whole set a question lists, so no "other" is added to them."""
+    cells = ["labels = label(context.splitlines(), ['payment', 'app'], closed=True)\nFINAL(labels.count('app'))"]
+    c, _, wk = _run(
+        env, cells, "\n".join(TICKETS), worker=lambda p: "payment" if "other" in _ticket_worker(p) else "app"
+    )
+    assert "Labels: payment, app.\n" in wk.batch_calls[0][1][0] and c.answer == "3"
+
+
 def test_a_placeholder_label_is_refused(env):
     """Seen: a 1.5B root copied ``label(rows, ['<the condition>'])`` from the count hint as it stood."""
     cells = ["label(context.splitlines(), ['<the condition>'])", "FINAL('x')"]

@@ -3,7 +3,9 @@
 Why the checks (seen on questions outside the public suite): ``classify(lines, ["charge", "payment"])`` without a
 catch-all gave every one of 300 support tickets one of the two labels, and the count came out 284 for a truth of
 70; labelling every line of 227 K characters for a lookup ran the run out of time. So "other" is always added,
-a labelling that cannot finish in the run's remaining wall clock is refused with the estimate
+unless the labels are a closed set the question lists (``closed``: a catch-all took 35 of 274 lines from six
+listed categories, most of them from the largest, 31 for 62, public aggregate at 8K), a labelling that cannot
+finish in the run's remaining wall clock is refused with the estimate
 (:mod:`engine.operators.cost`), and one that puts every item under one label is refused with the counts, since
 such a labelling cannot answer a count or a group-by.
 """
@@ -39,7 +41,8 @@ def label(ops: Operators, a: dict[str, Any]) -> dict[str, Any]:
     """The host call ``op_label``: {"labels": [...]} or {"refused": one line}."""
     t0 = time.monotonic()
     items = [str(x) for x in (a.get("items") or [])]
-    labels = with_catch_all([str(x) for x in (a.get("labels") or [])])
+    given = [str(x).strip() for x in (a.get("labels") or []) if str(x).strip()]
+    labels = given if a.get("closed") and len(given) >= 2 else with_catch_all(given)
     instruction = str(a.get("instruction") or "").strip()
     args = f"{len(items)} items, {labels}"
     if not items:

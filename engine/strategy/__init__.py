@@ -11,6 +11,7 @@ only the REPL's ``run_cell``, the question, the prompt's facts, the root's model
 - :mod:`~engine.strategy.guest`: the code that step runs in the REPL (counts, records, definitions, callers).
 - :mod:`~engine.strategy.question`: the question's words, names and paths, read by code alone.
 - :mod:`~engine.strategy.compare`: a choice between named things, decided by code.
+- :mod:`~engine.strategy.categories`: a count over the categories a question lists, labelled by the worker.
 - :mod:`~engine.strategy.fields`: the fields of the prompt's entries, as extract patterns.
 - :mod:`~engine.strategy.prompts`: system prompts, the first message, the hints.
 - :mod:`~engine.strategy.finish`: which ``FINAL`` values are refused, and when a re-sent cell ends the run.
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field, replace
 
 from engine.backends.base import BackendInfo
 from engine.grounding import content_words, distinctive
+from engine.strategy.categories import categorised_step
 from engine.strategy.fields import asks_count, condition_bound
 from engine.strategy.finish import cell_answer, from_reading, printed_value, refusal, self_printed, step_answer
 from engine.strategy.guest import MAX_MENTIONS_READ
@@ -123,6 +125,8 @@ def prepare(
         facts = replace(facts, narrow=deciding(run_cell, facts.narrow))
     fields = entry_fields(run_cell, question, facts.narrow) if counting else None
     compared = choice(run_cell, question, facts) if stepped and operators and not source else None
-    step = first_step(question, facts, operators, source, fields, compared) if stepped else None
+    step = categorised_step(run_cell, question, meta.lines) if stepped and operators and not source else None
+    if stepped and step is None:
+        step = first_step(question, facts, operators, source, fields, compared)
     absent = not rows and bool(content_words(question))
     return Strategy(TYPED, operators, source, facts.words, key, step, facts.rarest, absent)

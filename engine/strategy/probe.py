@@ -87,7 +87,7 @@ class PlannedStep:
     computed: bool = False  # the step's `answer` is computed by code (a comparison), not read by the worker
 
 
-def _value(r: CellResult) -> object:
+def value_of(r: CellResult) -> object:
     text = (r.display or r.stdout or "").strip()
     if r.error or not text:
         return None
@@ -103,7 +103,7 @@ def _value(r: CellResult) -> object:
 def has_operators(run_cell: RunCell) -> bool:
     """Whether the REPL offers the typed operator library (``find``, ``read``, ...)."""
     try:
-        return _value(run_cell(f"all(callable(globals().get(n)) for n in {OPERATORS!r})")) is True
+        return value_of(run_cell(f"all(callable(globals().get(n)) for n in {OPERATORS!r})")) is True
     except Exception:  # noqa: BLE001 - an environment without the check: no operators
         return False
 
@@ -123,7 +123,7 @@ def ranked_terms(run_cell: RunCell, question: str, inside: bool = False) -> list
         return []
     pairs = phrases(question, words)
     closed = closed_forms(question, words)
-    counts = _value(run_cell(f"{MENTIONS}\nmentions({words + pairs + list(closed)!r})"))
+    counts = value_of(run_cell(f"{MENTIONS}\nmentions({words + pairs + list(closed)!r})"))
     if not isinstance(counts, dict):
         return []
     if inside:
@@ -134,7 +134,7 @@ def ranked_terms(run_cell: RunCell, question: str, inside: bool = False) -> list
     rare = [p for p in pairs if 0 < counts.get(p, 0) <= MAX_MENTIONS_READ < min(counts.get(w, 0) for w in p.split())]
     cands = words + rare
     present = [(w, counts[w]) for w in cands if isinstance(counts.get(w), int) and counts[w] > 0]
-    header = _value(run_cell(f"{MENTIONS}\n{HEADER}\nheader_only({[w for w, c in present if c == 1]!r})"))
+    header = value_of(run_cell(f"{MENTIONS}\n{HEADER}\nheader_only({[w for w, c in present if c == 1]!r})"))
     if isinstance(header, list) and 0 < len(header) < len(present):
         present = [(w, c) for w, c in present if w not in header]
     return sorted(present, key=lambda wc: (wc[1], cands.index(wc[0])))[:MAX_TERMS]
@@ -153,7 +153,7 @@ def entry_fields(run_cell: RunCell, question: str, terms: list[str]) -> EntryFie
         f"[x for _, x in search(rx, max_hits={SAMPLE_LINES}, width=0, ignore_case=True)] + "
         f"['\\n'.join((_window(0, 1000) or '').split('\\n')[:{OPENING_LINES}])]"
     )
-    got = _value(run_cell(cell))
+    got = value_of(run_cell(cell))
     if not (isinstance(got, list) and len(got) >= 2 and all(isinstance(x, str) for x in got)):
         return None
     return entry_fields_of(got[:-1], got[-1], question)
@@ -191,7 +191,7 @@ def deciding(run_cell: RunCell, terms: list[str]) -> list[str]:
 def _lines_holding(run_cell: RunCell, terms: list[str]) -> int | None:
     """How many non-empty lines hold every one of ``terms`` as the count plan's filters match them."""
     rx = "(?m)^" + "".join(f"(?=[^\n]*{plural(x)})" for x in terms) + "[^\n]*\\S"
-    n = _value(run_cell(f"len(search({rx!r}, max_hits={MAX_LINES_COUNTED}, width=0, ignore_case=True))"))
+    n = value_of(run_cell(f"len(search({rx!r}, max_hits={MAX_LINES_COUNTED}, width=0, ignore_case=True))"))
     return n if isinstance(n, int) else None
 
 
@@ -205,7 +205,7 @@ def is_source_dump(run_cell: RunCell, lines: int) -> bool:
     cell = (
         f"(len(search({header_pattern()!r}, max_hits=2, width=0)), len(search({DEF_LINE!r}, max_hits={need}, width=0)))"
     )
-    got = _value(run_cell(cell))
+    got = value_of(run_cell(cell))
     if not (isinstance(got, tuple) and len(got) == 2):
         return False
     headers, defs = got
@@ -248,7 +248,7 @@ class TermFacts:
 def choice(run_cell: RunCell, question: str, facts: TermFacts) -> Comparison | None:
     """The comparison between things the question names, decided by code (:mod:`engine.strategy.compare`)."""
     setup = f"{MENTIONS}\nt = {facts.words!r}\nown = {facts.own!r}\n{AROUND}\n{RECORDS}\n"
-    return find_comparison(lambda expr: _value(run_cell(setup + expr)), question)
+    return find_comparison(lambda expr: value_of(run_cell(setup + expr)), question)
 
 
 def first_step(

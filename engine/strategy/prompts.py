@@ -167,6 +167,12 @@ HINT_COMPARED = (
     "with the {extreme} value, chosen by code. If `answer` answers the question, call FINAL(answer). If a value "
     "printed is not the one the question compares, extract the right field from `rows` and reduce again."
 )
+# After the labelling step for a question that lists its categories (engine.strategy.categories)
+HINT_CATEGORISED = (
+    "That first step was run for you: every entry labelled by the helper with the categories the question lists, "
+    "the count of each, and the answer by code. If `answer` answers the question, call FINAL(answer). `rows` and "
+    "`labels` are aligned: [r for r, x in zip(rows, labels) if x == ...] keeps one category's entries."
+)
 HINT_PROBE_SOURCE = HINT_PROBE + " For code, definition(name) gives a function's or class's source."
 # After the source step for a parameter's default when code could not decide it (no one parameter of the signature
 # is named; a decided default ends the run at the step, engine.loop)

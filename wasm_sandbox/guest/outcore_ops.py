@@ -347,15 +347,15 @@ def read(passages, question=None):
     return Answer(r["answer"], r["grounded"], r["evidence"])
 
 
-def label(items, labels, instruction=None):
+def label(items, labels, instruction=None, closed=False):
     """One label per item from `labels` by the worker, aligned with `items`; 'other' is always added as the
-    catch-all when no label is one.
+    catch-all when no label is one, unless `closed` (the labels are the whole set: the question lists them).
 
     Refused before it runs when the measured time per item says it cannot finish in the run's remaining time
     (the message has the estimate: filter the items with a regex first), and after it runs when every item got
     the same label (the counts are in the message: the labels do not separate these items)."""
     items = list(items)
-    args = {"items": [_text(x) for x in items], "labels": [str(x) for x in labels]}
+    args = {"items": [_text(x) for x in items], "labels": [str(x) for x in labels], "closed": bool(closed)}
     if instruction is not None:
         args["instruction"] = str(instruction)
     r = _call("op_label", args)
