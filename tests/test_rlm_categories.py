@@ -31,6 +31,10 @@ from tests.test_rlm_loop import code
          ["sport", "politics", "business", "science"], "science", "count"),
         ("Dishes are italian / mexican / indian; which is the least common?", ["italian", "mexican", "indian"],
          None, "min"),
+        ("Each review is positive, negative or mixed (mixed means it praises and criticises; negative means it only "
+         "criticises). How many reviews are negative?", ["positive", "negative", "mixed"], "negative", "count"),
+        ("Every line is one of: a 'bug report', a 'feature request', 'praise', or 'question'. How many are 'feature "
+         "request' entries?", ["bug report", "feature request", "praise", "question"], "feature request", "count"),
     ],
 )  # fmt: skip
 def test_the_listed_categories_and_what_is_asked_of_them(question, options, target, op):

@@ -78,8 +78,9 @@ def _named(option: str) -> str:
 
 def categories(question: str) -> Categories | None:
     """The category set the question lists and what it asks of it, or None (no list, a lettered multiple choice,
-    options that repeat, two options named again, one named but no count asked, or nothing asked of one option or
-    of the most or least)."""
+    options that repeat, two options named again where the question asks, one named but no count asked, or nothing
+    asked of one option or of the most or least). An option named where the question defines it ("mixed means ...")
+    is not what is counted: the sentences that ask decide."""
     if lettered(question):
         return None
     found = listed(question)
@@ -90,7 +91,8 @@ def categories(question: str) -> Categories | None:
     if len(set(low)) != len(low):
         return None
     rest = question[:a] + " " + question[b:]
-    named = [o for o in options if re.search(_named(o), rest, re.IGNORECASE)]
+    asking = [x for x in _SENTENCE_END.split(rest) if x.rstrip().endswith("?") or asks_count(x)]
+    named = [o for o in options if re.search(_named(o), " ".join(asking) or rest, re.IGNORECASE)]
     if named:  # one option named again is counted; two are a relation between them (not a count of one)
         return Categories(options, named[0], "count", rest) if len(named) == 1 and asks_count(rest) else None
     op = "min" if _LEAST.search(rest) else "max" if _MOST.search(rest) else None
