@@ -34,11 +34,11 @@ def listed(question: str) -> tuple[list[str], tuple[int, int]] | None:
     for m in _PLAIN_LIST.finditer(question):
         seps = list(_SPLIT.finditer(question, m.start(), m.end()))
         bounds = [m.start(), *(x for sep in seps for x in sep.span()), m.end()]
+        if any(re.search(r"\b(?:or|and)\b", sep.group(0)) for sep in seps[:-1]):
+            continue  # "or" / "and" joins only the last option: "A and B, tell me which" lists nothing
         parts = [(bounds[k], question[bounds[k] : bounds[k + 1]]) for k in range(0, len(bounds), 2)]
         first = " ".join(_trailing_content(parts[0][1].split()))  # "each review is positive" -> "positive"
         opts, end = [first], parts[0][0] + len(parts[0][1])
-        if any(re.search(r"\b(?:or|and)\b", sep.group(0)) for sep in seps[:-1]):
-            continue  # "or" / "and" joins only the last option: "A and B, tell me which" lists nothing
         for at, part in parts[1:]:
             words = _trim_article(part.split())
             lead = " ".join(_leading_content(words))  # "mixed in tone" -> "mixed": the list ends there

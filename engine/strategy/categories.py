@@ -114,9 +114,9 @@ ENTRIES = (
     "    if text:\n"
     "        firsts = [b.lstrip().split('\\n', 1)[0] for b in re.split(r'\\n[ \\t]*\\n', text) if b.strip()]\n"
     "        keys = collections.Counter(m.group(0) for m in (re.match(r'[^\\W\\d_][\\w-]*:', f) for f in firsts) if m)\n"
-    "        lines = sum(1 for x in text.splitlines() if x.strip())\n"
-    f"        if keys and keys.most_common(1)[0][1] >= {MIN_ENTRIES} and lines >= 2 * keys.most_common(1)[0][1]:\n"
-    "            return entries('^' + re.escape(keys.most_common(1)[0][0]))\n"
+    "        key, n = keys.most_common(1)[0] if keys else ('', 0)\n"
+    f"        if n >= {MIN_ENTRIES} and sum(1 for x in text.splitlines() if x.strip()) >= 2 * n:\n"
+    "            return entries('^' + re.escape(key))\n"
     "    return [e for e in entries() if not re.match(r'\\s*#{1,6}\\s', e)]"
 )
 
