@@ -70,6 +70,7 @@ def leaning(gens: list[Generation | None], neutral: Generation | None) -> list[f
     and 73 % of the lines, against 73 % and 67 % by the mean, and its counts were near the truth (14 "human being"
     for 18; 47 "description and abstract concept" for 55, the most common, where the mean made "abbreviation" the
     most common). The everyday lines' 2 to 5 % (0.06 to 0.2 of an even share, of 3 or 4 labels) stay below it.
+    Shown on one family only (the public aggregate); no family of the general test split labels with a set this size.
     """
     if neutral is not None and neutral.choice_logprobs is not None:
         floor = math.log(1 / (NEUTRAL_FLOOR * len(neutral.choice_logprobs)))

@@ -120,13 +120,13 @@ def prepare(
     bound = condition_bound(question)  # "10" of "fewer than 10 units": no term to narrow by
     facts = TermFacts(rows, key, distinctive([r for r in rows if r[0] != bound])[:NARROW_TERMS], own)
     stepped = first and meta.chars >= MIN_PROBE_CHARS
-    counting = stepped and operators and (facts.rarest > MAX_MENTIONS_READ or asks_count(question))
-    if counting:
-        facts = replace(facts, narrow=deciding(run_cell, facts.narrow))
-    fields = entry_fields(run_cell, question, facts.narrow) if counting else None
-    compared = choice(run_cell, question, facts) if stepped and operators and not source else None
     step = categorised_step(run_cell, question, meta.lines) if stepped and operators and not source else None
-    if stepped and step is None:
+    if stepped and step is None:  # the probe's narrowing, fields and comparison serve only the usual first step
+        counting = operators and (facts.rarest > MAX_MENTIONS_READ or asks_count(question))
+        if counting:
+            facts = replace(facts, narrow=deciding(run_cell, facts.narrow))
+        fields = entry_fields(run_cell, question, facts.narrow) if counting else None
+        compared = choice(run_cell, question, facts) if operators and not source else None
         step = first_step(question, facts, operators, source, fields, compared)
     absent = not rows and bool(content_words(question))
     return Strategy(TYPED, operators, source, facts.words, key, step, facts.rarest, absent)

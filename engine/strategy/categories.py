@@ -14,6 +14,12 @@ What is read, by code alone and in any wording:
 - the step runs only when the options are (nearly) absent from the prompt's entries: where entries write their
   category ("category: billing"), a filter decides it and the count plan serves;
 - a value of the question that holds a digit (a user id, a date) and occurs in some entries narrows them first.
+
+Measured, and what is not: no family of the general test split lists categories, so the step is shown on no
+three test-split families. It fired on the public aggregate family (32K, 2 instances: 0 before, 50 with it, the most
+common label right and a count of 60 for 87) and on six held-out probes in six formats written blind to the code
+(2 of 6 right at first; two did not start the step, fixed since, so they are dev: 88 for 79, 99 for 73). The 5 %
+share below is shown in tests only.
 """
 
 from __future__ import annotations
@@ -24,11 +30,12 @@ from dataclasses import dataclass
 from engine.grounding import content_words, lettered
 from engine.listing import listed
 from engine.strategy.fields import asks_count
-from engine.strategy.guest import MENTIONS, whole_word
+from engine.strategy.guest import MENTIONS, WINDOW, whole_word
 from engine.strategy.probe import PlannedStep, RunCell, value_of
 from engine.strategy.prompts import HINT_CATEGORISED
 
-# mentions of all the options together, per entry, past which the entries write their category (code decides it)
+# mentions of all the options together, per line of the prompt, past which the entries write their category (code
+# decides it); per line, not per entry: a record of several lines (an e-mail) may write its category once
 MAX_WRITTEN_SHARE = 0.05
 MIN_ENTRIES = 20  # fewer entries are read whole by a reading; a labelling is for many
 
@@ -121,20 +128,20 @@ ENTRIES = (
 )
 
 
-def categorised_step(run_cell: RunCell, question: str, entries: int) -> PlannedStep | None:
+def categorised_step(run_cell: RunCell, question: str, lines: int) -> PlannedStep | None:
     """The labelling step, when the question lists categories, asks a count of one or the most or least common, and
     the prompt's entries do not write them (see the module's docstring); else None."""
     cats = categories(question)
-    if cats is None or entries < MIN_ENTRIES:
+    if cats is None or lines < MIN_ENTRIES:
         return None
     counts = value_of(run_cell(f"{MENTIONS}\nmentions({cats.options!r})"))
     if (
         not isinstance(counts, dict)
-        or sum(v for v in counts.values() if isinstance(v, int)) > MAX_WRITTEN_SHARE * entries
+        or sum(v for v in counts.values() if isinstance(v, int)) > MAX_WRITTEN_SHARE * lines
     ):
         return None
     keyed = _keyed(cats.rest, cats.options)
-    setup = f"{MENTIONS}\n{ENTRIES}\ncats = {cats.options!r}\nabout = {described(question, cats.options)!r}"
+    setup = f"import re\n{WINDOW}\n{ENTRIES}\ncats = {cats.options!r}\nabout = {described(question, cats.options)!r}"
     code = "rows = _entries()\n"
     for k in keyed:
         code += f"rows = filter(rows, {whole_word(k)!r})\n"
