@@ -32,6 +32,7 @@ from typing import Any
 
 from bench.machine import describe as machine
 from engine.backends.base import Message, SamplingParams
+from engine.backends.llama.model import safe_weight_buffers
 
 RESULTS = Path(__file__).resolve().parent / "results" / "subcalls.json"
 NAMES = ["Ada", "Bruno", "Chen", "Dara", "Emeka", "Farah", "Goran", "Hana", "Ivo", "Jun", "Kemal", "Lena"]
@@ -115,17 +116,18 @@ class HighLevel:
 
         # outcore's context settings (n_ctx, n_batch, n_ubatch, threads, flash attention): both compute in the
         # same physical batches; only the KV layout (one sequence here) and the scheduling differ
-        self.llm = Llama(
-            model_path=str(path),
-            n_ctx=n_ctx,
-            n_threads=n_threads,
-            n_threads_batch=n_threads,
-            n_batch=n_batch,
-            n_ubatch=n_ubatch,
-            flash_attn=True,
-            n_gpu_layers=-1,  # as outcore's default: every layer on a GPU when llama.cpp has one (none on a CPU build)
-            verbose=False,
-        )
+        with safe_weight_buffers():  # as outcore loads its models
+            self.llm = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_threads_batch=n_threads,
+                n_batch=n_batch,
+                n_ubatch=n_ubatch,
+                flash_attn=True,
+                n_gpu_layers=-1,  # as outcore's default: every layer on a GPU when llama.cpp has one (none on a CPU)
+                verbose=False,
+            )
 
     def generate(self, tokens: list[int], max_tokens: int, reset_state: bool = False) -> list[int]:
         import llama_cpp

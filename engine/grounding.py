@@ -331,6 +331,25 @@ def reply_answer(raw: str) -> str:
 
 _CITED = re.compile(r"(?i)lines?\s*:")
 _NOT_FOUND = re.compile(r"(?i)\W*not\s+found\W*")
+MIN_CITED_SHARE = 0.8  # see cited_line()
+
+
+def cited_line(raw: str, text: str) -> str | None:
+    """The line of ``text`` that a worker's reply cites after ``Line:``, as ``text`` writes it; None when the reply
+    cites none, or no line of ``text`` holds :data:`MIN_CITED_SHARE` of the cited line's content words.
+
+    Why not the worker's copy: it rewords as it copies ("The ferry captain Mara Quill kept ..." for "Mara Quill, the
+    ferry captain, kept ..."), and only the text's own line is evidence."""
+    cited = next((ln.split(":", 1)[1].strip() for ln in raw.splitlines() if _CITED.match(ln.strip())), "")
+    words = set(content_words(cited))
+    if not words or _NOT_FOUND.fullmatch(cited):
+        return None
+    best, share = None, MIN_CITED_SHARE
+    for line in text.splitlines():
+        n = len(words & set(content_words(line))) / len(words)
+        if n >= share:
+            best, share = line.strip(), n
+    return best
 
 
 def content_words(text: str) -> list[str]:

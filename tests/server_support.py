@@ -41,7 +41,12 @@ def llama_cpp_server(model: Path, log_path: Path, n_ctx: int = 2048, timeout: fl
     """A real ``llama_cpp.server`` on 127.0.0.1 (2 threads), ready to serve: yields its ``http://host:port``."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1"]
+    # run as outcore loads its models: llama.cpp's AMX matmul crashes on some CPUs (safe_weight_buffers says why)
+    launch = (
+        "import runpy, sys; from engine.backends.llama.model import safe_weight_buffers; sys.argv[0] = 'llama_cpp.server'\n"
+        "with safe_weight_buffers(): runpy.run_module('llama_cpp.server', run_name='__main__')"
+    )
+    argv = [sys.executable, "-c", launch, "--model", str(model), "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", "2", "--verbose", "False"]
     with open(log_path, "wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)

@@ -318,3 +318,24 @@ def test_llama_cpp_logs_are_json_lines_not_raw_stderr(tmp_path: Path) -> None:
     assert any('"outcore.llama_cpp"' in line for line in lines)  # llama.cpp did log, through us
     for line in lines:
         assert json.loads(line)["logger"].startswith("outcore"), line
+
+
+@pytest.mark.parametrize(
+    ("system_info", "extra"),
+    [(b"CPU : AVX2 = 1 | AMX_INT8 = 1 | ", False), (b"CPU : AVX2 = 1 | AVX512 = 1 | REPACK = 1 | ", True)],
+)
+def test_weights_skip_the_extra_buffers_where_llama_cpp_reports_amx(monkeypatch, system_info, extra):
+    """llama.cpp's AMX matmul segfaults on Q4_K weights on some CPUs: there the weights stay in the plain buffer."""
+    from llama_cpp import llama_cpp as C
+
+    from engine.backends.llama import model
+
+    default = C.llama_model_default_params
+    monkeypatch.setattr(C, "llama_print_system_info", lambda: system_info)
+    model._extra_buffers_safe.cache_clear()
+    try:
+        with model.safe_weight_buffers():
+            assert C.llama_model_default_params().use_extra_bufts is extra
+        assert C.llama_model_default_params is default
+    finally:
+        model._extra_buffers_safe.cache_clear()

@@ -124,6 +124,36 @@ def test_read_over_passages_without_the_questions_rare_words_is_not_grounded(env
     assert "mentions none of the question's distinctive words" in evidence and "cobalt" in evidence
 
 
+def _citing(line: str, second: str):
+    """A worker that cites ``line`` and answers NOT FOUND, and answers ``second`` when asked over one line alone."""
+    return lambda p: second if p.startswith("Line: ") else f"Line: {line}\nAnswer: NOT FOUND"
+
+
+def test_read_asks_again_over_the_line_the_worker_cited_with_no_answer(env, tmp_path):
+    cells = ["a = read(find('cobalt badger vault'))\nFINAL('|'.join([str(a.grounded), a]))"]
+    reworded = NEEDLE.replace("Vault register:", "In the vault register,")  # a worker rewords what it copies
+    c, _, wk = _run(env, cells, _needle_text(), worker=_citing(reworded, "7731-QX"), tmp_path=tmp_path)
+    assert c.answer == "True|7731-QX"
+    assert wk.batch_calls[1][1][0].startswith(f"Line: {NEEDLE}\n")  # the text's own line, not the worker's copy
+    (ev,) = [e for e in _events(tmp_path) if e["event"] == "operator" and e["name"] == "read"]
+    assert ev["second_look"] is True and ev["grounded"] is True
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "user3 asked for access to the build server; access code policy applies to host3",  # none of the rare words
+        "NOT FOUND",
+        "a line that the text does not hold at all",
+    ],  # fmt: skip
+)
+def test_read_asks_no_second_time_over_a_line_that_is_not_about_the_question(env, line):
+    text = "\n".join([*_access_log()[:4], NEEDLE])  # the passage read holds the access lines and the needle
+    cells = ["a = read([context])\nFINAL('|'.join([str(a.grounded), a]))"]
+    c, _, wk = _run(env, cells, text, worker=_citing(line, "7731-QX"))
+    assert c.answer == "False|NOT FOUND" and len(wk.batch_calls) == 1
+
+
 def test_read_with_no_passages_is_refused(env):
     c, root, wk = _run(env, ["read([])", "FINAL('x')"], _needle_text())
     assert "StepRefused: read() got no passages" in _outputs(root)[0] and not wk.batch_calls

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from engine.grounding import (
     appears_in,
     asks_polar,
+    cited_line,
+    content_words,
     distinctive,
     grounded,
     is_non_answer,
@@ -61,6 +63,17 @@ READ_PROMPT = (
 # A yes/no question whose free reading answered neither is read again too: seen on the general test split (seed v8,
 # g-docs-yesno), "Supported" for "Does version 4.9 support custom webhooks?" ended final and scored as no answer.
 CHOICE_PROMPT = "Text:\n{text}\n\nQuestion: {question}\nAnswer from the text above only, with one of: {choices}."
+# The line a reading cited while it answered NOT FOUND, read again alone. Why: seen on a Xeon with AMX (where
+# llama.cpp computes with other kernels than on the CI machine), the 0.5B worker replied "Line: The ferry captain Mara
+# Quill kept in her tin chest a silver whistle from her mother. / Answer: NOT FOUND" to "What did the ferry captain
+# Mara Quill keep in her tin chest?" (tests/test_rlm_e2e.py::test_search_then_worker), three times, and the run
+# ended at the loop stop with the answer in hand. Asked this over the cited line alone, the 0.5B and 1.5B workers
+# answered "silver whistle", and over a chat line and a contract clause the name and "30 days". Only a line of the text
+# that names at least half of the question's distinctive words the text read names is read again (see _second_look).
+SECOND_PROMPT = (
+    "Line: {line}\n\nQuestion: {question}\nThis line answers the question. Reply with the answer alone, copied from "
+    "the line (a name, number, date, code or short phrase)."
+)
 POLAR = ("yes", "no")
 MAX_ANSWER_TOKENS = 96
 SEPARATOR = "\n\n"
@@ -108,6 +121,8 @@ def read(ops: Operators, a: dict[str, Any]) -> dict[str, Any]:
     raw = "" if gen is None else gen.text.strip()
     answer = reply_answer(raw)
     choices = tuple(lettered(question)) or (POLAR if asks_polar(question) else named_options(question, words, passages))
+    second = not choices and is_non_answer(answer, question) and _second_look(ops, raw, text, question, words)
+    answer = second or answer
     if choices and (is_non_answer(answer, question) or (choices == POLAR and not polar(answer))):
         prompt = CHOICE_PROMPT.format(text=text, question=question, choices=", ".join(choices))
         chosen = run.maps._ask([prompt], MAX_ANSWER_TOKENS, "read", choices=choices)[0]
@@ -126,6 +141,20 @@ def read(ops: Operators, a: dict[str, Any]) -> dict[str, Any]:
         result = {"answer": NOT_FOUND, "grounded": False, "evidence": why}
     ops.emit(
         "read", args, len(passages), int(ok), None, time.monotonic() - t0,
-        answer=clip(answer, 200), grounded=ok, reason=why, terms=words,
+        answer=clip(answer, 200), grounded=ok, reason=why, terms=words, second_look=bool(second),
     )  # fmt: skip
     return result
+
+
+def _second_look(ops: Operators, raw: str, text: str, question: str, words: list[str]) -> str | None:
+    """The answer read from the line the worker cited while it answered NOT FOUND (:data:`SECOND_PROMPT`); None when
+    it cited no line of ``text``, or one that names fewer than half of the distinctive words ``text`` names."""
+    line = cited_line(raw, text)
+    if line is None:
+        return None
+    named = [w for w in words if set(content_words(w)) <= set(content_words(text))]
+    held = [w for w in named if set(content_words(w)) <= set(content_words(line))]
+    if not held or 2 * len(held) < len(named):
+        return None
+    gen = ops.run.maps._ask([SECOND_PROMPT.format(line=line, question=question)], MAX_ANSWER_TOKENS, "read")[0]
+    return reply_answer(gen.text) if gen is not None and gen.text.strip() else None

@@ -10,6 +10,7 @@ thread only, which the backend joins before it closes the model.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import random
 import threading
@@ -38,6 +39,39 @@ def _ensure_backend_init() -> None:
         if not _backend_ready:
             C.llama_backend_init()
             _backend_ready = True
+
+
+@functools.cache
+def _extra_buffers_safe() -> bool:
+    """Whether weights may go to llama.cpp's extra CPU buffer types (AMX tiles, repacked layouts).
+
+    Not where llama.cpp reports AMX_INT8: its AMX matrix multiply segfaults on Q4_K weights on some machines
+    (ggml-org/llama.cpp#20824, closed unfixed). Measured on a Xeon with AMX_INT8 and a native build of
+    llama-cpp-python 0.3.36: the first decode crashed with each of the three default models, and ``make demo``
+    died with SIGSEGV. Without the extra buffers the weights stay in the plain CPU buffer, which every build has.
+    """
+    _ensure_backend_init()
+    return b"AMX_INT8 = 1" not in C.llama_print_system_info()
+
+
+@contextmanager
+def safe_weight_buffers() -> Iterator[None]:
+    """Load llama-cpp-python's high-level ``Llama`` (tests, the sub-call benchmark) with the same weight placement.
+
+    ``Llama`` takes no parameter for it, so its default model parameters are wrapped while it loads.
+    """
+    default = C.llama_model_default_params
+
+    def params() -> Any:
+        p = default()
+        p.use_extra_bufts = _extra_buffers_safe()
+        return p
+
+    C.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        C.llama_model_default_params = default
 
 
 def resolve_model(model: str) -> Path:
@@ -81,6 +115,7 @@ class LlamaModel:
 
         mparams = C.llama_model_default_params()
         mparams.n_gpu_layers = 999 if config.n_gpu_layers < 0 else config.n_gpu_layers
+        mparams.use_extra_bufts = _extra_buffers_safe()
         self._model = C.llama_model_load_from_file(str(model_path).encode(), mparams)
         if not self._model:
             raise BackendError(f"llama.cpp could not load the model file {model_path}")
