@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.grounding import appears_in, asks_polar, distinctive, grounded, is_non_answer, key_span, polar
+from engine.grounding import appears_in, as_written, asks_polar, distinctive, grounded, is_non_answer, key_span, polar
 from wasm_sandbox.operators import candidate_words, count_words, rank_terms
 
 QUESTION = "What is the access code assigned to the cobalt badger vault?"
@@ -29,6 +29,29 @@ def test_appears_in_whole_or_by_key_span():
     assert not appears_in("7731-QY", seen)  # an invented value
     assert not appears_in("773", seen)  # a part of a number is not the number
     assert not appears_in("The access code is 4417.", seen)
+
+
+@pytest.mark.parametrize(
+    ("answer", "seen", "held"),
+    [
+        ("10", "-- MySQL dump 10.13  Distrib 8.0.36", False),  # a piece of a version number
+        ("708", "a total of 1,708 units", False),
+        ("1,708", "a total of 1,708 units", True),
+        ("4.5", "rated 4.5 stars", True),
+        ("3", "items shipped: 3.", True),  # a sentence's full stop is no decimal point
+        ("30", "with 30-day notice", True),
+    ],
+)
+def test_a_number_appears_only_whole(answer, seen, held):
+    assert appears_in(answer, seen) is held
+
+
+def test_an_answer_without_the_texts_accents_appears_and_is_given_as_written():
+    seen = "commit 2e14\nAuthor: Tomás Ortega <tortega@example.org>"
+    assert appears_in("Tomas Ortega", seen) and not appears_in("Tomas Ortiz", seen)
+    assert as_written("Tomas Ortega", seen) == "Tomás Ortega"
+    assert as_written("B", "about the bridge") == "B"  # whole words only
+    assert as_written("silver whistle", "a Silver Whistle") == "silver whistle"  # case alone is left as it is
 
 
 def test_distinctive_keeps_words_of_the_rarest_order():
@@ -159,4 +182,3 @@ def test_the_answer_of_a_reply_that_cites_its_line():
     assert reply_answer("Line: Michael Venus (born 16 October 1987) is a ...") == ""  # a line copied, no answer
     assert reply_answer("NOT FOUND") == "NOT FOUND"
     assert reply_answer("Line: NOT FOUND\nAnswer: NOT SUPPORTED") == "NOT FOUND"  # no line: no answer
-

@@ -523,6 +523,22 @@ def test_a_first_step_keeps_the_records_that_mention_most_terms(env, tmp_path):
     assert c.answer == "90 days" and "Foods" not in first and "Pharma" not in first, (c.answer, first[:300])
 
 
+def test_a_question_for_the_newest_mention_reads_every_record_of_its_rare_term(env, tmp_path):
+    """Nine commits changed the file; two older ones also say "file". Asked for the most recent, all nine are read."""
+    authors = ["Ada Reid", "Bo Chen", "Cy Park", "Di Okafor", "Ed Moss", "Fay Lund", "Gus Hale", "Hal Ito", "Ivy Roe"]
+    recs = [
+        f"commit {i:040x}\nAuthor: {a}\n\n    {'file cleanup' if i in (5, 7) else 'tune the queue'}\n\n"
+        f" src/core/queue.py | {i + 2} ++\n\n"
+        for i, a in enumerate(authors)
+    ]
+    other = "".join(f"commit {i:040x}\nAuthor: Zed Ames\n\n    docs file\n\n README.md | 1 +\n\n" for i in range(60, 100))
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 2, {"Ada Reid": "Ada Reid"}, tmp_path, plan_mode="typed")
+    q = "Who is the author of the most recent commit that modified the file src/core/queue.py? Newest first."
+    c = rlm.completion("".join(recs) + other, q)
+    (first,) = wk.batch_calls[0][1]
+    assert c.answer == "Ada Reid" and all(a in first for a in authors), (c.answer, first[:600])
+
+
 def test_a_first_step_reads_the_rarest_terms_record_first(env, tmp_path):
     """The model's one line names only the rarest term; a general paragraph names more of the question's words.
     The record of the rarest term is read first; the paragraph of the other distinctive term ("model") after it."""

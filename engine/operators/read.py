@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.grounding import (
     appears_in,
+    as_written,
     asks_polar,
     cited_line,
     content_words,
@@ -133,7 +134,7 @@ def read(ops: Operators, a: dict[str, Any]) -> dict[str, Any]:
         ok, why = grounded(answer, text, words, question)
     if ok:
         span = key_span(answer, question)
-        answer = span if appears_in(span, text) else answer
+        answer = as_written(span if appears_in(span, text) else answer, text)
         run.subs._keep([answer])
         held = next((p for p in passages if appears_in(answer, p)), text)
         result = {"answer": answer, "grounded": True, "evidence": clip(held, 600)}

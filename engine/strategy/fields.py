@@ -189,6 +189,11 @@ _ASKS = {  # what a question's words ask a reduce for (plain English, no data se
 _COUNTS = re.compile(r"\b(?:how many|number of|count)\b", re.I)
 
 
+def asks_latest(question: str) -> bool:
+    """Whether the question asks for the newest of several mentions ("the most recent commit", "currently")."""
+    return bool(_ASKS["latest"].search(question))
+
+
 def asks_count(question: str) -> bool:
     """Whether the question's words ask for a number of things ("how many", "the number of", "count")."""
     return bool(_COUNTS.search(question))

