@@ -531,12 +531,34 @@ def test_a_question_for_the_newest_mention_reads_every_record_of_its_rare_term(e
         f" src/core/queue.py | {i + 2} ++\n\n"
         for i, a in enumerate(authors)
     ]
-    other = "".join(f"commit {i:040x}\nAuthor: Zed Ames\n\n    docs file\n\n README.md | 1 +\n\n" for i in range(60, 100))
+    other = "".join(
+        f"commit {i:040x}\nAuthor: Zed Ames\n\n    docs file\n\n README.md | 1 +\n\n" for i in range(60, 100)
+    )
     rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 2, {"Ada Reid": "Ada Reid"}, tmp_path, plan_mode="typed")
     q = "Who is the author of the most recent commit that modified the file src/core/queue.py? Newest first."
     c = rlm.completion("".join(recs) + other, q)
     (first,) = wk.batch_calls[0][1]
     assert c.answer == "Ada Reid" and all(a in first for a in authors), (c.answer, first[:600])
+
+
+def _chat_day(day: int) -> str:
+    lines = [f"=== #ops, 2025-03-{day:02d} ==="]
+    for task in ("release notes", "demo script", "press brief"):
+        lines += [f"[09:0{k}] P{day}{k}: about the {task}, item {k}" for k in range(4)] + ["[09:09] Q: coffee?"]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_long_section_is_read_as_its_heading_and_the_lines_that_name_the_question(env, tmp_path):
+    """A chat day of 16 lines about three tasks: the worker reads the day's heading and the four lines of the task."""
+    text = "".join(_chat_day(d) for d in range(1, 29))
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 2, {"P153": "P153"}, tmp_path, plan_mode="typed")
+    c = rlm.completion(text, "Who took the press brief in the chat of 2025-03-15?")
+    (first,) = wk.batch_calls[0][1]
+    body = first.split("Text:\n", 1)[1].split("\n\nQuestion:", 1)[0]
+    assert c.answer == "P153" and body.splitlines() == [
+        "=== #ops, 2025-03-15 ===",
+        *(f"[09:0{k}] P15{k}: about the press brief, item {k}" for k in range(4)),
+    ], body
 
 
 def test_a_first_step_reads_the_rarest_terms_record_first(env, tmp_path):
