@@ -561,6 +561,21 @@ def test_a_long_section_is_read_as_its_heading_and_the_lines_that_name_the_quest
     ], body
 
 
+def test_a_focused_section_keeps_the_lines_indented_under_a_kept_line(env, tmp_path):
+    """The service's "prod-eu:" names the question's environment; the port under it does not, and is read too."""
+
+    def service(name: str, port: int) -> str:
+        envs = "".join(f"    {e}:\n      host: h{port + k}.internal\n      port: {port + k}\n" for k, e in
+                       enumerate(["alpha", "beta", "gamma", "prod-eu", "delta"]))  # fmt: skip
+        return f"# service config\nname: {name}\nspec:\n  owner: team-{port % 7}\n  environments:\n{envs}"
+
+    text = "".join(service(n, 1000 + 10 * i) for i, n in enumerate(["ledger-sync", *(f"svc-{k}" for k in range(40))]))
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 2, {"port: 1003": "1003"}, tmp_path, plan_mode="typed")
+    c = rlm.completion(text, "Which number does ledger-sync listen on in prod-eu?")
+    (first,) = wk.batch_calls[0][1]
+    assert c.answer == "1003" and "port: 1003" in first and "port: 1000" not in first, first
+
+
 def test_a_first_step_reads_the_rarest_terms_record_first(env, tmp_path):
     """The model's one line names only the rarest term; a general paragraph names more of the question's words.
     The record of the rarest term is read first; the paragraph of the other distinctive term ("model") after it."""

@@ -130,10 +130,12 @@ PARENT_SPAN = 12_000
 PARENT_BLOCK = 3
 HEADING_CHARS = 120  # a heading is a short line
 # A long section is read as its heading and the lines that name one of the question's terms the heading does not
-# name, when those are at most a third of its lines. Why: a day of a team chat ("=== #team-ops, 2025-07-23 ===", some
-# 20 messages about three tasks) read whole, the 1.5B worker named the person who asked for the task, or one who
-# declined it. Over 12 dev instances of g-chat-who, the worker read the day whole and named the right person for 3;
-# over the heading and the lines that name the task, for 8.
+# name, each with the lines indented under it, when those are at most a third of its lines. Why: a day of a team chat
+# ("=== #team-ops, 2025-07-23 ===", some 20 messages about three tasks) read whole, the 1.5B worker named the person
+# who asked for the task, or one who declined it. Over 12 dev instances of g-chat-who, the worker read the day whole
+# and named the right person for 3; over the heading and the lines that name the task, for 8. Why the lines under
+# a kept line: a YAML service's "prod-eu:" names the question's environment and its "port: 31983" under it does not
+# (held-out probe; without them the reading answered another service's port).
 FOCUS_LINES = 10
 AROUND = (
     "def _indent(s):\n"
@@ -173,7 +175,15 @@ AROUND = (
     "def _focus(sec):\n"
     "    lines = sec.split('\\n')\n"
     "    words = [x for x in t if not re.search(_word(x), lines[0], re.IGNORECASE)]\n"
-    "    keep = [s for s in lines[1:] if any(re.search(_word(x), s, re.IGNORECASE) for x in words)]\n"
+    "    keep, under = [], None\n"
+    "    for s in lines[1:]:\n"
+    "        if under is not None and s.strip() and _indent(s) > under:\n"
+    "            keep.append(s)\n"
+    "        elif any(re.search(_word(x), s, re.IGNORECASE) for x in words):\n"
+    "            keep.append(s)\n"
+    "            under = _indent(s)\n"
+    "        else:\n"
+    "            under = None\n"
     f"    if len(lines) < {FOCUS_LINES} or not keep or 3 * len(keep) > len(lines):\n"
     "        return sec\n"
     "    return '\\n'.join([lines[0], *keep])\n"
