@@ -84,6 +84,7 @@ def test_final_and_show_vars(sb):
     r = sb.run_cell("SHOW_VARS()")
     assert "n: int = 7" in r.stdout and "m: int = 1" in r.stdout
     assert sb.run_cell("FINAL(['a', 1])").final == "['a', 1]"
+    assert sb.run_cell("def validate_session():\n    pass\nFINAL(validate_session)").final == "validate_session"
 
 
 def test_import_allow_list(sb):
