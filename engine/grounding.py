@@ -150,10 +150,10 @@ def appears_in(answer: str, seen: str) -> bool:
     wraps the value in a sentence ("The code is 4417-XK.") that the text does not hold word for word.
     """
     a = _norm(answer)
-    s = _norm(seen)
+    low_seen = _fold(seen)
+    s = " ".join(_WORD.findall(low_seen))  # _norm(seen), from the folded text at hand
     if not a:
         return False
-    low_seen = _fold(seen)
     compounds = _COMPOUND.findall(_fold(answer))
     digits = [t for t in compounds if any(c.isdigit() for c in t)]
     if any(not _whole_number(t, low_seen) for t in digits):

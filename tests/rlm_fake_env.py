@@ -129,7 +129,8 @@ class FakeEnvironment:
             return [(starts[max(0, i - 2)], "\n".join(lines[max(0, i - 2) : i + 3])) for _, i in sorted(scored)[:k]]
 
         def FINAL(value: Any) -> None:  # noqa: N802 - like the guest: records str(value), the cell goes on
-            self.final = str(value.__name__ if callable(value) and hasattr(value, "__name__") else value)
+            named = callable(value) and isinstance(getattr(value, "__name__", None), str)  # as the guest's FINAL
+            self.final = str(value.__name__ if named else value)
 
         self.ns.update(
             context=self.docs if self.docs is not None else text,

@@ -122,7 +122,7 @@ def read(ops: Operators, a: dict[str, Any]) -> dict[str, Any]:
     raw = "" if gen is None else gen.text.strip()
     answer = reply_answer(raw)
     choices = tuple(lettered(question)) or (POLAR if asks_polar(question) else named_options(question, words, passages))
-    second = not choices and is_non_answer(answer, question) and _second_look(ops, raw, text, question, words)
+    second = _second_look(ops, raw, text, question, words) if not choices and is_non_answer(answer, question) else None
     answer = second or answer
     if choices and (is_non_answer(answer, question) or (choices == POLAR and not polar(answer))):
         prompt = CHOICE_PROMPT.format(text=text, question=question, choices=", ".join(choices))
@@ -153,8 +153,9 @@ def _second_look(ops: Operators, raw: str, text: str, question: str, words: list
     line = cited_line(raw, text)
     if line is None:
         return None
-    named = [w for w in words if set(content_words(w)) <= set(content_words(text))]
-    held = [w for w in named if set(content_words(w)) <= set(content_words(line))]
+    in_text, in_line = set(content_words(text)), set(content_words(line))
+    named = [w for w in words if set(content_words(w)) <= in_text]
+    held = [w for w in named if set(content_words(w)) <= in_line]
     if not held or 2 * len(held) < len(named):
         return None
     gen = ops.run.maps._ask([SECOND_PROMPT.format(line=line, question=question)], MAX_ANSWER_TOKENS, "read")[0]
