@@ -55,7 +55,8 @@ def _fold(text: str) -> str:
     """``text`` in lower case without accents: "Tomás" and "Tomas" are one name to a check of what a text holds.
 
     Why: seen on a held-out probe (a `git log --stat`), the worker named the right author as "Tomas Ortega" and the
-    reading refused it, since the log writes "Tomás"."""
+    reading refused it, since the log writes "Tomás". No family of the general suite writes accents: shown on that
+    probe only."""
     return "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
 
 
@@ -137,7 +138,8 @@ def _whole_number(token: str, seen: str) -> bool:
     number: "10" is not in "MySQL dump 10.13", nor "708" in "1,708"; "30" is in "30-day notice".
 
     Why: seen on a held-out probe (an SQL dump, "the total quantity ordered of product code 'PRD-4471'"), the worker
-    answered "10" over the dump's header and the reading called it grounded."""
+    answered "10" over the dump's header and the reading called it grounded. A refusal only; it changed no score of
+    the general test split (seeds v16, v17), so it is shown on no three families."""
     rx = rf"(?<![^\W_])(?<!\d[.,]){re.escape(token)}(?![^\W_])(?![.,]\d)"
     return re.search(rx, seen) is not None
 

@@ -71,6 +71,8 @@ CHOICE_PROMPT = "Text:\n{text}\n\nQuestion: {question}\nAnswer from the text abo
 # ended at the loop stop with the answer in hand. Asked this over the cited line alone, the 0.5B and 1.5B workers
 # answered "silver whistle", and over a chat line and a contract clause the name and "30 days". Only a line of the text
 # that names at least half of the question's distinctive words the text read names is read again (see _second_look).
+# Not shown on three test-split families: on seed v16 it fired in both g-code-caller runs, and its answer (the
+# function itself) was refused as the first was; it helps where a worker cites the line and stops short.
 SECOND_PROMPT = (
     "Line: {line}\n\nQuestion: {question}\nThis line answers the question. Reply with the answer alone, copied from "
     "the line (a name, number, date, code or short phrase)."
