@@ -12,6 +12,7 @@ only the REPL's ``run_cell``, the question, the prompt's facts, the root's model
 - :mod:`~engine.strategy.question`: the question's words, names and paths, read by code alone.
 - :mod:`~engine.strategy.compare`: a choice between named things, decided by code.
 - :mod:`~engine.strategy.categories`: a count over the categories a question lists, labelled by the worker.
+- :mod:`~engine.strategy.pairs`: pairs of entities whose labelled entries meet the question's condition.
 - :mod:`~engine.strategy.fields`: the fields of the prompt's entries, as extract patterns.
 - :mod:`~engine.strategy.prompts`: system prompts, the first message, the hints.
 - :mod:`~engine.strategy.finish`: which ``FINAL`` values are refused, and when a re-sent cell ends the run.
@@ -28,6 +29,7 @@ from engine.strategy.fields import asks_count, condition_bound
 from engine.strategy.finish import cell_answer, from_reading, printed_value, refusal, self_printed, step_answer
 from engine.strategy.guest import MAX_MENTIONS_READ
 from engine.strategy.modes import CODE, TYPED, PlanMode, resolve_mode
+from engine.strategy.pairs import paired_step
 from engine.strategy.probe import (
     NARROW_TERMS,
     PlannedStep,
@@ -120,7 +122,9 @@ def prepare(
     bound = condition_bound(question)  # "10" of "fewer than 10 units": no term to narrow by
     facts = TermFacts(rows, key, distinctive([r for r in rows if r[0] != bound])[:NARROW_TERMS], own)
     stepped = first and meta.chars >= MIN_PROBE_CHARS
-    step = categorised_step(run_cell, question, meta.lines) if stepped and operators and not source else None
+    step = None
+    if stepped and operators and not source:
+        step = categorised_step(run_cell, question, meta.lines) or paired_step(run_cell, question, meta.lines)
     if stepped and step is None:  # the probe's narrowing, fields and comparison serve only the usual first step
         counting = operators and (facts.rarest > MAX_MENTIONS_READ or asks_count(question))
         if counting:

@@ -78,7 +78,7 @@ class Categories:
     rest: str
 
 
-def _named(option: str) -> str:
+def option_pattern(option: str) -> str:
     """The option as a whole word, or its plural ("questions" names the option "question")."""
     return r"(?<![\w-])" + re.escape(option).replace(r"\ ", r"\s+") + r"(?:s|es)?(?![\w-])"
 
@@ -99,7 +99,7 @@ def categories(question: str) -> Categories | None:
         return None
     rest = question[:a] + " " + question[b:]
     asking = [x for x in _SENTENCE_END.split(rest) if x.rstrip().endswith("?") or asks_count(x)]
-    named = [o for o in options if re.search(_named(o), " ".join(asking) or rest, re.IGNORECASE)]
+    named = [o for o in options if re.search(option_pattern(o), " ".join(asking) or rest, re.IGNORECASE)]
     if named:  # one option named again is counted; two are a relation between them (not a count of one)
         return Categories(options, named[0], "count", rest) if len(named) == 1 and asks_count(rest) else None
     op = "min" if _LEAST.search(rest) else "max" if _MOST.search(rest) else None

@@ -38,6 +38,7 @@ from engine.strategy.fields import asks_number
 
 Read = tuple[str, str]  # (the text a worker was given, its answer)
 MAX_ANSWER_CHARS = 300  # a cell result longer than this is a passage or a listing, not an answer
+MAX_COMPUTED_CHARS = 4_000  # a step's computed answer (a list of pairs): past this, the run's answer is a dump
 
 
 def _same(a: str, b: str) -> bool:
@@ -206,9 +207,10 @@ _OBJECT = re.compile(r"^<[A-Za-z_][\w.]*(?::| )[^\n]*>$")
 
 
 def step_answer(output: str) -> str | None:
-    """The value on the last ``answer:`` line a step printed, if any."""
+    """The value on the last ``answer:`` line a step printed, if any. Longer than a worker's answer may be: code
+    computed it, and a list of pairs is a line of several hundred characters."""
     found = [m.group(1).strip() for m in re.finditer(r"(?m)^answer:[ \t]*(\S.*)$", output)]
-    return found[-1] if found and len(found[-1]) <= MAX_ANSWER_CHARS else None
+    return found[-1] if found and len(found[-1]) <= MAX_COMPUTED_CHARS else None
 
 
 def cell_answer(output: str, reads: Sequence[Read], terms: list[str], question: str) -> str | None:

@@ -173,6 +173,11 @@ HINT_CATEGORISED = (
     "the count of each, and the answer by code. If `answer` answers the question, call FINAL(answer). `rows` and "
     "`labels` are aligned: [r for r, x in zip(rows, labels) if x == ...] keeps one category's entries."
 )
+HINT_PAIRED = (
+    "That first step was run for you: every entry labelled by the helper with the categories the question lists, "
+    "the label counts of each {entity} in `per`, and the pairs by code. If `answer` answers the question, call "
+    "FINAL(answer)."
+)
 HINT_PROBE_SOURCE = HINT_PROBE + " For code, definition(name) gives a function's or class's source."
 # After the source step for a parameter's default when code could not decide it (no one parameter of the signature
 # is named; a decided default ends the run at the step, engine.loop)
