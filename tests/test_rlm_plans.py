@@ -724,6 +724,27 @@ def test_the_count_hint_names_the_entries_real_fields_and_a_written_date_is_sear
     assert "field=(" not in shown
 
 
+@pytest.mark.parametrize(
+    ("stamp", "question", "term"),
+    [
+        ("{d:02d}/Mar/2024:09:{i:02d}:00 +0000", "How many requests got a 404 on 12 March 2024?", "12/mar/2024"),
+        ("Date: Tue, {d} Mar 2024 09:{i:02d}:00", "How many requests got a 404 on 2024-03-12?", "12 mar 2024"),
+        ("{d:02d}.03.2024 09:{i:02d}", "On March 12, 2024, how many requests got a 404?", "12.03.2024"),
+    ],
+)
+def test_a_date_is_searched_as_the_text_writes_it(env, tmp_path, stamp, question, term):
+    """The question's date, in whatever form it is written, is counted in the forms texts write dates in, and the
+    one the prompt holds is the search term (a web server log's "12/Mar/2024", a header's "12 Mar 2024")."""
+    doc = "\n".join(
+        f"10.0.0.{i % 7} [{stamp.format(d=10 + i % 3, i=i % 60)}] GET /p/{i} {404 if i % 5 == 0 else 200}"
+        for i in range(240)
+    )
+    rlm, _, _ = _rlm(env, [code("FINAL(answer)")] * 3, "NOT FOUND", tmp_path, plan_mode="typed")
+    c = rlm.completion(doc, question)
+    terms = _events(c, "strategy")[0]["terms"]
+    assert term in terms and "2024-03-12" not in terms, terms
+
+
 def test_a_count_with_a_numeric_condition_filters_on_the_field_in_code(env, tmp_path):
     """ "fewer than 10 units" is a field condition: the count plan's narrowing filters the named column with
     '< 10' (the bound is no term to narrow by), and the plan copied as it stands counts right, with no worker call
@@ -787,6 +808,21 @@ def test_fields_are_read_off_the_lines_shape():
     assert best_field(order_cols, "List every order id of rotors.", orders).name == "order_id"
     found = entry_fields_of(jsonl, "", "Which plan is Vera Ibsen on now?")
     assert found is not None and found.best.name == "plan" and found.dated is not None and found.dated.name == "ts"
+
+
+def test_a_value_known_by_its_shape_is_a_field():
+    """A web server log writes its client's address unkeyed, first: "distinct client IPs" names the ``ip`` field
+    (by the word less its plural), and an e-mail address is one wherever a line writes it; a shape in fewer than half the lines is none."""
+    from engine.strategy.fields import entry_fields_of, fields_of
+
+    log = [f'10.0.{i}.9 - - [12/Mar/2024:09:28:3{i} +0000] "GET /a HTTP/1.1" 404 60{i}' for i in range(4)]
+    found = entry_fields_of(log, "", "How many distinct client IPs received a 404 on 12 March 2024?")
+    assert found is not None and found.best.name == "ip"
+    assert [re.search(found.best.pattern, x).group(1) for x in log[:2]] == ["10.0.0.9", "10.0.1.9"]
+    mails = ["2025-01-02 sent to ana.ruiz+crm@example.co.uk: invoice", "2025-01-03 sent to li@mail.example.org: quote"]
+    email = next(f for f in fields_of(mails) if f.name == "email")
+    assert re.search(email.pattern, mails[0]).group(1) == "ana.ruiz+crm@example.co.uk"
+    assert "ip" not in [f.name for f in fields_of(["from 10.0.0.1", "no address here", "nor here", "nor here"])]
 
 
 def test_a_yes_no_question_is_read_again_held_to_yes_or_no(env, tmp_path):

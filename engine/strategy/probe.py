@@ -62,6 +62,7 @@ from engine.strategy.question import (
     MAX_WORDS,
     asks_default,
     closed_forms,
+    date_forms,
     names_in,
     paths_in,
     phrases,
@@ -123,7 +124,9 @@ def ranked_terms(run_cell: RunCell, question: str, inside: bool = False) -> list
         return []
     pairs = phrases(question, words)
     closed = closed_forms(question, words)
-    counts = value_of(run_cell(f"{MENTIONS}\nmentions({words + pairs + list(closed)!r})"))
+    dated = {iso: forms for iso, forms in date_forms(question).items() if iso in words}
+    written = [f for forms in dated.values() for f in forms]
+    counts = value_of(run_cell(f"{MENTIONS}\nmentions({words + pairs + list(closed) + written!r})"))
     if not isinstance(counts, dict):
         return []
     if inside:
@@ -131,6 +134,10 @@ def ranked_terms(run_cell: RunCell, question: str, inside: bool = False) -> list
     for joined, first in closed.items():  # the text writes it closed: one term, in place of the open form's word
         if counts.get(joined, 0) > counts.get(first, 0):
             words = [joined if w == first else w for w in words]
+    for iso, forms in dated.items():  # the date as the text writes it (question.date_forms)
+        form = max(forms, key=lambda f: counts.get(f, 0))
+        if counts.get(form, 0) > counts.get(iso, 0):
+            words = [form if w == iso else w for w in words]
     rare = [p for p in pairs if 0 < counts.get(p, 0) <= MAX_MENTIONS_READ < min(counts.get(w, 0) for w in p.split())]
     cands = words + rare
     present = [(w, counts[w]) for w in cands if isinstance(counts.get(w), int) and counts[w] > 0]
