@@ -15,6 +15,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
+from engine import dates
 from engine.listing import listed
 from wasm_sandbox.operators import STOP_WORDS as FUNCTION_WORDS
 
@@ -144,6 +145,18 @@ def _whole_number(token: str, seen: str) -> bool:
     return re.search(rx, seen) is not None
 
 
+def _written_value(token: str, seen: str) -> bool:
+    """Whether ``seen`` holds the value ``token`` (one that holds a digit): whole (:func:`_whole_number`), or, for a
+    day, in the words a text writes it in (:func:`engine.dates.written`), or, for an amount, with or without the
+    commas that group its thousands ("2250000", "2,250,000"). Why: an answer-format instruction makes the worker
+    rewrite the value it read; see :func:`engine.dates.written` for the held-out probe that showed it."""
+    if _whole_number(token, seen) or dates.written(token, seen):
+        return True
+    if re.fullmatch(r"\d{1,3}(?:,\d{3})+", token):
+        return _whole_number(token.replace(",", ""), seen)
+    return token.isdigit() and len(token) > 4 and _whole_number(f"{int(token):,}", seen)
+
+
 def appears_in(answer: str, seen: str) -> bool:
     """Whether ``answer`` occurs in ``seen``: whole (case- and space-insensitive), or by its key span.
 
@@ -158,7 +171,7 @@ def appears_in(answer: str, seen: str) -> bool:
         return False
     compounds = _COMPOUND.findall(_fold(answer))
     digits = [t for t in compounds if any(c.isdigit() for c in t)]
-    if any(not _whole_number(t, low_seen) for t in digits):
+    if any(not _written_value(t, low_seen) for t in digits):
         return False
     if _present(a, s):  # whole words: "2" is not in "2025", "cat" not in "category"
         return True

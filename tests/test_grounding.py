@@ -40,6 +40,14 @@ def test_appears_in_whole_or_by_key_span():
         ("4.5", "rated 4.5 stars", True),
         ("3", "items shipped: 3.", True),  # a sentence's full stop is no decimal point
         ("30", "with 30-day notice", True),
+        ("2250000", "shall not exceed EUR 2,250,000.", True),  # an amount with or without its thousands commas
+        ("2,250,000", "a cap of 2250000", True),
+        ("225000", "shall not exceed EUR 2,250,000.", False),
+        ("2024-05-14", "the launch moves to Tuesday May 14, 2024. This is final", True),  # a day as the text writes it
+        ("2024-05-14", "see you on the 14th of May", True),
+        ("2024-03-12", '10.0.0.7 - - [12/Mar/2024:09:00:01 +0000] "GET /a" 404', True),
+        ("2024-05-14", "May 14, 2023", False),  # another year
+        ("2024-05-14", "May 1, 2024", False),
     ],
 )
 def test_a_number_appears_only_whole(answer, seen, held):

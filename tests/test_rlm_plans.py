@@ -19,8 +19,10 @@ from engine.guardrails import Limits
 from engine.rlm import RLM
 from engine.strategy import find_task
 from engine.strategy import prompts as SP
+from engine.strategy.guest import any_form, whole_word
 from engine.strategy.modes import TYPED_MAX_BYTES, resolve_mode
 from engine.strategy.probe import is_source_dump
+from engine.strategy.question import span_candidates
 from engine.trace import read_events
 from tests.test_rlm_loop import DOC, Q, _wasm_available, code
 
@@ -588,6 +590,29 @@ def test_a_first_step_reads_the_rarest_terms_record_first(env, tmp_path):
     assert "K-210" not in first, first  # the other models' lines hold neither term
 
 
+def test_a_first_step_reads_the_lines_that_name_more_of_the_question(env, tmp_path):
+    """The question's rarest word is in an incidental line (the shutters' colour): the line that names more of the
+    question's words is read after it, and one that names a word in another form ("switch" for "switching")."""
+    filler = [f"Day {d}: the boats went out at dawn and the nets came back heavy with fish." for d in range(60)]
+    shutters = "In spring Tobias painted the shutters of the keeper's cottage grey, a colour Maren disliked."
+    door = "The door of the keeper's cottage was painted a deep green."
+    tower = "The keeper climbed the tower twice a night."
+    doc = "\n".join([*filler[:20], shutters, *filler[20:40], tower, *filler[40:50], door, *filler[50:]])
+    worker = {"door of the keeper's cottage": "deep green", "shutters": "grey"}  # the first line read misleads
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 2, worker, tmp_path, plan_mode="typed")
+    c = rlm.completion(doc, "What colour was the door of the keeper's cottage?")
+    (first,) = wk.batch_calls[0][1]
+    assert c.answer == "deep green" and first.index("shutters") < first.index(door), (c.answer, first)
+    assert tower not in first, first  # it names "keeper" alone: fewer of the question's words
+    chat = [f"[09:{m:02d}] ops-bot: postgres exporter scraped billing-db-{m}" for m in range(12)]
+    chat[3] = "[09:03] yusuf: what about switching to MySQL for the reports?"
+    chat[7] = "[09:07] dan: honestly, why don't we just switch to Postgres?"
+    worker = {"dan: honestly": "dan", "yusuf": "yusuf"}
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 2, worker, tmp_path, plan_mode="typed")
+    c = rlm.completion("\n".join(chat + filler), "Who first suggested switching to Postgres?")
+    assert c.answer == "dan" and "billing-db" not in wk.batch_calls[0][1][0], (c.answer, wk.batch_calls[0][1])
+
+
 def test_a_first_step_reads_the_lines_a_record_sits_under(env, tmp_path):
     """What answers is above the rare line: the Markdown headings over a changelog bullet, and a commit's header
     lines over its indented file list (a path, searched whole)."""
@@ -724,6 +749,16 @@ def test_the_count_hint_names_the_entries_real_fields_and_a_written_date_is_sear
     assert "field=(" not in shown
 
 
+def test_a_word_is_matched_in_any_of_its_forms():
+    """``any_form``: a common English ending dropped ("switching" finds "switch"), a short word kept whole, and a
+    date or an id matched whole."""
+    rx = any_form("switching")
+    assert all(re.search(rx, s, re.IGNORECASE) for s in ("switch to it", "Switched", "switches")), rx
+    assert not re.search(rx, "unswitch", re.IGNORECASE)
+    assert re.search(any_form("cottages"), "the cottage door") and not re.search(any_form("news"), "new")
+    assert any_form("2024-03-12") == whole_word("2024-03-12") and any_form("K-220") == whole_word("K-220")
+
+
 @pytest.mark.parametrize(
     ("stamp", "question", "term"),
     [
@@ -762,6 +797,65 @@ def test_a_count_with_a_numeric_condition_filters_on_the_field_in_code(env, tmp_
     rlm, root, _ = _rlm(env, [code(copied), code("FINAL(answer)")], "NOT FOUND", tmp_path, plan_mode="typed")
     c = rlm.completion(doc, q)
     assert (c.answer, c.finish_reason) == (str(want), "final")
+
+
+def test_the_spans_of_a_question_stop_at_its_sentences_and_quotes():
+    """Each span starts and ends on a content word, keeps the question's own punctuation ("Harbor & Finch, Ltd"),
+    and stops at a sentence's end or a quote (the plan writes a filter as r'...')."""
+    spans = span_candidates("Total of Ergo Desk Lamp by Harbor & Finch, Ltd. Answer with the keeper's name.")
+    flat = [x for seq in spans for x in seq]
+    assert "Ergo Desk Lamp" in flat and "Harbor & Finch, Ltd" in flat, flat
+    assert not any("Ltd. Answer" in x or "'" in x for x in flat), flat
+
+
+def test_a_total_narrows_by_the_names_the_rows_write_whole(env, tmp_path):
+    """A total over CSV rows names a product and a customer as the rows write them: the narrowing filters by each
+    name, the product only as a whole cell ("Ergo Desk Lamp", not "Ergo Desk Lamp Pro"), the customer in its quoted
+    cell with a comma; the offered column is the quantity, whatever the quotes; the plan copied as it stands sums
+    right."""
+    customers = ['"Harbor & Finch, Ltd."', "Finch & Harbor Ltd.", "Harborview Medical"]
+    products = ["Ergo Desk Lamp", "Ergo Desk Lamp Pro", "Ergo Floor Lamp"]
+    rows = [
+        f"{1000 + i},2023-01-{i % 28 + 1:02d},{customers[i % 3]},Boston,{products[(i // 3) % 3]},LMP-{i % 9}00,{i % 40 + 1},9.50,shipped"
+        for i in range(360)
+    ]
+    doc = "order_id,order_date,customer,ship_city,product,sku,quantity,unit_price,status\n" + "\n".join(rows) + "\n"
+    want = sum(i % 40 + 1 for i in range(360) if i % 3 == 0 and (i // 3) % 3 == 0)
+    q = "Total quantity of Ergo Desk Lamp ordered by Harbor & Finch, Ltd. across all orders?"
+    rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 3, "NOT FOUND", tmp_path, plan_mode="typed")
+    rlm.completion(doc, q)
+    shown = root.chat_calls[0][-1].content
+    plan = re.search(r"rows = (.+?), then len\(rows\), or values = extract\(rows, r'(.+?)'\) \(the quantity", shown)
+    assert plan is not None and "reduce(values, 'sum')" in shown, shown
+    copied = f"rows = {plan.group(1)}\nanswer = reduce(extract(rows, r'{plan.group(2)}'), 'sum')\nprint(answer)"
+    rlm, root, _ = _rlm(env, [code(copied), code("FINAL(answer)")], "NOT FOUND", tmp_path, plan_mode="typed")
+    c = rlm.completion(doc, q)
+    assert (c.answer, c.finish_reason) == (str(want), "final"), copied
+
+
+def test_a_cell_a_number_and_a_header_word_are_read_as_a_table_writes_them():
+    """A quoted CSV cell is one column and its value is its text; an identifier ("LMP-200") is no number; a word
+    the header names twice ("order_id,order_date") is still a header word."""
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "wasm_sandbox", "guest"))
+    from outcore_values import number, unquoted
+
+    from engine.strategy.fields import fields_of
+    from wasm_sandbox.operators import _header_words
+
+    head = "order_id,customer,sku,quantity"
+    lines = ['7,"Harbor & Finch, Ltd.",LMP-200,40', "8,Harborview,LMP-300,20"]
+    got = {f.name: [unquoted(re.search(f.pattern, x).group(1)) for x in lines] for f in fields_of(lines, head)}
+    assert got == {
+        "order_id": ["7", "8"],
+        "customer": ["Harbor & Finch, Ltd.", "Harborview"],
+        "sku": ["LMP-200", "LMP-300"],
+        "quantity": ["40", "20"],
+    }
+    assert [number(v) for v in ("LMP-200", "a1", "-5", "x -5", "$1,200", "23.8 C")] == [None, None, -5, -5, 1200, 23.8]
+    table = "order_id,order_date,customer\n" + "1,2023-01-01,Acme orders desk\n" * 3
+    assert _header_words(table, {"order": 2, "customer": 1, "acme": 3}) == {"order", "customer"}
 
 
 def test_a_verb_written_open_is_counted_as_the_text_writes_it(env, tmp_path):

@@ -132,10 +132,10 @@ OPENING_LINES, OPENING_CHARS = 3, 1_000  # a long prompt's opening (see _header_
 LONG_PROMPT = 20_000  # characters: a prompt this long has an opening apart from its entries
 
 
-def _header_words(prompt_text: str | Callable[[], str], once: list[str]) -> set[str]:
-    """The words of ``once`` (each in the prompt once) that are in its first line when that line is a table's
-    header row (under 400 characters, at least :data:`HEADER_FIELDS` fields of at most 40 characters, split by
-    , tab | or ;), or, in a prompt of :data:`LONG_PROMPT` characters or more, in its opening (the first
+def _header_words(prompt_text: str | Callable[[], str], counts: dict[str, int]) -> set[str]:
+    """The words of ``counts`` (each with its mentions in the prompt) that the prompt mentions only in its first
+    line when that line is a table's header row (under 400 characters, at least :data:`HEADER_FIELDS` fields of at
+    most 40 characters, split by , tab | or ;), or, in a prompt of :data:`LONG_PROMPT` characters or more, in its opening (the first
     :data:`OPENING_LINES` lines, within :data:`OPENING_CHARS`): column names and words that describe the document,
     not rare values.
 
@@ -148,13 +148,13 @@ def _header_words(prompt_text: str | Callable[[], str], once: list[str]) -> set[
     comment line ("humidity_pct", "sensor") for an average of one sensor's rows; each read the opening and answered
     from it. Both right after it with the seventh round's other fixes (7530 -> 7350, 60.1 -> 48.88); on the test
     split its effect per family is not measured apart: fewer than three families shown."""
-    if not once:
+    if not counts:
         return set()
     text = prompt_text() if callable(prompt_text) else prompt_text
     low = opening_of(text[:OPENING_CHARS], len(text) >= LONG_PROMPT).lower()
     if not low:
         return set()
-    return {w for w in once if re.search(rf"(?<![^\W_]){re.escape(w.lower())}", low)}
+    return {w for w, c in counts.items() if len(re.findall(rf"(?<![^\W_]){re.escape(w.lower())}", low)) >= c}
 
 
 def opening_of(head: str, long: bool) -> str:
@@ -179,7 +179,7 @@ def rank_terms(
     words = candidate_words(text)
     counts = count_words(prompt_text, words, cache)
     ranked = sorted((c, i, form) for i, (form, c) in enumerate(counts[w] for w in words if w in counts))
-    header = _header_words(prompt_text, [form for c, _i, form in ranked if c == 1])
+    header = _header_words(prompt_text, {form: c for c, _i, form in ranked})
     if header and len(header) < len(ranked):
         ranked = [r for r in ranked if r[2] not in header]
     out: list[list[Any]] = []

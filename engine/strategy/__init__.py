@@ -42,6 +42,7 @@ from engine.strategy.probe import (
     has_operators,
     is_source_dump,
     ranked_terms,
+    verbatim_spans,
 )
 from engine.strategy.prompts import HINT_OUT_OF_REACH, HINT_PROBE_ANSWERED, HINT_REFUSED, first_user, system_prompt
 from engine.strategy.task import TaskFound, find_task
@@ -128,7 +129,9 @@ def prepare(
     if stepped and step is None:  # the probe's narrowing, fields and comparison serve only the usual first step
         counting = operators and (facts.rarest > MAX_MENTIONS_READ or asks_count(question))
         if counting:
-            facts = replace(facts, narrow=deciding(run_cell, facts.narrow))
+            spans = verbatim_spans(run_cell, question, dict(rows)) if not inside else []
+            words = [w for w in facts.narrow if not any(w in x.lower() for x in spans)]
+            facts = replace(facts, narrow=deciding(run_cell, spans + words))
         fields = entry_fields(run_cell, question, facts.narrow) if counting else None
         compared = choice(run_cell, question, facts) if operators and not source else None
         step = first_step(question, facts, operators, source, fields, compared)

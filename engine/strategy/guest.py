@@ -43,6 +43,37 @@ def whole_word(w: str) -> str:
     return r"(?<![^\W_])" + plural(w) + word_end(w)
 
 
+class Value(str):
+    """A span of the question that the prompt holds as a whole field value ("Ergo Desk Lamp" as a CSV cell, a JSON
+    string, a ``key=value``): a filter (:func:`as_filter`) matches it whole, not inside a longer value ("Ergo Desk Lamp
+    Pro"). Seen on a held-out probe (tenth round): a total over one product's rows summed its "Pro" model's too."""
+
+
+VALUE_BEFORE = r"(?:^|(?<=[,|;\t:=\"]))[ \t]*"
+VALUE_AFTER = r"[ \t]*(?=$|[,|;\t\"])"
+
+
+def as_filter(term: str) -> str:
+    """The regex the count plan's ``filter`` gets for a narrowing term: the term or its singular (:func:`plural`),
+    and for a :class:`Value` only as a whole field value."""
+    return VALUE_BEFORE + plural(term) + VALUE_AFTER if isinstance(term, Value) else plural(term)
+
+
+def any_form(w: str) -> str:
+    """A case-insensitive regex for the words that start as ``w`` does less a common English ending ("switching",
+    "switched" and "switches" for "switch"; "cottag" for "cottages"): how :data:`COVER` tells which lines name the
+    question's words in whatever form. A word with a digit or a joiner (a date, an id, "geo-lookup-eu") is matched
+    whole (:func:`whole_word`). The guest runs this very source."""
+    if not w.isalpha():
+        return whole_word(w)
+    s = w.lower()
+    for ending in ("ing", "ed", "es", "s"):
+        if s.endswith(ending) and len(s) - len(ending) >= 4:
+            s = s[: -len(ending)]
+            break
+    return r"(?<![^\W_])" + re.escape(s) + r"[^\W_]*"
+
+
 # A reading of the first step's 4 passages can hold the whole answer only when the question's rarest term occurs in
 # about as few places as were read. Seen on the general suite's dev split (one instance each, default pair): a
 # lookup's rarest term occurred 6 times (a contract's party) and the demo's 3 times, and the reading was right; a
@@ -51,17 +82,19 @@ def whole_word(w: str) -> str:
 MAX_MENTIONS_READ = 12
 
 
-# The words whose one mention is in a table's header row (a first line under 400 characters of three or more fields
-# of at most 40 characters, split by , tab | or ;), or in a long prompt's opening lines (its title, a comment, an
-# XML prolog): a column's name or a word that describes the document, not a value, so no evidence that an answer is
-# in reach. The same rule as the operators' terms() (wasm_sandbox.operators._header_words, with the numbers). Seen
+# The words whose every mention is in a table's header row (a first line under 400 characters of three or more
+# fields of at most 40 characters, split by , tab | or ;), or in a long prompt's opening lines (its title, a comment,
+# an XML prolog): a column's name or a word that describes the document, not a value, so no evidence that an answer
+# is in reach. The same rule as the operators' terms() (wasm_sandbox.operators._header_words, with the numbers). Seen
 # on the general dev split: "Which region had the most orders of rotors?" over a CSV ranked "region" (1 mention,
-# the header) rarest, read 4 rows as a lookup and ended final on a wrong region; "rotor" is in 145 rows.
+# the header) rarest, read 4 rows as a lookup and ended final on a wrong region; "rotor" is in 145 rows. Every
+# mention, not one: a header names a word twice ("order_id,order_date"), and "orders", 2 mentions, both there, led
+# a sum over a CSV's 1,962 rows to a reading of its header (held-out probe, tenth round).
 HEADER = (
     f"HEADER_FIELDS, OPENING_LINES = {HEADER_FIELDS}, {OPENING_LINES}\n{inspect.getsource(opening_of)}"
-    "def header_only(words):\n"
+    "def header_only(counts):\n"
     f"    first = opening_of(_window(0, {OPENING_CHARS}) or '', bool(_window({LONG_PROMPT} - 1, {LONG_PROMPT})))\n"
-    "    return [w for w in words if first and re.search(_word(w), first, re.IGNORECASE)]"
+    "    return [w for w, c in counts.items() if first and len(re.findall(_word(w), first, re.IGNORECASE)) >= c]"
 )
 
 
@@ -84,7 +117,7 @@ MENTIONS = (
     "import re\n"
     + WINDOW
     + f"\nISO_END, COMPOUND_END, WORD_END = {ISO_END!r}, {COMPOUND_END!r}, {WORD_END!r}\n"
-    + "".join(inspect.getsource(f) for f in (plural, word_end, whole_word))
+    + "".join(inspect.getsource(f) for f in (plural, word_end, whole_word, any_form))
     + "_word = whole_word\n"
     "def mentions(words):\n"
     "    return {w: len(search(_word(w), max_hits=" + str(MAX_COUNT) + ", width=0, ignore_case=True)) for w in words}"
@@ -273,9 +306,27 @@ FOLLOW = (
     "            or any(re.search(_word(w), x, re.IGNORECASE) for w in least)]\n"
     "    return type(p)(p.pos, '\\n'.join(keep))\n"
 )
+# The lines that name more of the question's words than the rarest term's lines do, read with them: lines that name
+# a distinctive term in reach (any form: :func:`any_form`) and at least as many of the question's words as the best
+# line found, and at least two, at most MAX_COOCCURRING, after the rarest term's own (in text order). Why: a question's rarest word
+# is often an incidental one. Seen on held-out probes (tenth round): "What colour was the door of the lighthouse
+# keeper's cottage?" read the one line with "colour" (the keeper's shutters, grey) and not the line of the door of
+# the keeper's cottage (green); "the first person to suggest switching to Postgres" read the one line with
+# "switching" (a MySQL proposal), not the two that say "switch to Postgres".
+MAX_COOCCURRING = 3
 COVER = (
+    "def _named_words(p, forms):\n"
+    "    return sum(re.search(x, p.text, re.IGNORECASE) is not None for x in forms)\n"
+    "def cooccurring(hits):\n"
+    "    forms = [any_form(w) for w in t]\n"
+    "    best = max([_named_words(p, forms) for p in hits] or [0])\n"
+    "    wide = find('|'.join(any_form(w) for w in reach), k=50, regex=True) if reach else []\n"
+    "    new = [p for p in wide if not any(h.pos < p.pos + len(p.text) and p.pos < h.pos + len(h.text) for h in hits)]\n"
+    "    more = [p for p in new if _named_words(p, forms) >= max(2, best)]\n"
+    f"    more = sorted(more, key=lambda p: -_named_words(p, forms))[:{MAX_COOCCURRING}]\n"
+    "    return type(hits)([*hits, *sorted(more, key=lambda p: p.pos)])\n"
     "def cover(hits):\n"
-    "    found = around(hits)\n"
+    "    found = around(cooccurring(hits))\n"
     "    for w in reach:\n"
     "        if not any(re.search(_word(w), p.text, re.IGNORECASE) for p in found):\n"
     f"            more = around(find(_word(w), k={MAX_MENTIONS_READ}, regex=True))\n"

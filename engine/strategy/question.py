@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import re
 
+from engine.dates import DATE_WRITTEN, date_forms
 from engine.grounding import STOP_WORDS, clause_words, content_words, lettered
 from wasm_sandbox.operators import without_examples
 
@@ -57,6 +58,37 @@ def phrases(question: str, words: list[str]) -> list[str]:
     return list(dict.fromkeys(out))[:MAX_PHRASES]
 
 
+MAX_SPAN_WORDS = 6
+_TOKEN = re.compile(r"[^\W_]+(?:[-'][^\W_]+)*")
+_SENTENCE_BREAK = re.compile(r"[?!;:()\[\]\"]|\.\s")  # a comma does not end a span: "Harbor & Finch, Ltd."
+
+
+def span_candidates(question: str) -> list[list[str]]:
+    """For each content word of the question, the spans that start at it, as the question writes them (its
+    punctuation and spacing kept), of 2 to :data:`MAX_SPAN_WORDS` words, each ending on a content word, shortest
+    first; a span stops at the end of a sentence or a bracket. The probe keeps the longest of each that the prompt
+    holds verbatim (:func:`engine.strategy.probe.verbatim_spans`), so a span across a clause ("budget, Beacon") only
+    costs a search."""
+    out: list[list[str]] = []
+    tokens = list(_TOKEN.finditer(question))
+    content = set(content_words(question))
+    for i, a in enumerate(tokens):
+        if a.group(0).lower() not in content:
+            continue
+        seq = []
+        for prev, b in itertools.pairwise(tokens[i : i + MAX_SPAN_WORDS]):
+            if _SENTENCE_BREAK.search(question[prev.end() : b.start()]):
+                break
+            span = question[a.start() : b.end()]
+            if any(q in span for q in "'\"\\"):  # the plan writes a filter as r'...'
+                break
+            if b.group(0).lower() in content:
+                seq.append(span)
+        if seq:
+            out.append(seq)
+    return out
+
+
 _COMPOUND = re.compile(r"\w+(?:[-./:]\w+)+|[^\W_]+(?:_[^\W_]+)+")
 _NAMED = re.compile(r"[/._-]")  # a path, a file, dotted, snake_case or hyphenated name ("e.g." is none)
 
@@ -81,65 +113,10 @@ def question_words(question: str) -> list[str]:
     found = list(dict.fromkeys(_COMPOUND.findall(question.lower())))
     keyed = [c for c in found if any(ch.isdigit() for ch in c)]
     named = [c for c in found if c not in keyed and _NAMED.search(c) and max(map(len, re.split(r"\W", c))) > 2]
-    written = [m.group(0).lower() for m in _DATE_WRITTEN.finditer(question)]
+    written = [m.group(0).lower() for m in DATE_WRITTEN.finditer(question)]
     parts = {w for c in keyed + written for w in re.findall(r"[^\W_]+", c)}
     return list(
         dict.fromkeys([*date_forms(question)] + keyed + named + [w for w in content_words(question) if w not in parts])
-    )
-
-
-_MONTHS = "january february march april may june july august september october november december".split()
-_MONTH = r"(?P<m>" + "|".join(m[:3] + r"[a-z]*\.?" for m in _MONTHS) + ")"
-_DATE_WRITTEN = re.compile(
-    rf"\b{_MONTH}\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y>\d{{4}})\b"
-    rf"|\b(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH.replace('<m>', '<m2>')},?\s+(?P<y2>\d{{4}})\b",
-    re.IGNORECASE,
-)
-
-
-_ISO = re.compile(r"\b(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})\b")
-
-
-def date_forms(question: str) -> dict[str, list[str]]:
-    """Each date the question gives ("February 13, 2025", "13 February 2025", "2025-02-13") as ISO (2025-02-13), with
-    the other forms texts write dates in: 2025/02/13, 13/feb/2025 (web server logs), 13 feb 2025,
-    13 february 2025, feb 13, 2025, february 13, 2025 and 13.02.2025. Slashed day-month numbers (02/13/2025) are
-    left out: which is the day is the text's convention, and the wrong guess is another date.
-
-    Why: logs, records and JSON write dates as ISO, questions in words; split into "february", "13" and "2025",
-    the day was no term at all, and over a log the root filtered on "13" (general test split, g-log-count: a count
-    of one day's failed logins answered 1 for 11). Why the other forms: an access log writes "12/Mar/2024", an
-    e-mail header "12 Mar 2024"; asked for "12 March 2024", the date was no term, and the count over all days
-    answered 564 for 11 (held-out probe, tenth round). Each form is counted like any term, so only the forms the
-    prompt holds are used (the ISO form gives way to the form the prompt writes most, :func:`ranked_terms`): a
-    normalisation, not a ranking heuristic. Measured on one test family (g-log-count) and one held-out probe."""
-    out: dict[str, list[str]] = {}
-    for m in _DATE_WRITTEN.finditer(question):
-        month = [x[:3] for x in _MONTHS].index((m.group("m") or m.group("m2")).lower()[:3]) + 1
-        iso, *rest = _forms(int(m.group("y") or m.group("y2")), month, int(m.group("d") or m.group("d2")))
-        out.setdefault(iso, rest)
-    for m in _ISO.finditer(question):
-        if 1 <= int(m.group("m")) <= 12 and 1 <= int(m.group("d")) <= 31:
-            iso, *rest = _forms(int(m.group("y")), int(m.group("m")), int(m.group("d")))
-            out.setdefault(iso, rest)
-    return out
-
-
-def _forms(y: int, m: int, d: int) -> list[str]:
-    name = _MONTHS[m - 1]
-    return list(
-        dict.fromkeys(
-            [
-                f"{y}-{m:02d}-{d:02d}",
-                f"{y}/{m:02d}/{d:02d}",
-                f"{d:02d}/{name[:3]}/{y}",
-                f"{d} {name[:3]} {y}",
-                f"{d} {name} {y}",
-                f"{name[:3]} {d}, {y}",
-                f"{name} {d}, {y}",
-                f"{d:02d}.{m:02d}.{y}",
-            ]
-        )
     )
 
 

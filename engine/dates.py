@@ -1,0 +1,86 @@
+"""Dates as texts write them: the forms of one day a question names, and whether a text writes a given day.
+
+Why a module of its own: the question's terms (:mod:`engine.strategy.question`) and the grounding check
+(:mod:`engine.grounding`) both need them, and grounding imports nothing of the strategy layer.
+"""
+
+from __future__ import annotations
+
+import re
+
+_MONTHS = "january february march april may june july august september october november december".split()
+_MONTH = r"(?P<m>" + "|".join(m[:3] + r"[a-z]*\.?" for m in _MONTHS) + ")"
+DATE_WRITTEN = re.compile(
+    rf"\b{_MONTH}\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y>\d{{4}})\b"
+    rf"|\b(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH.replace('<m>', '<m2>')},?\s+(?P<y2>\d{{4}})\b",
+    re.IGNORECASE,
+)
+
+
+_ISO = re.compile(r"\b(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})\b")
+
+
+def date_forms(question: str) -> dict[str, list[str]]:
+    """Each date the question gives ("February 13, 2025", "13 February 2025", "2025-02-13") as ISO (2025-02-13), with
+    the other forms texts write dates in: 2025/02/13, 13/feb/2025 (web server logs), 13 feb 2025,
+    13 february 2025, feb 13, 2025, february 13, 2025 and 13.02.2025. Slashed day-month numbers (02/13/2025) are
+    left out: which is the day is the text's convention, and the wrong guess is another date.
+
+    Why: logs, records and JSON write dates as ISO, questions in words; split into "february", "13" and "2025",
+    the day was no term at all, and over a log the root filtered on "13" (general test split, g-log-count: a count
+    of one day's failed logins answered 1 for 11). Why the other forms: an access log writes "12/Mar/2024", an
+    e-mail header "12 Mar 2024"; asked for "12 March 2024", the date was no term, and the count over all days
+    answered 564 for 11 (held-out probe, tenth round). Each form is counted like any term, so only the forms the
+    prompt holds are used (the ISO form gives way to the form the prompt writes most, :func:`ranked_terms`): a
+    normalisation, not a ranking heuristic. Measured on one test family (g-log-count) and one held-out probe."""
+    out: dict[str, list[str]] = {}
+    for m in DATE_WRITTEN.finditer(question):
+        month = [x[:3] for x in _MONTHS].index((m.group("m") or m.group("m2")).lower()[:3]) + 1
+        iso, *rest = _forms(int(m.group("y") or m.group("y2")), month, int(m.group("d") or m.group("d2")))
+        out.setdefault(iso, rest)
+    for m in _ISO.finditer(question):
+        if 1 <= int(m.group("m")) <= 12 and 1 <= int(m.group("d")) <= 31:
+            iso, *rest = _forms(int(m.group("y")), int(m.group("m")), int(m.group("d")))
+            out.setdefault(iso, rest)
+    return out
+
+
+def _forms(y: int, m: int, d: int) -> list[str]:
+    name = _MONTHS[m - 1]
+    return list(
+        dict.fromkeys(
+            [
+                f"{y}-{m:02d}-{d:02d}",
+                f"{y}/{m:02d}/{d:02d}",
+                f"{d:02d}/{name[:3]}/{y}",
+                f"{d} {name[:3]} {y}",
+                f"{d} {name} {y}",
+                f"{name[:3]} {d}, {y}",
+                f"{name} {d}, {y}",
+                f"{d:02d}.{m:02d}.{y}",
+            ]
+        )
+    )
+
+
+def written(iso: str, text: str) -> bool:
+    """Whether ``text`` (lower case) writes the day ``iso`` (YYYY-MM-DD): as ISO or with slashes or dots, as
+    "14/may/2024", or with the month's name, the day before or after it ("May 14th, 2024", "14 May"), the year
+    left out only when no other year follows.
+
+    Why: a question's answer-format instruction ("Reply with the date in YYYY-MM-DD format") makes the worker write
+    a day the text writes in words; the grounding check refused the right "2024-05-14" read off "the Heron launch
+    moves to Tuesday May 14, 2024" as "not in the text read", and the run ended with no answer (held-out probe,
+    tenth round). A normalisation of how a day is written, not a rule of one data set."""
+    m = _ISO.fullmatch(iso.strip())
+    if m is None or not (1 <= int(m.group("m")) <= 12 and 1 <= int(m.group("d")) <= 31):
+        return False
+    y, mo, d = m.group("y"), int(m.group("m")), int(m.group("d"))
+    name = _MONTHS[mo - 1][:3] + r"[a-z]*\.?"
+    day = rf"0?{d}(?:st|nd|rd|th)?"
+    year = rf"(?:,?\s+{y}\b|(?!,?\s*\d{{4}}))"  # this year, or none written
+    rx = (
+        rf"(?<!\d){y}[-/.]0?{mo}[-/.]0?{d}(?!\d)|(?<!\d)0?{d}[-/.](?:0?{mo}|{name})[-/.]{y}(?!\d)"
+        rf"|\b{day}\s+(?:of\s+)?{name}{year}|\b{name}\s+{day}\b{year}"
+    )
+    return re.search(rx, text) is not None
