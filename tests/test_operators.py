@@ -429,19 +429,22 @@ def test_filter_with_a_field_condition(env):
 
 def test_reduce_min_max_by_names_the_item_with_the_extreme_value(env):
     """With ``by``, min/max give the item whose value is the extreme one: dates compared as dates, numbers as
-    numbers; a value with neither, or a tie, is refused with the reason."""
+    numbers; an empty reading ("null", "n/a") is passed over; the two lists given the other way round are taken as
+    meant; a value with neither number nor date, or a tie, is refused with the reason."""
     cells = [
         "print(reduce(['4,904,000', '1,000,000'], 'max', by=['Harbor Keller', 'Iris Ueda']))\n"
         "print(reduce(['2023-07-11', '12 March 2022'], 'min', by=['a', 'b']), reduce(['9', '10'], 'min', by=['p', 'q']))",
-        "reduce(['12', 'n/a'], 'max', by=['p', 'q'])",
+        "print(reduce(['12', 'n/a', 'null'], 'max', by=['p', 'q', 'r']), reduce(['gh1', 'gh2'], 'max', by=['3', '7']))",
+        "reduce(['12', 'soon'], 'max', by=['p', 'q'])",
         "reduce(['5', '5.0'], 'max', by=['p', 'q'])",
         "FINAL('x')",
     ]
     _, root, _ = _run(env, cells, "\n".join(LOG))
     out = _outputs(root)
     assert "Output:\nHarbor Keller\nb p" in out[0]
-    assert "StepRefused" in out[1] and "no number or date in the value of q" in out[1]
-    assert "StepRefused" in out[2] and "p, q share the max value 5" in out[2]
+    assert "Output:\np gh2" in out[1], out[1]
+    assert "StepRefused" in out[2] and "no number or date in the value of q" in out[2]
+    assert "StepRefused" in out[3] and "p, q share the max value 5" in out[3]
 
 
 def test_reduce_over_whole_entries_names_the_field_the_question_asks_for(env):

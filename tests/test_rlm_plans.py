@@ -6,6 +6,7 @@ Each loop test runs on the fake REPL and on the real Wasm sandbox (the ``env`` f
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -831,6 +832,38 @@ def test_a_total_narrows_by_the_names_the_rows_write_whole(env, tmp_path):
     rlm, root, _ = _rlm(env, [code(copied), code("FINAL(answer)")], "NOT FOUND", tmp_path, plan_mode="typed")
     c = rlm.completion(doc, q)
     assert (c.answer, c.finish_reason) == (str(want), "final"), copied
+
+
+def test_the_highest_value_is_offered_as_a_maximum_by_the_field_compared(env, tmp_path):
+    """ "which sensor recorded the highest temperature": the plan offers the maximum of the numeric field by the
+    sensor (not the most frequent sensor), first; copied as it stands, it names the sensor of the highest reading
+    of that day, a null reading passed over."""
+    sensors = ["gh1-north", "gh2-east", "cold-1", "yard-west"]
+    lines = [
+        json.dumps(
+            {
+                "ts": f"2024-07-{13 + d}T{h:02d}:00:00Z",
+                "sensor": s,
+                "metric": "temperature" if h % 2 else "humidity",
+                "value": None if (s, h) == ("cold-1", 3) else round(20 + i + h / 10 + (9 if d == 0 else 0), 1),
+            }
+        )
+        for d in range(3)
+        for h in range(12)
+        for i, s in enumerate(sensors)
+    ]
+    q = "On 2024-07-14, which sensor recorded the highest temperature? Answer with the sensor ID."
+    rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 3, "NOT FOUND", tmp_path, plan_mode="typed")
+    rlm.completion("\n".join(lines), q)
+    shown = root.chat_calls[0][-1].content
+    plan = re.search(
+        r"rows = (.+?), then len\(rows\).*?then (reduce\(extract\(.+?'max', by=extract\(.+?\)\)) for the", shown
+    )
+    assert plan is not None, shown
+    copied = f"rows = {plan.group(1)}\nanswer = {plan.group(2)}\nprint(answer)"
+    rlm, root, _ = _rlm(env, [code(copied), code("FINAL(answer)")], "NOT FOUND", tmp_path, plan_mode="typed")
+    c = rlm.completion("\n".join(lines), q)
+    assert (c.answer, c.finish_reason) == ("yard-west", "final"), copied
 
 
 def test_a_cell_a_number_and_a_header_word_are_read_as_a_table_writes_them():

@@ -436,7 +436,18 @@ def _widened(
     if fields:
         names = ", ".join(f.name for f in fields.every)
         dated = fields.dated.pattern if fields.dated else ""
-        reduces = ", ".join(REDUCES[op].format(dated=dated) for op in reduce_order(question, bool(dated)))
+        m = fields.measure
+        ops = reduce_order(question, bool(dated), m is not None)
+        reduces = ", ".join(
+            REDUCES[op].format(
+                dated=dated,
+                measure=m.pattern if m else "",
+                measure_name=m.name if m else "",
+                pattern=fields.best.pattern,
+                name=fields.best.name,
+            )
+            for op in ops
+        )
         extract = HINT_EXTRACT.format(pattern=fields.best.pattern, name=fields.best.name, reduces=reduces, names=names)
     if rarest <= MAX_MENTIONS_READ:  # a count whose terms are rare: shown only when the reading had no answer
         # judged over every entry: the rare terms' few lines held no answer, so they do not name what is counted

@@ -155,6 +155,10 @@ REDUCES = {
     "latest": "reduce(values, 'latest', dates=extract(rows, r'{dated}')) for the newest",
     "sum": "reduce(values, 'sum') for the total",
     "mean": "reduce(values, 'mean') for the average",
+    "max": "reduce(extract(rows, r'{measure}'), 'max', by=extract(rows, r'{pattern}')) for the {name} whose "
+    "{measure_name} is highest",
+    "min": "reduce(extract(rows, r'{measure}'), 'min', by=extract(rows, r'{pattern}')) for the {name} whose "
+    "{measure_name} is lowest",
 }
 HINT_MANY_LOOKUP = "If the question asks for one fact and `answer` gives it, call FINAL(answer)."
 HINT_OUT_OF_REACH = (

