@@ -189,7 +189,8 @@ def measure_of(fields: list[Field], question: str, sample: list[str]) -> Field |
 
     Why: "highest" was read as "the most frequent" (``reduce(values, 'argmax')``), and over sensor readings the
     1.5B root narrowed to one day's temperature rows and printed them, with no step that compares their values
-    (held-out probe, tenth round). A plain English reading of an extreme; no test-split family asks for one."""
+    (held-out probe, tenth round; now computed, it names the probe's trap, a sensor that reports in °F). A plain
+    English reading of an extreme; no test-split family asks for one (it fired on no run of seed v20)."""
     if not any(rx.search(question) for rx in _BY_VALUE.values()):
         return None
     read = {f.name: [x for x in _values(f, sample) if x.lower() not in _NO_READING] for f in fields}

@@ -180,7 +180,8 @@ def verbatim_spans(run_cell: RunCell, question: str, counts: dict[str, int]) -> 
     1,962 CSV rows): the narrowing by words was "ltd", "harbor" and "finch", and the root counted the 169 rows with
     "ltd". One search per span, the shortest first, each start's search stopping at the first span the prompt does
     not hold (:func:`~engine.strategy.question.span_candidates`); a span that some entries hold as a whole field
-    value is a :class:`~engine.strategy.guest.Value`, counted and matched so."""
+    value is a :class:`~engine.strategy.guest.Value`, counted and matched so. Shown on that probe (390, right) and
+    tests; it fired on no run of the general test split (seeds v19, v20), whose counts name single words."""
     seqs = span_candidates(question)
     if not seqs:
         return []
