@@ -83,7 +83,7 @@ def _columns(lines: list[str], header: str) -> list[Field]:
     where a sampled line holds a quote: the longer pattern, offered everywhere, was miscopied by the 1.5B root
     (general dev split, g-csv-argmax: ``reduce('argmax', values)``, then the loop's error stop)."""
     for sep in _SEPARATORS:
-        widths = {len(next(csv.reader([line], delimiter=sep, skipinitialspace=True))) for line in lines}
+        widths = {_width(line, sep) for line in lines}
         if len(widths) != 1 or (n := widths.pop() - 1) < 2:
             continue
         head = next((h for h in header.split("\n") if _width(h, sep) == n + 1), "")  # under a title or a comment
