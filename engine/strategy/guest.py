@@ -63,7 +63,7 @@ def any_form(w: str) -> str:
     """A case-insensitive regex for the words that start as ``w`` does less a common English ending ("switching",
     "switched" and "switches" for "switch"; "cottag" for "cottages"): how :data:`COVER` tells which lines name the
     question's words in whatever form. A word with a digit or a joiner (a date, an id, "geo-lookup-eu") is matched
-    whole (:func:`whole_word`). The guest runs this very source."""
+    whole (:func:`whole_word`). The guest runs this very source (sent with :data:`COVER`, its one user)."""
     if not w.isalpha():
         return whole_word(w)
     s = w.lower()
@@ -117,7 +117,7 @@ MENTIONS = (
     "import re\n"
     + WINDOW
     + f"\nISO_END, COMPOUND_END, WORD_END = {ISO_END!r}, {COMPOUND_END!r}, {WORD_END!r}\n"
-    + "".join(inspect.getsource(f) for f in (plural, word_end, whole_word, any_form))
+    + "".join(inspect.getsource(f) for f in (plural, word_end, whole_word))
     + "_word = whole_word\n"
     "def mentions(words):\n"
     "    return {w: len(search(_word(w), max_hits=" + str(MAX_COUNT) + ", width=0, ignore_case=True)) for w in words}"
@@ -318,16 +318,16 @@ FOLLOW = (
 # to it. Fewer than three families.
 MAX_COOCCURRING = 3
 COVER = (
-    "def _named_words(p, forms):\n"
+    inspect.getsource(any_form) + "def _named_words(p, forms):\n"
     "    return sum(re.search(x, p.text, re.IGNORECASE) is not None for x in forms)\n"
     "def cooccurring(hits):\n"
     "    forms = [any_form(w) for w in t]\n"
-    "    best = max([_named_words(p, forms) for p in hits] or [0])\n"
+    "    best = max([2, *(_named_words(p, forms) for p in hits)])\n"
     "    wide = find('|'.join(any_form(w) for w in reach), k=50, regex=True) if reach else []\n"
     "    new = [p for p in wide if not any(h.pos < p.pos + len(p.text) and p.pos < h.pos + len(h.text)\n"
     "                                      for h in hits)]\n"
-    "    more = [p for p in new if _named_words(p, forms) >= max(2, best)]\n"
-    f"    more = sorted(more, key=lambda p: -_named_words(p, forms))[:{MAX_COOCCURRING}]\n"
+    "    named = [(n, p) for p in new if (n := _named_words(p, forms)) >= best]\n"
+    f"    more = [p for _, p in sorted(named, key=lambda x: -x[0])[:{MAX_COOCCURRING}]]\n"
     "    return type(hits)([*hits, *sorted(more, key=lambda p: p.pos)])\n"
     "def cover(hits):\n"
     "    found = around(cooccurring(hits))\n"
