@@ -135,9 +135,9 @@ LONG_PROMPT = 20_000  # characters: a prompt this long has an opening apart from
 def _header_words(prompt_text: str | Callable[[], str], counts: dict[str, int]) -> set[str]:
     """The words of ``counts`` (each with its mentions in the prompt) that the prompt mentions only in its first
     line when that line is a table's header row (under 400 characters, at least :data:`HEADER_FIELDS` fields of at
-    most 40 characters, split by , tab | or ;), or, in a prompt of :data:`LONG_PROMPT` characters or more, in its opening (the first
-    :data:`OPENING_LINES` lines, within :data:`OPENING_CHARS`): column names and words that describe the document,
-    not rare values.
+    most 40 characters, split by , tab | or ;), or, in a prompt of :data:`LONG_PROMPT` characters or more, in its
+    opening (the first :data:`OPENING_LINES` lines, within :data:`OPENING_CHARS`): column names and words that
+    describe the document, not rare values.
 
     Why: the same rule as the typed first step's ranking (``engine.strategy.guest.HEADER``); seen on the general
     dev split, "project" and "budget" (a table's header) were the rarest words of "Which project had the larger

@@ -179,7 +179,7 @@ _BY_VALUE = {
     "min": re.compile(r"\b(?:lowest|smallest|minimum)\b(?!\s+(?:number|count|share|total|sum)\b)", re.I),
 }
 _PLAIN_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
-_NO_READING = frozenset(("", "null", "none", "n/a", "na", "nan"))  # as reduce() passes them over
+_NO_READING = frozenset(("", "null", "none", "n/a", "na", "nan"))  # reduce()'s guest twin: outcore_values._ABSENT
 
 
 def measure_of(fields: list[Field], question: str, sample: list[str]) -> Field | None:

@@ -196,12 +196,14 @@ def _extreme(values, op, by):
     """The item of `by` whose aligned value is the largest ('max') or smallest ('min'): dates when every value is
     one, else numbers. Refused when a value holds neither, or when the extreme is shared (no one item wins).
 
-    A value the entry leaves empty ("", None, "null", "n/a") is no reading and is passed over. The two lists
-    given the other way round (names as the values, numbers as `by`) are taken as meant: which list
-    is compared is not in doubt. Seen on a held-out probe (tenth round), the 1.5B root wrote both orders in turn."""
+    A value the entry leaves empty ("", None, "null", "n/a") is no reading and is passed over. The two lists given
+    the other way round (names as the values, numbers as `by`) are taken as meant: which list is compared is not in
+    doubt. Seen on a held-out probe (tenth round), the 1.5B root wrote both orders in turn."""
     keys = _compared(values)
-    if all(k is None for k in keys) and any(k is not None for k in _compared(by)):
-        values, by, keys = by, values, _compared(by)
+    if all(k is None for k in keys):
+        swapped = _compared(by)
+        if any(k is not None for k in swapped):
+            values, by, keys = by, values, swapped
     kept = [(g, k) for g, k, v in zip(by, keys, values, strict=True) if not _absent(v)]
     by, keys = [g for g, _ in kept], [k for _, k in kept]
     if not kept:
@@ -218,7 +220,7 @@ def _extreme(values, op, by):
     return winners[0]
 
 
-_ABSENT = frozenset(("", "null", "none", "n/a", "na", "nan"))
+_ABSENT = frozenset(("", "null", "none", "n/a", "na", "nan"))  # its host twin: engine.strategy.fields._NO_READING
 
 
 def _absent(v):
