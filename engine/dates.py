@@ -17,7 +17,7 @@ DATE_WRITTEN = re.compile(
 )
 
 
-_ISO = re.compile(r"\b(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})\b")
+ISO_DATE = re.compile(r"\b(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})\b")
 
 
 def date_forms(question: str) -> dict[str, list[str]]:
@@ -38,7 +38,7 @@ def date_forms(question: str) -> dict[str, list[str]]:
         month = [x[:3] for x in _MONTHS].index((m.group("m") or m.group("m2")).lower()[:3]) + 1
         iso, *rest = _forms(int(m.group("y") or m.group("y2")), month, int(m.group("d") or m.group("d2")))
         out.setdefault(iso, rest)
-    for m in _ISO.finditer(question):
+    for m in ISO_DATE.finditer(question):
         if 1 <= int(m.group("m")) <= 12 and 1 <= int(m.group("d")) <= 31:
             iso, *rest = _forms(int(m.group("y")), int(m.group("m")), int(m.group("d")))
             out.setdefault(iso, rest)
@@ -72,7 +72,7 @@ def written(iso: str, text: str) -> bool:
     a day the text writes in words; the grounding check refused the right "2024-05-14" read off "the Heron launch
     moves to Tuesday May 14, 2024" as "not in the text read", and the run ended with no answer (held-out probe,
     tenth round). A normalisation of how a day is written, not a rule of one data set."""
-    m = _ISO.fullmatch(iso.strip())
+    m = ISO_DATE.fullmatch(iso.strip())
     if m is None or not (1 <= int(m.group("m")) <= 12 and 1 <= int(m.group("d")) <= 31):
         return False
     y, mo, d = m.group("y"), int(m.group("m")), int(m.group("d"))

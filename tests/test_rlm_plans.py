@@ -20,7 +20,8 @@ from engine.guardrails import Limits
 from engine.rlm import RLM
 from engine.strategy import find_task
 from engine.strategy import prompts as SP
-from engine.strategy.guest import any_form, whole_word
+from engine.strategy.fields import entry_fields_of
+from engine.strategy.guest import Number, any_form, as_filter, whole_word
 from engine.strategy.modes import TYPED_MAX_BYTES, resolve_mode
 from engine.strategy.probe import is_source_dump
 from engine.strategy.question import span_candidates
@@ -458,7 +459,10 @@ def test_a_reading_of_four_passages_does_not_end_a_count(env, tmp_path):
     assert c.answer == "7" and c.finish_reason == "final", (c.answer, c.finish_reason)
     assert not _events(c, "answer_resent")
     assert "Even the rarest term occurs in 60 places" in root.chat_calls[0][-1].content
-    assert "rows = filter(entries(), r'failed'), then" in root.chat_calls[0][-1].content
+    assert (
+        "rows = filter(entries(), r'failed'); answer = reduce(extract(rows, r'\\buser="
+        in root.chat_calls[0][-1].content
+    )
     assert "occurs in 60 places" in _events(c, "answer_refused")[0]["reason"]
     # sent a second time, the same reading is the root's answer (refused once, not twice)
     rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 2, {"failed": "3"}, tmp_path, plan_mode="typed")
@@ -746,7 +750,9 @@ def test_the_count_hint_names_the_entries_real_fields_and_a_written_date_is_sear
     c = rlm.completion(doc, "On March 11, 2025, how many different users failed to log in?")
     shown = root.chat_calls[0][-1].content
     assert _events(c, "strategy")[0]["terms"][0] == "2025-03-11"
-    assert "values = extract(rows, r'\\buser=([^\\s,;|&\"]+)') (the user of each row)" in shown, shown
+    # "different users": the one line that computes it, no len(rows) to take instead
+    assert "answer = reduce(extract(rows, r'\\buser=([^\\s,;|&\"]+)'), 'distinct') (the user of each row" in shown
+    assert "len(rows)" not in shown and "fields: user, ip)" in shown, shown
     assert "field=(" not in shown
 
 
@@ -798,6 +804,62 @@ def test_a_count_with_a_numeric_condition_filters_on_the_field_in_code(env, tmp_
     rlm, root, _ = _rlm(env, [code(copied), code("FINAL(answer)")], "NOT FOUND", tmp_path, plan_mode="typed")
     c = rlm.completion(doc, q)
     assert (c.answer, c.finish_reason) == (str(want), "final")
+
+
+def test_a_number_asked_for_is_one_fields_value_not_digits_anywhere(env, tmp_path):
+    """ "a 404 response" over a web server log whose paths ("/errors/404.html") and sizes ("200 404") also hold
+    404: the spaced, quoted columns are fields, the status column's test is '== 404' (no filter on the digits
+    anywhere), and "distinct" is offered as the one line that computes it; copied as it stands, it counts the
+    addresses of that day's 404 responses alone."""
+    lines = []
+    for i in range(300):
+        day, path = 10 + i % 3, ["/cart", "/errors/404.html", "/help/404-page", "/.git/config"][i % 4]
+        status, size = (404, 512) if i % 4 == 3 else (200, 404 if i % 5 == 0 else 3000 + i)
+        lines.append(
+            f'10.0.{i % 11}.{i % 13} - - [{day}/Mar/2024:09:{i % 60:02d}:00 +0000] "GET {path} HTTP/1.1" {status} '
+            f'{size} "-" "Mozilla/5.0 (X11; Linux)"'
+        )
+    want = len({ln.split()[0] for ln in lines if "[12/Mar" in ln and ln.split('"')[2].split()[0] == "404"})
+    q = "How many distinct client IPs received a 404 response on 12 March 2024?"
+    rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 3, "NOT FOUND", tmp_path, plan_mode="typed")
+    rlm.completion("\n".join(lines), q)
+    shown = root.chat_calls[0][-1].content
+    plan = re.search(r"When the words decide: (rows = .+?; answer = reduce\(.+?, 'distinct'\))", shown)
+    assert plan is not None and "'== 404')" in plan.group(1) and "r'404'" not in plan.group(1), shown
+    assert "len(rows)" not in shown.split("When it needs judgement")[0], shown
+    rlm, root, _ = _rlm(env, [code(plan.group(1).replace("; ", "\n")), code("FINAL(answer)")], "NOT FOUND", tmp_path,
+                        plan_mode="typed")  # fmt: skip
+    c = rlm.completion("\n".join(lines), q)
+    assert (c.answer, c.finish_reason) == (str(want), "final"), plan.group(1)
+
+
+def test_a_number_alone_is_a_value_not_a_part_of_a_path_a_time_or_a_longer_number():
+    """``as_filter(Number)``: "404" as a field's value (spaced, keyed, a JSON value, a CSV cell), not inside a path,
+    a file name, a longer number, a time or an amount."""
+    rx = re.compile(as_filter(Number("404")))
+    for alone in ('"GET /x" 404 512', "status=404 ok", '{"status": 404}', "a,404,b", "ended 404."):
+        assert rx.search(alone), alone
+    for inside in ("/errors/404.html", "/404-page", "14045", "10:40:404", "1,404", "404.5", "v404"):
+        assert not rx.search(inside), inside
+
+
+def test_space_separated_columns_and_the_field_that_holds_the_asked_number():
+    """Lines of one width split by spaces (a quoted request one column) are columns, with no header taken from the
+    first entry; the column whose value is the question's number in most entries gets the test '== 404', and the
+    address typed by its shape stays offered past the column limit; a day's numbers are no value."""
+    sample = [
+        f'10.0.0.{i} - - [12/Mar/2024:09:00:0{i} +0000] "GET /p/{i} HTTP/1.1" 404 {100 + i} "-" "Mozilla/5.0 (X11)"'
+        for i in range(6)
+    ]
+    got = entry_fields_of(sample, sample[0], "How many distinct client IPs received a 404 response on 12 March 2024?")
+    assert got is not None and got.best.name == "ip" and got.condition is not None, got
+    field, test = got.condition
+    assert (
+        test == "== 404"
+        and field.name == "column 7"
+        and all(re.search(field.pattern, line).group(1) == "404" for line in sample)
+    ), field
+    assert entry_fields_of(sample, "", "Which client IPs made requests on 12 March 2024?").condition is None
 
 
 def test_the_spans_of_a_question_stop_at_its_sentences_and_quotes():

@@ -42,6 +42,7 @@ from engine.strategy.probe import (
     has_operators,
     is_source_dump,
     ranked_terms,
+    standalone,
     verbatim_spans,
 )
 from engine.strategy.prompts import HINT_OUT_OF_REACH, HINT_PROBE_ANSWERED, HINT_REFUSED, first_user, system_prompt
@@ -131,7 +132,7 @@ def prepare(
         if counting:
             spans = verbatim_spans(run_cell, question, dict(rows)) if not inside else []
             words = [w for w in facts.narrow if not any(w in x.lower() for x in spans)]
-            facts = replace(facts, narrow=deciding(run_cell, spans + words))
+            facts = replace(facts, narrow=deciding(run_cell, standalone(run_cell, spans + words)))
         fields = entry_fields(run_cell, question, facts.narrow) if counting else None
         compared = choice(run_cell, question, facts) if operators and not source else None
         step = first_step(question, facts, operators, source, fields, compared)

@@ -53,10 +53,24 @@ VALUE_BEFORE = r"(?:^|(?<=[,|;\t:=\"]))[ \t]*"
 VALUE_AFTER = r"[ \t]*(?=$|[,|;\t\"])"
 
 
+class Number(str):
+    """A number of the question ("404") that the prompt's lines mostly write standing alone, as a field's value
+    (``" 404 "``, ``status=404``): a filter (:func:`as_filter`) matches it so, not inside a path, an id, a longer
+    number or a time ("/errors/404.html", "14045", "10:40:44"). Chosen by :func:`engine.strategy.probe.standalone`."""
+
+
+NUMBER_BEFORE = r"(?<![\w./:\-])(?<!\d,)"
+NUMBER_AFTER = r"(?![\w/\-]|[.:,]\d)"
+
+
 def as_filter(term: str) -> str:
     """The regex the count plan's ``filter`` gets for a narrowing term: the term or its singular (:func:`plural`),
-    and for a :class:`Value` only as a whole field value."""
-    return VALUE_BEFORE + plural(term) + VALUE_AFTER if isinstance(term, Value) else plural(term)
+    for a :class:`Value` only as a whole field value, for a :class:`Number` only standing alone."""
+    if isinstance(term, Value):
+        return VALUE_BEFORE + plural(term) + VALUE_AFTER
+    if isinstance(term, Number):
+        return NUMBER_BEFORE + re.escape(term) + NUMBER_AFTER
+    return plural(term)
 
 
 def any_form(w: str) -> str:

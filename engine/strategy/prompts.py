@@ -133,7 +133,7 @@ HINT_PROBE_ANSWERED = (
 )
 # the count plan: both kinds, the words deciding (filter, extract, reduce) or judgement (label)
 HINT_COUNT_PLAN = (
-    "compute it over entries() in code, in one cell. When the words decide: rows = {narrow}, then len(rows){extract}. "
+    "compute it over entries() in code, in one cell. When the words decide: {decide}. "
     "When it needs judgement: rows = {judged}; answer = label(rows, ['<the condition>'])"
     ".count('<the condition>')."
 )
@@ -145,7 +145,7 @@ HINT_MANY = (
 HINT_COUNTS = "The reading found no answer and the question asks for a number: if it counts entries, " + HINT_COUNT_PLAN
 # the extract step of HINT_MANY, with a field of the entries themselves (engine.strategy.fields)
 HINT_EXTRACT = (
-    ", or values = extract(rows, r'{pattern}') (the {name} of each row), then {reduces} (the rows' fields: {names})"
+    "values = extract(rows, r'{pattern}') (the {name} of each row), then {reduces} (the rows' fields: {names})"
 )
 # the reduce steps HINT_EXTRACT offers, in the order engine.strategy.fields.reduce_order gives
 REDUCES = {
