@@ -751,7 +751,7 @@ def test_the_count_hint_names_the_entries_real_fields_and_a_written_date_is_sear
     shown = root.chat_calls[0][-1].content
     assert _events(c, "strategy")[0]["terms"][0] == "2025-03-11"
     # "different users": the one line that computes it, no len(rows) to take instead
-    assert "answer = reduce(extract(rows, r'\\buser=([^\\s,;|&\"]+)'), 'distinct') (the user of each row" in shown
+    assert "answer = reduce(extract(rows, r'\\buser=\"?([^\\s,;|&\"]+)'), 'distinct') (the user of each row" in shown
     assert "len(rows)" not in shown and "fields: user, ip)" in shown, shown
     assert "field=(" not in shown
 
@@ -1238,3 +1238,41 @@ def test_a_default_is_asked_in_the_questions_own_words():
     assert asks_default("Tell me the default value `score_cache` uses for `limit`.")
     assert not asks_default("Which function has this docstring?\nA. `default_headers`\nB. `merge_setting`")
     assert not asks_default("What is the default of `cookies`?\nA. None\nB. ''\nC. True\nD. 0")  # a letter
+
+
+def test_an_answer_that_does_not_fit_its_question_is_refused():
+    """A name for "when did ... last change ..." holds no date; the size of what find() returned ("<Found 4
+    passages") shows no value beside words, so a count for "which shop" stays refused; a reading's count of none
+    is no count of the whole text."""
+    from engine.grounding import grounded
+    from engine.strategy.finish import refusal
+
+    when = "hey, when did somebody last change internal/ratelimit/limiter.go? just the date pls (YYYY-MM-DD)"
+    assert "asks for a date" in str(refusal("Dmitri Nilsen", "FINAL(answer)", when, [], [], []))
+    assert refusal("2024-04-09", "FINAL(answer)", when, [], ["2024-04-09"], []) is None
+    commit = "Author: Dmitri Nilsen\nDate: Tue Jan 30 2024\n M internal/ratelimit/limiter.go"
+    assert "asks for a date" in grounded("Dmitri Nilsen", commit, ["internal/ratelimit/limiter.go"], when)[1]
+    assert refusal("check_token", "FINAL(a)", "Which function raises ValueError when the token is expired?", [],
+                   ["check_token"], []) is None  # fmt: skip
+    shop = "did i spend more at Greenleaf Grocers or at Market Fresh in april 2024? just the shop name"
+    assert "is a count" in str(refusal("4", "FINAL(answer)", shop, [], ["<Found 4 passages\n  [1] ...>", "4"], []))
+    q = "How many reviews of the Aurora Fit 2 complain about its battery life?"
+    text = "Battery life is much better than my old Fit 1. 0 complaints. 21 people found this helpful."
+    assert not grounded("0", text, ["battery"], q)[0] and not grounded("none", text, ["battery"], q)[0]
+    assert grounded("21", text, ["battery"], q)[0]
+
+
+def test_instruction_words_and_long_options_as_question_terms():
+    """ "Count", "list" and "reply" instruct, they name nothing; a command's long option ("--since") is one term; a
+    month's year is no field's value."""
+    from engine.grounding import content_words
+    from engine.strategy.question import question_words
+
+    assert not {"count", "list", "reply"} & set(content_words("Count how many; list them; reply with a number"))
+    assert question_words("the first version that shipped the `--since` option for `export`")[0] == "--since"
+    xml = [f'<location site="LIS{i % 2}" rack="R{i}" unit="U0{i}"/>' for i in range(10, 16)]
+    racks = entry_fields_of(xml, "", "Which racks hold servers at site LIS1?")
+    assert racks is not None and [re.search(racks.best.pattern, x).group(1) for x in xml[:2]] == ["R10", "R11"]
+    rows = [f"0{d} Apr 2024  CARD PURCHASE MARKET FRESH  {d}.50" for d in range(1, 8)]
+    got = entry_fields_of(rows, "", "How much did I spend at Market Fresh in April 2024?")
+    assert got is None or got.condition is None, got

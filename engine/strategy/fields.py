@@ -6,7 +6,9 @@ g-log-count, 2 of 2 runs, and g-list-ids, 2 of 2, where the root then went on to
 copies a pattern well and writes one badly, so the hint shows the real fields of the lines the narrowing matches,
 found by their shape, not by any data set's names:
 
-- ``"key": value`` pairs (JSON lines), ``key=value`` pairs (log lines, query strings);
+- ``"key": value`` pairs (JSON lines), ``key=value`` pairs (log lines, query strings), the value maybe quoted
+  (``rack="R12"``, an XML or HTML attribute: unquoted only, the offered pattern matched no line of an XML export,
+  held-out probe, twelfth round);
 - the columns of delimited rows (``|``, tab, ``,`` or ``;``, the same count in every sampled line), named by the
   prompt's first line when it is a header with as many fields, else ``column 1``, ``column 2``, ...
 
@@ -52,7 +54,7 @@ def fields_of(sample: list[str], header: str = "") -> list[Field]:
     if not lines:
         return []
     out: list[Field] = []
-    for rx, value in ((_JSON_KEY, r'\s*:\s*"?([^",}]*)'), (_KEY_VALUE, r'=([^\s,;|&"]+)')):
+    for rx, value in ((_JSON_KEY, r'\s*:\s*"?([^",}]*)'), (_KEY_VALUE, r'="?([^\s,;|&"]+)')):
         seen = Counter(name for line in lines for name in dict.fromkeys(rx.findall(line)))  # in order of appearance
         shared = [name for name, k in seen.items() if 2 * k >= len(lines)]  # in at least half the lines
         for name in shared:
@@ -254,6 +256,11 @@ def condition_of(question: str, fields: list[Field]) -> tuple[Field, str] | None
     return named[0], f"{_TEST_OF[op]} {m.group('n')}"
 
 
+_MONTH_YEAR = re.compile(
+    r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+(?:of\s+)?\d{4}\b|\bq[1-4]\s+\d{4}\b", re.I
+)
+
+
 def valued(question: str, fields: list[Field], sample: list[str]) -> tuple[Field, str] | None:
     """A field whose value is a number the question names ("a 404 response") in at least half the sampled
     entries, as that field and ``filter()``'s test ('== 404'); the first such field, else None.
@@ -261,7 +268,8 @@ def valued(question: str, fields: list[Field], sample: list[str]) -> tuple[Field
     Why: a number is a value of one field, and the same digits stand in others ("404" as a response's size beside
     its status 200; "/errors/404.html" in its path). Held-out probe, eleventh round: "how many distinct client IPs
     received a 404 response on 12 March 2024", narrowed by "404" alone, counted 16 addresses for 11."""
-    plain = ISO_DATE.sub(" ", DATE_WRITTEN.sub(" ", question))  # a day's numbers are no field's value
+    # a day's or a month's numbers ("12 March 2024", "April 2024") are no field's value
+    plain = _MONTH_YEAR.sub(" ", ISO_DATE.sub(" ", DATE_WRITTEN.sub(" ", question)))
     numbers = re.findall(r"(?<![\w.,:/-])\d+(?![\w/-]|[.,:]\d)", plain)
     for f in fields:
         values = _values(f, sample)

@@ -28,6 +28,7 @@ from engine.grounding import (
     appears_in,
     grounded,
     is_non_answer,
+    misfit,
     one_line,
     only_its_own_words,
     reply_answer,
@@ -78,10 +79,8 @@ def refusal(
         return f"{one_line(answer)!r} is not an answer"
     if restates(answer, question):
         return "the answer only restates the question"
-    if (asks_number(question) or _NUMBER_FORM.search(question)) and not _NUMBER.search(answer):
-        return f"the question asks for a number, and {one_line(answer)!r} holds none"
-    if _ASKS_DATE.search(question) and not _DATE_LIKE.search(answer):
-        return f"the question asks for a date, and {one_line(answer)!r} holds none"
+    if unfit := misfit(answer, question, asks_number(question)):
+        return unfit
     reads = _without_question(reads, question)
     said = [text for text, result in reads if _same(reply_answer(result), answer)]
     if said:  # the worker's answer: grounded in what that worker read, or not at all
@@ -112,27 +111,6 @@ def refusal(
     return None  # computed by code (a count, a sum, a joined list)
 
 
-# A number, in digits or words: what an answer to "how many" holds. Why: the mirror of _count_not_asked; seen on
-# the general test split (seed v8, g-ticket-count), "Viktor Nakamura", a name a reading of other passages gave,
-# ended final for "the number of support tickets that report ...".
-_NUMBER = re.compile(
-    r"\d|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|(?:thir|four|fif|six|seven|eigh|"
-    r"nine)teen|(?:twen|thir|for|fif|six|seven|eigh|nine)ty|hundred|thousand|dozen|million)\b",
-    re.IGNORECASE,
-)
-# An answer-format instruction that asks for a number ("Answer with the clause number only", "as a number"). Seen on
-# a held-out probe (seventh round): a clause's sentence ended final for "Which clause ...? Answer with the clause number
-# only".
-_NUMBER_FORM = re.compile(r"\bnumber\s+only\b|\bonly\s+the\s+number\b|\bas\s+a\s+number\b|\bin\s+digits\b", re.I)
-# A question that asks for a date, and what any date holds (a digit, a month or a weekday, or a relative day). Why:
-# the mirror of the count rule; seen on the general test split (seed v10, g-email-date), "What date did they settle on
-# for the partner summit prep?" ended final on "Bruno Becker", the sender of a message the step read.
-_ASKS_DATE = re.compile(r"\b(?:what|which)\s+(?:date|day)\b", re.IGNORECASE)
-_DATE_LIKE = re.compile(
-    r"\d|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?\b"
-    r"|\b(?:today|yesterday|tomorrow)\b",
-    re.IGNORECASE,
-)
 _QUANTITY = re.compile(
     r"\bhow (?:many|much|long|often|old|far|large|big|high)\b|\b(?:total|sum|average|mean|median|"
     r"amount|percent|percentage|ratio|value|default|size|length|price|cost|age|year)s?\b",
@@ -160,7 +138,7 @@ def _count_not_asked(answer: str, question: str, outputs: Sequence[str]) -> bool
     if not answer.strip().isdigit() or _QUANTITY.search(question) or asks_number(question):
         return False
     n = answer.strip()
-    shown = [line for o in outputs for line in o.splitlines() if line.strip() != n and not line.startswith(TERM_COUNTS)]
+    shown = [line for o in outputs for line in o.splitlines() if line.strip() != n and not line.startswith(_NO_VALUE)]
     return not any(n in _TOKEN.findall(line) for line in shown)
 
 
@@ -168,6 +146,9 @@ def _count_not_asked(answer: str, question: str, outputs: Sequence[str]) -> bool
 # the general test split (seed v3): "every order id whose destination is Riga and whose status is cancelled" ended
 # final on 101, the distinct ids of the "cancelled" rows, because "'cancelled': 101" stood in that line.
 TERM_COUNTS = "mentions of each term:"  # the label of that line (engine.strategy.probe prints it)
+# Nor is the size of what find() returned ("<Found 4 passages"): seen on a held-out probe (twelfth round), "4", the
+# rows a narrowing kept, ended final for "did I spend more at Greenleaf Grocers or at Market Fresh?".
+_NO_VALUE = (TERM_COUNTS, "<Found ")
 
 
 _TOKEN = re.compile(r"[^\W_]+(?:[-./:,][^\W_]+)*")  # 0.5, 2025-03-11 and ORD-4 are one token each
