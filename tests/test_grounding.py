@@ -60,6 +60,8 @@ def test_an_answer_without_the_texts_accents_appears_and_is_given_as_written():
     assert as_written("Tomas Ortega", seen) == "Tomás Ortega"
     assert as_written("B", "about the bridge") == "B"  # whole words only
     assert as_written("silver whistle", "a Silver Whistle") == "silver whistle"  # case alone is left as it is
+    code = 'return &LegacyError{Code: "REFUND_TOO_LARGE"}'
+    assert as_written("RefUND_TOO_LARGE", code) == "REFUND_TOO_LARGE"  # but one token is the identifier written
 
 
 def test_distinctive_keeps_words_of_the_rarest_order():
