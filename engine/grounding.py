@@ -417,11 +417,13 @@ def key_span(answer: str, question: str) -> str:
 # --- used by the finish rule (engine.strategy.finish) and the typed first step ----------------------------------
 # words too common to be the key of an answer or of a question ("the", "is", ...): not searched, not compared
 STOP_WORDS = FUNCTION_WORDS | frozenset(
-    "may might answer question text context give tell find number named called count list reply".split()
-)  # the words terms() drops (wasm_sandbox.operators), and the words every task's wording uses; "count", "list" and
-# "reply" as its instruction ("Count how many times ...", "List every ...", "Reply with ..."): seen on a held-out
-# probe (twelfth round), "count" (20 mentions in a syslog) was the rarest term of "Count how many times the OOM
-# killer killed ..." and its lines were read
+    "may might answer question text context give tell find number named called count list reply value exact exactly"
+    " format".split()
+)  # the words terms() drops (wasm_sandbox.operators), and the words every task's wording uses: its instruction and
+# the answer's form ("Count how many times ...", "List every ...", "Reply with ...", "Give the exact value",
+# "Format: YYYY-MM-DD"). Seen on held-out probes (twelfth round): "count" (20 mentions in a syslog) was the rarest
+# term of "Count how many times the OOM killer killed ...", "value" (once in a YAML dump) of "What maxmemory-policy
+# ... billing-worker uses? Give the exact value.", and their lines were read
 
 
 def reply_answer(raw: str) -> str:

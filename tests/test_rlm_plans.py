@@ -1268,7 +1268,8 @@ def test_instruction_words_and_long_options_as_question_terms():
     from engine.grounding import content_words
     from engine.strategy.question import question_words
 
-    assert not {"count", "list", "reply"} & set(content_words("Count how many; list them; reply with a number"))
+    words = set(content_words("Count how many; list them; reply with a number. Give the exact value, format: x"))
+    assert not {"count", "list", "reply", "value", "exact", "format"} & words, words
     assert question_words("the first version that shipped the `--since` option for `export`")[0] == "--since"
     xml = [f'<location site="LIS{i % 2}" rack="R{i}" unit="U0{i}"/>' for i in range(10, 16)]
     racks = entry_fields_of(xml, "", "Which racks hold servers at site LIS1?")
