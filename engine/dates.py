@@ -84,3 +84,58 @@ def written(iso: str, text: str) -> bool:
         rf"|\b{day}\s+(?:of\s+)?{name}{year}|\b{name}\s+{day}\b{year}"
     )
     return re.search(rx, text) is not None
+
+
+# Words that ask for the newest or the oldest of several mentions of a changing fact. Plain English order words, no
+# data set's wording: "last" before a span of time ("last week") or in "last name" orders nothing, nor "first name".
+LATEST = re.compile(
+    r"\b(?:current(?:ly)?|now|at present|presently|latest|last(?!\s+(?:name|week|month|year|night|quarter)\b)"
+    r"|most recent(?:ly)?|newest|final(?:ly)?|still|today|in the end|after (?:all|every)\b)",
+    re.IGNORECASE,
+)
+EARLIEST = re.compile(r"\b(?:first(?!\s+name\b)|earliest|oldest|original(?:ly)?|initial(?:ly)?)\b", re.IGNORECASE)
+
+
+def chronology(question: str) -> str | None:
+    """``"latest"`` or ``"earliest"`` when the question asks for the newest or the oldest of several mentions
+    ("the current plan", "finally scheduled", "after every change"; "the first version that shipped"), None when
+    it asks for neither or both."""
+    late, early = bool(LATEST.search(question)), bool(EARLIEST.search(question))
+    return "latest" if late and not early else "earliest" if early and not late else None
+
+
+_MON = r"(?P<mon>" + "|".join(m[:3] for m in _MONTHS) + r")[a-z]*\.?"
+_TIME = r"(?:[T ,]+(?P<H>\d{2}):(?P<M>\d{2})(?::(?P<S>\d{2}))?)?"
+_STAMPS = (
+    re.compile(rf"(?<!\d)(?P<y>\d{{4}})[-/](?P<m>\d{{2}})[-/](?P<d>\d{{2}}){_TIME}"),  # 2024-04-09T14:22, 2024/04/09
+    re.compile(
+        rf"(?<!\d)(?P<d>\d{{1,2}})/{_MON}/(?P<y>\d{{4}})(?::(?P<H>\d{{2}}):(?P<M>\d{{2}}):(?P<S>\d{{2}}))?",
+        re.IGNORECASE,
+    ),  # 09/Apr/2024:14:22:10 (a web server's log)  # fmt: skip
+    re.compile(
+        rf"\b{_MON}\s+(?P<d>\d{{1,2}})\s+(?P<H>\d{{2}}):(?P<M>\d{{2}})(?::(?P<S>\d{{2}}))?\s+(?P<y>\d{{4}})\b",
+        re.IGNORECASE,
+    ),  # Tue Apr 9 14:22:10 2024 (ctime, a git log's Date:)  # fmt: skip
+    re.compile(rf"\b{_MON}\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y>\d{{4}}){_TIME}", re.IGNORECASE),
+    re.compile(rf"\b(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MON},?\s+(?P<y>\d{{4}}){_TIME}", re.IGNORECASE),
+)
+
+
+def first_stamp(text: str) -> tuple[int, ...] | None:
+    """The first date written in ``text`` (with its time of day when one follows it) as a sortable tuple
+    (year, month, day, hour, minute, second), or None. A record's own date is its first one: a commit's or an
+    e-mail's ``Date:`` line, a JSON line's timestamp, a changelog heading over its bullets."""
+    best: tuple[int, tuple[int, ...]] | None = None
+    for rx in _STAMPS:
+        for m in rx.finditer(text):
+            if best is not None and m.start() >= best[0]:
+                break
+            g = m.groupdict()
+            mon = g.get("mon")
+            month = [x[:3] for x in _MONTHS].index(mon.lower()[:3]) + 1 if mon else int(g["m"])
+            day = int(g["d"])
+            if 1 <= month <= 12 and 1 <= day <= 31:
+                clock = tuple(int(g.get(k) or 0) for k in ("H", "M", "S"))
+                best = (m.start(), (int(g["y"]), month, day, *clock))
+                break
+    return None if best is None else best[1]

@@ -192,3 +192,47 @@ def test_the_answer_of_a_reply_that_cites_its_line():
     assert reply_answer("Line: Michael Venus (born 16 October 1987) is a ...") == ""  # a line copied, no answer
     assert reply_answer("NOT FOUND") == "NOT FOUND"
     assert reply_answer("Line: NOT FOUND\nAnswer: NOT SUPPORTED") == "NOT FOUND"  # no line: no answer
+
+
+@pytest.mark.parametrize(
+    ("question", "order"),
+    [
+        ("What is Emeka Becker's current plan?", "latest"),
+        ("After every change recorded here, Anton Okafor is on which plan?", "latest"),
+        ("Which plan does the customer have at present?", "latest"),
+        ("Give the date the meeting was finally set for.", "latest"),
+        ("hey, when did somebody last actually change limiter.go?", "latest"),
+        ("Give me the release date of the first version that shipped the --since option.", "earliest"),
+        ("Who originally owned the lease?", "earliest"),
+        ("What is the last name of the clerk?", None),  # "last name" orders nothing
+        ("How many logins failed last week?", None),
+        ("Who reported the outage?", None),
+        ("Was the first draft replaced by the latest one?", None),  # both: no order
+    ],
+)
+def test_chronology_of_a_question(question, order):
+    from engine.dates import chronology
+
+    assert chronology(question) == order
+
+
+@pytest.mark.parametrize(
+    ("text", "stamp"),
+    [
+        (
+            "commit 80e9\nAuthor: Priya <p@x.dev>\nDate:   Tue Apr 9 14:22:10 2024 +0200\n\n    fix",
+            (2024, 4, 9, 14, 22, 10),
+        ),
+        ('{"ts": "2024-09-21T05:40:00Z", "customer": "Anton Okafor", "plan": "Starter"}', (2024, 9, 21, 5, 40, 0)),
+        ("From: a@x\nDate: Wed, 27 Mar 2024 11:00:00 +0100\nSubject: moved to May 14, 2024", (2024, 3, 27, 11, 0, 0)),
+        ("## [2.4.0] - 2023-09-19\n### Added\n- `export --since`", (2023, 9, 19, 0, 0, 0)),
+        ('10.0.0.1 - - [12/Mar/2024:09:01:07 +0000] "GET / HTTP/1.1" 200', (2024, 3, 12, 9, 1, 7)),
+        ("The meeting is on 14th May 2024.", (2024, 5, 14, 0, 0, 0)),
+        ("build 2024-13-45 failed, then 2024/02/03 passed", (2024, 2, 3, 0, 0, 0)),  # no month 13
+        ("order 20240409 of 1,234 units", None),
+    ],
+)
+def test_the_first_date_a_record_writes(text, stamp):
+    from engine.dates import first_stamp
+
+    assert first_stamp(text) == stamp

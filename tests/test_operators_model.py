@@ -64,3 +64,26 @@ def test_read_with_a_real_worker_is_consistent_with_the_grounding_check(worker, 
     else:
         assert out["answer"] == "NOT FOUND" and out["evidence"] == ev["reason"]
     assert c.sub_calls_by_kind == {"read": 1}
+
+
+def test_count_matching_with_a_real_worker_reports_what_its_check_judged(worker, tmp_path):
+    """Whatever the 135M model judges, the count is the words' count when its sample agrees, else the number of
+    judged items it said meet the question, and the printed note says which."""
+    from tests.test_operators import COUNT_Q, _tickets
+
+    lines, _ = _tickets(60)
+    cell = "n = count_matching(entries(), r'payment')\nFINAL(n)"
+    root = ScriptedBackend([code(cell)], name="root")
+    rlm = RLM(root, worker, environment=SandboxEnvironment, trace=tmp_path, max_wall_s=300)
+    c = rlm.completion("\n".join(lines), COUNT_Q)
+    assert c.finish_reason == "final", c
+    (trace,) = tmp_path.glob("*.jsonl")
+    ops = [e for line in trace.read_text().splitlines() if (e := json.loads(line))["event"] == "operator"]
+    judged = [e for e in ops if e["name"] == "judge"]
+    (counted,) = [e for e in ops if e["name"] == "count_matching"]
+    kept = sum("payment" in ln for ln in lines)
+    assert judged[0]["n_in"] == min(16, kept) + min(16, len(lines) - kept) and counted["n_out"] == int(c.answer)
+    if len(judged) == 1:  # the sample agreed: the words decide
+        assert int(c.answer) == kept
+    else:  # the rest judged; the count is what the judging said yes to, sample included
+        assert len(judged) == 2 and 0 <= int(c.answer) <= judged[0]["counts"]["yes"] + judged[1]["counts"]["yes"]

@@ -787,6 +787,32 @@ def test_a_date_is_searched_as_the_text_writes_it(env, tmp_path, stamp, question
     assert term in terms and "2024-03-12" not in terms, terms
 
 
+def test_a_count_without_a_field_is_offered_one_checked_line_that_counts_by_judgement(env, tmp_path):
+    """A count whose entries have no field: the plan is one ``count_matching`` line over the distinctive terms;
+    copied as it stands, the helper's judgement of a sample shows that "payment" misses the refunds and keeps a
+    fine payment, the helper judges every entry, and the count is right."""
+    problems = ("my payment failed at checkout", "I was billed twice", "the refund never arrived")
+    fine = ("the payment went through fine, thanks", "where is my parcel?", "the box was dented")
+    lines = [f"{(problems if i % 4 == 0 else fine)[i % 3]} (customer {i})" for i in range(240)]
+    want = sum(1 for i in range(240) if i % 4 == 0)
+    q = "How many customers report a problem with a payment?"
+
+    def judge(p: str) -> str:
+        if not p.startswith("Question over many texts: "):
+            return "NOT FOUND"
+        return "yes" if any(x in p for x in problems) else "no"
+
+    rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 3, judge, tmp_path, plan_mode="typed")
+    rlm.completion("\n".join(lines), q)
+    shown = root.chat_calls[0][-1].content
+    plan = re.search(r"in one cell: (answer = count_matching\(entries\(\), r'paym[^)]*\))", shown)
+    assert plan is not None and "label(" not in shown.split("If the question asks")[0], shown
+    rlm, root, _ = _rlm(env, [code(plan.group(1)), code("FINAL(answer)")], judge, tmp_path, plan_mode="typed")
+    c = rlm.completion("\n".join(lines), q)
+    assert (c.answer, c.finish_reason) == (str(want), "final"), plan.group(1)
+    assert "so the helper judged every item (240)" in root.chat_calls[1][-1].content
+
+
 def test_a_count_with_a_numeric_condition_filters_on_the_field_in_code(env, tmp_path):
     """ "fewer than 10 units" is a field condition: the count plan's narrowing filters the named column with
     '< 10' (the bound is no term to narrow by), and the plan copied as it stands counts right, with no worker call
@@ -987,7 +1013,7 @@ def test_fields_are_read_off_the_lines_shape():
     assert reduce_order("List the ids of all orders to Cork.")[0] == "list"
     assert reduce_order("How many different users failed?") == ["distinct", "list", "argmax"]
     assert reduce_order("Which plan is Vera on now, after all the changes?", dated=True)[:2] == ["latest", "list"]
-    assert reduce_order("List every plan change of last week.", dated=True)[:2] == ["list", "latest"]
+    assert reduce_order("List every plan change of last week.", dated=True)[:2] == ["list", "distinct"]  # a span
     assert reduce_order("What was the most recent plan?", dated=True)[0] == "latest"
     assert "latest" not in reduce_order("Which plan is Vera on now?")  # no dated field: nothing to order by
     orders = [f"{10000 + i},2025-10-{i + 1:02d},{['East', 'West'][i % 2]},rotor,{i}" for i in range(6)]

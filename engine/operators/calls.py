@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.operators.base import Operators
 from engine.operators.extract import extract
+from engine.operators.judge import judge
 from engine.operators.label import label
 from engine.operators.read import read
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from engine.run import Run
     from engine.subcalls import Binding
 
-HOST_CALLS = ("op_read", "op_label", "op_extract", "op_event")  # = outcore_ops.HOST_CALLS in the guest
+HOST_CALLS = ("op_read", "op_label", "op_judge", "op_extract", "op_event")  # = outcore_ops.HOST_CALLS in the guest
 
 
 _BY_RUN: weakref.WeakKeyDictionary[Run, Operators] = weakref.WeakKeyDictionary()
@@ -59,6 +60,7 @@ def operator_calls(binding: Binding) -> dict[str, Callable[[dict[str, Any]], Any
     table: dict[str, Callable[[Operators, dict[str, Any]], Any]] = {
         "op_read": read,
         "op_label": label,
+        "op_judge": judge,
         "op_extract": extract,
         "op_event": Operators.op_event,
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from engine.dates import chronology, first_stamp
 from engine.grounding import (
     appears_in,
     as_written,
@@ -120,7 +121,33 @@ def read(ops: Operators, a: dict[str, Any]) -> dict[str, Any]:
         )
         ops.emit("read", args, len(passages), 0, msg, time.monotonic() - t0, estimate_s=round(est.seconds, 1))
         return {"refused": clip(msg, 600)}
-    gen = run.maps._ask([prompt], MAX_ANSWER_TOKENS, "read")[0]
+    order = chronology(question)
+    dated = in_order(passages, order)
+    found = _first_that_answers(ops, dated, question, words) if dated else None
+    if found is not None:
+        (answer, held), ok, why, second = found, True, f"read {'newest' if order == 'latest' else 'oldest'} first", None
+    else:
+        answer, ok, why, second = _joint(ops, text, passages, question, words)
+        held = next((p for p in passages if appears_in(answer, p)), text) if ok else why
+    if ok:
+        run.subs._keep([answer])
+        result = {"answer": answer, "grounded": True, "evidence": clip(held, 600)}
+    else:
+        result = {"answer": NOT_FOUND, "grounded": False, "evidence": why}
+    ops.emit(
+        "read", args, len(passages), int(ok), None, time.monotonic() - t0, answer=clip(answer, 200), grounded=ok,
+        reason=why, terms=words, second_look=bool(second), in_order=len(dated) if found is not None else 0,
+    )  # fmt: skip
+    return result
+
+
+def _joint(
+    ops: Operators, text: str, passages: list[str], question: str, words: list[str]
+) -> tuple[str, bool, str, str | None]:
+    """(answer, grounded, why, second look's answer) of one reading of every passage together (``text``), read
+    again held to the question's choices, or over the line the worker cited, when it found no answer."""
+    run = ops.run
+    gen = run.maps._ask([READ_PROMPT.format(question=question, text=text)], MAX_ANSWER_TOKENS, "read")[0]
     raw = "" if gen is None else gen.text.strip()
     answer = reply_answer(raw)
     choices = tuple(lettered(question)) or (POLAR if asks_polar(question) else named_options(question, words, passages))
@@ -131,22 +158,50 @@ def read(ops: Operators, a: dict[str, Any]) -> dict[str, Any]:
         chosen = run.maps._ask([prompt], MAX_ANSWER_TOKENS, "read", choices=choices)[0]
         answer = chosen.text.strip() if chosen is not None else answer
     if is_non_answer(answer, question):
-        ok, why = False, f"the worker found no answer ({clip(answer, 60)!r})"
-    else:
-        ok, why = grounded(answer, text, words, question)
+        return answer, False, f"the worker found no answer ({clip(answer, 60)!r})", second
+    ok, why = grounded(answer, text, words, question)
     if ok:
         span = key_span(answer, question)
         answer = as_written(span if appears_in(span, text) else answer, text)
-        run.subs._keep([answer])
-        held = next((p for p in passages if appears_in(answer, p)), text)
-        result = {"answer": answer, "grounded": True, "evidence": clip(held, 600)}
-    else:
-        result = {"answer": NOT_FOUND, "grounded": False, "evidence": why}
-    ops.emit(
-        "read", args, len(passages), int(ok), None, time.monotonic() - t0,
-        answer=clip(answer, 200), grounded=ok, reason=why, terms=words, second_look=bool(second),
-    )  # fmt: skip
-    return result
+    return answer, ok, why, second
+
+
+MAX_IN_ORDER = 12  # the newest (or oldest) passages read one by one; past them, the joint reading
+
+
+def in_order(passages: list[str], order: str | None) -> list[str]:
+    """The passages newest first (``order`` "latest") or oldest first ("earliest"), by the first date each one
+    writes (:func:`engine.dates.first_stamp`), at most :data:`MAX_IN_ORDER`; [] when the question asks for no
+    order, or fewer than two passages write different dates. Passages of one date keep their order in the text,
+    the later one first for the newest.
+
+    Why: a question about the newest of several mentions of a changing fact got every mention in one reading, and
+    the worker answered from the first in the text, which is the oldest in a log written forwards and the newest in
+    one written backwards. Seen: "After every change recorded here, Anton Okafor is on which plan?" read his four
+    plan changes and answered the first, "Plus", for "Starter" (general test split, g-jsonl-latest, seed v22); the
+    newest of five commits that changed a file was read as its author's name, then the run looped (held-out probe,
+    twelfth round)."""
+    if order is None or len(passages) < 2:
+        return []
+    stamps = [first_stamp(p) for p in passages]
+    if len({s for s in stamps if s is not None}) < 2:
+        return []
+    ranked = sorted((s, k) for k, s in enumerate(stamps) if s is not None)
+    if order == "latest":
+        ranked.reverse()
+    return [passages[k] for _, k in ranked[:MAX_IN_ORDER]]
+
+
+def _first_that_answers(ops: Operators, dated: list[str], question: str, words: list[str]) -> tuple[str, str] | None:
+    """(answer, passage) of the first passage of ``dated`` whose own reading is grounded, or None. One batch: each
+    passage read alone, then the readings taken in order."""
+    prompts = [READ_PROMPT.format(question=question, text=fit_passages(ops, question, [p])) for p in dated]
+    for p, gen in zip(dated, ops.run.maps._ask(prompts, MAX_ANSWER_TOKENS, "read"), strict=True):
+        answer = reply_answer(gen.text.strip()) if gen is not None else ""
+        if not is_non_answer(answer, question) and grounded(answer, p, words, question)[0]:
+            span = key_span(answer, question)
+            return as_written(span if appears_in(span, p) else answer, p), p
+    return None
 
 
 def _second_look(ops: Operators, raw: str, text: str, question: str, words: list[str]) -> str | None:

@@ -28,7 +28,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from engine.dates import DATE_WRITTEN, ISO_DATE
+from engine.dates import DATE_WRITTEN, ISO_DATE, LATEST
 from engine.grounding import STOP_WORDS, content_words
 
 MAX_FIELDS = 8
@@ -297,7 +297,7 @@ _ASKS = {  # what a question's words ask a reduce for (plain English, no data se
     "argmax": re.compile(r"\b(?:most(?!\s+recent)|largest|highest|biggest|greatest|top|maximum|more)\b", re.I),
     "list": re.compile(r"\blist\b", re.I),
     "distinct": re.compile(r"\b(?:different|distinct|unique|how many)\b", re.I),
-    "latest": re.compile(r"\b(?:current(?:ly)?|now|latest|last|most recent|newest|final|still|today)\b", re.I),
+    "latest": LATEST,
     "sum": re.compile(r"\b(?:total|sum|altogether|combined|in all)\b", re.I),
     "mean": re.compile(r"\b(?:average|mean|avg)\b", re.I),
 }

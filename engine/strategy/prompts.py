@@ -33,10 +33,12 @@ OPERATORS = """Operators (checked steps: a step that finds nothing, or matches e
 - filter(items, pattern, test=None): the items a regex matches; test='< 10' keeps those whose group 1 meets it.
 - extract(items, pattern): group 1 per item (None if no match).
 - label(items, labels, instruction=None): one label per item by the helper (a catch-all "other" is added).
+- judge(items): the items the helper judges to meet the question's condition (one yes/no per item).
+- count_matching(items, *patterns): how many items meet the question: those the regexes match, checked against the helper's judgement of a sample (it judges the items when the two disagree).
 - reduce(values, op, by=None, dates=None): op is count, distinct, sum, mean, min, max, argmax, latest or list; min/max with by=names: the name with the smallest/largest value.
 - chain(answer, template): template.format(answer=answer), the next question of a two-step plan."""
 
-MEANING = """What an entry is about is decided by label(), never by a word test (a line about sport need not say "sport");
+MEANING = """What an entry is about is decided by judge(), label() or count_matching(), never by a word test alone (a line about sport need not say "sport");
 what is written in it (a date, a name, an id, a number) is read by filter/extract."""
 
 EXAMPLES = """Examples (each ```python block is one reply; "Output:" is what it printed). The value goes in `answer`, then FINAL(answer):
@@ -61,10 +63,9 @@ rows = filter(entries(), r"return")
 answer = reduce(extract(rows, r"clerk=(\\w+)"), "argmax")
 print(answer)
 ```
-4. Question: How many reviews complain about noise?  (judgement: label, then count)
+4. Question: How many reviews complain about noise?  (judgement: the words are checked)
 ```python
-labels = label(entries(), ["complains about noise"])
-answer = labels.count("complains about noise")
+answer = count_matching(entries(), r"nois|loud")
 print(answer)
 ```
 5. Question: In which city does the mentor of Ines Varga live?  (two steps)
@@ -131,18 +132,22 @@ HINT_PROBE_ANSWERED = (
     "That first step was run for you, and its reading answered: {answer}. The answer occurs in the text read, "
     "which names the question's terms. If it answers the question, call FINAL(answer) now."
 )
-# the count plan: both kinds, the words deciding (filter, extract, reduce) or judgement (label)
+# the count plan over fields: both kinds, the words deciding (filter, extract, reduce) or judgement (judge)
 HINT_COUNT_PLAN = (
     "compute it over entries() in code, in one cell. When the words decide: {decide}. "
-    "When it needs judgement: rows = {judged}; answer = label(rows, ['<the condition>'])"
-    ".count('<the condition>')."
+    "When it needs judgement: answer = len(judge({judged}))."
+)
+# the count plan without a field: one line whose word test the engine checks against the helper's judgement
+HINT_COUNT_CHECKED = (
+    "compute it over entries() in code, in one cell: {checked} (the entries the patterns match, checked against "
+    "the helper's judgement of a sample; when the two disagree, the helper judges the entries)."
 )
 HINT_MANY = (
     "Even the rarest term occurs in {n} places and only 4 passages were read, so that answer cannot cover them "
-    "all: if the question counts, lists or compares, " + HINT_COUNT_PLAN
+    "all: if the question counts, lists or compares, {plan}"
 )
 # After a first step that read no answer for a question that asks for a number (see probe._widened)
-HINT_COUNTS = "The reading found no answer and the question asks for a number: if it counts entries, " + HINT_COUNT_PLAN
+HINT_COUNTS = "The reading found no answer and the question asks for a number: if it counts entries, {plan}"
 # the extract step of HINT_MANY, with a field of the entries themselves (engine.strategy.fields)
 HINT_EXTRACT = (
     "values = extract(rows, r'{pattern}') (the {name} of each row), then {reduces} (the rows' fields: {names})"

@@ -1,4 +1,5 @@
-"""The typed operators of the REPL: terms, find, read, entries, filter, extract, label, reduce, chain.
+"""The typed operators of the REPL: terms, find, read, entries, filter, extract, label, judge, count_matching,
+reduce, chain.
 
 Why typed operators next to free code: a small root that strings together checked steps (find the passages, read
 them, or filter the entries, label them, reduce the labels) goes wrong far less often than one writing a loop of
@@ -8,18 +9,19 @@ value whose repr is a short summary (a count and a few samples) and CHECKS its r
 finish in the time left) raises :class:`StepRefused` with one line saying what was refused, the measured reason
 and what to try instead. Every call is recorded in the run's trace as one ``operator`` event.
 
-The pure-Python operators run here; ``terms`` and ``find`` read the prompt on the host, and ``read``, ``label``
-and ``extract(ask=...)`` ask the worker model through the engine. This module imports nothing of the sandbox's
+The pure-Python operators run here; ``terms`` and ``find`` read the prompt on the host, and ``read``, ``label``,
+``judge`` and ``extract(ask=...)`` ask the worker model through the engine. This module imports nothing of the sandbox's
 plumbing: :func:`bind` gives it the host-call function, so it also runs in-process in tests.
 """
 
+import random
 import re
 import time
 
 from outcore_values import FEW, OPS, Refusal, condition, field_hint, reduce_values, unquoted, whole_entries
 
 # the engine's host calls behind the model-backed operators; hidden from the REPL (no forwarders are made for them)
-HOST_CALLS = ("op_read", "op_label", "op_extract", "op_event")
+HOST_CALLS = ("op_read", "op_label", "op_judge", "op_extract", "op_event")
 NOT_FOUND = "NOT FOUND"
 _SAMPLE = 60
 
@@ -364,6 +366,85 @@ def label(items, labels, instruction=None, closed=False):
     return Items(r["labels"])
 
 
+def judge(items, question=None):
+    """The items the helper judges to meet the question's condition (default: the run's `question`), in order:
+    one yes/no per item, for a condition that needs reading (a complaint, a problem, what a message is about).
+    Refused with an estimate when it cannot finish in the time left: filter(items, regex) first."""
+    items = list(items)
+    return Items(x for x, ok in zip(items, _judged(items, question), strict=True) if ok)
+
+
+def _judged(items, question=None):
+    q = _question(question)
+    if q is None:
+        raise StepRefused("judge(items, question): no question given")
+    if not items:
+        return []
+    r = _call("op_judge", {"items": [_text(x) for x in items], "question": q})
+    if r.get("refused"):
+        raise StepRefused(r["refused"])
+    return r["judged"]
+
+
+_CHECK = 16  # items on each side of a count's word test that the helper judges
+_FEW_JUDGED = 4  # from this many judged on each side, one verdict for all of them is no judgement
+
+
+def _sample(idx, n):
+    """At most `n` of `idx`, drawn at random with a fixed seed (the same items each time), in order. Not evenly
+    spaced: entries written in a cycle (every third one a complaint) put every k-th item on one side."""
+    return idx if len(idx) <= n else sorted(random.Random(len(idx)).sample(idx, n))
+
+
+def count_matching(items, *patterns):
+    """The number of `items` that meet the question's condition, with the regexes `patterns` as its word test
+    (an item counts when every pattern matches it), CHECKED against the helper's judgement (judge) of up to 16
+    matching items and 16 others: when 2 or more of the others meet the question, the words miss some and the
+    helper judges every item; when 2 or more of the matching ones do not, the words keep too many and it judges
+    those; otherwise the words decide. When it judged every sampled item alike (every one yes, or every one no),
+    its judgement separates nothing and the words' count is returned, as it is when judging could not finish in
+    the time left. Prints what the check found. Refused when no item matches."""
+    t0 = time.monotonic()
+    items = list(items)
+    rxs = [_compile("count_matching", p) for p in patterns]
+    args = f"{len(items)} items, {', '.join(repr(_clip(p, 40)) for p in patterns)}"
+    kept = [i for i, x in enumerate(items) if all(rx.search(_text(x)) for rx in rxs)]
+    if not kept:
+        _refuse("count_matching", args, len(items), t0,
+                f"count_matching({args}) matched none of the {len(items)} items "
+                f"(e.g. {_clip(_text(items[0])) if items else ''!r}); loosen the patterns")  # fmt: skip
+    matched = set(kept)
+    others = [i for i in range(len(items)) if i not in matched]
+    shown, other = _sample(kept, _CHECK), _sample(others, _CHECK)
+    verdict = dict(zip(shown + other, _judged([items[i] for i in shown + other]), strict=True))
+    kept_no = sum(verdict[i] is False for i in shown)
+    other_yes = sum(verdict[i] is True for i in other)
+    note = (f"count_matching: the patterns match {len(kept)} of {len(items)} items; of {len(shown)} of them the "
+            f"helper judged {len(shown) - kept_no} to meet the question, of {len(other)} others {other_yes}")  # fmt: skip
+    if len(verdict) >= 2 * _FEW_JUDGED and len(set(verdict.values())) == 1:  # the judgement separates nothing
+        print(f"{note}: the helper judged every one alike, so its judgement decides nothing; the words' count, "
+              f"{len(kept)}")  # fmt: skip
+        _record("count_matching", args, len(items), len(kept), None, t0)
+        return len(kept)
+    todo = list(range(len(items))) if other_yes >= 2 else kept if kept_no >= 2 else None
+    if todo is None:
+        print(f"{note}: the words decide, {len(kept)}")
+        _record("count_matching", args, len(items), len(kept), None, t0)
+        return len(kept)
+    rest = [i for i in todo if i not in verdict]
+    try:
+        verdict.update(zip(rest, _judged([items[i] for i in rest]), strict=True))
+    except StepRefused as e:  # code decides before the worker: the words' count, with why it was not checked
+        print(f"{note}; judging {len(todo)} items was refused ({_clip(e, 200)}): the words' count, {len(kept)}")
+        _record("count_matching", args, len(items), len(kept), None, t0)
+        return len(kept)
+    n = sum(verdict[i] is True for i in todo)
+    print(f"{note}: so the helper judged {'every item' if len(todo) == len(items) else 'the matching ones'} "
+          f"({len(todo)}): {n} meet it")  # fmt: skip
+    _record("count_matching", args, len(items), n, None, t0)
+    return n
+
+
 # --- reduce and chain -------------------------------------------------------------------------------------
 def reduce(values, op, by=None, dates=None):
     """One result from a list of values. op: 'count' (truthy values), 'distinct' (number of distinct non-None
@@ -421,4 +502,4 @@ def chain(answer, template):
 
 
 NAMES = ("StepRefused", "Passage", "Found", "Answer", "terms", "find", "read", "entries", "filter", "extract",
-         "label", "reduce", "chain")  # fmt: skip
+         "label", "judge", "count_matching", "reduce", "chain")  # fmt: skip
