@@ -285,7 +285,15 @@ def misfit(answer: str, question: str, number_asked: bool | None = None) -> str 
         return f"the question asks for a number, and {one_line(answer)!r} holds none"
     if _ASKS_DATE.search(question) and not _DATE_LIKE.search(answer):
         return f"the question asks for a date, and {one_line(answer)!r} holds none"
+    if not number and asks_polar(question) and _BARE_COUNT.fullmatch(answer.strip()) and not offered(answer, question):
+        return f"the question asks yes or no, or which one, and {one_line(answer)!r} is only a number"
     return None
+
+
+# A number alone as the answer to a yes/no or which-one question: a count of what a step matched, not an answer.
+# Seen on held-out probes (thirteenth round): "did any agent ever agree to waive ...?" ended final on "4" (the
+# calls a checked count kept), "did i spend more at Greenleaf Grocers or at Market Fresh ...?" on "6".
+_BARE_COUNT = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?")
 
 
 _HOW_MANY_MUCH = re.compile(r"\bhow\s+(?:many|much)\b", re.IGNORECASE)

@@ -236,3 +236,19 @@ def test_the_first_date_a_record_writes(text, stamp):
     from engine.dates import first_stamp
 
     assert first_stamp(text) == stamp
+
+
+@pytest.mark.parametrize(
+    ("answer", "question", "refused"),
+    [
+        ("4", "Across all of these support calls, did any agent ever agree to waive a fee?", True),
+        ("6", "did i spend more at Greenleaf Grocers or at Market Fresh in April 2024?", True),
+        ("10", "Is the limit 5 or 10?", False),  # an option the question offers
+        ("no", "Did any agent ever waive the fee?", False),
+        ("12", "How many agents waived the fee?", False),
+    ],
+)
+def test_a_number_alone_does_not_answer_a_yes_no_or_which_one_question(answer, question, refused):
+    from engine.grounding import misfit
+
+    assert (misfit(answer, question) is not None) is refused

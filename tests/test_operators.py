@@ -652,7 +652,7 @@ def test_read_takes_the_newest_or_oldest_mention_a_question_asks_for(env, tmp_pa
     assert c.answer == want
     (ev,) = [e for e in _events(tmp_path) if e["event"] == "operator" and e["name"] == "read"]
     assert ev["in_order"] == 4 and ev["reason"] in ("read newest first", "read oldest first")
-    assert [len(p) for _, p in wk.batch_calls] == [4]  # one batch, each mention read alone
+    assert [len(p) for _, p in wk.batch_calls] == [4]  # one batch of four, each mention read alone
 
 
 def test_read_without_an_order_word_reads_the_mentions_together(env, tmp_path):

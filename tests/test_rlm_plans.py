@@ -146,6 +146,31 @@ def test_a_value_typed_and_printed_by_the_root_is_no_evidence(env, tmp_path):
     assert "typed into the code" in _events(c, "answer_refused")[0]["reason"]
 
 
+def test_a_root_that_resends_a_step_that_read_the_newest_mention_ends_on_it(env, tmp_path):
+    """Five commits changed a file: the step reads them newest first, four at a time, and a root that re-sends the
+    step instead of FINAL ends the run ``final`` on that reading (seen on a held-out git log, thirteenth round:
+    the right date read, then the loop stop)."""
+    commits = []
+    for k in range(40):
+        path = "internal/ratelimit/limiter.go" if k % 8 == 3 else f"docs/page{k}.md"
+        commits.append(f"commit {k:040x}\nAuthor: Dev {k} <dev{k}@x.dev>\nDate:   Tue Apr {28 - k // 2} 10:{k:02d}:00 "
+                       f"2024 +0000\n\n    change {k}\n\n {path} | 4 ++--\n 1 file changed\n")  # fmt: skip
+    newest = "2024-04-27"  # k = 3, the first of the log (newest first)
+
+    def worker(p: str) -> str:
+        date = re.search(r"Date:\s+Tue Apr (\d+)", p)
+        return f"Line: {date.group(0)}\nAnswer: 2024-04-{int(date.group(1)):02d}" if date else "NOT FOUND"
+
+    def turns(messages):  # always the engine's step, sent back unchanged
+        return next(m.content for m in messages if m.role == "assistant")
+
+    rlm, _, _ = _rlm(env, turns, worker, tmp_path=tmp_path, plan_mode="typed")
+    c = rlm.completion("\n".join(commits), "When did somebody last change internal/ratelimit/limiter.go?")
+    assert (c.answer, c.finish_reason) == (newest, "final"), (c.answer, c.finish_reason)
+    (read,) = [e for e in _events(c, "operator") if e["name"] == "read"]
+    assert read["reason"] == "read newest first" and read["in_order"] == 5
+
+
 def test_a_resent_cell_is_not_run_again_and_gets_the_route_hint(env, tmp_path):
     """The root re-sends the first step whose reading found nothing (seen on the public aggregate family, 45 s a
     time): it is not run again; the root is told so, with the step's hint, and a third copy is the loop stop."""

@@ -28,6 +28,7 @@ from engine.grounding import (
     reply_answer,
 )
 from engine.operators import cost
+from engine.subcalls import MAX_READ_PROMPTS
 from engine.trace import clip
 
 if TYPE_CHECKING:
@@ -193,14 +194,18 @@ def in_order(passages: list[str], order: str | None) -> list[str]:
 
 
 def _first_that_answers(ops: Operators, dated: list[str], question: str, words: list[str]) -> tuple[str, str] | None:
-    """(answer, passage) of the first passage of ``dated`` whose own reading is grounded, or None. One batch: each
-    passage read alone, then the readings taken in order."""
-    prompts = [READ_PROMPT.format(question=question, text=fit_passages(ops, question, [p])) for p in dated]
-    for p, gen in zip(dated, ops.run.maps._ask(prompts, MAX_ANSWER_TOKENS, "read"), strict=True):
-        answer = reply_answer(gen.text.strip()) if gen is not None else ""
-        if not is_non_answer(answer, question) and grounded(answer, p, words, question)[0]:
-            span = key_span(answer, question)
-            return as_written(span if appears_in(span, p) else answer, p), p
+    """(answer, passage) of the first passage of ``dated`` whose own reading is grounded, or None: each passage
+    read alone, in batches of :data:`~engine.subcalls.MAX_READ_PROMPTS` (the readings the run keeps as evidence, so
+    that a root that re-sends the step ends on the answer in hand), taken in order, the next batch only when none of
+    a batch answered."""
+    for i in range(0, len(dated), MAX_READ_PROMPTS):
+        part = dated[i : i + MAX_READ_PROMPTS]
+        prompts = [READ_PROMPT.format(question=question, text=fit_passages(ops, question, [p])) for p in part]
+        for p, gen in zip(part, ops.run.maps._ask(prompts, MAX_ANSWER_TOKENS, "read"), strict=True):
+            answer = reply_answer(gen.text.strip()) if gen is not None else ""
+            if not is_non_answer(answer, question) and grounded(answer, p, words, question)[0]:
+                span = key_span(answer, question)
+                return as_written(span if appears_in(span, p) else answer, p), p
     return None
 
 
