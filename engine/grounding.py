@@ -283,17 +283,22 @@ def misfit(answer: str, question: str, number_asked: bool | None = None) -> str 
     number = bool(_HOW_MANY_MUCH.search(question)) if number_asked is None else number_asked
     if (number or _NUMBER_FORM.search(question)) and not _NUMBER.search(answer):
         return f"the question asks for a number, and {one_line(answer)!r} holds none"
-    if _ASKS_DATE.search(question) and not _DATE_LIKE.search(answer):
+    bare = bool(_BARE_COUNT.fullmatch(answer.strip())) and not offered(answer, question)
+    if _ASKS_DATE.search(question) and (not _DATE_LIKE.search(answer) or bare and not _YEAR.fullmatch(answer.strip())):
         return f"the question asks for a date, and {one_line(answer)!r} holds none"
-    if not number and asks_polar(question) and _BARE_COUNT.fullmatch(answer.strip()) and not offered(answer, question):
-        return f"the question asks yes or no, or which one, and {one_line(answer)!r} is only a number"
+    if not number and bare and (asks_polar(question) or _ASKS_NAME.search(question)):
+        return f"the question asks yes or no, which one or who, and {one_line(answer)!r} is only a number"
     return None
 
 
-# A number alone as the answer to a yes/no or which-one question: a count of what a step matched, not an answer.
+# A number alone as the answer to a yes/no, which-one or who question: a count of what a step matched, not an answer.
 # Seen on held-out probes (thirteenth round): "did any agent ever agree to waive ...?" ended final on "4" (the
 # calls a checked count kept), "did i spend more at Greenleaf Grocers or at Market Fresh ...?" on "6".
 _BARE_COUNT = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?")
+# the same for a date ("when did i first run ...? date only": "1", the lines a count kept) and a person ("Which
+# assignee has the most ...? Just the name.": "30"); a year alone may be the date asked for
+_YEAR = re.compile(r"1[5-9]\d\d|2\d\d\d")
+_ASKS_NAME = re.compile(r"(?:^|[.,;:?!]\s*)whom?\b|\b(?:the|their|his|her|full)\s+names?\b", re.IGNORECASE)
 
 
 _HOW_MANY_MUCH = re.compile(r"\bhow\s+(?:many|much)\b", re.IGNORECASE)

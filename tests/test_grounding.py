@@ -246,6 +246,10 @@ def test_the_first_date_a_record_writes(text, stamp):
         ("10", "Is the limit 5 or 10?", False),  # an option the question offers
         ("no", "Did any agent ever waive the fee?", False),
         ("12", "How many agents waived the fee?", False),
+        ("1", "when did i first run a terraform apply against prod? date only pls, YYYY-MM-DD", True),
+        ("2019", "In which year was the bridge built? Just the year.", False),
+        ("30", "Which assignee has the most unresolved bugs? Just the name.", True),
+        ("8443", "Which port does the billing proxy listen on?", False),
     ],
 )
 def test_a_number_alone_does_not_answer_a_yes_no_or_which_one_question(answer, question, refused):

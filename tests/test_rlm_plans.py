@@ -450,6 +450,7 @@ def test_finish_rule_units():
     ranked = "Name the region with the largest number of coupling orders."  # a number ranks; a region is asked
     assert refusal("Alpine", "FINAL(answer)", ranked, ["coupling"], ["Alpine"], []) is None
     assert "is a count" in str(refusal("8", "FINAL(len(rows))", ranked, ["coupling"], ["8"], []))
+
     by = "In which region were nozzles ordered most often (by number of orders)?"
     assert refusal("Coastal", "FINAL(answer)", by, ["nozzles"], ["Coastal"], []) is None
     assert "is a count" in str(refusal("8", "FINAL(len(rows))", by, ["nozzles"], ["8"], []))
@@ -738,6 +739,7 @@ def test_a_term_count_is_no_showing_of_a_computed_number():
     q = "Give me every order id whose destination is Riga and whose status is cancelled."
     counts = "mentions of each term: {'riga': 59, 'cancelled': 101}"
     assert "is a count" in (refusal("101", "FINAL(len(rows))", q, ["riga"], [counts], []) or "")
+
     assert refusal("101", "FINAL(code)", q, ["riga"], ["vault code: 101"], []) is None  # shown beside words
     task = "Each line of the context is a general question. Which label should most lines get?"
     found = "[9] Which sport is Ship-of-the-line captain best known for?\n[7] What is General Revision Act?"
@@ -836,6 +838,15 @@ def test_a_count_without_a_field_is_offered_one_checked_line_that_counts_by_judg
     c = rlm.completion("\n".join(lines), q)
     assert (c.answer, c.finish_reason) == (str(want), "final"), plan.group(1)
     assert "so the helper judged every item (240)" in root.chat_calls[1][-1].content
+
+
+def test_a_question_that_asks_no_number_is_offered_the_rows_not_a_count(env, tmp_path):
+    problems = ("my payment failed at checkout", "I was billed twice", "the refund never arrived")
+    lines = [f"{problems[i % 3] if i % 4 == 0 else 'where is my parcel?'} (customer {i})" for i in range(240)]
+    rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 3, "NOT FOUND", tmp_path, plan_mode="typed")
+    rlm.completion("\n".join(lines), "Which customers report a problem with a payment? List them.")
+    shown = root.chat_calls[0][-1].content
+    assert "count_matching" not in shown and "rows = filter(entries(), r'paym" in shown and "judge(rows)" in shown
 
 
 def test_a_count_with_a_numeric_condition_filters_on_the_field_in_code(env, tmp_path):
@@ -1306,7 +1317,10 @@ def test_an_answer_that_does_not_fit_its_question_is_refused():
     assert refusal("check_token", "FINAL(a)", "Which function raises ValueError when the token is expired?", [],
                    ["check_token"], []) is None  # fmt: skip
     shop = "did i spend more at Greenleaf Grocers or at Market Fresh in april 2024? just the shop name"
-    assert "is a count" in str(refusal("4", "FINAL(answer)", shop, [], ["<Found 4 passages\n  [1] ...>", "4"], []))
+    assert re.search(
+        "is a count|is only a number",
+        str(refusal("4", "FINAL(answer)", shop, [], ["<Found 4 passages\n  [1] ...>", "4"], [])),
+    )  # a number alone for a list or a name is refused either way
     q = "How many reviews of the Aurora Fit 2 complain about its battery life?"
     text = "Battery life is much better than my old Fit 1. 0 complaints. 21 people found this helpful."
     assert not grounded("0", text, ["battery"], q)[0] and not grounded("none", text, ["battery"], q)[0]

@@ -63,6 +63,7 @@ from engine.strategy.prompts import (
     HINT_PROBE,
     HINT_PROBE_PLAIN,
     HINT_PROBE_SOURCE,
+    HINT_ROWS,
     REDUCES,
 )
 from engine.strategy.question import (
@@ -476,9 +477,14 @@ def _count_plan(question: str, narrow: str, fields: EntryFields | None, words: l
     Why one checked line: offered both a word count and a labelling, the 1.5B root took the word count for a
     judgement (general test split, g-ticket-count, seed v22: "payment" in 107 of 369 tickets, 79 of which report a
     payment problem) and a labelling with a placeholder label for a word count; asked which applies, the engine
-    checks instead (see ``count_matching`` in ``wasm_sandbox/guest/outcore_ops.py``)."""
+    checks instead (see ``count_matching`` in ``wasm_sandbox/guest/outcore_ops.py``). A question that asks for no
+    number gets the rows and ``judge`` instead: offered the count for "which accounts ...? List the account names",
+    "which assignee has the most ...?" and "when did I first run ...?", the root ended ``final`` on "1", "30" and "1"
+    (held-out probes, thirteenth round, blind)."""
     if fields:
         return HINT_COUNT_PLAN.format(decide=_decided(question, narrow, fields), judged=judged)
+    if not asks_count(question):  # a list or a which-one: the rows, not their number (seen: "1" for "which accounts")
+        return HINT_ROWS.format(narrow=narrow)
     patterns = ", ".join(f"r'{w}'" for w in words)
     return HINT_COUNT_CHECKED.format(checked=f"answer = count_matching(entries(){', ' if words else ''}{patterns})")
 

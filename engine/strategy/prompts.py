@@ -142,6 +142,11 @@ HINT_COUNT_CHECKED = (
     "compute it over entries() in code, in one cell: {checked} (the entries the patterns match, checked against "
     "the helper's judgement of a sample; when the two disagree, the helper judges the entries)."
 )
+# the same without a count asked (a list, a which-one): the rows, shown, and the judged ones
+HINT_ROWS = (
+    "compute it over entries() in code, in one cell: rows = {narrow}; print(len(rows), rows[:5]); judge(rows) keeps "
+    "the rows that meet the question."
+)
 HINT_MANY = (
     "Even the rarest term occurs in {n} places and only 4 passages were read, so that answer cannot cover them "
     "all: if the question counts, lists or compares, {plan}"
