@@ -847,6 +847,10 @@ def test_a_question_that_asks_no_number_is_offered_the_rows_not_a_count(env, tmp
     rlm.completion("\n".join(lines), "Which customers report a problem with a payment? List them.")
     shown = root.chat_calls[0][-1].content
     assert "count_matching" not in shown and "rows = filter(entries(), r'paym" in shown and "judge(rows)" in shown
+    rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 3, "NOT FOUND", tmp_path, plan_mode="typed")
+    rlm.completion("\n".join(lines), "How many different customers report a problem with a payment?")
+    shown = root.chat_calls[0][-1].content  # different values are no count of entries
+    assert "count_matching" not in shown and "When the words decide: rows = filter(entries(), r'paym" in shown, shown
 
 
 def test_a_count_with_a_numeric_condition_filters_on_the_field_in_code(env, tmp_path):
