@@ -129,7 +129,7 @@ def read(ops: Operators, a: dict[str, Any]) -> dict[str, Any]:
         (answer, held), ok, why, second = found, True, f"read {'newest' if order == 'latest' else 'oldest'} first", None
     else:
         answer, ok, why, second = _joint(ops, text, passages, question, words)
-        held = next((p for p in passages if appears_in(answer, p)), text) if ok else why
+        held = next((p for p in passages if appears_in(answer, p)), text)
     if ok:
         run.subs._keep([answer])
         result = {"answer": answer, "grounded": True, "evidence": clip(held, 600)}

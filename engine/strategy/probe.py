@@ -484,11 +484,9 @@ def _count_plan(question: str, narrow: str, fields: EntryFields | None, words: l
     and over log lines whose words decided (9 of 450 lines, 9 users), the helper judged 3 of 16 other lines to meet
     "distinct users who had failed logins on 2025-02-20" and its judging of every line counted 68 (general test
     split, seed v24, g-log-count)."""
-    if fields:
-        return HINT_COUNT_PLAN.format(decide=_decided(question, narrow, fields), judged=judged)
-    if not asks_count(question):  # a list or a which-one: the rows, not their number (seen: "1" for "which accounts")
+    if not fields and not asks_count(question):  # a list or a which-one: the rows (seen: "1" for "which accounts")
         return HINT_ROWS.format(narrow=narrow)
-    if asks_distinct(question):  # different values, not entries: the words' rows (a field, when found, counts them)
+    if fields or asks_distinct(question):  # different values are no count of entries
         return HINT_COUNT_PLAN.format(decide=_decided(question, narrow, fields), judged=judged)
     patterns = ", ".join(f"r'{w}'" for w in words)
     return HINT_COUNT_CHECKED.format(checked=f"answer = count_matching(entries(){', ' if words else ''}{patterns})")
