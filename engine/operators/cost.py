@@ -66,15 +66,16 @@ def estimate(run: Run, prompts: list[str], rate: float) -> Estimate:
     return Estimate(tokens * rate, rate, tokens, run.budget.remaining_s())
 
 
-def probe_then_estimate(
+def within_time(
     run: Run, items: list[str], prompt_of: Callable[[str], str], work: Callable[[list[str]], list[T]]
 ) -> tuple[list[T], Estimate]:
-    """(results of a first small batch, the estimate for the rest of ``items``).
+    """(results, estimate): ``work`` over every item when the estimate fits the time left, else over the first
+    batch only (a refused step costs only that probe), with the estimate for the items after it.
 
     With more than two batches of items (the run's ``max_batch_width``), ``work`` runs on the first batch and its
-    wall time per prompt token is the rate; the caller keeps those results, so a refused step costs only the probe.
-    A whole batch, since the rest runs in whole batches: a probe of 8 items put 1,056 at 810 s where whole
-    batches of 32 took about 650 s (same labelling, same machine).
+    wall time per prompt token is the rate; those results are kept. A whole batch, since the rest runs in whole
+    batches: a probe of 8 items put 1,056 at 810 s where whole batches of 32 took about 650 s (same labelling, same
+    machine).
     Fewer items use this run's measurement (:func:`per_token_s`), if any. Why the step's own calls: the rate of
     the run's earlier worker calls, one long reading, put a yes/no labelling of 1,064 one-line entries at 473 s; it
     took 658 s (public aggregate, default worker, 2 cores), since short batched items cost more per token.
@@ -87,4 +88,8 @@ def probe_then_estimate(
         done = work(items[:width])
         tokens = estimate(run, [prompt_of(t) for t in items[:width]], 0.0).tokens
         rate = (time.monotonic() - t0) / max(tokens, 1)
-    return done, estimate(run, [prompt_of(t) for t in items[len(done) :]], rate or 0.0)
+    rest = items[len(done) :]
+    est = estimate(run, [prompt_of(t) for t in rest], rate or 0.0)
+    if est.fits and rest:
+        done = done + work(rest)
+    return done, est

@@ -37,14 +37,13 @@ def extract(ops: Operators, a: dict[str, Any]) -> dict[str, Any]:
     def work(part: list[str]) -> list[str | None]:
         return ops.run.maps.llm_map({"items": part, "instruction": instruction, "max_tokens": MAX_SPAN_TOKENS})
 
-    done, est = cost.probe_then_estimate(ops.run, items, lambda t: f"{instruction}\nText: {t}", work)
+    raw, est = cost.within_time(ops.run, items, lambda t: f"{instruction}\nText: {t}", work)
     if not est.fits:
         msg = (
-            f"extract(): refused, {est.describe(f'asking the worker about {len(items) - len(done):,} items')}; "
+            f"extract(): refused, {est.describe(f'asking the worker about {len(items) - len(raw):,} items')}; "
             "use extract(items, regex) or filter(items, regex) first"
         )
         return _refused(ops, args, len(items), t0, msg, estimate_s=round(est.seconds, 1))
-    raw = done + (work(items[len(done) :]) if len(done) < len(items) else [])
     values: list[str | None] = []
     for item, ans in zip(items, raw, strict=True):
         span = (ans or "").strip().splitlines()[0].strip() if (ans or "").strip() else ""

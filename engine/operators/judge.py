@@ -51,16 +51,13 @@ def judge(ops: Operators, a: dict[str, Any]) -> dict[str, Any]:
         gens = run.maps._ask([prompt_of(x) for x in part], 3, "judge", LABEL_SYSTEM, choices=YES_NO)
         return [None if g is None else g.text.strip().lower().startswith("yes") for g in gens]
 
-    done, est = cost.probe_then_estimate(run, items, prompt_of, work)
-    rest = items[len(done) :]
+    done, est = cost.within_time(run, items, prompt_of, work)
     if not est.fits:
         msg = (
-            f"judge(): refused, {est.describe(f'judging {len(rest):,} items')}; narrow the items first with "
-            "filter(items, regex)"
+            f"judge(): refused, {est.describe(f'judging {len(items) - len(done):,} items')}; narrow the items first "
+            "with filter(items, regex)"
         )
         return _refused(ops, args, len(items), t0, msg, estimate_s=round(est.seconds, 1))
-    if rest:
-        done = done + work(rest)
     yes = sum(x is True for x in done)
     ops.emit("judge", args, len(items), yes, None, time.monotonic() - t0,
              counts={"yes": yes, "no": sum(x is False for x in done)}, estimate_s=round(est.seconds, 1))  # fmt: skip

@@ -56,18 +56,15 @@ def label(ops: Operators, a: dict[str, Any]) -> dict[str, Any]:
     def work(part: list[str]) -> list[str | None]:
         return ops.run.maps.classify({"items": part, "labels": labels, "instruction": instruction})
 
-    done, est = cost.probe_then_estimate(
+    done, est = cost.within_time(
         ops.run, items, lambda t: f"{head}Labels: {', '.join(labels)}.\nText: {t}\nLabel:", work
     )
-    rest = items[len(done) :]
     if not est.fits:
         msg = (
-            f"label(): refused, {est.describe(f'labelling {len(rest):,} items')}; narrow the items first with "
-            "filter(items, regex) or extract(items, regex), or label a sample"
+            f"label(): refused, {est.describe(f'labelling {len(items) - len(done):,} items')}; narrow the items "
+            "first with filter(items, regex) or extract(items, regex), or label a sample"
         )
         return _refused(ops, args, len(items), t0, msg, estimate_s=round(est.seconds, 1))
-    if rest:
-        done = done + work(rest)
     counts = Counter(x for x in done if x is not None)
     shown = ", ".join(f"{k}: {v}" for k, v in counts.most_common())
     if len(items) >= DEGENERATE_MIN and len(counts) == 1:

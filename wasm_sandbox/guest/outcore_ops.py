@@ -422,26 +422,26 @@ def count_matching(items, *patterns):
     note = (f"count_matching: the patterns match {len(kept)} of {len(items)} items; of {len(shown)} of them the "
             f"helper judged {len(shown) - kept_no} to meet the question, of {len(other)} others {other_yes}")  # fmt: skip
     if len(verdict) >= 2 * _FEW_JUDGED and len(set(verdict.values())) == 1:  # the judgement separates nothing
-        print(f"{note}: the helper judged every one alike, so its judgement decides nothing; the words' count, "
-              f"{len(kept)}")  # fmt: skip
-        _record("count_matching", args, len(items), len(kept), None, t0)
-        return len(kept)
+        return _counted(f"{note}: the helper judged every one alike, so its judgement decides nothing; the words' "
+                        f"count, {len(kept)}", len(kept), args, len(items), t0)  # fmt: skip
     todo = list(range(len(items))) if other_yes >= 2 else kept if kept_no >= 2 else None
     if todo is None:
-        print(f"{note}: the words decide, {len(kept)}")
-        _record("count_matching", args, len(items), len(kept), None, t0)
-        return len(kept)
+        return _counted(f"{note}: the words decide, {len(kept)}", len(kept), args, len(items), t0)
     rest = [i for i in todo if i not in verdict]
     try:
         verdict.update(zip(rest, _judged([items[i] for i in rest]), strict=True))
     except StepRefused as e:  # code decides before the worker: the words' count, with why it was not checked
-        print(f"{note}; judging {len(todo)} items was refused ({_clip(e, 200)}): the words' count, {len(kept)}")
-        _record("count_matching", args, len(items), len(kept), None, t0)
-        return len(kept)
+        why = f"{note}; judging {len(todo)} items was refused ({_clip(e, 200)}): the words' count, {len(kept)}"
+        return _counted(why, len(kept), args, len(items), t0)
     n = sum(verdict[i] is True for i in todo)
-    print(f"{note}: so the helper judged {'every item' if len(todo) == len(items) else 'the matching ones'} "
-          f"({len(todo)}): {n} meet it")  # fmt: skip
-    _record("count_matching", args, len(items), n, None, t0)
+    judged = "every item" if len(todo) == len(items) else "the matching ones"
+    return _counted(f"{note}: so the helper judged {judged} ({len(todo)}): {n} meet it", n, args, len(items), t0)
+
+
+def _counted(line, n, args, n_in, t0):
+    """count_matching's result: what its check found, printed for the root, and its trace event."""
+    print(line)
+    _record("count_matching", args, n_in, n, None, t0)
     return n
 
 
