@@ -293,7 +293,8 @@ def misfit(answer: str, question: str, number_asked: bool | None = None) -> str 
 
 # A number alone as the answer to a yes/no, which-one or who question: a count of what a step matched, not an answer.
 # Seen on held-out probes (thirteenth round): "did any agent ever agree to waive ...?" ended final on "4" (the
-# calls a checked count kept), "did i spend more at Greenleaf Grocers or at Market Fresh ...?" on "6".
+# calls a checked count kept), "did i spend more at Greenleaf Grocers or at Market Fresh ...?" on "6". Shown on
+# held-out probes only: no general test-split run ended on such a number this round, so no family's score moved.
 _BARE_COUNT = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?")
 # the same for a date ("when did i first run ...? date only": "1", the lines a count kept) and a person ("Which
 # assignee has the most ...? Just the name.": "30"); a year alone may be the date asked for

@@ -181,7 +181,9 @@ def in_order(passages: list[str], order: str | None) -> list[str]:
     one written backwards. Seen: "After every change recorded here, Anton Okafor is on which plan?" read his four
     plan changes and answered the first, "Plus", for "Starter" (general test split, g-jsonl-latest, seed v22); the
     newest of five commits that changed a file was read as its author's name, then the run looped (held-out probe,
-    twelfth round)."""
+    twelfth round). Shown on one test-split family, not three: g-jsonl-latest 2 of 2 on seed v23's instances (1 of
+    2 before, paired), 1 of 2 on v24 (read right, then the root typed another value); g-email-date 2 of 2 on v23
+    either way and 1 of 2 on v24 (a later e-mail's date read first); the git log probe right and ``final``."""
     if order is None or len(passages) < 2:
         return []
     stamps = [first_stamp(p) for p in passages]
