@@ -116,6 +116,8 @@ _STAMPS = (
         rf"\b{_MON}\s+(?P<d>\d{{1,2}})\s+(?P<H>\d{{2}}):(?P<M>\d{{2}})(?::(?P<S>\d{{2}}))?\s+(?P<y>\d{{4}})\b",
         re.IGNORECASE,
     ),  # Tue Apr 9 14:22:10 2024 (ctime, a git log's Date:)  # fmt: skip
+    re.compile(r"(?<![\d-])(?P<y>(?:19|20)\d\d)(?P<m>[01]\d)(?P<d>[0-3]\d)T(?P<H>\d\d)(?P<M>\d\d)(?P<S>\d\d)?"),
+    # 20240612T101500Z: ISO 8601's basic form (iCalendar's DTSTAMP, compact log stamps); the T keeps ids out
     re.compile(rf"\b{_MON}\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y>\d{{4}}){_TIME}", re.IGNORECASE),
     re.compile(rf"\b(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MON},?\s+(?P<y>\d{{4}}){_TIME}", re.IGNORECASE),
 )

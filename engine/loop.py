@@ -43,6 +43,7 @@ from engine.strategy import (
     Strategy,
     cell_answer,
     from_reading,
+    planned_answer,
     printed_value,
     refusal,
     self_printed,
@@ -213,8 +214,8 @@ class Loop:
             self.guard.reply_with_code()
             return blocks, kept, tid
         self.hist.append("assistant", gen.text.strip() or "(empty reply)")
-        if self.guard.reply_without_code():
-            return self.partial("no_code", candidate=gen.text)
+        if self.guard.reply_without_code():  # a grounded reading in hand ends the run on it, as at the loop stop
+            return self.in_hand("no_code") or self.partial("no_code", candidate=gen.text)
         hint = P.HINT_CUT.format(max_tokens=run.lim.root_max_tokens) if cut else P.NUDGE_NO_CODE
         self.hist.append("user", hint.format(question=run.question))
         return None
@@ -250,6 +251,8 @@ class Loop:
             if from_reading(answer, run.subs.reads):  # a few passages' reading, where the terms are everywhere
                 self.warned.add(answer.lower())
                 why = HINT_OUT_OF_REACH.format(n=self.plan.rarest)
+                if offered := (self.plan.step.offered if self.plan.step else ""):  # the plan, again, whole
+                    why += f"; the plan that computes it, in one cell:\n```python\n{offered}\n```\n"
                 run.emit("answer_refused", id=new_id("step"), parent=run.id, answer=clip(answer, 500), reason=why)
                 return HINT_REFUSED.format(reason=why)
         if reason is None:
@@ -290,8 +293,9 @@ class Loop:
                 value = step_answer(output)
                 if value and not refusal(value, "FINAL(answer)", run.question, self.plan.key_terms, [output], reads):
                     return self.final_in_hand(value, "decided")
-            if found is not None:
-                self.answers[normalize_code(shown)] = found
+            planned = planned_answer(output) if step is not None and step.offered else None  # the plan it ran
+            if found is not None or planned is not None:
+                self.answers[normalize_code(shown)] = found or planned or ""
             elif step is None and ran.outcome.final is None and (value := printed_value(output)) is not None:
                 self.printed[normalize_code(shown)] = value
         hints = [step.hint] if step is not None and not ran.failed else []

@@ -230,6 +230,10 @@ def test_chronology_of_a_question(question, order):
         ("The meeting is on 14th May 2024.", (2024, 5, 14, 0, 0, 0)),
         ("build 2024-13-45 failed, then 2024/02/03 passed", (2024, 2, 3, 0, 0, 0)),  # no month 13
         ("order 20240409 of 1,234 units", None),
+        (
+            "BEGIN:VEVENT\nUID:inv-20240101T0900\nSEQUENCE:3\nDTSTAMP:20240612T101500Z\nDTSTART:20240901",
+            (2024, 6, 12, 10, 15, 0),
+        ),
     ],
 )
 def test_the_first_date_a_record_writes(text, stamp):
@@ -256,3 +260,31 @@ def test_a_number_alone_does_not_answer_a_yes_no_or_which_one_question(answer, q
     from engine.grounding import misfit
 
     assert (misfit(answer, question) is not None) is refused
+
+
+@pytest.mark.parametrize(
+    ("answer", "refused"),
+    [
+        ("tent", True),  # the word both options share names neither
+        ("Ridgeline UL2 tent or Trailhead 2 tent", True),
+        ("yes", True),
+        ("Ridgeline UL2", False),
+        ("the Trailhead 2 tent", False),
+    ],
+)
+def test_an_either_or_question_is_answered_by_one_of_its_two_sides(answer, refused):
+    from engine.grounding import either_or, misfit
+
+    q = "Which do we have more of in all warehouses: the Ridgeline UL2 tent or the Trailhead 2 tent? Name only."
+    assert either_or(q) == ("Ridgeline UL2 tent", "Trailhead 2 tent")
+    assert (misfit(answer, q) is not None) == refused
+    assert either_or("How many orders were cancelled or refunded in May?") is None  # no comparison: a count
+    assert either_or("Did any agent agree to waive or reduce the fee?") is None
+
+
+@pytest.mark.parametrize(
+    "summary", ["<43 items: ['lodash', 'lodash-es', ...]>", "<Found 4 passages\n  [12] x", "<Records 3, fields 'a'"]
+)
+def test_a_value_s_printed_summary_is_no_answer(summary):
+    assert is_non_answer(summary, "Which version of lodash is installed?")
+    assert not is_non_answer("<b>4.17.19</b>", "Which version of lodash is installed?")

@@ -198,6 +198,92 @@ def test_entries_split_where_a_line_starts_an_entry(env):
     assert "StepRefused: entries(split='^to: ') matched 0 line(s)" in out[1]
 
 
+# --- records ----------------------------------------------------------------------------------------------------
+CRM = (
+    "# CRM export, 2024-12-01\n"
+    "Account ID,Account Name,Industry,ARR (USD),Renewal Date,Notes\n"
+    '"A-001","Harbor, Lowe & Sons",Healthcare,"35,500",2025-02-28,"said ""renew"" soon\nsecond line"\n'
+    "A-002,Cedar Freight,Logistics,120000,2025-01-15,\n"
+    "A-003,Norwood Hospital,Healthcare,9800,2025-04-02,late\n"
+)
+
+
+def test_records_read_a_csv_under_its_header_with_quoted_cells_numbers_and_any_key_spelling(env):
+    """A quoted cell holds a comma, doubled quotes and a line break and stays one field; "35,500" is a number;
+    r['renewal_date'] finds 'Renewal Date'; a field that is not there names the fields there are."""
+    cells = [
+        "rs = records()\nprint(len(rs), rs[0]['Account Name'], rs[0]['arr_usd'] + 1, repr(rs[0]['notes']))",
+        "print([r['account name'] for r in records() if r['industry'] == 'Healthcare' and "
+        "'2025-01' <= r['renewal_date'][:7] <= '2025-03'])",
+        "records()[0]['owner']",
+        "print(records())",
+        "FINAL(records())",  # a summary of a step's result is no answer
+        "FINAL(len(records()))",
+    ]
+    c, root, _ = _run(env, cells, CRM)
+    out = _outputs(root)
+    assert "3 Harbor, Lowe & Sons 35501 'said \"renew\" soon\\nsecond line'" in out[0], out[0]
+    assert "['Harbor, Lowe & Sons']" in out[1]
+    assert "'owner': no such field; the fields are 'Account ID', 'Account Name'" in out[2], out[2]
+    assert "<Records 3, fields 'Account ID', 'Account Name', 'Industry'" in out[3], out[3]
+    assert "FINAL was refused" in out[4] and c.answer == "3", out[4]
+
+
+@pytest.mark.parametrize(
+    ("text", "shape", "expr", "want"),
+    [
+        ('{"ts": "2024-06-01", "plan": "Basic"}\nnoise\n{"ts": "2024-07-01", "plan": "Plus"}', "json",
+         "max(records(), key=lambda r: r['ts'])['plan']", "Plus"),
+        ('{"users": [{"id": "U1"}], "messages": [{"user": "U1", "text": "ok"}, {"user": "U2", "text": "no"}]}',
+         "json", "len(records())", "2"),
+        ("| name | budget |\n|---|---|\n| Umbra | 4,461,000 |\n| Kestrel | 108,000 |", "table",
+         "max(records(), key=lambda r: r['budget'])['name']", "Umbra"),
+        ("<table><tr><th>Who</th><th>Date</th><th>EUR</th></tr>"
+         "<tr><td><b>Ann</b></td><td>28 Jul 2024</td><td>1,200.50</td></tr>"
+         "<tr><td>Bo</td><td>May 3, 2024</td><td>7</td></tr></table>", "html table",
+         "[(r['who'], r['date'], r['eur']) for r in records()]", "[('Ann', '2024-07-28', 1200.5), ('Bo', '2024-05-03', 7)]"),
+        ("2025-03-11 10:00 auth: login failed user=ann ip=10.0.0.1\n2025-03-11 10:05 cron: tick\n"
+         "2025-03-12 09:00 auth: login ok user=bob ip=10.0.0.2", "key=value",
+         "[(r['date'], r['user']) for r in records()]", "[('2025-03-11', 'ann'), ('2025-03-12', 'bob')]"),
+        ('# HELP restarts total\nrestarts_total{ns="shop",pod="a-1"} 3\nrestarts_total{ns="shop",pod="b-2"} 0\n'
+         'up{ns="shop",pod="a-1"} 1', "key=value",
+         "[(r['metric'], r['pod'], r['value']) for r in records() if r['metric'] == 'restarts_total']",
+         "[('restarts_total', 'a-1', 3), ('restarts_total', 'b-2', 0)]"),
+        ("CREATE TABLE `orders` (\n  `id` int NOT NULL,\n  `status` varchar(9),\n  `note` text,\n"
+         "  PRIMARY KEY (`id`)\n);\nCREATE TABLE t2 (\n  k int\n);\n"
+         "INSERT INTO `orders` VALUES (1,'refunded','it''s, (odd)'),(2,'shipped',NULL);\nINSERT INTO t2 VALUES (7);",
+         "sql", "[(r.table, r['id'], r['status'], r['note']) for r in records()]",
+         "[('orders', 1, 'refunded', \"it's, (odd)\"), ('orders', 2, 'shipped', None), ('t2', None, None, None)]"),
+        ("NAME        READY   STATUS     RESTARTS   AGE\nweb-1       1/1     Running    0          2d\n"
+         "worker-7    0/1     CrashLoop  14         5h\n", "aligned table",
+         "max(records(), key=lambda r: r['restarts'])['name']", "worker-7"),
+    ],
+)  # fmt: skip
+def test_records_read_each_shape_by_its_form(env, tmp_path, text, shape, expr, want):
+    """JSON lines (a stray line passed over), a JSON object's longest list of objects, a Markdown table (its
+    thousands separators no column break), HTML rows under their <th> row (markup dropped, written dates made ISO),
+    key=value log lines (a line with no pair is no record; the line's ISO date a field), metric samples (name and
+    value fields), a SQL dump's rows under their CREATE TABLE columns (quotes, commas and parentheses inside a
+    string; another table's fields read None), a column-aligned table under its header."""
+    c, _, _ = _run(env, [f"FINAL({expr})"], text, tmp_path=tmp_path)
+    assert c.answer == want
+    (op,) = [e for e in _events(tmp_path) if e["event"] == "operator" and e["name"] == "records"]
+    assert op["args"] == shape and op["refused"] is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "A plain paragraph of prose.\nAnother line, with a comma.",
+        'package api\n\nconst (\n\tCodeOK\t= "E_OK"\n\tCodeBad\t= "E_BAD"\n)\n',  # tabs indent code
+        "2024-05-01 postgres: LOG: statement: INSERT INTO t (a, b, c) VALUES (1, 2, 3)\n",  # SQL inside a log
+    ],
+)
+def test_records_refused_where_the_text_has_no_records(env, text):
+    _, root, _ = _run(env, ["records()", "FINAL(1)"], text)
+    assert "StepRefused: records(): the entries have no fields" in _outputs(root)[0]
+
+
 def test_filter_refusals_and_builtin_behaviour(env):
     cells = [
         "filter(entries(), r'logout')",

@@ -751,6 +751,20 @@ def test_a_term_count_is_no_showing_of_a_computed_number():
     assert "asks for a number" in (refusal("line", "FINAL(answer)", many, ["line"], [found], [read]) or "")
 
 
+def _records_plan(shown: str) -> str:
+    """The records plan's code block in a hint (see engine.strategy.records), as the root would copy it."""
+    m = re.search(r"in one cell[^:]*:\n```python\n(.+?)\n```", shown, re.S)
+    assert m is not None, shown
+    return m.group(1)
+
+
+def _copied(env, tmp_path, doc: str, q: str, plan: str) -> tuple[str | None, str]:
+    """The answer and finish reason of a run whose root copies ``plan`` as it stands, then calls FINAL(answer)."""
+    rlm, _, _ = _rlm(env, [code(plan), code("FINAL(answer)")], "NOT FOUND", tmp_path, plan_mode="typed")
+    c = rlm.completion(doc, q)
+    return c.answer, c.finish_reason
+
+
 def test_a_table_header_word_is_no_rare_term_and_plurals_count_their_singular(env, tmp_path):
     """Over a CSV, a column name mentioned once (in the header) is not the rarest term, and "rotors" counts the
     rows' "rotor": the rarest term is everywhere, so the hint narrows the rows with a regex both forms match."""
@@ -762,8 +776,11 @@ def test_a_table_header_word_is_no_rare_term_and_plurals_count_their_singular(en
     rlm, root, _ = _rlm(env, [code("FINAL(1)")] * 2, "NOT FOUND", tmp_path, plan_mode="typed")
     rlm.completion(doc, "Which region had the most orders of rotors?")
     shown = root.chat_calls[0][-1].content
-    assert "'rotors': 60" in shown and "'region'" not in shown, shown[:300]
-    assert "rows = filter(entries(), r'rotors?'), then len(rows)" in shown
+    counts = shown.split("\n")[1]
+    assert "'rotors': 60" in counts and "'region'" not in counts, shown[:300]
+    plan = _records_plan(shown)  # "rotors" names the rows' "rotor": the product the records hold
+    assert "r['product'] == 'rotor'" in plan and "reduce([r['region'] for r in rows], 'argmax')" in plan, plan
+    assert _copied(env, tmp_path, doc, "Which region had the most orders of rotors?", plan) == ("West", "final")
 
 
 def test_the_count_hint_names_the_entries_real_fields_and_a_written_date_is_searched_as_iso(env, tmp_path):
@@ -864,12 +881,9 @@ def test_a_count_with_a_numeric_condition_filters_on_the_field_in_code(env, tmp_
     rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 3, "NOT FOUND", tmp_path, plan_mode="typed")
     rlm.completion(doc, q)
     shown = root.chat_calls[0][-1].content
-    narrow = re.search(r"When the words decide: rows = (.+?), then len\(rows\)", shown)
-    assert narrow is not None and "'< 10')" in narrow.group(1) and "r'10'" not in narrow.group(1), shown
-    copied = f"rows = {narrow.group(1)}\nanswer = len(rows)\nprint(answer)"
-    rlm, root, _ = _rlm(env, [code(copied), code("FINAL(answer)")], "NOT FOUND", tmp_path, plan_mode="typed")
-    c = rlm.completion(doc, q)
-    assert (c.answer, c.finish_reason) == (str(want), "final")
+    plan = _records_plan(shown)
+    assert "r['warehouse'] == 'East'" in plan and "r['units'] < 10" in plan and "len(rows)" in plan, plan
+    assert _copied(env, tmp_path, doc, q, plan) == (str(want), "final")
 
 
 def test_a_number_asked_for_is_one_fields_value_not_digits_anywhere(env, tmp_path):
@@ -954,12 +968,10 @@ def test_a_total_narrows_by_the_names_the_rows_write_whole(env, tmp_path):
     rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 3, "NOT FOUND", tmp_path, plan_mode="typed")
     rlm.completion(doc, q)
     shown = root.chat_calls[0][-1].content
-    plan = re.search(r"rows = (.+?), then len\(rows\), or values = extract\(rows, r'(.+?)'\) \(the quantity", shown)
-    assert plan is not None and "reduce(values, 'sum')" in shown, shown
-    copied = f"rows = {plan.group(1)}\nanswer = reduce(extract(rows, r'{plan.group(2)}'), 'sum')\nprint(answer)"
-    rlm, root, _ = _rlm(env, [code(copied), code("FINAL(answer)")], "NOT FOUND", tmp_path, plan_mode="typed")
-    c = rlm.completion(doc, q)
-    assert (c.answer, c.finish_reason) == (str(want), "final"), copied
+    plan = _records_plan(shown)  # each name a value of its field, whole: not "Ergo Desk Lamp Pro"
+    assert "r['product'] == 'Ergo Desk Lamp'" in plan and "r['customer'] == 'Harbor & Finch, Ltd.'" in plan, plan
+    assert "sum(r['quantity'] for r in rows)" in plan, plan
+    assert _copied(env, tmp_path, doc, q, plan) == (str(want), "final")
 
 
 def test_the_highest_value_is_offered_as_a_maximum_by_the_field_compared(env, tmp_path):
@@ -984,14 +996,9 @@ def test_the_highest_value_is_offered_as_a_maximum_by_the_field_compared(env, tm
     rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 3, "NOT FOUND", tmp_path, plan_mode="typed")
     rlm.completion("\n".join(lines), q)
     shown = root.chat_calls[0][-1].content
-    plan = re.search(
-        r"rows = (.+?), then len\(rows\).*?then (reduce\(extract\(.+?'max', by=extract\(.+?\)\)) for the", shown
-    )
-    assert plan is not None, shown
-    copied = f"rows = {plan.group(1)}\nanswer = {plan.group(2)}\nprint(answer)"
-    rlm, root, _ = _rlm(env, [code(copied), code("FINAL(answer)")], "NOT FOUND", tmp_path, plan_mode="typed")
-    c = rlm.completion("\n".join(lines), q)
-    assert (c.answer, c.finish_reason) == ("yard-west", "final"), copied
+    plan = _records_plan(shown)  # the day in code, the maximum of the value, a null reading passed over
+    assert "startswith('2024-07-14')" in plan and "max(rows, key=lambda r: r['value'])['sensor']" in plan, plan
+    assert _copied(env, tmp_path, "\n".join(lines), q, plan) == ("yard-west", "final")
 
 
 def test_a_cell_a_number_and_a_header_word_are_read_as_a_table_writes_them():
@@ -1202,7 +1209,11 @@ def test_words_of_a_long_prompts_opening_are_no_rare_terms_and_an_average_is_off
     c = rlm.completion(doc, q)
     shown = root.chat_calls[0][-1].content
     assert "'humidity_pct'" not in shown.split("\n", 3)[0] and "'2024-03-09': 240" in shown, shown[:400]
-    assert "(the humidity_pct of each row)" in shown and "reduce(values, 'mean') for the average" in shown, shown
+    plan = _records_plan(shown)
+    assert "r['sensor_id'] == 'TH-417'" in plan and "startswith('2024-03-09')" in plan, plan
+    assert "sum(r['humidity_pct'] for r in rows) / len(rows)" in plan, plan
+    day = [float(r.split(",")[3]) for r in rows if r.startswith("2024-03-09") and ",TH-417," in r]
+    assert _copied(env, tmp_path, doc, q, plan) == (str(round(sum(day) / len(day), 2)), "final")
     assert "sensor" not in _events(c, "strategy")[0]["terms"]
 
 
@@ -1346,3 +1357,145 @@ def test_instruction_words_and_long_options_as_question_terms():
     rows = [f"0{d} Apr 2024  CARD PURCHASE MARKET FRESH  {d}.50" for d in range(1, 8)]
     got = entry_fields_of(rows, "", "How much did I spend at Market Fresh in April 2024?")
     assert got is None or got.condition is None, got
+
+
+def test_a_count_over_a_sql_dump_is_offered_as_python_over_its_records(env, tmp_path):
+    """A SQL dump: the rows of its INSERT statements are records under their CREATE TABLE columns; the question's
+    quoted status is a value of one field, its month a test on the first ISO date field; copied as it stands, the
+    plan counts the month's refunded orders (another table's rows, which have no status, pass over)."""
+    orders = ",".join(
+        f"({i},'{['refunded', 'partially_refunded', 'shipped'][i % 3]}','2024-{1 + i % 4:02d}-{1 + i % 27:02d} 10:00:00')"
+        for i in range(300)
+    )
+    people = ",".join(f"({i},'p{i}@x.org','2024-02-0{1 + i % 9} 09:00:00')" for i in range(200))
+    doc = (
+        "-- dump\nCREATE TABLE `customers` (\n  `id` int NOT NULL,\n  `email` varchar(99),\n  `created_at` datetime,\n"
+        "  PRIMARY KEY (`id`)\n);\nCREATE TABLE `orders` (\n  `id` int NOT NULL,\n  `status` varchar(20),\n"
+        f"  `created_at` datetime\n);\nINSERT INTO `customers` VALUES {people};\nINSERT INTO `orders` VALUES {orders};\n"
+    )
+    want = sum(1 for i in range(300) if i % 3 == 0 and i % 4 == 1)  # refunded, in February
+    q = "How many orders placed in February 2024 have the status 'refunded'? Answer with just the number."
+    rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 3, "NOT FOUND", tmp_path, plan_mode="typed")
+    rlm.completion(doc, q)
+    shown = root.chat_calls[0][-1].content
+    plan = _records_plan(shown)
+    assert "r['status'] == 'refunded'" in plan and "startswith('2024-02')" in plan and "len(rows)" in plan, plan
+    assert _copied(env, tmp_path, doc, q, plan) == (str(want), "final")
+    # the reading found nothing, so the step ran the plan itself: FINAL(answer) at once is the count
+    assert f"answer: NOT FOUND\nanswer: {want}\n" in shown, shown[:600]
+    rlm, _, _ = _rlm(env, [code("FINAL(answer)")], "NOT FOUND", tmp_path, plan_mode="typed")
+    assert rlm.completion(doc, q).answer == str(want)
+    # a root that then fails its own cells to the error stop ends on the plan's result, the answer in hand
+    failing = code("answer = count_matching(entries(), r'nois|loud')")
+    rlm, _, _ = _rlm(env, [failing] * 4, "NOT FOUND", tmp_path, plan_mode="typed", max_errors=2)
+    c = rlm.completion(doc, q)
+    assert (c.answer, c.finish_reason) == (str(want), "final")
+
+
+def test_a_list_answered_from_a_few_passages_is_refused_with_the_records_plan_again(env, tmp_path):
+    """A list over 600 table rows read from 4 passages: FINAL on the reading is refused once, and the refusal shows
+    the records plan whole, in one code block to copy (seen: the root left the plan for a regex over a header
+    line, to the loop stop; general test split, seed v25, g-list-ids)."""
+    places, states = ["Cork", "Linz", "Bern"], ["refunded", "shipped", "pending", "cancelled"]
+    rows = [
+        f"ORD-{10000 + i} | 2025-01-{1 + i % 28:02d} | {places[i % 3]} | {states[i % 4]} | {i}.50 EUR"
+        for i in range(600)
+    ]
+    doc = "order | date | destination | status | total\n" + "\n".join(rows)
+    q = "Give me every order id whose destination is Cork and whose status is refunded."
+    worker = f"Line: {rows[0]}\nAnswer: ORD-10000"
+    rlm, root, _ = _rlm(env, [code("FINAL(answer)"), code("FINAL(answer)")], worker, tmp_path, plan_mode="typed")
+    rlm.completion(doc, q)
+    refused = root.chat_calls[1][-1].content
+    assert "FINAL was refused: that value was read from a few passages" in refused, refused
+    plan = _records_plan(refused.replace("the plan that computes it, in one cell:", "in one cell:"))
+    assert "r['destination'] == 'Cork' and r['status'] == 'refunded'" in plan and "r['order']" in plan, plan
+    want = ", ".join(r.split(" | ")[0] for r in rows if " Cork | refunded " in r)
+    answer, reason = _copied(env, tmp_path, doc, q, plan)
+    assert (sorted(answer.split(", ")), reason) == (sorted(want.split(", ")), "final")
+
+
+def test_a_group_total_over_metric_samples_sums_per_group_and_names_the_thing_asked(env, tmp_path):
+    """Metric samples (name{labels} value): "which pod ... the most container restarts in total, summed" is a sum
+    per pod then the largest; the metric is the one whose name the question's words spell, the opening "From this
+    metrics scrape:" names no condition (a container called "metrics" is no filter), and the answer is a pod."""
+    lines = ["# HELP kube_pod_info Information about pod."]
+    for i in range(40):
+        pod, ns = f"api-{i % 8}", ["checkout", "search"][i % 2]
+        for c in ("app", "metrics"):
+            lines.append(
+                f'kube_pod_container_status_restarts_total{{namespace="{ns}",pod="{pod}",container="{c}"}} {(i * 7 + len(c)) % 13}'
+            )
+            lines.append(
+                f'kube_pod_init_container_status_restarts_total{{namespace="{ns}",pod="{pod}",container="{c}"}} 40'
+            )
+        lines.append(f'kube_pod_info{{namespace="{ns}",pod="{pod}",node="n{i % 3}"}} 1')
+    doc = "\n".join(lines)
+    totals: dict[str, int] = {}
+    for ln in lines:
+        if ln.startswith("kube_pod_container_status_restarts_total") and 'namespace="checkout"' in ln:
+            pod = ln.split('pod="')[1].split('"')[0]
+            totals[pod] = totals.get(pod, 0) + int(ln.rsplit(" ", 1)[1])
+    q = "From this metrics scrape: which pod in the checkout namespace has the most container restarts in total, summed over its containers?"
+    rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 3, "NOT FOUND", tmp_path, plan_mode="typed")
+    rlm.completion(doc, q)
+    plan = _records_plan(root.chat_calls[0][-1].content)
+    assert "r['metric'] == 'kube_pod_container_status_restarts_total'" in plan and "'metrics'" not in plan, plan
+    assert "totals[r['pod']]" in plan, plan
+    assert _copied(env, tmp_path, doc, q, plan) == (max(totals, key=totals.__getitem__), "final")
+
+
+def _cues(n: int, start: int) -> str:
+    """Subtitle cues of filler talk, numbered from ``start``."""
+    return "".join(f"{start + i}\n00:{i // 60:02d}:{i % 60:02d},000 --> 00:{i // 60:02d}:{i % 60:02d},900\n"
+                   f"we talked about the harbour and the weather {i}\n\n" for i in range(n))  # fmt: skip
+
+
+def test_a_record_that_begins_mid_sentence_is_read_with_the_record_before_it(env):
+    """Subtitle cue 2 continues cue 1's sentence ("out of Sunderland that went onto Carrick Reef in 1881"): the
+    reading holds cue 1, where the ship is named, and the worker's answer from it is grounded."""
+    story = (
+        "901\n01:02:37,207 --> 01:02:42,169\nAnd the one everybody here still talks\nabout is the Annie Brough, a collier brig\n\n"
+        "902\n01:02:42,234 --> 01:02:47,071\nout of Sunderland that went onto Carrick\nReef in the January gale of 1881.\n\n"
+    )
+    doc = _cues(300, 1) + story + _cues(300, 903)
+    worker = {"about is the Annie Brough": "Line: about is the Annie Brough, a collier brig\nAnswer: Annie Brough"}
+    rlm, _, _ = _rlm(env, [code("FINAL(answer)")] * 2, worker, plan_mode="typed")
+    c = rlm.completion(doc, "in this podcast episode, what's the name of the ship that went onto Carrick Reef in 1881?")
+    assert (c.answer, c.finish_reason) == ("Annie Brough", "final")
+
+
+def test_a_line_of_a_begin_end_block_is_read_as_its_block_newest_first(env):
+    """Calendar invites (BEGIN:VEVENT ... END:VEVENT, no blank lines): the SUMMARY line that names the event is
+    read with its whole event, so its LOCATION and its DTSTAMP (ISO's basic form) are read too, newest first."""
+
+    def event(seq: int, stamp: str, where: str, summary: str = "Q3 Planning Offsite") -> str:
+        return (f"BEGIN:VEVENT\nUID:evt-{summary[:2]}\nSEQUENCE:{seq}\nDTSTAMP:{stamp}\nDTSTART:20240912T090000\n"
+                f"SUMMARY:{summary}\nLOCATION:{where}\nSTATUS:CONFIRMED\nEND:VEVENT\n")  # fmt: skip
+
+    filler = "".join(event(0, f"202401{d:02d}T100000Z", f"Room {d}", f"Standup {d}") for d in range(1, 28)) * 4
+    doc = "BEGIN:VCALENDAR\n" + filler + event(0, "20240502T091500Z", "Lindenhof Hotel") + filler
+    doc += event(1, "20240701T085500Z", "Ashgrove Manor") + filler + event(2, "20240603T114000Z", "Harbour Loft")
+    doc += "END:VCALENDAR\n"
+    worker = {"LOCATION:Ashgrove Manor": "Line: LOCATION:Ashgrove Manor\nAnswer: Ashgrove Manor",
+              "LOCATION:": "Line: LOCATION:Harbour Loft\nAnswer: Harbour Loft"}  # fmt: skip
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 2, worker, plan_mode="typed")
+    q = "The Q3 planning offsite invite was updated several times. Going by the most recent version, where is it held?"
+    c = rlm.completion(doc, q)
+    assert (c.answer, c.finish_reason) == ("Ashgrove Manor", "final")
+    first = wk.batch_calls[0]  # the rare terms' own passages: whole events, the newest first
+    assert "LOCATION:Ashgrove Manor" in str(first[1][0]) and "DTSTAMP:20240701T085500Z" in str(first[1][0]), first
+
+
+def test_a_root_that_stops_writing_code_ends_with_the_answer_in_hand(env, tmp_path):
+    """The first step read the needle's code (grounded); the root then replies in prose three times. The run ends
+    final on the reading (event answer_in_hand, stop no_code), as a loop stop does (seen: general test split, seed
+    v26, g-log-needle, a right reading ended ``no_code`` and partial after 188 s of repeated prose)."""
+    lines = [f"2025-10-20T01:{i % 60:02d}:03Z INFO vault-gw: rotated keys for vault {i}" for i in range(400)]
+    lines.insert(250, "2025-10-20T01:53:03Z INFO vault-gw: access code for the silver falcon vault set to BC-87393-AW")
+    prose = "The answer is BC-87393-AW. The task is complete."
+    worker = {"silver falcon": "Line: access code for the silver falcon vault set to BC-87393-AW\nAnswer: BC-87393-AW"}
+    rlm, _, _ = _rlm(env, [prose] * 3, worker, tmp_path, plan_mode="typed")
+    c = rlm.completion("\n".join(lines), "Which access code does the silver falcon vault have?")
+    assert (c.answer, c.finish_reason) == ("BC-87393-AW", "final")
+    assert [e["stop"] for e in _events(c, "answer_in_hand")] == ["no_code"]

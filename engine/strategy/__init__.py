@@ -25,8 +25,16 @@ from dataclasses import dataclass, field, replace
 from engine.backends.base import BackendInfo
 from engine.grounding import content_words, distinctive
 from engine.strategy.categories import categorised_step
-from engine.strategy.fields import asks_count, condition_bound
-from engine.strategy.finish import cell_answer, from_reading, printed_value, refusal, self_printed, step_answer
+from engine.strategy.fields import asks_count, asks_total, condition_bound
+from engine.strategy.finish import (
+    cell_answer,
+    from_reading,
+    planned_answer,
+    printed_value,
+    refusal,
+    self_printed,
+    step_answer,
+)
 from engine.strategy.guest import MAX_MENTIONS_READ
 from engine.strategy.modes import CODE, TYPED, PlanMode, resolve_mode
 from engine.strategy.pairs import paired_step
@@ -43,9 +51,11 @@ from engine.strategy.probe import (
     is_source_dump,
     ranked_terms,
     standalone,
+    value_of,
     verbatim_spans,
 )
 from engine.strategy.prompts import HINT_OUT_OF_REACH, HINT_PROBE_ANSWERED, HINT_REFUSED, first_user, system_prompt
+from engine.strategy.records import record_facts
 from engine.strategy.task import TaskFound, find_task
 from wasm_sandbox.prompt import PromptMeta
 
@@ -60,6 +70,7 @@ __all__ = [
     "Strategy",
     "TaskFound",
     "cell_answer",
+    "planned_answer",
     "find_task",
     "first_user",
     "from_reading",
@@ -74,6 +85,7 @@ __all__ = [
 
 # A shorter text fits in one cell's output (the root prints it whole): a first step would only cost a worker call.
 MIN_PROBE_CHARS = 2_000
+RECORDS_MAX_CHARS = 4_000_000  # the first step reads a prompt's records only up to here (~2 s in the sandbox)
 
 
 @dataclass(frozen=True)
@@ -135,6 +147,8 @@ def prepare(
             facts = replace(facts, narrow=deciding(run_cell, standalone(run_cell, spans + words)))
         fields = entry_fields(run_cell, question, facts.narrow) if counting else None
         compared = choice(run_cell, question, facts) if operators and not source else None
-        step = first_step(question, facts, operators, source, fields, compared)
+        tallied = operators and not source and meta.chars <= RECORDS_MAX_CHARS and (counting or asks_total(question))
+        records = record_facts(lambda cell: value_of(run_cell(cell))) if tallied else None
+        step = first_step(question, facts, operators, source, fields, compared, records)
     absent = not rows and bool(content_words(question))
     return Strategy(TYPED, operators, source, facts.words, key, step, facts.rarest, absent)

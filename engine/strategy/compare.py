@@ -240,7 +240,7 @@ def find_comparison(evaluate: Callable[[str], object], question: str) -> Compari
     options = options_found(spans, counts)
     if len(options) < 2:
         return None
-    recs = evaluate(f"records({options!r})")
+    recs = evaluate(f"rows_of({options!r})")
     if not (isinstance(recs, list) and all(isinstance(r, list) and len(r) == 2 for r in recs)):
         return None
     return compared_field(question, options, recs) or by_dimension(question, options, recs)

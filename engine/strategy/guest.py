@@ -151,6 +151,10 @@ MENTIONS = (
 # changed one file (held-out probe, "the most recent commit that modified ...") kept the 2 whose messages also
 # said "file", not the newest. Shown on that probe only: no test-split family's score changed with it (seed v16).
 RECORD_CHARS = 600
+# A line inside a BEGIN:NAME ... END:NAME block (iCalendar events, vCard cards) is read as its whole block, up to
+# this many characters either side. Seen on held-out probes (fourteenth round, blind): an invite's "SUMMARY:" line
+# was read without its LOCATION and DTSTAMP (the latest version then unknowable), a contact's name without its BDAY.
+BLOCK_CHARS = 3000
 # A record that opens with a heading is read as its section: from the heading to the next line that starts with the
 # heading's first word at the same indent ("## ", "=== ", "Name:", "From:"), when that word starts other lines too
 # and the heading is a short line. Why: on the general suite's dev split (tuning) and on its test split alike,
@@ -244,6 +248,21 @@ AROUND = (
     "    k = max(d.find(p.text.strip()), 0)\n"
     f"    a = max(0, min(k - {SECTION_CHARS // 2}, len(d) - {SECTION_CHARS}))\n"
     f"    return type(p)(p.pos - (k - a), d[a : a + {SECTION_CHARS}])\n"
+    "def _continues(rec):\n"
+    "    line = next((x for x in rec.split('\\n') if re.search('[A-Za-z]{2}', x)), '')\n"
+    "    return re.match(r\"[a-z][a-z']*[ \\t]+[a-z]\", line) is not None and not re.search(r'[(){}=:<>]', line)\n"
+    "def _block(p):\n"
+    f"    lo = max(0, p.pos - {BLOCK_CHARS})\n"
+    f"    w = _window(lo, p.pos + len(p.text) + {BLOCK_CHARS}) or ''\n"
+    "    i = p.pos - lo\n"
+    "    b = w.rfind('\\nBEGIN:', 0, i + 1)\n"
+    "    if b < 0 and not w.startswith('BEGIN:'):\n"
+    "        return None\n"
+    "    name = w[b + 1:].split('\\n', 1)[0][6:].strip()\n"
+    "    e = w.find('\\nEND:' + name, b)\n"
+    "    if not name or e < i:\n"
+    "        return None\n"
+    "    return type(p)(lo + b + 1, w[b + 1 : e + 5 + len(name)])\n"
     "def around(found):\n"
     "    out = []\n"
     "    for p in found:\n"
@@ -260,6 +279,13 @@ AROUND = (
     "            end = i + len(p.text)\n"
     "        start = w.rfind('\\n\\n', 0, i) + 2\n"
     "        start = start if 1 < start else i\n"
+    "        prev = w.rfind('\\n\\n', 0, start - 2) if 1 < start and _continues(w[start:end]) else -1\n"
+    "        start = prev + 2 if prev >= 0 else start\n"
+    "        block = _block(p) if '\\n' not in w[start:end].strip() else None\n"
+    "        if block is not None:\n"
+    "            if all(q.pos != block.pos for q in out):\n"
+    "                out.append(block)\n"
+    "            continue\n"
     "        if all(q.pos != lo + start for q in out):\n"
     "            rec = _section(lo + start, w[start:end])\n"
     "            out.append(type(p)(lo + start, _parents(lo + start, rec) + rec))\n"
@@ -267,6 +293,10 @@ AROUND = (
     "    score = [sum(re.search(_word(x), q.text, re.IGNORECASE) is not None for x in scored) for q in out]\n"
     "    return type(found)(q for q, n in zip(out, score) if n == max(score))"
 )
+# A record that begins mid-sentence (its first line of words opens with two lower-case words, no code or field
+# syntax) is read with the record before it, which holds the sentence's subject. Seen on a held-out probe
+# (fourteenth round, blind): over podcast subtitles, cue 776 "out of Sunderland that went onto Carrick Reef in ...
+# 1881" was read alone, and the worker named the port; the ship was named in cue 775.
 # A prompt sent without a question holds its task (engine.strategy.task): ``own``, the task's longest line, marks the
 # task's own paragraph, which names every term of the question and answers nothing; it is read only when nothing
 # else was found. Seen on a held-out probe (a parcel-tracking export ending in its question): the question's own
@@ -455,7 +485,7 @@ RECORDS = (
     "        first = (_window(0, 400) or '').split('\\n', 1)[0]\n"
     "        return first if first.count(sep) == line.count(sep) else ''\n"
     "    return above[k] if k < len(above) else ''\n"
-    "def records(options):\n"
+    "def rows_of(options):\n"
     "    out = []\n"
     "    for o in options:\n"
     "        hit = _value_line(o)\n"

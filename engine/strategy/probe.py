@@ -26,11 +26,19 @@ import json
 import re
 import textwrap
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from engine.grounding import content_words
 from engine.strategy.compare import Comparison, find_comparison
-from engine.strategy.fields import EntryFields, asks_count, asks_distinct, asks_latest, entry_fields_of, reduce_order
+from engine.strategy.fields import (
+    EntryFields,
+    asks_count,
+    asks_distinct,
+    asks_latest,
+    asks_total,
+    entry_fields_of,
+    reduce_order,
+)
 from engine.strategy.finish import TERM_COUNTS
 from engine.strategy.guest import (
     AROUND,
@@ -63,6 +71,7 @@ from engine.strategy.prompts import (
     HINT_PROBE,
     HINT_PROBE_PLAIN,
     HINT_PROBE_SOURCE,
+    HINT_RECORDS,
     HINT_ROWS,
     REDUCES,
 )
@@ -77,6 +86,7 @@ from engine.strategy.question import (
     question_words,
     span_candidates,
 )
+from engine.strategy.records import RecordFacts, records_plan
 from wasm_sandbox import CellResult
 from wasm_sandbox.helpers import header_pattern
 from wasm_sandbox.operators import OPENING_LINES
@@ -97,6 +107,12 @@ class PlannedStep:
     code: str
     hint: str  # what the root is told after the step's output
     computed: bool = False  # the step's `answer` is computed by code (a comparison), not read by the worker
+
+    @property
+    def offered(self) -> str:
+        """The code block the hint offers whole (the records plan), or ''."""
+        m = re.search(r"```python\n(.+?)\n```", self.hint, re.S)
+        return m.group(1) if m else ""
 
 
 def value_of(r: CellResult) -> object:
@@ -333,6 +349,7 @@ def first_step(
     source: bool,
     fields: EntryFields | None = None,
     compared: Comparison | None = None,
+    records: RecordFacts | None = None,
 ) -> PlannedStep:
     """The probe: term counts, the best passages, the worker's grounded reading of them; for a comparison
     (``compared``), each thing's record, its value of the compared field, and the largest or smallest by code.
@@ -348,7 +365,7 @@ def first_step(
         setup += f"\noptions = {compared.options!r}\nscored = t\n{AROUND}\n{RECORDS}"
         code = (
             f"print({TERM_COUNTS!r}, mentions(t))\n"
-            "rows = [text for _, text in records(options)]\n"
+            "rows = [text for _, text in rows_of(options)]\n"
             f"values = extract(rows, {compared.pattern!r})\n"
             f"print({compared.field + ' of each:'!r}, dict(zip(options, values)))\n"
             f"answer = reduce(values, {compared.op!r}, by=options)\n"
@@ -364,7 +381,7 @@ def first_step(
             "print(d['path'], d['line'], d['source'][:600]) if d else print('no definition of', names)\n"
         )
         if not asks_default(question):
-            hint = _widened(HINT_PROBE_SOURCE, rarest, key, fields, question)
+            hint = _widened(HINT_PROBE_SOURCE, rarest, key, fields, question, records)
             return PlannedStep(setup, code + _reading_of_source("answer"), hint)
         # a parameter's default: the signature says it, and code reads it; the reading when no parameter is named
         setup += f"\n{DEFAULT_OF}"
@@ -405,7 +422,8 @@ def first_step(
         code = "found = find(query, k=4)\nprint(found)\nanswer = read(found)\nprint('answer:', answer)"
     if operators:
         hint = HINT_PROBE_SOURCE if source else HINT_PROBE
-        return PlannedStep(setup, code, _widened(hint, rarest, key, fields, question))
+        step = PlannedStep(setup, code, _widened(hint, rarest, key, fields, question, records))
+        return replace(step, code=code + _run_if_unread(step.offered)) if step.offered else step
     code = (
         f"print({TERM_COUNTS!r}, mentions(t))\n"
         "found = [p for pos, p in retrieve(query, k=4)]\n"
@@ -413,7 +431,19 @@ def first_step(
         'answer = llm_query("Text:\\n" + "\\n\\n".join(found) + "\\n\\nQuestion: " + question)\n'
         "print('answer:', answer)"
     )
-    return PlannedStep(setup, code, _widened(HINT_PROBE_PLAIN, rarest, key, fields, question))
+    return PlannedStep(setup, code, _widened(HINT_PROBE_PLAIN, rarest, key, fields, question, records))
+
+
+def _run_if_unread(plan: str) -> str:
+    """The records plan, run by the step itself when the reading found no grounded answer (a failing plan leaves
+    the reading's answer and prints why).
+
+    Why: offered the plan after a reading that found nothing, the 1.5B root re-sent the reading step to the loop
+    stop (held-out probe, a SQL dump's count, fourteenth round), where the plan, run, counts right. Both routes
+    are cheap (one reading, then code over the records); the one whose evidence holds is kept: a grounded reading,
+    else the computed rows, shown with their count for the root to check against the question."""
+    body = textwrap.indent(f"try:\n{textwrap.indent(plan, '    ')}\nexcept Exception as e:\n", "    ")
+    return f"\nif not answer.grounded:  # the records' plan, run\n{body}        print('the plan failed:', e)\n"
 
 
 def _reading_of_source(label: str) -> str:
@@ -431,7 +461,12 @@ def _reading_of_source(label: str) -> str:
 
 
 def _widened(
-    hint: str, rarest: int, key: list[str] | None = None, fields: EntryFields | None = None, question: str = ""
+    hint: str,
+    rarest: int,
+    key: list[str] | None = None,
+    fields: EntryFields | None = None,
+    question: str = "",
+    records: RecordFacts | None = None,
 ) -> str:
     """``hint``, and past :data:`MAX_MENTIONS_READ` mentions the note that a reading cannot cover them, with a
     concrete first narrowing built from the question's distinctive terms (``key``).
@@ -443,6 +478,8 @@ def _widened(
     its two rarest terms, a date and "failed", a log count kept "password reset failed" lines (dev split, 10 for 7),
     where the third, "login", decides. ``fields``: the field to extract and every field of the matching lines
     (:mod:`engine.strategy.fields`); without them the hint names no extract pattern (a placeholder is copied).
+    ``records``: the entries as records, whose plan (:mod:`engine.strategy.records`) replaces the field plan when
+    the question names a value some record holds.
 
     A question that asks for a number gets the count plan even when its terms are rare, after a reading that found
     no answer (a "how many" may be a lookup: "how many days of notice", so the cheap reading comes first). Seen on
@@ -452,7 +489,7 @@ def _widened(
     judgement plan judges every entry, not the rare terms' lines: those lines held no answer, so their words need
     not name what is counted (public aggregate: "line" and "general", one mention each, in a count of 'human
     being'); the checked count finds that out from the entries the words leave out."""
-    counts = asks_count(question)
+    counts = asks_count(question) or bool(records and records.named and asks_total(question))
     if rarest <= MAX_MENTIONS_READ and not counts:
         return hint
     valued = fields.condition[1].removeprefix("== ") if fields and fields.condition else None
@@ -464,13 +501,21 @@ def _widened(
         narrow = f"filter({narrow}, r'{fields.condition[0].pattern}', {fields.condition[1]!r})"
     if rarest <= MAX_MENTIONS_READ:  # a count whose terms are rare: shown only when the reading had no answer
         # judged over every entry: the rare terms' few lines held no answer, so they do not name what is counted
-        return f"{hint} {HINT_COUNTS.format(plan=_count_plan(question, narrow, fields, words, 'entries()'))}"
+        plan = _count_plan(question, narrow, fields, words, "entries()", records)
+        return f"{hint} {HINT_COUNTS.format(plan=plan)}"
     judged = f"filter(entries(), r'{'|'.join(words)}')" if words else "entries()"
-    hint = HINT_MANY.format(n=rarest, plan=_count_plan(question, narrow, fields, words, judged))
+    hint = HINT_MANY.format(n=rarest, plan=_count_plan(question, narrow, fields, words, judged, records))
     return f"{hint} {HINT_MANY_LOOKUP}"  # the general next steps only repeat it
 
 
-def _count_plan(question: str, narrow: str, fields: EntryFields | None, words: list[str], judged: str) -> str:
+def _count_plan(
+    question: str,
+    narrow: str,
+    fields: EntryFields | None,
+    words: list[str],
+    judged: str,
+    records: RecordFacts | None = None,
+) -> str:
     """The count plan: over fields, the words' code and the judged count; without a field, one
     ``count_matching`` line over the question's distinctive ``words``, whose word test the engine checks.
 
@@ -484,6 +529,8 @@ def _count_plan(question: str, narrow: str, fields: EntryFields | None, words: l
     and over log lines whose words decided (9 of 450 lines, 9 users), the helper judged 3 of 16 other lines to meet
     "distinct users who had failed logins on 2025-02-20" and its judging of every line counted 68 (general test
     split, seed v24, g-log-count)."""
+    if records is not None and records.named:  # conditions on fields, in Python (see engine.strategy.records)
+        return HINT_RECORDS.format(n=records.n, first=records.first, plan=records_plan(question, records, words))
     if not fields and not asks_count(question):  # a list or a which-one: the rows (seen: "1" for "which accounts")
         return HINT_ROWS.format(narrow=narrow)
     if fields or asks_distinct(question):  # different values are no count of entries

@@ -30,6 +30,7 @@ OPERATORS = """Operators (checked steps: a step that finds nothing, or matches e
 - find(query, k=10, regex=False): passages for a phrase (BM25), or regex matches with regex=True.
 - read(passages, question=question): the helper reads the passages; a grounded answer, or NOT FOUND.
 - entries(): the text's entries (documents, or non-empty lines).
+- records(): the entries as dicts of their fields (JSON, a table under its header, HTML rows, key=value lines): [r for r in records() if r['status'] == 'refunded'].
 - filter(items, pattern, test=None): the items a regex matches; test='< 10' keeps those whose group 1 meets it.
 - extract(items, pattern): group 1 per item (None if no match).
 - label(items, labels, instruction=None): one label per item by the helper (a catch-all "other" is added).
@@ -141,6 +142,13 @@ HINT_COUNT_PLAN = (
 HINT_COUNT_CHECKED = (
     "compute it over entries() in code, in one cell: {checked} (the entries the patterns match, checked against "
     "the helper's judgement of a sample; when the two disagree, the helper judges the entries)."
+)
+# over records (engine.strategy.records): conditions on fields in plain Python
+HINT_RECORDS = (
+    "compute it in Python over records(), the {n} entries as dicts (the first: {first}), in one cell (the step "
+    "ran it when the reading found no answer):\n"
+    "```python\n{plan}\n```\nAdd to the test any condition of the question it lacks, with the records' own field "
+    "names and spellings."
 )
 # the same without a count asked (a list, a which-one): the rows, shown, and the judged ones
 HINT_ROWS = (

@@ -62,6 +62,7 @@ from wit_world.imports import host as _host
 
 import outcore_api
 import outcore_ops
+import outcore_records
 import outcore_values
 from outcore_api import (
     HostError,
@@ -365,7 +366,9 @@ def _safe_repr(value, cap):
     return r
 
 
-_PLUMBING = frozenset({__file__, outcore_api.__file__, outcore_ops.__file__, outcore_values.__file__})
+_PLUMBING = frozenset(
+    {__file__, outcore_api.__file__, outcore_ops.__file__, outcore_values.__file__, outcore_records.__file__}
+)
 
 
 def _format_tb(e):

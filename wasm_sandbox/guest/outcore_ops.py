@@ -18,6 +18,7 @@ import random
 import re
 import time
 
+from outcore_records import parse
 from outcore_values import FEW, OPS, Refusal, condition, field_hint, reduce_values, unquoted, whole_entries
 
 # the engine's host calls behind the model-backed operators; hidden from the REPL (no forwarders are made for them)
@@ -204,6 +205,50 @@ def entries(split=None):
         out = Items(line for line in text.splitlines() if line.strip()) if split is None else _split(text, split, t0)
     _record("entries", "" if split is None else repr(split), 1, len(out), None, t0)
     return out
+
+
+class Records(list):
+    """What records() returns: a list of dicts; its repr is the count, the fields and the first record."""
+
+    def __repr__(self):
+        if not self:
+            return "<Records 0>"
+        return f"<Records {len(self)}, fields {', '.join(map(repr, self[0]))}; first {_clip(dict(self[0]), 400)}>"
+
+
+_PARSED = {}  # the prompt's records, parsed once per prompt (the REPL lives for one run)
+MAX_RECORDS_CHARS = 16_000_000  # past it, records would outgrow the sandbox's memory (~10x the text as dicts)
+
+
+def records():
+    """The prompt's entries as records, one dict per entry with its fields by name, for conditions in plain
+    Python: rows = [r for r in records() if r['industry'] == 'Healthcare' and r['arr'] > 30000].
+
+    The text's shape decides the fields (see outcore_records.py): JSON objects, a SQL dump's INSERT rows, HTML
+    table rows, a delimited table under its header line (CSV, TSV, | or ; separated, Markdown), a table aligned in
+    columns, or key=value pairs. A key is found whatever its case or spacing (r['Renewal Date'] is
+    r['renewal_date']); a field other records have is None; numbers written as numbers are numbers, written dates
+    ISO; r.text is the entry as written. Refused when the text has none of the shapes, or is too large."""
+    t0 = time.monotonic()
+    src = _Host.source() if _Host.source is not None else None
+    if src is None:
+        raise StepRefused("records(): this REPL has no prompt")
+    text = "\n".join(map(str, src)) if isinstance(src, list) else str(src)
+    if len(text) > MAX_RECORDS_CHARS:
+        _refuse("records", "", 1, t0,
+                f"records(): the prompt has {len(text):,} characters, more than {MAX_RECORDS_CHARS:,} to hold as "
+                "records; narrow with filter(entries(), regex) first")  # fmt: skip
+    key = (len(text), hash(text[:2000]), hash(text[-2000:]))
+    if key not in _PARSED:
+        _PARSED.clear()
+        _PARSED[key] = parse(text)
+    rows, shape = _PARSED[key]
+    if not rows:
+        _refuse("records", "", 1, t0,
+                "records(): the entries have no fields (no JSON objects, no table under a header line, no "
+                "key=value pairs); use entries(), filter() and extract() with a regex")  # fmt: skip
+    _record("records", shape, 1, len(rows), None, t0)
+    return Records(rows)
 
 
 def _split(text, split, t0):
@@ -501,5 +546,5 @@ def chain(answer, template):
     return out
 
 
-NAMES = ("StepRefused", "Passage", "Found", "Answer", "terms", "find", "read", "entries", "filter", "extract",
-         "label", "judge", "count_matching", "reduce", "chain")  # fmt: skip
+NAMES = ("StepRefused", "Passage", "Found", "Answer", "terms", "find", "read", "entries", "records", "filter",
+         "extract", "label", "judge", "count_matching", "reduce", "chain")  # fmt: skip
