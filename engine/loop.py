@@ -294,8 +294,9 @@ class Loop:
                 if value and not refusal(value, "FINAL(answer)", run.question, self.plan.key_terms, [output], reads):
                     return self.final_in_hand(value, "decided")
             planned = planned_answer(output) if step is not None and step.offered else None  # the plan it ran
-            if found is not None or planned is not None:
-                self.answers[normalize_code(shown)] = found or planned or ""
+            held = found if found is not None else planned
+            if held is not None:
+                self.answers[normalize_code(shown)] = held
             elif step is None and ran.outcome.final is None and (value := printed_value(output)) is not None:
                 self.printed[normalize_code(shown)] = value
         hints = [step.hint] if step is not None and not ran.failed else []

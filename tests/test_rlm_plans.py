@@ -758,6 +758,13 @@ def _records_plan(shown: str) -> str:
     return m.group(1)
 
 
+def _first_hint(env, tmp_path, doc: str, q: str) -> str:
+    """What the root is shown after the engine's first step over ``doc`` for ``q``."""
+    rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 3, "NOT FOUND", tmp_path, plan_mode="typed")
+    rlm.completion(doc, q)
+    return root.chat_calls[0][-1].content
+
+
 def _copied(env, tmp_path, doc: str, q: str, plan: str) -> tuple[str | None, str]:
     """The answer and finish reason of a run whose root copies ``plan`` as it stands, then calls FINAL(answer)."""
     rlm, _, _ = _rlm(env, [code(plan), code("FINAL(answer)")], "NOT FOUND", tmp_path, plan_mode="typed")
@@ -860,13 +867,11 @@ def test_a_count_without_a_field_is_offered_one_checked_line_that_counts_by_judg
 def test_a_question_that_asks_no_number_is_offered_the_rows_not_a_count(env, tmp_path):
     problems = ("my payment failed at checkout", "I was billed twice", "the refund never arrived")
     lines = [f"{problems[i % 3] if i % 4 == 0 else 'where is my parcel?'} (customer {i})" for i in range(240)]
-    rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 3, "NOT FOUND", tmp_path, plan_mode="typed")
-    rlm.completion("\n".join(lines), "Which customers report a problem with a payment? List them.")
-    shown = root.chat_calls[0][-1].content
+    shown = _first_hint(env, tmp_path, "\n".join(lines), "Which customers report a problem with a payment? List them.")
     assert "count_matching" not in shown and "rows = filter(entries(), r'paym" in shown and "judge(rows)" in shown
-    rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 3, "NOT FOUND", tmp_path, plan_mode="typed")
-    rlm.completion("\n".join(lines), "How many different customers report a problem with a payment?")
-    shown = root.chat_calls[0][-1].content  # different values are no count of entries
+    shown = _first_hint(
+        env, tmp_path, "\n".join(lines), "How many different customers report a problem with a payment?"
+    )  # different values are no count of entries
     assert "count_matching" not in shown and "When the words decide: rows = filter(entries(), r'paym" in shown, shown
 
 
@@ -878,9 +883,7 @@ def test_a_count_with_a_numeric_condition_filters_on_the_field_in_code(env, tmp_
     doc = "sku,warehouse,bin,units,cost\n" + "\n".join(rows) + "\n"
     want = sum(1 for i in range(600) if i % 3 and (i * 7) % 31 < 10)
     q = "How many SKUs in the East warehouse have fewer than 10 units?"
-    rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 3, "NOT FOUND", tmp_path, plan_mode="typed")
-    rlm.completion(doc, q)
-    shown = root.chat_calls[0][-1].content
+    shown = _first_hint(env, tmp_path, doc, q)
     plan = _records_plan(shown)
     assert "r['warehouse'] == 'East'" in plan and "r['units'] < 10" in plan and "len(rows)" in plan, plan
     assert _copied(env, tmp_path, doc, q, plan) == (str(want), "final")
@@ -901,9 +904,7 @@ def test_a_number_asked_for_is_one_fields_value_not_digits_anywhere(env, tmp_pat
         )
     want = len({ln.split()[0] for ln in lines if "[12/Mar" in ln and ln.split('"')[2].split()[0] == "404"})
     q = "How many distinct client IPs received a 404 response on 12 March 2024?"
-    rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 3, "NOT FOUND", tmp_path, plan_mode="typed")
-    rlm.completion("\n".join(lines), q)
-    shown = root.chat_calls[0][-1].content
+    shown = _first_hint(env, tmp_path, "\n".join(lines), q)
     plan = re.search(r"When the words decide: (rows = .+?; answer = reduce\(.+?, 'distinct'\))", shown)
     assert plan is not None and "'== 404')" in plan.group(1) and "r'404'" not in plan.group(1), shown
     assert "len(rows)" not in shown.split("When it needs judgement")[0], shown
@@ -965,9 +966,7 @@ def test_a_total_narrows_by_the_names_the_rows_write_whole(env, tmp_path):
     doc = "order_id,order_date,customer,ship_city,product,sku,quantity,unit_price,status\n" + "\n".join(rows) + "\n"
     want = sum(i % 40 + 1 for i in range(360) if i % 3 == 0 and (i // 3) % 3 == 0)
     q = "Total quantity of Ergo Desk Lamp ordered by Harbor & Finch, Ltd. across all orders?"
-    rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 3, "NOT FOUND", tmp_path, plan_mode="typed")
-    rlm.completion(doc, q)
-    shown = root.chat_calls[0][-1].content
+    shown = _first_hint(env, tmp_path, doc, q)
     plan = _records_plan(shown)  # each name a value of its field, whole: not "Ergo Desk Lamp Pro"
     assert "r['product'] == 'Ergo Desk Lamp'" in plan and "r['customer'] == 'Harbor & Finch, Ltd.'" in plan, plan
     assert "sum(r['quantity'] for r in rows)" in plan, plan
@@ -993,9 +992,7 @@ def test_the_highest_value_is_offered_as_a_maximum_by_the_field_compared(env, tm
         for i, s in enumerate(sensors)
     ]
     q = "On 2024-07-14, which sensor recorded the highest temperature? Answer with the sensor ID."
-    rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 3, "NOT FOUND", tmp_path, plan_mode="typed")
-    rlm.completion("\n".join(lines), q)
-    shown = root.chat_calls[0][-1].content
+    shown = _first_hint(env, tmp_path, "\n".join(lines), q)
     plan = _records_plan(shown)  # the day in code, the maximum of the value, a null reading passed over
     assert "startswith('2024-07-14')" in plan and "max(rows, key=lambda r: r['value'])['sensor']" in plan, plan
     assert _copied(env, tmp_path, "\n".join(lines), q, plan) == ("yard-west", "final")
@@ -1375,9 +1372,7 @@ def test_a_count_over_a_sql_dump_is_offered_as_python_over_its_records(env, tmp_
     )
     want = sum(1 for i in range(300) if i % 3 == 0 and i % 4 == 1)  # refunded, in February
     q = "How many orders placed in February 2024 have the status 'refunded'? Answer with just the number."
-    rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 3, "NOT FOUND", tmp_path, plan_mode="typed")
-    rlm.completion(doc, q)
-    shown = root.chat_calls[0][-1].content
+    shown = _first_hint(env, tmp_path, doc, q)
     plan = _records_plan(shown)
     assert "r['status'] == 'refunded'" in plan and "startswith('2024-02')" in plan and "len(rows)" in plan, plan
     assert _copied(env, tmp_path, doc, q, plan) == (str(want), "final")
@@ -1437,9 +1432,7 @@ def test_a_group_total_over_metric_samples_sums_per_group_and_names_the_thing_as
             pod = ln.split('pod="')[1].split('"')[0]
             totals[pod] = totals.get(pod, 0) + int(ln.rsplit(" ", 1)[1])
     q = "From this metrics scrape: which pod in the checkout namespace has the most container restarts in total, summed over its containers?"
-    rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 3, "NOT FOUND", tmp_path, plan_mode="typed")
-    rlm.completion(doc, q)
-    plan = _records_plan(root.chat_calls[0][-1].content)
+    plan = _records_plan(_first_hint(env, tmp_path, doc, q))
     assert "r['metric'] == 'kube_pod_container_status_restarts_total'" in plan and "'metrics'" not in plan, plan
     assert "totals[r['pod']]" in plan, plan
     assert _copied(env, tmp_path, doc, q, plan) == (max(totals, key=totals.__getitem__), "final")

@@ -187,10 +187,13 @@ def printed_value(output: str) -> str | None:
 _OBJECT = re.compile(r"^<[A-Za-z_][\w.]*(?::| )[^\n]*>$")
 
 
+_ANSWER_LINE = re.compile(r"(?m)^answer:[ \t]*(\S.*)$")  # what a planned step printed as its `answer`
+
+
 def step_answer(output: str) -> str | None:
     """The value on the last ``answer:`` line a step printed, if any. Longer than a worker's answer may be: code
     computed it, and a list of pairs is a line of several hundred characters."""
-    found = [m.group(1).strip() for m in re.finditer(r"(?m)^answer:[ \t]*(\S.*)$", output)]
+    found = [m.group(1).strip() for m in _ANSWER_LINE.finditer(output)]
     return found[-1] if found and len(found[-1]) <= MAX_COMPUTED_CHARS else None
 
 
@@ -200,7 +203,7 @@ def planned_answer(output: str) -> str | None:
     counted 23 (right), and the root went on to copy a worked example's ``count_matching`` to the error stop, which
     then ended with no answer (held-out probe, fourteenth round). Only the answer is printed: printed after the
     rows' count ("32 rows: checkout-api-..."), the root typed ``answer = 32``."""
-    found = re.findall(r"(?m)^answer:[ \t]*(\S.*)$", output)
+    found = _ANSWER_LINE.findall(output)
     value = found[-1].strip() if len(found) >= 2 else ""
     empty = value in ("0", "[]", "None", "{}") or is_non_answer(value)
     return None if empty or len(value) > MAX_COMPUTED_CHARS else value

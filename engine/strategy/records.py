@@ -92,13 +92,12 @@ def record_facts(evaluate: Callable[[str], object]) -> RecordFacts | None:
     if not isinstance(got, dict) or not got.get("names"):
         return None
     named: dict[str, list[str]] = {}
-    best: dict[str, tuple[str, int]] = {}
+    best: dict[str, tuple[str, int, str]] = {}  # a value, lower case -> its field, how often it holds it, as written
     for k, v, count in got["named"]:  # a value several fields hold: the field that holds it most often
         if v.lower() not in best or count > best[v.lower()][1]:
-            best[v.lower()] = (k, count)
-    for v_low, (k, _) in best.items():
-        v = next(x for f, x, _ in got["named"] if f == k and x.lower() == v_low)
-        if not any(v_low in other.lower() and v_low != other.lower() for other in best):  # "Cork" in "Cork Harbour"
+            best[v.lower()] = (k, count, v)
+    for v_low, (k, _, v) in best.items():
+        if not any(v_low in other and v_low != other for other in best):  # "Cork" in "Cork Harbour"
             named.setdefault(k, []).append(v)
     kinds = {k: (str(kind), int(n)) for k, (kind, n) in got["kinds"].items()}
     return RecordFacts(int(got["n"]), list(got["names"]), str(got["first"]), kinds, named)
@@ -116,10 +115,11 @@ def records_plan(question: str, facts: RecordFacts, words: list[str]) -> str:
     if bound := condition_of(question, [Field(k, "") for k in facts.names if facts.kinds[k][0] == "number"]):
         k, (op, limit) = bound[0].name, bound[1].split(" ", 1)  # ('units', '< 10'): a number, in code
         tests.append(f"isinstance(r[{k!r}], (int, float)) and r[{k!r}] {op} {limit.replace(',', '')}")
-    if (measure := _measure(question, facts)) and _asks_of_measure(question, facts):
-        tests.append(f"isinstance(r[{measure!r}], (int, float))")  # a reading left empty is no number to add
+    reduction, of_measure = _reduction(question, facts)
+    if of_measure:  # a reading left empty is no number to add or compare
+        tests.append(f"isinstance(r[{_measure(question, facts)!r}], (int, float))")
     rows = f"rows = [r for r in records() if {' and '.join(tests) or 'True'}]"
-    return f"{rows}\n{_reduction(question, facts)}\nprint('answer:', answer)"
+    return f"{rows}\n{reduction}\nprint('answer:', answer)"
 
 
 # "which pod has the most restarts in total, summed over its containers": the group whose values add up highest
@@ -136,8 +136,9 @@ def _plain_word(w: object) -> str:
     return m.group(1).lower() if m else ""
 
 
-def _reduction(question: str, facts: RecordFacts) -> str:
-    """The line that answers from ``rows``, in the order :func:`reduce_order` reads the question's words."""
+def _reduction(question: str, facts: RecordFacts) -> tuple[str, bool]:
+    """The line that answers from ``rows``, in the order :func:`reduce_order` reads the question's words, and
+    whether it adds or compares the numeric field :func:`_measure` picks (a sum, a mean, a max or min, a total)."""
     free = [k for k in facts.names if k not in facts.named]
     asked = _asked_field(free, question, facts)  # "which pod ...": the thing the answer is
     answer = asked or _named_field(free, question, facts, group=False) or (free[0] if free else facts.names[0])
@@ -145,28 +146,28 @@ def _reduction(question: str, facts: RecordFacts) -> str:
     measure = _measure(question, facts)
     dated = _dated(question, facts)
     if asks_distinct(question):
-        return f"answer = len({{r[{answer!r}] for r in rows}})"
+        return f"answer = len({{r[{answer!r}] for r in rows}})", False
     if asks_number(question) and not re.search(r"\b(?:total|sum|average|mean)\b", question, re.I):
-        return "answer = len(rows)"
+        return "answer = len(rows)", False
     if measure and _GROUP_TOTAL.search(question) and _MOST.search(question) and group != measure:
         return (
             f"totals = {{}}\nfor r in rows:\n    totals[r[{group!r}]] = totals.get(r[{group!r}], 0) + r[{measure!r}]\n"
             "answer = max(totals, key=totals.get)"
-        )
+        ), True
     for op in reduce_order(question, dated is not None, measure is not None):
         if op == "sum" and measure:
-            return f"answer = round(sum(r[{measure!r}] for r in rows), 2)"
+            return f"answer = round(sum(r[{measure!r}] for r in rows), 2)", True
         if op == "mean" and measure:
-            return f"answer = round(sum(r[{measure!r}] for r in rows) / len(rows), 2)"
+            return f"answer = round(sum(r[{measure!r}] for r in rows) / len(rows), 2)", True
         if op in ("max", "min") and measure:
-            return f"answer = {op}(rows, key=lambda r: r[{measure!r}])[{answer!r}]"
+            return f"answer = {op}(rows, key=lambda r: r[{measure!r}])[{answer!r}]", True
         if op == "latest" and dated:
-            return f"answer = max(rows, key=lambda r: r[{dated!r}])[{answer!r}]"
+            return f"answer = max(rows, key=lambda r: r[{dated!r}])[{answer!r}]", False
         if op == "argmax":
-            return f"answer = reduce([r[{group!r}] for r in rows], 'argmax')"
+            return f"answer = reduce([r[{group!r}] for r in rows], 'argmax')", False
         if op == "list":
-            return f"answer = [r[{answer!r}] for r in rows]"
-    return f"answer = [r[{answer!r}] for r in rows]"
+            return f"answer = [r[{answer!r}] for r in rows]", False
+    return f"answer = [r[{answer!r}] for r in rows]", False
 
 
 _WHICH = re.compile(r"\b(?:which|what)\s+(?:of the\s+)?([a-z][\w-]*)", re.I)
@@ -207,11 +208,6 @@ def _measure(question: str, facts: RecordFacts) -> str | None:
     """The numeric field a total, an average or an extreme is of: the one the question names, else the last."""
     numeric = [k for k in facts.names if k not in facts.named and facts.kinds[k][0] == "number"]
     return _named_field(numeric, question, facts, group=False) or (numeric[-1] if numeric else None)
-
-
-def _asks_of_measure(question: str, facts: RecordFacts) -> bool:
-    """Whether the reduction :func:`_reduction` offers is of the measure (a sum, a mean, a max or a min)."""
-    return bool(re.match(r"answer = (?:round\(sum|max\(rows|min\(rows)|totals = ", _reduction(question, facts)))
 
 
 def _dated(question: str, facts: RecordFacts) -> str | None:

@@ -187,6 +187,14 @@ def find(query, k=10, regex=False):
     return found
 
 
+def _prompt(name):
+    """The prompt, as its list of documents or one str, for the operator ``name``; refused in a REPL without one."""
+    src = _Host.source() if _Host.source is not None else None
+    if src is None:
+        raise StepRefused(f"{name}(): this REPL has no prompt")
+    return src
+
+
 def entries(split=None):
     """The prompt's entries: its documents when it was given as a list of two or more documents, else its
     non-empty lines (a log line, a CSV row, a JSON line).
@@ -195,9 +203,7 @@ def entries(split=None):
     each line where the regex matches (case-insensitive, ^ is the line start), e.g. entries(r'^From: ') or
     entries(r'^### '). Refused when it matches fewer than two lines."""
     t0 = time.monotonic()
-    src = _Host.source() if _Host.source is not None else None
-    if src is None:
-        raise StepRefused("entries(): this REPL has no prompt")
+    src = _prompt("entries")
     if isinstance(src, list) and len(src) >= 2 and split is None:
         out = Items(str(d) for d in src)
     else:
@@ -230,9 +236,7 @@ def records():
     r['renewal_date']); a field other records have is None; numbers written as numbers are numbers, written dates
     ISO; r.text is the entry as written. Refused when the text has none of the shapes, or is too large."""
     t0 = time.monotonic()
-    src = _Host.source() if _Host.source is not None else None
-    if src is None:
-        raise StepRefused("records(): this REPL has no prompt")
+    src = _prompt("records")
     text = "\n".join(map(str, src)) if isinstance(src, list) else str(src)
     if len(text) > MAX_RECORDS_CHARS:
         _refuse("records", "", 1, t0,

@@ -92,10 +92,23 @@ def value(raw):
 
 
 def parse(text):
-    """The records of ``text`` and the shape they were read in ('json', 'table' or 'key=value'), or ([], '')
-    when the text has none of the shapes."""
-    readers = (_json_records, _sql_records, _html_records, _paired_records, _table_records, _aligned_records)
-    for reader in (*readers, _key_value_records):
+    """The records of ``text`` and the shape they were read in ('json', 'sql', 'html table', 'table', 'aligned
+    table' or 'key=value'), or ([], '') when the text has none of the shapes.
+
+    key=value pairs are read once and tried twice: before a table's reading where most lines hold pairs, even
+    where every line has as many commas (``name{a="x",b="y"} 1``), and last where a third of them do."""
+    pairs = []  # the key=value reading, made the first time it is needed
+
+    def paired(mostly):
+        if not pairs:
+            pairs.append(_key_value_records(text))
+        got = pairs[0]
+        if got and mostly:
+            return got if 5 * len(got[0]) >= 3 * sum(1 for x in text.splitlines() if x.strip()) else None
+        return got
+
+    readers = (_json_records, _sql_records, _html_records, lambda _: paired(True), _table_records, _aligned_records)
+    for reader in (*readers, lambda _: paired(False)):
         got = reader(text)
         if got and len(got[0]) >= 2:  # one row is no table
             known = frozenset(key_of(k) for r in got[0] for k in r)
@@ -289,13 +302,6 @@ def _html_records(text):
 
 
 _SAMPLE = re.compile(r"^([A-Za-z_:][\w:]*)\{.*\}\s+([-+]?\d[\d.]*(?:[eE][-+]?\d+)?)(?:\s+\d+)?$")
-
-
-def _paired_records(text):
-    """key=value records before a table's: where most lines hold pairs, they are pairs, even where every
-    line has as many commas (``name{a="x",b="y"} 1``)."""
-    got = _key_value_records(text)
-    return got if got and 5 * len(got[0]) >= 3 * len([x for x in text.splitlines() if x.strip()]) else None
 
 
 def _key_value_records(text):
