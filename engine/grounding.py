@@ -12,12 +12,11 @@ question's distinctive words (:func:`distinctive`).
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
 
 from engine import dates
-from engine.listing import listed
-from wasm_sandbox.operators import STOP_WORDS as FUNCTION_WORDS
+from engine.answer_kind import LETTERED, asks_polar, lettered, misfit, polar
+from engine.words import WORD, content_words, fold, has_word, norm, offered
 
 _NON_ANSWER_PHRASES = (
     "none",
@@ -46,23 +45,9 @@ _NON_ANSWER_OPENINGS = re.compile(
     r"(?:mention|information)|no (?:such|answer|information|mention)|i (?:cannot|can't|could not) find)",
     re.IGNORECASE,
 )
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _COMPOUND = re.compile(r"[^\W_]+(?:[-./:,][^\W_]+)*", re.UNICODE)  # 7731-QX, 4.5, 2025-03-11 stay one token
 _STOP = frozenset("a an the of in on at to for is are was were be by and or it its this that with as from".split())
 DISTINCT_RATIO = 4  # see distinctive()
-
-
-def _fold(text: str) -> str:
-    """``text`` in lower case without accents: "Tomás" and "Tomas" are one name to a check of what a text holds.
-
-    Why: seen on a held-out probe (a `git log --stat`), the worker named the right author as "Tomas Ortega" and the
-    reading refused it, since the log writes "Tomás". No family of the general suite writes accents: shown on that
-    probe only."""
-    return "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
-
-
-def _norm(text: str) -> str:
-    return " ".join(_WORD.findall(_fold(text)))
 
 
 def as_written(answer: str, text: str) -> str:
@@ -76,10 +61,10 @@ def as_written(answer: str, text: str) -> str:
         return token.group(0) if token and not re.search(r"\s", answer) else answer
     folded, at = [], []  # the folded text, and the position in ``text`` of each of its characters
     for i, c in enumerate(text):
-        for f in _fold(c):
+        for f in fold(c):
             folded.append(f)
             at.append(i)
-    m = re.search(rf"(?<![^\W_]){re.escape(_fold(answer))}(?![^\W_])", "".join(folded))
+    m = re.search(rf"(?<![^\W_]){re.escape(fold(answer))}(?![^\W_])", "".join(folded))
     return text[at[m.start()] : at[m.end() - 1] + 1] if m else answer
 
 
@@ -96,8 +81,8 @@ def is_non_answer(text: str, question: str | None = None) -> bool:
     if len(t) <= 120 and _NON_ANSWER_OPENINGS.match(low):
         return True
     if question:
-        a, q = _norm(t), _norm(question)
-        if a and (a == q or (len(a) >= 12 or _code_name(t)) and _present(a, q) and not offered(t, question)):
+        a, q = norm(t), norm(question)
+        if a and (a == q or (len(a) >= 12 or _code_name(t)) and has_word(a, q) and not offered(t, question)):
             return True
     return False
 
@@ -115,33 +100,6 @@ def _code_name(answer: str) -> bool:
     holds ("... on 2025-03-11?" -> 11)."""
     t = answer.strip().strip("`'\"")
     return len(t.split()) == 1 and re.fullmatch(r"[A-Za-z]\w*(?:[._]\w+)+", t) is not None
-
-
-def offered(answer: str, question: str) -> bool:
-    """Whether the question offers ``answer`` as one of its options: joined to another (:func:`_offered`) or in a
-    list of three or more (:func:`engine.listing.listed`: "'human being', 'location', 'numeric value'", where the
-    right "numeric value" for "which label is the most common" was refused as no answer, public aggregate at 8K)."""
-    a = _norm(answer)
-    found = listed(question)
-    return _offered(a, _norm(question)) or found is not None and a in {_norm(o) for o in found[0]}
-
-
-def _offered(a: str, q: str) -> bool:
-    """Whether the question offers ``a`` as one of its options ("A or B", "between A and B", "compare A with B",
-    "A versus B"): then naming it is the answer.
-
-    Why: "Which project had the larger budget, Beacon Gallo or Zephyr Young?" (general dev split, g-table-compare):
-    the worker's right "Beacon Gallo" occurs in the question, and was taken for a restatement four times until the
-    run hit its wall; "Between Tundra Cruz and Juniper Cruz, tell me which one ..." likewise refused the right
-    "Juniper Cruz" (dev split, after "or" alone was allowed)."""
-    e, j = re.escape(a), r"(?:or|and|vs\.?|versus)"
-    joined = rf"(?<![^\W_]){e} {j}(?![^\W_])|(?<![^\W_]){j} {e}(?![^\W_])"
-    compared = rf"\bcompare (?:{e} (?:with|to)\b|[^.?!]{{1,80}}? (?:with|to) {e}(?![^\W_]))"
-    return re.search(joined, q) is not None or re.search(compared, q) is not None
-
-
-def _present(word: str, seen: str) -> bool:
-    return re.search(rf"(?<![^\W_]){re.escape(word)}(?![^\W_])", seen) is not None
 
 
 def _whole_number(token: str, seen: str) -> bool:
@@ -174,21 +132,21 @@ def appears_in(answer: str, seen: str) -> bool:
     what this must catch) and at least 60 % of its other content words. Why not the whole answer only: a worker
     wraps the value in a sentence ("The code is 4417-XK.") that the text does not hold word for word.
     """
-    a = _norm(answer)
-    low_seen = _fold(seen)
-    s = " ".join(_WORD.findall(low_seen))  # _norm(seen), from the folded text at hand
+    a = norm(answer)
+    low_seen = fold(seen)
+    s = " ".join(WORD.findall(low_seen))  # norm(seen), from the folded text at hand
     if not a:
         return False
-    compounds = _COMPOUND.findall(_fold(answer))
+    compounds = _COMPOUND.findall(fold(answer))
     digits = [t for t in compounds if any(c.isdigit() for c in t)]
     if any(not _written_value(t, low_seen) for t in digits):
         return False
-    if _present(a, s):  # whole words: "2" is not in "2025", "cat" not in "category"
+    if has_word(a, s):  # whole words: "2" is not in "2025", "cat" not in "category"
         return True
-    rest = [w for t in compounds if t not in digits for w in _WORD.findall(t) if w not in _STOP and len(w) > 2]
+    rest = [w for t in compounds if t not in digits for w in WORD.findall(t) if w not in _STOP and len(w) > 2]
     if not rest:
         return bool(digits)
-    return sum(_present(w, s) for w in rest) / len(rest) >= 0.6
+    return sum(has_word(w, s) for w in rest) / len(rest) >= 0.6
 
 
 def distinctive(terms: Sequence[tuple[str, int]] | Sequence[Sequence[object]]) -> list[str]:
@@ -220,9 +178,9 @@ def grounded(
             return False, f"option {answer.strip()[:3]!r} ({chosen[:40]!r}) does not occur in the text read"
         # the question's own words, less its options and its answer-format line, may stand for rare ones here: the
         # rarest words of such a question are often its instruction's ("letter") and its file path's
-        stem = _LETTERED.sub(" ", question)
-        seen = _norm(evidence_text)
-        named = [w for w in content_words(stem) if _present(w, seen)]
+        stem = LETTERED.sub(" ", question)
+        seen = norm(evidence_text)
+        named = [w for w in content_words(stem) if has_word(w, seen)]
         if named:
             return True, f"the text read holds option {chosen[:40]!r} and mentions {', '.join(named[:4])}"
         return False, "the text read mentions none of the question's words"
@@ -236,8 +194,8 @@ def grounded(
         return False, f"the answer {answer.strip()[:60]!r} does not occur in the text read"
     if not question_terms:
         return True, "the text read holds the answer (no word of the question occurs in the prompt to check more)"
-    seen = _norm(evidence_text)
-    mentioned = [t for t in question_terms if _present(_norm(t), seen)]
+    seen = norm(evidence_text)
+    mentioned = [t for t in question_terms if has_word(norm(t), seen)]
     if not mentioned:
         return False, f"the text read mentions none of the question's distinctive words ({', '.join(question_terms)})"
     if question is not None and only_its_own_words(answer, evidence_text, question_terms, question):
@@ -246,106 +204,6 @@ def grounded(
             f"the answer {answer.strip()[:60]!r} is a word of the question that no passage holding it explains",
         )
     return True, f"the text read holds the answer and mentions {', '.join(mentioned)}"
-
-
-# A number, in digits or words: what an answer to "how many" holds. Why: the mirror of _count_not_asked; seen on
-# the general test split (seed v8, g-ticket-count), "Viktor Nakamura", a name a reading of other passages gave,
-# ended final for "the number of support tickets that report ...".
-_NUMBER = re.compile(
-    r"\d|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|(?:thir|four|fif|six|seven|eigh|"
-    r"nine)teen|(?:twen|thir|for|fif|six|seven|eigh|nine)ty|hundred|thousand|dozen|million)\b",
-    re.IGNORECASE,
-)
-# An answer-format instruction that asks for a number ("Answer with the clause number only", "as a number"). Seen on
-# a held-out probe (seventh round): a clause's sentence ended final for "Which clause ...? Answer with the clause number
-# only".
-_NUMBER_FORM = re.compile(r"\bnumber\s+only\b|\bonly\s+the\s+number\b|\bas\s+a\s+number\b|\bin\s+digits\b", re.I)
-# A question that asks for a date, and what any date holds (a digit, a month or a weekday, or a relative day). Why:
-# the mirror of the count rule; seen on the general test split (seed v10, g-email-date), "What date did they settle on
-# for the partner summit prep?" ended final on "Bruno Becker", the sender of a message the step read.
-# Also "when did / was / is ...", and a date format asked for ("YYYY-MM-DD", "just the date"): seen on held-out
-# probes (twelfth round), "when did somebody last change internal/ratelimit/limiter.go? just the date pls
-# (YYYY-MM-DD)" ended final on "Dmitri Nilsen", the commit's author. Not "raises ValueError when the token ...".
-_ASKS_DATE = re.compile(
-    r"\b(?:what|which)\s+(?:date|day)\b|\bwhen\s+(?:did|was|were|is|are|does|do|will|has|had)\b|\byyyy\b"
-    r"|\b(?:just|only)\s+the\s+date\b|\bdate\s+only\b",
-    re.IGNORECASE,
-)
-_DATE_LIKE = re.compile(
-    r"\d|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?\b"
-    r"|\b(?:today|yesterday|tomorrow)\b",
-    re.IGNORECASE,
-)
-
-
-def misfit(answer: str, question: str, number_asked: bool | None = None) -> str | None:
-    """Why ``answer`` cannot be of the kind its question asks for (a number, a date), in one line; None when it may.
-    ``number_asked``: whether the answer itself is a number (the caller's finer reading of the question); by
-    default "how many" or "how much". Used by the finish rule and by a reading, whose answer that holds no date for
-    "when did ..." is no answer either (so the step reads on instead of ending on it). In the reading it fired on
-    one test-split family, g-ticket-count (seeds v21 and v22: a name for "how many tickets", refused; both runs
-    still wrong), and on two held-out probes (a commit's author for "when", a review count of none), which now end
-    with no answer instead of a wrong one. Fewer than three test-split families."""
-    number = bool(_HOW_MANY_MUCH.search(question)) if number_asked is None else number_asked
-    if (number or _NUMBER_FORM.search(question)) and not _NUMBER.search(answer):
-        return f"the question asks for a number, and {one_line(answer)!r} holds none"
-    bare = bool(_BARE_COUNT.fullmatch(answer.strip())) and not offered(answer, question)
-    if _ASKS_DATE.search(question) and (not _DATE_LIKE.search(answer) or bare and not _YEAR.fullmatch(answer.strip())):
-        return f"the question asks for a date, and {one_line(answer)!r} holds none"
-    if not number and bare and (asks_polar(question) or _ASKS_NAME.search(question)):
-        return f"the question asks yes or no, which one or who, and {one_line(answer)!r} is only a number"
-    if not number and (sides := either_or(question)) and _sides_named(answer, sides) != 1:
-        return f"the question asks which of {sides[0]!r} or {sides[1]!r}, and {one_line(answer)!r} names not one"
-    return None
-
-
-# "..., the Ridgeline UL2 tent or the Trailhead 2 tent?": two things set side by side as the question's last words
-_EITHER_OR = re.compile(
-    r"(?:^|[:,;(]|\bbetween\b|\bwhich\b)\s*([^:,;()?]{1,80}?)\s+or\s+([^:,;()?.]{1,80}?)\s*[?.)]?\s*(?:[A-Z][^?]{0,40}\.)?\s*$"
-)
-_COMPARATIVE = re.compile(
-    r"\b(?:more|less|fewer|most|least|higher|lower|larger|smaller|bigger|greater|better|worse|earlier|later|"
-    r"older|newer|longer|shorter|cheaper|faster|slower|[a-z]{3,}er\s+than)\b",
-    re.IGNORECASE,
-)
-
-
-def either_or(question: str) -> tuple[str, str] | None:
-    """The two things a comparison sets side by side ("which ... more ...: A or B?", an answer-format sentence
-    after it allowed), without their articles; None for any other question.
-
-    Why: "Which do we have more units of ...: the Ridgeline UL2 tent or the Trailhead 2 tent? Name only." ended
-    final on "tent", the word both share, which a reading of a catalogue "held" (held-out probe, fourteenth round,
-    blind). An answer to such a question names exactly one of them."""
-    if not _COMPARATIVE.search(question):
-        return None
-    m = _EITHER_OR.search(question.strip())
-    if m is None:
-        return None
-    a, b = (re.sub(r"^(?:the|a|an|at|in|on|to|from)\s+", "", x.strip(), flags=re.IGNORECASE) for x in m.groups())
-    return (a, b) if a and b and len(a.split()) <= 6 and len(b.split()) <= 6 else None
-
-
-def _sides_named(answer: str, sides: tuple[str, str]) -> int:
-    """How many of the two sides ``answer`` names by a word only that side has (a shared word names neither)."""
-    words = [set(content_words(x)) for x in sides]
-    own = [words[0] - words[1], words[1] - words[0]]
-    said = set(content_words(answer))
-    return sum(1 for w in own if w & said)
-
-
-# A number alone as the answer to a yes/no, which-one or who question: a count of what a step matched, not an answer.
-# Seen on held-out probes (thirteenth round): "did any agent ever agree to waive ...?" ended final on "4" (the
-# calls a checked count kept), "did i spend more at Greenleaf Grocers or at Market Fresh ...?" on "6". Shown on
-# held-out probes only: no general test-split run ended on such a number this round, so no family's score moved.
-_BARE_COUNT = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?")
-# the same for a date ("when did i first run ...? date only": "1", the lines a count kept) and a person ("Which
-# assignee has the most ...? Just the name.": "30"); a year alone may be the date asked for
-_YEAR = re.compile(r"1[5-9]\d\d|2\d\d\d")
-_ASKS_NAME = re.compile(r"(?:^|[.,;:?!]\s*)whom?\b|\b(?:the|their|his|her|full)\s+names?\b", re.IGNORECASE)
-
-
-_HOW_MANY_MUCH = re.compile(r"\bhow\s+(?:many|much)\b", re.IGNORECASE)
 
 
 # A count of none from a reading: the worker found no such thing in the few passages it read, which says nothing of
@@ -368,88 +226,11 @@ def only_its_own_words(answer: str, evidence_text: str, terms: Sequence[str], qu
         return False
     others = [t for t in terms if not set(content_words(t)) <= own]
     holding = [  # lines of the text read that hold the answer, less the question's own lines (a worker's prompt)
-        _norm(line)
+        norm(line)
         for line in evidence_text.splitlines()
         if appears_in(answer, line) and sum(w not in asked for w in content_words(line)) >= 2
     ]
-    return not any(_present(_norm(t), p) for p in holding for t in others)
-
-
-_LETTERED = re.compile(r"(?m)^[ \t]*([A-H])[.)][ \t]+(\S.*?)[ \t]*$")
-
-
-def lettered(question: str) -> dict[str, str]:
-    """The question's lettered options ("A. 'ascii'" ... one per line, from A on), letter -> option; else {}.
-
-    Why: a multiple-choice question's answer is a letter, which no text holds; what the text must hold is the
-    option. Seen on the public quick profile (codeqa, 40K): the worker said NOT FOUND over the definition that
-    held the default value, and the root's prose named the right "D. None" while its FINAL sent the NOT FOUND."""
-    found = dict(_LETTERED.findall(question))
-    letters = "ABCDEFGH"[: len(found)]
-    return found if len(found) >= 2 and all(c in found for c in letters) else {}
-
-
-_CLAUSE = re.compile(r"[,;:!?()\"]|\.(?:\s|$)")
-
-
-def clause_words(text: str) -> list[list[str]]:
-    """The words of each clause of ``text`` (split at punctuation), as written: two words stand side by side only
-    inside one clause ("budget, Beacon" are not a pair)."""
-    return [_WORD.findall(clause) for clause in _CLAUSE.split(text)]
-
-
-MAX_OPTIONS = 4
-
-
-def named_options(question: str, words: Sequence[str], passages: Sequence[str]) -> tuple[str, ...]:
-    """The things a question asks to choose between, as it writes them: its distinctive ``words``, two side by side
-    as one name ("Beacon Gallo"), when there are two to :data:`MAX_OPTIONS` and each occurs in a passage that holds
-    no other (a record of its own); else none. A lookup's terms share their passage, so it gets none."""
-    found: list[str] = []
-    for toks in clause_words(question):
-        i = 0
-        while i < len(toks):
-            if toks[i].lower() not in words:
-                i += 1
-            elif i + 1 < len(toks) and toks[i + 1].lower() in words:
-                found.append(f"{toks[i]} {toks[i + 1]}")
-                i += 2
-            else:
-                found.append(toks[i])
-                i += 1
-    found = list(dict.fromkeys(found))
-    if not 2 <= len(found) <= MAX_OPTIONS:
-        return ()
-    seen = [_norm(p) for p in passages]
-
-    def alone(o: str, p: str) -> bool:
-        return _present(_norm(o), p) and not any(_present(_norm(x), p) for x in found if x != o)
-
-    return tuple(found) if all(any(alone(o, p) for p in seen) for o in found) else ()
-
-
-_POLAR_ANSWER = re.compile(r"(?:yes|no)\b[.!]?", re.IGNORECASE)
-_AUXILIARY = re.compile(
-    r"(?:^|[.,;:?!]\s*)(?:is|are|was|were|does|do|did|can|could|may|might|has|have|had|will|would|shall|should|must)\s",
-    re.IGNORECASE,
-)
-_POLAR_CUE = re.compile(r"\byes\b|\bor not\b|\bwhether\b", re.IGNORECASE)
-
-
-def polar(answer: str) -> bool:
-    """Whether ``answer`` is a bare yes or no (a trailing period allowed)."""
-    return _POLAR_ANSWER.fullmatch(answer.strip().strip("`*\"'")) is not None
-
-
-def asks_polar(question: str) -> bool:
-    """Whether the question can be answered yes or no: it offers yes/no, asks "whether" or "... or not", or a
-    clause begins with an auxiliary verb ("Is X supported ...", "..., does it ...").
-
-    Why: a yes or no is a judgement over the text, not a span of it, so "does the answer occur in the text read"
-    cannot hold it: a worker's "no" over a section that lists the feature as "not supported" came back NOT FOUND.
-    On the general dev split g-docs-yesno then ended ``final`` on "YES", grounded this way. Such an answer is
-    still grounded only when the text read mentions the question's distinctive words (the version, the feature)."""
-    return _POLAR_CUE.search(question) is not None or _AUXILIARY.search(question.strip()) is not None
+    return not any(has_word(norm(t), p) for p in holding for t in others)
 
 
 _COPULAS = frozenset("is are was were be the a an of to for in on at it its his her their by as".split())
@@ -465,26 +246,14 @@ def key_span(answer: str, question: str) -> str:
     in the question (or are a copula or an article) is dropped, so an answer that merely starts with a word of
     the question ("Vault 7 ...") stays whole.
     """
-    q = set(_WORD.findall(question.lower())) | _COPULAS
+    q = set(WORD.findall(question.lower())) | _COPULAS
     tokens = answer.strip().split()
     k = 0
-    while k < len(tokens) and all(w in q for w in _WORD.findall(tokens[k].lower())):
+    while k < len(tokens) and all(w in q for w in WORD.findall(tokens[k].lower())):
         k += 1
     if k < MIN_RESTATED or k == len(tokens):
         return answer.strip()
     return " ".join(tokens[k:]).rstrip(".;,").strip()
-
-
-# --- used by the finish rule (engine.strategy.finish) and the typed first step ----------------------------------
-# words too common to be the key of an answer or of a question ("the", "is", ...): not searched, not compared
-STOP_WORDS = FUNCTION_WORDS | frozenset(
-    "may might answer question text context give tell find number named called count list reply value exact exactly"
-    " format".split()
-)  # the words terms() drops (wasm_sandbox.operators), and the words every task's wording uses: its instruction and
-# the answer's form ("Count how many times ...", "List every ...", "Reply with ...", "Give the exact value",
-# "Format: YYYY-MM-DD"). Seen on held-out probes (twelfth round): "count" (20 mentions in a syslog) was the rarest
-# term of "Count how many times the OOM killer killed ...", "value" (once in a YAML dump) of "What maxmemory-policy
-# ... billing-worker uses? Give the exact value.", and their lines were read
 
 
 def reply_answer(raw: str) -> str:
@@ -527,23 +296,6 @@ def cited_line(raw: str, text: str) -> str | None:
     return best
 
 
-def content_words(text: str) -> list[str]:
-    """The words of ``text`` that can carry meaning, in order, once each: not stop words, and numbers or at least
-    two characters, as the operators' ``terms()`` keeps them. How a word is written (capitals, hyphens, quotes)
-    plays no part.
-
-    Why two: a name's word may be two letters ("Delta Xu", "Ana Li"). With three, on the general test split
-    (g-table-compare, seed v3) "Xu" was no term, so that project's row was never read and the comparison had one
-    side; words like "id" or "vs" that are everywhere rank last by rarity anyway."""
-    out: list[str] = []
-    for w in _WORD.findall(text.lower()):
-        if w in STOP_WORDS or (len(w) < 2 and not w.isdigit()):
-            continue
-        if w not in out:
-            out.append(w)
-    return out
-
-
 def restates(answer: str, question: str) -> bool:
     """Whether ``answer`` only repeats the question: three or more content words, nearly all of them the question's.
 
@@ -559,9 +311,3 @@ def restates(answer: str, question: str) -> bool:
         return False
     asked = set(content_words(question))
     return sum(w in asked for w in words) >= 0.8 * len(words)
-
-
-def one_line(text: str, n: int = 80) -> str:
-    """``text`` on one line, at most ``n`` characters: a value quoted inside a one-line reason."""
-    t = " ".join(str(text).split())
-    return t if len(t) <= n else t[: n - 3] + "..."

@@ -25,7 +25,7 @@ from engine.backends.base import BackendError, ContextOverflowError, Generation
 from engine.cancel import Cancelled
 from engine.cells import Ran, budget_hint, failure_hint, housekeeping_hints, run_cells
 from engine.environment import Environment
-from engine.grounding import is_non_answer, one_line
+from engine.grounding import is_non_answer
 from engine.guardrails import GuardrailError
 from engine.history import History
 from engine.log import get_logger, log
@@ -50,6 +50,7 @@ from engine.strategy import (
     step_answer,
 )
 from engine.trace import clip, new_id
+from engine.words import one_line
 
 _log = get_logger("rlm")
 EVIDENCE_CHARS = 4000  # per cell output kept as evidence for a stopped run's answer

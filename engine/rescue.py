@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from engine import prompts as P
+from engine.answer_kind import lettered
 from engine.backends.base import BackendError, Message
 from engine.cancel import Cancelled
-from engine.grounding import appears_in, grounded, is_non_answer, lettered
+from engine.grounding import appears_in, grounded, is_non_answer
 from engine.guardrails import GuardrailError
 from engine.history import History
 from engine.log import get_logger, log

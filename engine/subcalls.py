@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from engine import prompts as P
 from engine.backends.base import BackendError, ContextOverflowError, Generation, SamplingParams
 from engine.cancel import Cancelled
-from engine.grounding import content_words
 from engine.guardrails import ROLE_WORKER, CellCounter, GuardrailError
 from engine.trace import clip, new_id
+from engine.words import content_words
 
 if TYPE_CHECKING:
     from engine.run import Run

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.grounding import appears_in, as_written, asks_polar, distinctive, grounded, is_non_answer, key_span, polar
+from engine.answer_kind import asks_polar, polar
+from engine.grounding import appears_in, as_written, distinctive, grounded, is_non_answer, key_span
 from wasm_sandbox.operators import candidate_words, count_words, rank_terms
 
 QUESTION = "What is the access code assigned to the cobalt badger vault?"
@@ -166,7 +167,7 @@ def test_an_answer_made_of_the_questions_own_words_needs_a_passage_that_explains
 
 
 def test_a_letter_of_the_questions_options_is_grounded_by_its_option():
-    from engine.grounding import lettered
+    from engine.answer_kind import lettered
 
     q = "What is the default of `cookies`?\nA. 'ascii'\nB. True\nC. None\nAnswer with the letter only."
     assert lettered(q) == {"A": "'ascii'", "B": "True", "C": "None"}
@@ -178,7 +179,7 @@ def test_a_letter_of_the_questions_options_is_grounded_by_its_option():
 
 
 def test_a_two_letter_name_is_a_content_word():
-    from engine.grounding import content_words
+    from engine.words import content_words
 
     assert content_words("Which had the larger budget, Beacon Gallo or Delta Xu?")[-1] == "xu"
     assert "of" not in content_words("the office of Ana Li") and "li" in content_words("the office of Ana Li")
@@ -257,7 +258,7 @@ def test_the_first_date_a_record_writes(text, stamp):
     ],
 )
 def test_a_number_alone_does_not_answer_a_yes_no_or_which_one_question(answer, question, refused):
-    from engine.grounding import misfit
+    from engine.answer_kind import misfit
 
     assert (misfit(answer, question) is not None) is refused
 
@@ -273,7 +274,7 @@ def test_a_number_alone_does_not_answer_a_yes_no_or_which_one_question(answer, q
     ],
 )
 def test_an_either_or_question_is_answered_by_one_of_its_two_sides(answer, refused):
-    from engine.grounding import either_or, misfit
+    from engine.answer_kind import either_or, misfit
 
     q = "Which do we have more of in all warehouses: the Ridgeline UL2 tent or the Trailhead 2 tent? Name only."
     assert either_or(q) == ("Ridgeline UL2 tent", "Trailhead 2 tent")

@@ -679,7 +679,7 @@ def test_the_guest_and_the_engine_agree_on_the_operator_host_calls():
 def test_options_are_the_names_a_question_chooses_between():
     """Two distinctive names, each with a passage of its own, are options; a lookup's terms sharing one passage,
     or a single name, are not."""
-    from engine.grounding import named_options as options
+    from engine.answer_kind import named_options as options
 
     q = "Between Tundra Cruz and Juniper Cruz, tell me which one had the larger budget."
     rows = ["| Tundra Cruz | 2,604,000 |", "| Juniper Cruz | 3,637,000 |"]

@@ -9,11 +9,12 @@ import random
 import pytest
 
 from engine.backends.scripted import ScriptedBackend
-from engine.grounding import is_non_answer, offered
+from engine.grounding import is_non_answer
 from engine.listing import listed
 from engine.rlm import RLM
 from engine.strategy.categories import categories, described
 from engine.trace import read_events
+from engine.words import offered
 from tests.test_rlm_loop import code
 
 

@@ -23,8 +23,8 @@ from engine.strategy import prompts as SP
 from engine.strategy.fields import entry_fields_of
 from engine.strategy.guest import Number, any_form, as_filter, whole_word
 from engine.strategy.modes import TYPED_MAX_BYTES, resolve_mode
-from engine.strategy.probe import is_source_dump
 from engine.strategy.question import span_candidates
+from engine.strategy.terms import is_source_dump
 from engine.trace import read_events
 from tests.test_rlm_loop import DOC, Q, _wasm_available, code
 
@@ -408,8 +408,9 @@ def test_the_system_prompt_lists_the_real_api():
 
 
 def test_finish_rule_units():
-    from engine.grounding import content_words, restates
+    from engine.grounding import restates
     from engine.strategy.finish import cell_answer, printed_value, refusal, self_printed
+    from engine.words import content_words
 
     q = "What is the access code assigned to the cobalt badger vault?"
     assert content_words(q) == ["access", "code", "assigned", "cobalt", "badger", "vault"]
@@ -1342,8 +1343,8 @@ def test_an_answer_that_does_not_fit_its_question_is_refused():
 def test_instruction_words_and_long_options_as_question_terms():
     """ "Count", "list" and "reply" instruct, they name nothing; a command's long option ("--since") is one term; a
     month's year is no field's value."""
-    from engine.grounding import content_words
     from engine.strategy.question import question_words
+    from engine.words import content_words
 
     words = set(content_words("Count how many; list them; reply with a number. Give the exact value, format: x"))
     assert not {"count", "list", "reply", "value", "exact", "format"} & words, words

@@ -11,25 +11,22 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from engine.answer_kind import asks_polar, lettered, named_options, polar
 from engine.dates import chronology, first_stamp
 from engine.grounding import (
     appears_in,
     as_written,
-    asks_polar,
     cited_line,
-    content_words,
     distinctive,
     grounded,
     is_non_answer,
     key_span,
-    lettered,
-    named_options,
-    polar,
     reply_answer,
 )
 from engine.operators import cost
 from engine.subcalls import MAX_READ_PROMPTS
 from engine.trace import clip
+from engine.words import content_words
 
 if TYPE_CHECKING:
     from engine.operators.base import Operators
@@ -58,11 +55,11 @@ READ_PROMPT = (
 # right. On 10 of g-table-compare (the two projects' rows) the free reading was right on 5 and NOT FOUND on 5; held
 # to the two names, 8 of 10. Such an answer is grounded only when the text mentions the question's distinctive
 # words (engine.grounding.grounded), and names are offered only when each has a passage of its own
-# (engine.grounding.named_options).
+# (engine.answer_kind.named_options).
 # On the test split (seed v3) it fired once, on g-docs-yesno, and said "yes" for "no"; on the dev split's bench
 # runs, g-docs-yesno 1/1 ("no") and g-table-compare 0/1 (the right name, then refused as a restatement of "between A
 # and B", since fixed in engine.grounding). Two families; fewer than three. A question that lists lettered options
-# (engine.grounding.lettered) is held to its letters, and the letter is grounded by its option (public codeqa).
+# (engine.answer_kind.lettered) is held to its letters, and the letter is grounded by its option (public codeqa).
 # A yes/no question whose free reading answered neither is read again too: seen on the general test split (seed v8,
 # g-docs-yesno), "Supported" for "Does version 4.9 support custom webhooks?" ended final and scored as no answer.
 CHOICE_PROMPT = "Text:\n{text}\n\nQuestion: {question}\nAnswer from the text above only, with one of: {choices}."

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from engine.backends.base import BackendInfo
-from engine.grounding import content_words, distinctive
+from engine.grounding import distinctive
 from engine.strategy.categories import categorised_step
 from engine.strategy.fields import asks_count, asks_total, condition_bound
 from engine.strategy.finish import (
@@ -38,15 +38,16 @@ from engine.strategy.finish import (
 from engine.strategy.guest import MAX_MENTIONS_READ
 from engine.strategy.modes import CODE, TYPED, PlanMode, resolve_mode
 from engine.strategy.pairs import paired_step
-from engine.strategy.probe import (
+from engine.strategy.probe import PlannedStep, choice, first_step
+from engine.strategy.prompts import HINT_OUT_OF_REACH, HINT_PROBE_ANSWERED, HINT_REFUSED, first_user, system_prompt
+from engine.strategy.records import record_facts
+from engine.strategy.task import TaskFound, find_task
+from engine.strategy.terms import (
     NARROW_TERMS,
-    PlannedStep,
     RunCell,
     TermFacts,
-    choice,
     deciding,
     entry_fields,
-    first_step,
     has_operators,
     is_source_dump,
     ranked_terms,
@@ -54,9 +55,7 @@ from engine.strategy.probe import (
     value_of,
     verbatim_spans,
 )
-from engine.strategy.prompts import HINT_OUT_OF_REACH, HINT_PROBE_ANSWERED, HINT_REFUSED, first_user, system_prompt
-from engine.strategy.records import record_facts
-from engine.strategy.task import TaskFound, find_task
+from engine.words import content_words
 from wasm_sandbox.prompt import PromptMeta
 
 __all__ = [

@@ -27,12 +27,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from engine.grounding import content_words, lettered
+from engine.answer_kind import lettered
 from engine.listing import listed
 from engine.strategy.fields import asks_count
 from engine.strategy.guest import MENTIONS, WINDOW, whole_word
-from engine.strategy.probe import PlannedStep, RunCell, value_of
+from engine.strategy.probe import PlannedStep
 from engine.strategy.prompts import HINT_CATEGORISED
+from engine.strategy.terms import RunCell, value_of
+from engine.words import content_words
 
 # mentions of all the options together, per line of the prompt, past which the entries write their category (code
 # decides it); per line, not per entry: a record of several lines (an e-mail) may write its category once

@@ -28,8 +28,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine.grounding import STOP_WORDS
 from engine.strategy.guest import MAX_MENTIONS_READ
+from engine.words import STOP_WORDS
 
 MAX_OPTION_WORDS = 5  # a thing's name in the question: at most this many words
 _CONNECTOR = {"or", "and", "with", "versus", "vs", "vs.", "against", ","}

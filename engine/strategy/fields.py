@@ -29,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from engine.dates import DATE_WRITTEN, ISO_DATE, LATEST
-from engine.grounding import STOP_WORDS, content_words
+from engine.words import STOP_WORDS, content_words
 
 MAX_FIELDS = 8
 _JSON_KEY = re.compile(r'"([A-Za-z_][\w .-]{0,39})"\s*:')

@@ -24,18 +24,11 @@ import ast
 import re
 from collections.abc import Collection, Sequence
 
-from engine.grounding import (
-    appears_in,
-    grounded,
-    is_non_answer,
-    misfit,
-    one_line,
-    only_its_own_words,
-    reply_answer,
-    restates,
-)
+from engine.answer_kind import misfit
+from engine.grounding import appears_in, grounded, is_non_answer, only_its_own_words, reply_answer, restates
 from engine.replies import NO_OUTPUT
 from engine.strategy.fields import asks_number
+from engine.words import one_line
 
 Read = tuple[str, str]  # (the text a worker was given, its answer)
 MAX_ANSWER_CHARS = 300  # a cell result longer than this is a passage or a listing, not an answer

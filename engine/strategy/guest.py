@@ -56,7 +56,7 @@ VALUE_AFTER = r"[ \t]*(?=$|[,|;\t\"])"
 class Number(str):
     """A number of the question ("404") that the prompt's lines mostly write standing alone, as a field's value
     (``" 404 "``, ``status=404``): a filter (:func:`as_filter`) matches it so, not inside a path, an id, a longer
-    number or a time ("/errors/404.html", "14045", "10:40:44"). Chosen by :func:`engine.strategy.probe.standalone`."""
+    number or a time ("/errors/404.html", "14045", "10:40:44"). Chosen by :func:`engine.strategy.terms.standalone`."""
 
 
 NUMBER_BEFORE = r"(?<![\w./:\-])(?<!\d,)"

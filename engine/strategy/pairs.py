@@ -24,12 +24,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from engine.grounding import lettered
+from engine.answer_kind import lettered
 from engine.listing import listed
 from engine.strategy.categories import ENTRIES, MAX_WRITTEN_SHARE, MIN_ENTRIES, described, option_pattern
 from engine.strategy.guest import MENTIONS, WINDOW
-from engine.strategy.probe import PlannedStep, RunCell, value_of
+from engine.strategy.probe import PlannedStep
 from engine.strategy.prompts import HINT_PAIRED
+from engine.strategy.terms import RunCell, value_of
 
 MIN_FIELD_SHARE = 0.5  # of the entries that must name their entity: else the noun is no field of theirs
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import itertools
 import re
 
+from engine.answer_kind import lettered
 from engine.dates import DATE_WRITTEN, date_forms
-from engine.grounding import STOP_WORDS, clause_words, content_words, lettered
+from engine.words import STOP_WORDS, clause_words, content_words
 from wasm_sandbox.operators import without_examples
 
 MAX_WORDS = 12  # content words of the question counted (one host search each)
@@ -67,7 +68,7 @@ def span_candidates(question: str) -> list[list[str]]:
     """For each content word of the question, the spans that start at it, as the question writes them (its
     punctuation and spacing kept), of 2 to :data:`MAX_SPAN_WORDS` words, each ending on a content word, shortest
     first; a span stops at the end of a sentence or a bracket. The probe keeps the longest of each that the prompt
-    holds verbatim (:func:`engine.strategy.probe.verbatim_spans`), so a span across a clause ("budget, Beacon") only
+    holds verbatim (:func:`engine.strategy.terms.verbatim_spans`), so a span across a clause ("budget, Beacon") only
     costs a search."""
     out: list[list[str]] = []
     tokens = list(_TOKEN.finditer(question))

@@ -26,8 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.dates import date_forms
-from engine.grounding import content_words
 from engine.strategy.fields import Field, asks_distinct, asks_number, condition_of, reduce_order
+from engine.words import content_words
 
 MAX_SCANNED = 5000  # records whose values the facts cell reads
 MAX_VALUE_WORDS = 5  # a value the question may name: up to five words

@@ -63,6 +63,7 @@ from wit_world.imports import host as _host
 import outcore_api
 import outcore_ops
 import outcore_records
+import outcore_results
 import outcore_values
 from outcore_api import (
     HostError,
@@ -367,7 +368,14 @@ def _safe_repr(value, cap):
 
 
 _PLUMBING = frozenset(
-    {__file__, outcore_api.__file__, outcore_ops.__file__, outcore_values.__file__, outcore_records.__file__}
+    {
+        __file__,
+        outcore_api.__file__,
+        outcore_ops.__file__,
+        outcore_values.__file__,
+        outcore_records.__file__,
+        outcore_results.__file__,
+    }
 )
 
 

@@ -19,16 +19,12 @@ import re
 import time
 
 from outcore_records import parse
+from outcore_results import Answer, Found, Items, Passage, Records, StepRefused, clip
 from outcore_values import FEW, OPS, Refusal, condition, field_hint, reduce_values, unquoted, whole_entries
 
 # the engine's host calls behind the model-backed operators; hidden from the REPL (no forwarders are made for them)
 HOST_CALLS = ("op_read", "op_label", "op_judge", "op_extract", "op_event")
 NOT_FOUND = "NOT FOUND"
-_SAMPLE = 60
-
-
-class StepRefused(ValueError):
-    """An operator refused its step: the message says what, the measured reason, and what to try instead."""
 
 
 class _Host:
@@ -71,11 +67,6 @@ def _refuse(name, args, n_in, t0, message):
     raise StepRefused(message)
 
 
-def _clip(s, n=_SAMPLE):
-    s = str(s).replace("\n", " ")
-    return s if len(s) <= n else s[: n - 3] + "..."
-
-
 def _text(item):
     """The text of an item: a str, a Passage / (offset, text) pair, or anything else as str."""
     if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], int) and isinstance(item[1], str):
@@ -89,66 +80,6 @@ def _question(question):
     ns = _Host.namespace
     q = ns.get("question") if ns is not None else None
     return str(q) if isinstance(q, str) and q.strip() else None
-
-
-# --- the values -------------------------------------------------------------------------------------------
-class Passage(tuple):
-    """One passage of the prompt: ``(pos, text)``; ``pos`` is its character offset (for line_at / doc_at)."""
-
-    __slots__ = ()
-
-    def __new__(cls, pos, text):
-        return tuple.__new__(cls, (int(pos), str(text)))
-
-    @property
-    def pos(self):
-        return self[0]
-
-    @property
-    def text(self):
-        return self[1]
-
-    def __repr__(self):
-        return f"Passage({self[0]}, {_clip(self[1], 100)!r})"
-
-
-class Found(list):
-    """What find() returns: a list of :class:`Passage`, best first; its repr is a count and a few samples."""
-
-    def texts(self):
-        """The passages' texts, in order."""
-        return [p.text for p in self]
-
-    def __repr__(self):
-        head = "".join(f"\n  [{p.pos}] {_clip(p.text, 120)}" for p in self[:3])
-        more = f"\n  ... {len(self) - 3} more" if len(self) > 3 else ""
-        return f"<Found {len(self)} passages{head}{more}>"
-
-
-class Answer(str):
-    """What read() returns: the answer text (or NOT FOUND) with ``.grounded`` and ``.evidence``.
-
-    ``grounded`` is True only when the answer (or its key span) occurs in the passages read and those passages
-    mention the question's distinctive words; ``evidence`` is the passage that holds it, or why it was refused.
-    """
-
-    def __new__(cls, text, grounded=False, evidence=""):
-        self = str.__new__(cls, text)
-        self.grounded = bool(grounded)
-        self.evidence = str(evidence)
-        return self
-
-    def __repr__(self):
-        return f"Answer({str(self)!r}, grounded={self.grounded}, evidence={_clip(self.evidence, 120)!r})"
-
-
-class Items(list):
-    """A list result of filter/extract/label/entries: its repr is the count and a few samples."""
-
-    def __repr__(self):
-        if len(self) <= 5:
-            return list.__repr__(self)
-        return f"<{len(self)} items: {list.__repr__(self[:3])[:-1]}, ...]>"
 
 
 # --- operators over the prompt ----------------------------------------------------------------------------
@@ -165,7 +96,7 @@ def terms(text=None, n=6):
     rows = _call("terms", {"text": str(text), "n": int(n)})
     out = Items(w for w, _c in rows)
     out.counts = {w: c for w, c in rows}
-    _record("terms", _clip(text), 1, len(out), None, t0)
+    _record("terms", clip(text), 1, len(out), None, t0)
     return out
 
 
@@ -176,7 +107,7 @@ def find(query, k=10, regex=False):
     phrase). regex=True: the lines matching the regex, case-insensitive. Refused when nothing matches; the
     message names each word of the query and how often it occurs in the prompt."""
     t0 = time.monotonic()
-    args = f"{_clip(query)!r}, k={k}, regex={bool(regex)}"
+    args = f"{clip(query)!r}, k={k}, regex={bool(regex)}"
     r = _call("find", {"query": str(query), "k": int(k), "regex": bool(regex)})
     found = Found(Passage(p, t) for p, t in r["passages"])
     if not found:
@@ -211,15 +142,6 @@ def entries(split=None):
         out = Items(line for line in text.splitlines() if line.strip()) if split is None else _split(text, split, t0)
     _record("entries", "" if split is None else repr(split), 1, len(out), None, t0)
     return out
-
-
-class Records(list):
-    """What records() returns: a list of dicts; its repr is the count, the fields and the first record."""
-
-    def __repr__(self):
-        if not self:
-            return "<Records 0>"
-        return f"<Records {len(self)}, fields {', '.join(map(repr, self[0]))}; first {_clip(dict(self[0]), 400)}>"
 
 
 _PARSED = {}  # the prompt's records, parsed once per prompt (the REPL lives for one run)
@@ -289,7 +211,7 @@ def filter(items, pattern=None, test=None):  # noqa: A001 - the REPL's filter; b
         return builtins.filter(items, pattern)
     t0 = time.monotonic()
     items = list(items)
-    args = f"{len(items)} items, {_clip(pattern)!r}"
+    args = f"{len(items)} items, {clip(pattern)!r}"
     if pattern is None or callable(pattern):
         raise StepRefused(
             "filter(items, pattern): give a regex pattern, e.g. filter(lines, r'login failed'); "
@@ -297,7 +219,7 @@ def filter(items, pattern=None, test=None):  # noqa: A001 - the REPL's filter; b
         )
     rx = _compile("filter", pattern)
     if test is not None:
-        args += f", {_clip(test)!r}"
+        args += f", {clip(test)!r}"
         try:
             keep = condition(test)
         except Refusal as e:
@@ -305,7 +227,7 @@ def filter(items, pattern=None, test=None):  # noqa: A001 - the REPL's filter; b
         out = Items(x for x in items if (m := rx.search(_text(x))) and keep(m.group(1) if rx.groups else m.group(0)))
     else:
         out = Items(x for x in items if rx.search(_text(x)))
-    sample = _clip(_text(items[0])) if items else ""
+    sample = clip(_text(items[0])) if items else ""
     if not out:
         _refuse("filter", args, len(items), t0,
                 f"filter({args}) matched none of the {len(items)} items (e.g. {sample!r}); loosen the pattern "
@@ -335,7 +257,7 @@ def extract(items, pattern=None, ask=None):
     if pattern is None:
         raise StepRefused("extract(items, pattern) needs a regex, or ask='...' for the worker")
     rx = _compile("extract", pattern)
-    args = f"{len(items)} items, {_clip(pattern)!r}"
+    args = f"{len(items)} items, {clip(pattern)!r}"
     out = Items()
     for x in items:
         m = rx.search(_text(x))
@@ -343,7 +265,7 @@ def extract(items, pattern=None, ask=None):
     n = sum(v is not None for v in out)
     if items and n == 0:
         _refuse("extract", args, len(items), t0,
-                f"extract({args}) matched none of the {len(items)} items (e.g. {_clip(_text(items[0]))!r}); "
+                f"extract({args}) matched none of the {len(items)} items (e.g. {clip(_text(items[0]))!r}); "
                 f"fix the pattern against a sample item{_column_hint(_text(items[0]))}")  # fmt: skip
     _record("extract", args, len(items), n, None, t0)
     return out
@@ -456,12 +378,12 @@ def count_matching(items, *patterns):
     t0 = time.monotonic()
     items = list(items)
     rxs = [_compile("count_matching", p) for p in patterns]
-    args = f"{len(items)} items, {', '.join(repr(_clip(p, 40)) for p in patterns)}"
+    args = f"{len(items)} items, {', '.join(repr(clip(p, 40)) for p in patterns)}"
     kept = [i for i, x in enumerate(items) if all(rx.search(_text(x)) for rx in rxs)]
     if not kept:
         _refuse("count_matching", args, len(items), t0,
                 f"count_matching({args}) matched none of the {len(items)} items "
-                f"(e.g. {_clip(_text(items[0])) if items else ''!r}); loosen the patterns")  # fmt: skip
+                f"(e.g. {clip(_text(items[0])) if items else ''!r}); loosen the patterns")  # fmt: skip
     matched = set(kept)
     others = [i for i in range(len(items)) if i not in matched]
     shown, other = _sample(kept, _CHECK), _sample(others, _CHECK)
@@ -480,7 +402,7 @@ def count_matching(items, *patterns):
     try:
         verdict.update(zip(rest, _judged([items[i] for i in rest]), strict=True))
     except StepRefused as e:  # code decides before the worker: the words' count, with why it was not checked
-        why = f"{note}; judging {len(todo)} items was refused ({_clip(e, 200)}): the words' count, {len(kept)}"
+        why = f"{note}; judging {len(todo)} items was refused ({clip(e, 200)}): the words' count, {len(kept)}"
         return _counted(why, len(kept), args, len(items), t0)
     n = sum(verdict[i] is True for i in todo)
     judged = "every item" if len(todo) == len(items) else "the matching ones"
@@ -517,7 +439,7 @@ def reduce(values, op, by=None, dates=None):
     keys = present if by is None else [g for g in by if g is not None]
     if op in ("distinct", "argmax", "list") and whole_entries(keys):
         _refuse("reduce", args, len(values), t0,
-                f"reduce({args}): the values look like whole entries (e.g. {_clip(keys[0])!r}), so each is distinct; "
+                f"reduce({args}): the values look like whole entries (e.g. {clip(keys[0])!r}), so each is distinct; "
                 f"extract the field to compare first, {field_hint(keys, op, _question(None))}")  # fmt: skip
     try:
         result = reduce_values(values, op, by, dates)
@@ -537,11 +459,11 @@ def chain(answer, template):
     chain(manager, 'In which city is the office of {answer}?'). Refused when `answer` is NOT FOUND, empty, or an
     Answer that is not grounded (the first hop failed: fix it before asking the second)."""
     t0 = time.monotonic()
-    args = f"{_clip(answer)!r}, {_clip(template)!r}"
+    args = f"{clip(answer)!r}, {clip(template)!r}"
     if _is_empty_answer(answer) or (isinstance(answer, Answer) and not answer.grounded):
         why = answer.evidence if isinstance(answer, Answer) and answer.evidence else "no answer"
         _refuse("chain", args, 1, t0,
-                f"chain(): the first hop gave {str(answer)!r} ({_clip(why, 120)}); find() and read() it again "
+                f"chain(): the first hop gave {str(answer)!r} ({clip(why, 120)}); find() and read() it again "
                 "with other words before the second hop")  # fmt: skip
     if "{answer}" not in str(template):
         raise StepRefused("chain(answer, template): the template needs an {answer} placeholder")
