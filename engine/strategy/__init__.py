@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from engine.backends.base import BackendInfo
 from engine.grounding import distinctive
 from engine.strategy.categories import categorised_step
-from engine.strategy.fields import asks_count, asks_total, condition_bound
+from engine.strategy.fields import asks_count, asks_one_fact, asks_total, condition_bound
 from engine.strategy.finish import (
     cell_answer,
     from_reading,
@@ -98,11 +98,13 @@ class Strategy:
     step: PlannedStep | None = None  # the first step the engine runs as the root's
     rarest: int = 0  # mentions of the rarest distinctive term in the prompt (0: no term)
     absent: bool = False  # the question has content words and none of them occurs in the prompt
+    one_fact: bool = False  # the question asks for one fact (engine.strategy.fields.asks_one_fact)
 
     @property
     def answer_in_reach(self) -> bool:
-        """Whether a reading of a few passages can hold the whole answer (see :data:`guest.MAX_MENTIONS_READ`)."""
-        return 0 < self.rarest <= MAX_MENTIONS_READ
+        """Whether a reading of a few passages can hold the whole answer: the rarest term has at most
+        :data:`guest.MAX_MENTIONS_READ` mentions, or the question asks for one fact."""
+        return 0 < self.rarest and (self.rarest <= MAX_MENTIONS_READ or self.one_fact)
 
 
 def prepare(
@@ -135,11 +137,12 @@ def prepare(
     bound = condition_bound(question)  # "10" of "fewer than 10 units": no term to narrow by
     facts = TermFacts(rows, key, distinctive([r for r in rows if r[0] != bound])[:NARROW_TERMS], own)
     stepped = first and meta.chars >= MIN_PROBE_CHARS
+    one_fact = asks_one_fact(question)
     step = None
     if stepped and operators and not source:
         step = categorised_step(run_cell, question, meta.lines) or paired_step(run_cell, question, meta.lines)
     if stepped and step is None:  # the probe's narrowing, fields and comparison serve only the usual first step
-        counting = operators and (facts.rarest > MAX_MENTIONS_READ or asks_count(question))
+        counting = operators and (facts.rarest > MAX_MENTIONS_READ and not one_fact or asks_count(question))
         if counting:
             spans = verbatim_spans(run_cell, question, dict(rows)) if not inside else []
             words = [w for w in facts.narrow if not any(w in x.lower() for x in spans)]
@@ -150,4 +153,4 @@ def prepare(
         records = record_facts(lambda cell: value_of(run_cell(cell))) if tallied else None
         step = first_step(question, facts, operators, source, fields, compared, records)
     absent = not rows and bool(content_words(question))
-    return Strategy(TYPED, operators, source, facts.words, key, step, facts.rarest, absent)
+    return Strategy(TYPED, operators, source, facts.words, key, step, facts.rarest, absent, one_fact)

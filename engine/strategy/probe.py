@@ -31,6 +31,7 @@ from engine.strategy.fields import (
     asks_count,
     asks_distinct,
     asks_latest,
+    asks_one_fact,
     asks_total,
     reduce_order,
 )
@@ -244,7 +245,7 @@ def _widened(
     not name what is counted (public aggregate: "line" and "general", one mention each, in a count of 'human
     being'); the checked count finds that out from the entries the words leave out."""
     counts = asks_count(question) or bool(records and records.named and asks_total(question))
-    if rarest <= MAX_MENTIONS_READ and not counts:
+    if (rarest <= MAX_MENTIONS_READ or asks_one_fact(question)) and not counts:
         return hint
     valued = fields.condition[1].removeprefix("== ") if fields and fields.condition else None
     words = [as_filter(w) for w in (key or [])[:NARROW_TERMS] if w != valued]  # the field's test decides it

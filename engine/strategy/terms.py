@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from engine.dates import yearless
 from engine.strategy.fields import EntryFields, entry_fields_of
 from engine.strategy.guest import (
     HEADER,
@@ -84,7 +85,7 @@ def ranked_terms(run_cell: RunCell, question: str, inside: bool = False) -> list
     pairs = phrases(question, words)
     closed = closed_forms(question, words)
     dated = {iso: forms for iso, forms in date_forms(question).items() if iso in words}
-    written = [f for forms in dated.values() for f in forms]
+    written = [f for iso, forms in dated.items() for f in (*forms, *yearless(iso))]
     counts = value_of(run_cell(f"{MENTIONS}\nmentions({words + pairs + list(closed) + written!r})"))
     if not isinstance(counts, dict):
         return []
@@ -93,7 +94,10 @@ def ranked_terms(run_cell: RunCell, question: str, inside: bool = False) -> list
     for joined, first in closed.items():  # the text writes it closed: one term, in place of the open form's word
         if counts.get(joined, 0) > counts.get(first, 0):
             words = [joined if w == first else w for w in words]
-    for iso, forms in dated.items():  # the date as the text writes it (question.date_forms)
+    for iso, forms in dated.items():  # the date as the text writes it (dates.date_forms; without the year when
+        # the text never writes it, dates.yearless)
+        if not any(counts.get(f, 0) for f in (iso, *forms)):
+            forms = yearless(iso)
         form = max(forms, key=lambda f: counts.get(f, 0))
         if counts.get(form, 0) > counts.get(iso, 0):
             words = [form if w == iso else w for w in words]
