@@ -54,7 +54,7 @@ def misfit(answer: str, question: str, number_asked: bool | None = None) -> str 
     bare = bool(_BARE_COUNT.fullmatch(answer.strip())) and not offered(answer, question)
     if _ASKS_DATE.search(question) and (not _DATE_LIKE.search(answer) or bare and not _YEAR.fullmatch(answer.strip())):
         return f"the question asks for a date, and {one_line(answer)!r} holds none"
-    if not number and bare and (asks_polar(question) or _ASKS_NAME.search(question)):
+    if not number and bare and (asks_polar(question) or alternatives(question) or _ASKS_NAME.search(question)):
         return f"the question asks yes or no, which one or who, and {one_line(answer)!r} is only a number"
     if not number and (sides := either_or(question)) and _sides_named(answer, sides) != 1:
         return f"the question asks which of {sides[0]!r} or {sides[1]!r}, and {one_line(answer)!r} names not one"
@@ -162,6 +162,9 @@ _AUXILIARY = re.compile(
 _POLAR_CUE = re.compile(r"\byes\b|\bor not\b|\bwhether\b", re.IGNORECASE)
 
 
+_ALTERNATIVES = re.compile(r"\w\s+or\s+(?!not\b)\w", re.IGNORECASE)
+
+
 def polar(answer: str) -> bool:
     """Whether ``answer`` is a bare yes or no (a trailing period allowed)."""
     return _POLAR_ANSWER.fullmatch(answer.strip().strip("`*\"'")) is not None
@@ -174,5 +177,44 @@ def asks_polar(question: str) -> bool:
     Why: a yes or no is a judgement over the text, not a span of it, so "does the answer occur in the text read"
     cannot hold it: a worker's "no" over a section that lists the feature as "not supported" came back NOT FOUND.
     On the general dev split g-docs-yesno then ended ``final`` on "YES", grounded this way. Such an answer is
-    still grounded only when the text read mentions the question's distinctive words (the version, the feature)."""
-    return _POLAR_CUE.search(question) is not None or _AUXILIARY.search(question.strip()) is not None
+    still grounded only when the text read mentions the question's distinctive words (the version, the feature).
+
+    A comparison between alternatives ("did he log more hours on ORCA or on PELICAN ...?") is no yes/no question,
+    whatever verb it opens with: its answer names one side. Seen on a held-out probe (fifteenth round, blind): the
+    worker read "ORCA" (right), the reading held to yes or no replaced it with "yes", and the run ended on it."""
+    if _POLAR_CUE.search(question):
+        return True
+    return not alternatives(question) and _AUXILIARY.search(question.strip()) is not None
+
+
+def alternatives(question: str) -> bool:
+    """Whether the question compares alternatives ("more ... A or B"): its answer names one of them."""
+    return bool(_COMPARATIVE.search(question) and _ALTERNATIVES.search(question))
+
+
+# "which tests ...", "what errors ...", "what are the ...": a plural asked for is a list (not "what does", "which
+# class", "what status")
+_PLURAL_ASKED = re.compile(r"\b(?:which|what)\s+(?:(?:are|were)\b|([a-z]{2,}[^\Wsiu]s)\b)", re.I)
+_NOT_PLURAL = frozenset("does has was this its his yes always perhaps".split())
+_MANY_WORDS = re.compile(
+    r"\b(?:any|least|fewest|fewer|less|more|most(?!\s+recent)|than|compare[ds]?|versus|vs|between|both|either|"
+    r"neither|each|every|all|total|average|mean|sum|count|list|number\s+of|how\s+many|how\s+much|different|"
+    r"distinct|unique|highest|lowest|largest|smallest|biggest|greatest|longest|shortest|fastest|slowest|cheapest|"
+    r"best|worst|top|maximum|minimum|max|min|peak)\b",
+    re.I,
+)
+
+
+def asks_one_fact(question: str) -> bool:
+    """Whether the question asks for one fact a few passages can hold: no count, total, average, list, extreme,
+    comparison or quantifier ("any", "every") in its words, and no plural asked for ("which tests ...").
+
+    Why: past :data:`~engine.strategy.guest.MAX_MENTIONS_READ` mentions of the rarest term, a reading is not trusted
+    to cover the entries, and the root is offered the count plans. For a lookup that only sent the root away from
+    its right answer: "Which exact version of lodash does this package-lock.json install?" ("json" 23 mentions)
+    read the right "4.17.19", and the 1.5B root, offered ``filter(entries(), ...)`` and ``judge``, filtered the
+    43 lines with "lodash" and ended on "lodash" (held-out probe, fourteenth round, blind). Plain English
+    quantifiers, superlatives and comparatives; a question they miss keeps the cautious route."""
+    m = _PLURAL_ASKED.search(question)
+    plural = m is not None and (m.group(1) or "").lower() not in _NOT_PLURAL
+    return not plural and _MANY_WORDS.search(question) is None

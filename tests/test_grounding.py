@@ -289,3 +289,31 @@ def test_an_either_or_question_is_answered_by_one_of_its_two_sides(answer, refus
 def test_a_value_s_printed_summary_is_no_answer(summary):
     assert is_non_answer(summary, "Which version of lodash is installed?")
     assert not is_non_answer("<b>4.17.19</b>", "Which version of lodash is installed?")
+
+
+@pytest.mark.parametrize(
+    ("question", "polar"),
+    [
+        (
+            "Did Jonas Weber log more hours on ORCA or on PELICAN during March 2024? Answer with the project name.",
+            False,
+        ),
+        ("Did anyone confirm that downgrading fixed the crash? Answer yes or no.", True),
+        ("Is the Ridgeline tent cheaper than the Trailhead tent?", True),  # no alternatives offered
+        ("Did the server crash or restart during the night?", True),  # alternatives, no comparison
+        ("Is version 4.9 more stable or not?", True),
+    ],
+)
+def test_a_comparison_between_alternatives_is_no_yes_no_question(question, polar):
+    from engine.answer_kind import asks_polar
+
+    assert asks_polar(question) is polar
+
+
+def test_the_words_naming_the_document_and_its_examples_are_no_terms():
+    from wasm_sandbox.operators import candidate_words
+
+    q = "Which PHP files threw a Fatal error according to this Apache error log? File names only (like cart.php)."
+    assert candidate_words(q) == ["php", "files", "threw", "fatal", "error", "according", "file", "names"]
+    assert "season" not in candidate_words("Their average attendance this season?")
+    assert candidate_words("Count what this plan is going to replace.") == ["count", "going", "replace"]

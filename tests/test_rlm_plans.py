@@ -115,7 +115,7 @@ def test_a_stopped_typed_run_ends_with_no_value_read_out_of_a_passage(env, tmp_p
     none. A value the code printed as a whole line is one."""
     lock = "\n".join(f'[[package]]\nname = "pkg{i}"\nversion = "1.{i}.0"\n' for i in range(300))
     lock += '\n[metadata]\nlock-version = "2.0"\n'
-    q = "Which version of the package orjson is pinned in this lock file?"
+    q = "Which release of the package orjson is pinned in this lock file?"  # "version" would name the line
     loop = code("print(context[:60])")
 
     rlm, _, _ = _rlm(env, [loop, loop, loop, "1.0.0"], "NOT FOUND", tmp_path, plan_mode="typed")
@@ -517,7 +517,7 @@ def test_a_lookup_whose_terms_are_everywhere_ends_on_its_reading(env, tmp_path):
 
 
 def test_one_fact_is_told_from_counts_lists_and_extremes():
-    from engine.strategy.fields import asks_one_fact
+    from engine.answer_kind import asks_one_fact
 
     one = ["Which exact version of lodash does this lockfile install?", "What does the compose file set as the port?",
            "Going by the most recent version, where is it held?", "Which class handles retries?"]  # fmt: skip
@@ -651,6 +651,47 @@ def test_a_long_section_is_read_as_its_heading_and_the_lines_that_name_the_quest
         "=== #ops, 2025-03-15 ===",
         *(f"[09:0{k}] P15{k}: about the press brief, item {k}" for k in range(4)),
     ], body
+
+
+def test_a_key_line_is_read_with_the_block_indented_under_it(env, tmp_path):
+    """The path's line is a YAML key; the block under it (its `security: []`) is read with it, and no further."""
+
+    def op(path: str, security: str) -> str:
+        return (f"  {path}:\n    get:\n      summary: Get a record\n      description: >-\n        Used by the widget.\n"
+                f"      security: {security}\n      responses:\n        '200':\n          description: OK\n")  # fmt: skip
+
+    paths = [op(f"/v2/items/{{id}}/part-{k}", "\n        - bearer: []") for k in range(30)]
+    paths.insert(17, op("/v2/stores/{storeId}/opening-hours", "[]"))
+    text = "openapi: 3.0.3\npaths:\n" + "".join(paths)
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 2, {"security: []": "yes"}, tmp_path, plan_mode="typed")
+    c = rlm.completion(text, "Can a client call GET /v2/stores/{storeId}/opening-hours without authentication?")
+    first = wk.batch_calls[0][1][0]
+    assert c.answer == "yes" and "security: []" in first and "part-17" not in first, first
+
+
+def test_records_read_together_without_an_answer_are_read_one_at_a_time(env, tmp_path):
+    """Two look-alike recipes read together give no answer; read alone, the first gives its cheese."""
+
+    def recipe(n: int, name: str, cheese: str) -> str:
+        return (f"## {n}. {name}\n\nIngredients:\n- 800g potatoes\n- 3 leeks\n- 120g {cheese} cheese, crumbled\n"
+                f"- salt\n\nMethod:\n1. Layer the potatoes and leeks.\n2. Top with the cheese and bake.\n\n")  # fmt: skip
+
+    filler = "".join(recipe(k, f"Dish {k}", "mild") .replace("leeks", "onions").replace("potatoes", "beans")
+                     for k in range(40))  # fmt: skip
+    text = (
+        filler + recipe(113, "Leek and Potato Gratin", "Lancashire") + recipe(117, "Sweet Potato and Leek Gratin", "Caerphilly")
+    )
+
+    def worker(prompt: str) -> str:  # over both recipes it names the dish; over one, that one's cheese
+        if "Caerphilly" in prompt and "Lancashire" in prompt:
+            return "Line: ## 113. Leek and Potato Gratin\nAnswer: Leek and Potato Gratin"
+        return "Answer: Lancashire" if "Lancashire" in prompt else "NOT FOUND"
+
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 2, worker, tmp_path, plan_mode="typed")
+    c = rlm.completion(text, "need the cheese for the leek and potato gratin - which one is it?")
+    assert c.answer == "Lancashire" and c.finish_reason == "final", c.answer
+    reads = [e for e in _events(c, "operator") if e["name"] == "read"]
+    assert reads[0]["reason"] == "read one record at a time", reads[0]
 
 
 def test_a_focused_section_keeps_the_lines_indented_under_a_kept_line(env, tmp_path):

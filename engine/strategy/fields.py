@@ -357,32 +357,6 @@ def asks_number(question: str) -> bool:
 
 
 _ALL = re.compile(r"\b(?:every|all|each)\b", re.I)  # a weak cue for "list": it also quantifies ("of all orders")
-# "which tests ...", "what errors ...", "what are the ...": a plural asked for is a list (not "what does", "which
-# class", "what status")
-_PLURAL_ASKED = re.compile(r"\b(?:which|what)\s+(?:(?:are|were)\b|([a-z]{2,}[^\Wsiu]s)\b)", re.I)
-_NOT_PLURAL = frozenset("does has was this its his yes always perhaps".split())
-_MANY_WORDS = re.compile(
-    r"\b(?:any|least|fewest|fewer|less|more|most(?!\s+recent)|than|compare[ds]?|versus|vs|between|both|either|"
-    r"neither|each|every|all|total|average|mean|sum|count|list|number\s+of|how\s+many|how\s+much|different|"
-    r"distinct|unique|highest|lowest|largest|smallest|biggest|greatest|longest|shortest|fastest|slowest|cheapest|"
-    r"best|worst|top|maximum|minimum|max|min|peak)\b",
-    re.I,
-)
-
-
-def asks_one_fact(question: str) -> bool:
-    """Whether the question asks for one fact a few passages can hold: no count, total, average, list, extreme,
-    comparison or quantifier ("any", "every") in its words, and no plural asked for ("which tests ...").
-
-    Why: past :data:`~engine.strategy.guest.MAX_MENTIONS_READ` mentions of the rarest term, a reading is not trusted
-    to cover the entries, and the root is offered the count plans. For a lookup that only sent the root away from
-    its right answer: "Which exact version of lodash does this package-lock.json install?" ("json" 23 mentions)
-    read the right "4.17.19", and the 1.5B root, offered ``filter(entries(), ...)`` and ``judge``, filtered the
-    43 lines with "lodash" and ended on "lodash" (held-out probe, fourteenth round, blind). Plain English
-    quantifiers, superlatives and comparatives; a question they miss keeps the cautious route."""
-    m = _PLURAL_ASKED.search(question)
-    plural = m is not None and (m.group(1) or "").lower() not in _NOT_PLURAL
-    return not plural and _MANY_WORDS.search(question) is None
 
 
 def reduce_order(question: str, dated: bool = False, measured: bool = False) -> list[str]:

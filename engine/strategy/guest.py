@@ -190,6 +190,11 @@ HEADING_CHARS = 120  # a heading is a short line
 # (seed v16, the same 28 instances with and without it) no score changed, and g-chat-who read 2 of 2 on seed v17
 # (0 of 2 on v13 to v16), unpaired; no three test-split families.
 FOCUS_LINES = 10
+# A record of one line that the next lines are indented under (a YAML or JSON key that opens a block, a `def`, a log
+# line over its stack trace) is read with those lines, at most SECTION_CHARS. Why: the line of the question's rarest
+# term is often a key whose value is the block below it. Seen on a held-out probe (fifteenth round, blind): "can a
+# client call GET /v2/stores/{storeId}/opening-hours without any authentication?" read the path's line alone over an
+# OpenAPI YAML, and the reading held to yes or no said "no"; its `security: []` was three lines below.
 AROUND = (
     "def _indent(s):\n"
     "    return len(s) - len(s.lstrip())\n"
@@ -225,6 +230,16 @@ AROUND = (
     "    m = re.search('\\n' + re.escape(first[: len(first) - len(head)] + parts[0]) + '[ \\t]', w)\n"
     "    sec = w[: m.start()].rstrip() if m else ''\n"
     "    return _focus(sec) if len(sec) > len(rec) else rec\n"
+    "def _under(pos, rec):\n"
+    "    ind = _indent(rec)\n"
+    f"    w = _window(pos + len(rec), pos + len(rec) + {SECTION_CHARS}) or ''\n"
+    "    lines, keep = w.split('\\n')[1:], []\n"
+    "    for k, s in enumerate(lines):\n"
+    "        if s.strip() and _indent(s) <= ind or k == len(lines) - 1:\n"
+    "            break\n"
+    "        keep.append(s)\n"
+    "    body = '\\n'.join(keep).rstrip()\n"
+    "    return rec + '\\n' + body if body.strip() else rec\n"
     "def _focus(sec):\n"
     "    lines = sec.split('\\n')\n"
     "    words = [x for x in t if not re.search(_word(x), lines[0], re.IGNORECASE)]\n"
@@ -288,6 +303,8 @@ AROUND = (
     "            continue\n"
     "        if all(q.pos != lo + start for q in out):\n"
     "            rec = _section(lo + start, w[start:end])\n"
+    "            if rec == w[start:end] and '\\n' not in rec.strip():\n"
+    "                rec = _under(lo + start, rec)\n"
     "            out.append(type(p)(lo + start, _parents(lo + start, rec) + rec))\n"
     "    out = [q for q in out if not own or own not in q.text] or out\n"
     "    score = [sum(re.search(_word(x), q.text, re.IGNORECASE) is not None for x in scored) for q in out]\n"

@@ -25,13 +25,13 @@ import re
 import textwrap
 from dataclasses import dataclass, replace
 
+from engine.answer_kind import asks_one_fact
 from engine.strategy.compare import Comparison, find_comparison
 from engine.strategy.fields import (
     EntryFields,
     asks_count,
     asks_distinct,
     asks_latest,
-    asks_one_fact,
     asks_total,
     reduce_order,
 )
