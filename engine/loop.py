@@ -35,6 +35,7 @@ from engine.rescue import partial_answer
 from engine.result import FINAL, NO_ANSWER, RunEnd
 from engine.runstate import RunState
 from engine.strategy import (
+    HINT_NOT_READ,
     HINT_OUT_OF_REACH,
     HINT_PROBE_ANSWERED,
     HINT_REFUSED,
@@ -50,7 +51,7 @@ from engine.strategy import (
     step_answer,
 )
 from engine.trace import clip, new_id
-from engine.words import one_line
+from engine.words import has_word, norm, one_line
 
 _log = get_logger("rlm")
 EVIDENCE_CHARS = 4000  # per cell output kept as evidence for a stopped run's answer
@@ -74,6 +75,7 @@ class Loop:
         # a reading of a few passages can hold the answer (engine.strategy.Strategy.answer_in_reach)
         self.in_reach = plan.answer_in_reach
         self.warned: set[str] = set()  # readings refused as out of reach once: the same value a second time ends
+        self.step_read: tuple[str, str] | None = None  # the first step's grounded reading and the output it printed
         self.last: tuple[str, str, str] | None = None  # the last cell that ran cleanly: (code key, output, hint)
 
     # -- ends --------------------------------------------------------------------------------------------------
@@ -248,6 +250,10 @@ class Loop:
             reason = refusal(answer, code, run.question, self.plan.key_terms, outputs, run.subs.reads, self.echoed)
         else:  # code mode: the paper's loop, but a non-answer ("None", "not found") still ends nothing
             reason = f"{one_line(answer)!r} is not an answer" if is_non_answer(answer, run.question) else None
+        if reason is None and answer.lower() not in self.warned and (why := self.not_read(answer)):
+            self.warned.add(answer.lower())
+            run.emit("answer_refused", id=new_id("step"), parent=run.id, answer=clip(answer, 500), reason=why)
+            return HINT_REFUSED.format(reason=why)
         if reason is None and self.typed and not self.in_reach and answer.lower() not in self.warned:
             if from_reading(answer, run.subs.reads):  # a few passages' reading, where the terms are everywhere
                 self.warned.add(answer.lower())
@@ -264,6 +270,15 @@ class Loop:
             return self.in_hand("answer_refused") or run.end("", NO_ANSWER, True, self.t_start)
         self.refused = True
         return HINT_REFUSED.format(reason=reason)
+
+    def not_read(self, answer: str) -> str | None:
+        """Why ``answer`` is refused once: another value than the first step's grounded reading, copied from the
+        passages that step printed (:data:`~engine.strategy.prompts.HINT_NOT_READ`); None when it is not."""
+        if self.step_read is None:
+            return None
+        read, printed = self.step_read
+        copied = has_word(norm(answer), norm(printed)) and not from_reading(answer, self.run.subs.reads)
+        return HINT_NOT_READ.format(value=one_line(answer), read=one_line(read)) if copied else None
 
     def after_cells(self, blocks: list[str], shown: str, tid: str, step: PlannedStep | None) -> RunEnd | None:
         run = self.run
@@ -303,6 +318,7 @@ class Loop:
         hints = [step.hint] if step is not None and not ran.failed else []
         if step is not None and found is not None and not step.computed:  # a reading in hand: only FINAL is left
             hints = [HINT_PROBE_ANSWERED.format(answer=one_line(found, 200))]
+            self.step_read = (found, output)
         if judged is not None:
             hints.append(judged)
         if self.guard.cell(shown, output, ran.failed):

@@ -578,6 +578,19 @@ def test_a_first_step_reads_every_mention_of_a_rare_term(env, tmp_path):
     assert first["args"].startswith("10 passages") and c.answer == "P10", (first, c.answer)
 
 
+def test_a_value_copied_from_the_printed_passages_does_not_override_the_reading(env, tmp_path):
+    """The step read the newest plan, "P10"; the root sends the first plan printed, "P1": refused once with the
+    reading's answer named, and FINAL(answer) ends on the reading."""
+    plans = [f'{{"ts": "2025-02-{d:02d}", "customer": "Vera Ibsen", "plan": "P{d}"}}' for d in range(1, 11)]
+    filler = [f"2025-01-{d:02d} note: routine maintenance window number {d} for the west site" for d in range(1, 29)]
+    doc = "\n".join(filler + plans)
+    rlm, root, _ = _rlm(env, [code("FINAL('P1')"), code("FINAL(answer)")], {"P10": "P10"}, tmp_path, plan_mode="typed")
+    c = rlm.completion(doc, "What is Vera Ibsen's current plan?")
+    assert c.answer == "P10" and c.finish_reason == "final", c.answer
+    (refused,) = _events(c, "answer_refused")
+    assert refused["answer"] == "P1" and "answered 'P10'" in refused["reason"], refused
+
+
 def test_a_first_step_reads_the_record_around_a_rare_line(env, tmp_path):
     """The rare name is only on a header line of a multi-line record (an e-mail): the worker reads the record (its
     headers and the body after the blank line), not the line alone. Lines without blank lines stay single lines."""
@@ -679,7 +692,9 @@ def test_records_read_together_without_an_answer_are_read_one_at_a_time(env, tmp
     filler = "".join(recipe(k, f"Dish {k}", "mild") .replace("leeks", "onions").replace("potatoes", "beans")
                      for k in range(40))  # fmt: skip
     text = (
-        filler + recipe(113, "Leek and Potato Gratin", "Lancashire") + recipe(117, "Sweet Potato and Leek Gratin", "Caerphilly")
+        filler
+        + recipe(113, "Leek and Potato Gratin", "Lancashire")
+        + recipe(117, "Sweet Potato and Leek Gratin", "Caerphilly")
     )
 
     def worker(prompt: str) -> str:  # over both recipes it names the dish; over one, that one's cheese

@@ -40,7 +40,14 @@ from engine.strategy.guest import MAX_MENTIONS_READ
 from engine.strategy.modes import CODE, TYPED, PlanMode, resolve_mode
 from engine.strategy.pairs import paired_step
 from engine.strategy.probe import PlannedStep, choice, first_step
-from engine.strategy.prompts import HINT_OUT_OF_REACH, HINT_PROBE_ANSWERED, HINT_REFUSED, first_user, system_prompt
+from engine.strategy.prompts import (
+    HINT_NOT_READ,
+    HINT_OUT_OF_REACH,
+    HINT_PROBE_ANSWERED,
+    HINT_REFUSED,
+    first_user,
+    system_prompt,
+)
 from engine.strategy.records import record_facts
 from engine.strategy.task import TaskFound, find_task
 from engine.strategy.terms import (
@@ -61,6 +68,7 @@ from wasm_sandbox.prompt import PromptMeta
 
 __all__ = [
     "CODE",
+    "HINT_NOT_READ",
     "HINT_OUT_OF_REACH",
     "HINT_PROBE_ANSWERED",
     "HINT_REFUSED",

@@ -179,6 +179,14 @@ REDUCES = {
     "{measure_name} is lowest",
 }
 HINT_MANY_LOOKUP = "If the question asks for one fact and `answer` gives it, call FINAL(answer)."
+# A FINAL of a value printed in the step's passages, other than what the step's reading of them answered. Why: the
+# 1.5B root copies the first passage printed. Seen: "What is Beatriz Lindqvist's current plan?" read "Plus" newest
+# first, and the root sent FINAL('Starter'), the first of the four plan changes printed (general dev split,
+# g-jsonl-latest; "Basic" for "Plus" on the test split, seed v24). Refused once; sent again, it ends the run.
+HINT_NOT_READ = (
+    "{value!r} is printed in a passage, but the reading of those passages answered {read!r}; call FINAL(answer) to "
+    "send the reading's answer"
+)
 HINT_OUT_OF_REACH = (
     "that value was read from a few passages, but the question's rarest term occurs in {n} places; if the "
     "question counts, lists or compares entries, compute it over entries() with filter/extract and reduce"
