@@ -75,7 +75,8 @@ class Loop:
         # a reading of a few passages can hold the answer (engine.strategy.Strategy.answer_in_reach)
         self.in_reach = plan.answer_in_reach
         self.warned: set[str] = set()  # readings refused as out of reach once: the same value a second time ends
-        self.step_read: tuple[str, str] | None = None  # the first step's grounded reading and the output it printed
+        # the first step's grounded reading, the output it printed, and the readings made by then
+        self.step_read: tuple[str, str, int] | None = None
         self.last: tuple[str, str, str] | None = None  # the last cell that ran cleanly: (code key, output, hint)
 
     # -- ends --------------------------------------------------------------------------------------------------
@@ -276,8 +277,11 @@ class Loop:
         passages that step printed (:data:`~engine.strategy.prompts.HINT_NOT_READ`); None when it is not."""
         if self.step_read is None:
             return None
-        read, printed = self.step_read
-        copied = has_word(norm(answer), norm(printed)) and not from_reading(answer, self.run.subs.reads)
+        read, printed, n_reads = self.step_read
+        later = self.run.subs.reads[n_reads:]  # a value a later reading gave is no copy
+        copied = (
+            has_word(norm(answer), norm(printed)) and norm(answer) != norm(read) and not from_reading(answer, later)
+        )
         return HINT_NOT_READ.format(value=one_line(answer), read=one_line(read)) if copied else None
 
     def after_cells(self, blocks: list[str], shown: str, tid: str, step: PlannedStep | None) -> RunEnd | None:
@@ -318,7 +322,7 @@ class Loop:
         hints = [step.hint] if step is not None and not ran.failed else []
         if step is not None and found is not None and not step.computed:  # a reading in hand: only FINAL is left
             hints = [HINT_PROBE_ANSWERED.format(answer=one_line(found, 200))]
-            self.step_read = (found, output)
+            self.step_read = (found, output, len(run.subs.reads))
         if judged is not None:
             hints.append(judged)
         if self.guard.cell(shown, output, ran.failed):

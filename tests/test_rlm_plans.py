@@ -584,11 +584,26 @@ def test_a_value_copied_from_the_printed_passages_does_not_override_the_reading(
     plans = [f'{{"ts": "2025-02-{d:02d}", "customer": "Vera Ibsen", "plan": "P{d}"}}' for d in range(1, 11)]
     filler = [f"2025-01-{d:02d} note: routine maintenance window number {d} for the west site" for d in range(1, 29)]
     doc = "\n".join(filler + plans)
-    rlm, root, _ = _rlm(env, [code("FINAL('P1')"), code("FINAL(answer)")], {"P10": "P10"}, tmp_path, plan_mode="typed")
+    worker = {"P10": "P10", "P1": "P1"}  # each plan read alone, newest first: older readings are readings too
+    rlm, root, _ = _rlm(env, [code("FINAL('P1')"), code("FINAL(answer)")], worker, tmp_path, plan_mode="typed")
     c = rlm.completion(doc, "What is Vera Ibsen's current plan?")
     assert c.answer == "P10" and c.finish_reason == "final", c.answer
     (refused,) = _events(c, "answer_refused")
     assert refused["answer"] == "P1" and "answered 'P10'" in refused["reason"], refused
+    assert "its reading answered: P10." in root.chat_calls[0][-1].content  # not an older plan's reading
+
+
+def test_the_steps_answer_is_the_one_it_printed(env, tmp_path):
+    """Plans read newest first, each alone: the step printed the newest, and the hint names that one, not the last
+    reading made (the oldest plan's)."""
+    plans = [f'{{"ts": "2025-02-{d:02d}", "customer": "Vera Ibsen", "plan": "Q{d}"}}' for d in range(1, 5)]
+    doc = "\n".join(
+        [f"2025-01-{d:02d} note: routine maintenance window number {d} for the west site" for d in range(1, 29)] + plans
+    )
+    worker = {f'"plan": "Q{d}"': f"Q{d}" for d in range(1, 5)}
+    rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 2, worker, tmp_path, plan_mode="typed")
+    c = rlm.completion(doc, "What is Vera Ibsen's current plan?")
+    assert c.answer == "Q4" and "its reading answered: Q4." in root.chat_calls[0][-1].content, c.answer
 
 
 def test_a_first_step_reads_the_record_around_a_rare_line(env, tmp_path):

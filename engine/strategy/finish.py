@@ -203,10 +203,17 @@ def planned_answer(output: str) -> str | None:
 
 
 def cell_answer(output: str, reads: Sequence[Read], terms: list[str], question: str) -> str | None:
-    """The grounded worker answer a cell printed, if any (the last one): what a re-sent copy of the cell would end on."""
+    """The grounded worker answer a cell printed, if any (the last one): what a re-sent copy of the cell would end on.
+    When the cell printed an ``answer:`` line, only a reading that gave that value: a reading of one passage among
+    several read in order is printed only as a passage. Seen on the general dev split (g-jsonl-latest): four plan
+    changes read newest first printed ``answer: Plus``, and the oldest passage's reading, "Starter", was taken for
+    the step's answer; the hint named it, and the root sent ``FINAL('Starter')``."""
+    printed = step_answer(output)
     for text, result in reversed(_without_question(reads, question)):
         r = reply_answer(result)
         if not r or len(r) > MAX_ANSWER_CHARS or r not in output or is_non_answer(r, question):
+            continue
+        if printed is not None and not _same(r, printed):
             continue
         if grounded(r, text, terms, question)[0]:
             return r
