@@ -21,8 +21,8 @@ from engine.rlm import RLM
 from engine.strategy import find_task
 from engine.strategy import prompts as SP
 from engine.strategy.fields import entry_fields_of
-from engine.strategy.guest import Number, any_form, as_filter, whole_word
 from engine.strategy.modes import TYPED_MAX_BYTES, resolve_mode
+from engine.strategy.patterns import Number, any_form, as_filter, whole_word
 from engine.strategy.question import span_candidates
 from engine.strategy.terms import is_source_dump
 from engine.trace import read_events
@@ -516,6 +516,31 @@ def test_a_lookup_whose_terms_are_everywhere_ends_on_its_reading(env, tmp_path):
     assert "version': 31" in hint and "call FINAL(answer) now" in hint and "Even the rarest term" not in hint, hint
 
 
+def test_a_lookup_reads_the_name_the_question_gives_not_its_look_alikes(env, tmp_path):
+    """Contracts with "Redhill ..." and "... Minerals" parties: the lookup searches the question's whole name
+    ("Redhill Minerals", rarer than either word), reads that contract alone, and its reading is the answer; the look-alikes' notice
+    periods are never read (a worker that saw them would take the first)."""
+    names = ["Redhill Optics", "Redhill Logistics", "Redhill Minerals", "Redhill Foods", "Greenwater Minerals",
+             "Stonebridge Minerals", "Ashford Minerals"] + [f"Vendor {k} Minerals" for k in range(40)]  # fmt: skip
+    doc = "\n\n".join(
+        f"CONTRACT C-{2000 + i}\nParties: {n} Ltd. and Outcore Supply GmbH\nEffective date: 2024-0{i + 1}-01\n"
+        f"Term: 12 months\nPayment: net 30 days\n"
+        f"Termination: either party may terminate this agreement with {30 * (i + 1)} days' written notice.\n"
+        "Governing law: England and Wales"
+        for i, n in enumerate(names)
+    )
+    q = "For the agreement signed with Redhill Minerals, give the number of days' notice required to terminate it."
+
+    def worker(prompt: str) -> str:  # a small worker takes the first notice period it sees
+        return "30 days" if "Redhill Optics" in prompt else "90 days" if "Redhill Minerals" in prompt else ""
+
+    rlm, root, _ = _rlm(env, [code("FINAL(answer)")] * 2, worker, tmp_path, plan_mode="typed")
+    c = rlm.completion(doc, q)
+    assert c.answer == "90 days" and c.finish_reason == "final", c.answer
+    strategy = _events(c, "strategy")[0]
+    assert strategy["terms"][0] == "Redhill Minerals" == strategy["key_terms"][0], strategy
+
+
 def test_one_fact_is_told_from_counts_lists_and_extremes():
     from engine.answer_kind import asks_one_fact
 
@@ -709,7 +734,7 @@ def test_records_read_together_without_an_answer_are_read_one_at_a_time(env, tmp
     text = (
         filler
         + recipe(113, "Leek and Potato Gratin", "Lancashire")
-        + recipe(117, "Sweet Potato and Leek Gratin", "Caerphilly")
+        + recipe(117, "Leek and Sweet Potato Gratin", "Caerphilly")
     )
 
     def worker(prompt: str) -> str:  # over both recipes it names the dish; over one, that one's cheese
@@ -718,7 +743,7 @@ def test_records_read_together_without_an_answer_are_read_one_at_a_time(env, tmp
         return "Answer: Lancashire" if "Lancashire" in prompt else "NOT FOUND"
 
     rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 2, worker, tmp_path, plan_mode="typed")
-    c = rlm.completion(text, "need the cheese for the leek and potato gratin - which one is it?")
+    c = rlm.completion(text, "need the cheese for the potato and leek gratin - which one is it?")
     assert c.answer == "Lancashire" and c.finish_reason == "final", c.answer
     reads = [e for e in _events(c, "operator") if e["name"] == "read"]
     assert reads[0]["reason"] == "read one record at a time", reads[0]

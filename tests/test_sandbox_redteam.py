@@ -1,7 +1,7 @@
 """Red-team tests for the Wasm sandbox, beyond tests/test_sandbox_attacks.py.
 
-Tests marked ``xfail(strict=True)`` are open findings (see the reason): they fail today and must start passing
-once the proposed fix lands (then drop the marker). The others are attacks that already fail safely.
+Each finding is a test of what holds: fixed ones assert the fix, and the one design limit kept (F5) asserts that
+it reaches nothing outside its own guest. The others are attacks that already fail safely.
 Every test is bounded (small prompts, short CPU limits, bounded loops) so a regression cannot hang the host.
 """
 
@@ -131,18 +131,20 @@ def test_non_ascii_search_does_not_pin_the_decoded_prompt(tmp_path):
         p.close()
 
 
-# --- F5: the answer protocol can be disabled for every later cell --------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="F5 (design limit, not fixed on purpose): reserved names are restored from "
-    "the guest's own _RESERVED dict, which any cell reaches via FINAL.__globals__, so FINAL can be "
-    "made a no-op for later cells. The guest's namespace is not a security boundary (see the "
-    "wasm_sandbox docstring); the host boundary is, and this only lets a cell spoil its own run",
-)
-def test_reserved_final_survives_tampering(world):
+# --- F5: the answer protocol can be disabled for the cells after, in that sandbox only -----------------------------
+def test_tampering_with_final_spoils_only_its_own_sandbox(world):
+    """F5 (a design limit, kept): reserved names are restored from the guest's own ``_RESERVED`` dict, which any cell
+    reaches (``FINAL.__globals__``), so a cell can make FINAL a no-op for the cells after it. The guest's namespace
+    is not a security boundary (see the wasm_sandbox docstring); the host is. What must hold: the tampering reaches
+    nothing outside that guest: the files and the host are untouched (``world`` checks), and a new sandbox over the
+    same prompt answers as before."""
     world.run("FINAL.__globals__['_RESERVED']['FINAL'] = lambda v: None")
-    r = world.run("FINAL('the real answer')")
-    assert r.final == "the real answer"
+    assert world.run("FINAL('the real answer')").final is None  # this guest only: the limit, as documented
+    fresh = Sandbox(world.prompt, HostFunctions(llm_query=world._llm), world.sb.limits)
+    try:
+        assert fresh.run_cell("FINAL('the real answer')").final == "the real answer"
+    finally:
+        fresh.close()
 
 
 # --- attacks that already fail safely ------------------------------------------------------------------------------

@@ -58,6 +58,7 @@ from engine.strategy.terms import (
     entry_fields,
     has_operators,
     is_source_dump,
+    named_first,
     ranked_terms,
     standalone,
     value_of,
@@ -141,12 +142,14 @@ def prepare(
     if question is None:
         return Strategy(TYPED, operators, source)
     rows = ranked_terms(run_cell, question, inside)
+    one_fact = asks_one_fact(question)
+    if one_fact and not inside:
+        rows = named_first(run_cell, question, rows)
     key = distinctive(rows)
     own = max(question.splitlines() or [""], key=len)[:100] if inside else ""
     bound = condition_bound(question)  # "10" of "fewer than 10 units": no term to narrow by
     facts = TermFacts(rows, key, distinctive([r for r in rows if r[0] != bound])[:NARROW_TERMS], own)
     stepped = first and meta.chars >= MIN_PROBE_CHARS
-    one_fact = asks_one_fact(question)
     step = None
     if stepped and operators and not source:
         step = categorised_step(run_cell, question, meta.lines) or paired_step(run_cell, question, meta.lines)

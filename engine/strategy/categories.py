@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from engine.answer_kind import lettered
 from engine.listing import listed
 from engine.strategy.fields import asks_count
-from engine.strategy.guest import MENTIONS, WINDOW, whole_word
+from engine.strategy.guest import MENTIONS, WINDOW
+from engine.strategy.patterns import whole_word
 from engine.strategy.probe import PlannedStep
 from engine.strategy.prompts import HINT_CATEGORISED
 from engine.strategy.terms import RunCell, value_of

@@ -28,6 +28,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from engine.answer_kind import without_measures
 from engine.dates import DATE_WRITTEN, ISO_DATE, LATEST
 from engine.words import STOP_WORDS, content_words
 
@@ -325,8 +326,9 @@ def asks_distinct(question: str) -> bool:
 
 
 def asks_count(question: str) -> bool:
-    """Whether the question's words ask for a number of things ("how many", "the number of", "count")."""
-    return bool(_COUNTS.search(question))
+    """Whether the question's words ask for a number of things ("how many", "the number of", "count"), not a
+    quantity of a unit ("the number of days' notice": :func:`~engine.answer_kind.without_measures`)."""
+    return bool(_COUNTS.search(without_measures(question)))
 
 
 def asks_total(question: str) -> bool:

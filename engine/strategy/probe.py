@@ -47,9 +47,8 @@ from engine.strategy.guest import (
     MENTIONS,
     NOT_OWN,
     RECORDS,
-    as_filter,
-    whole_word,
 )
+from engine.strategy.patterns import as_filter, whole_word
 from engine.strategy.prompts import (
     HINT_COMPARED,
     HINT_COUNT_CHECKED,

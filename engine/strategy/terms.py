@@ -16,17 +16,8 @@ from dataclasses import dataclass
 
 from engine.dates import yearless
 from engine.strategy.fields import EntryFields, entry_fields_of
-from engine.strategy.guest import (
-    HEADER,
-    MAX_COUNT,
-    MAX_MENTIONS_READ,
-    MENTIONS,
-    WINDOW,
-    Number,
-    Value,
-    as_filter,
-    whole_word,
-)
+from engine.strategy.guest import HEADER, MAX_MENTIONS_READ, MENTIONS, WINDOW
+from engine.strategy.patterns import MAX_COUNT, Number, Value, as_filter, whole_word
 from engine.strategy.question import (
     MAX_WORDS,
     closed_forms,
@@ -73,7 +64,7 @@ def ranked_terms(run_cell: RunCell, question: str, inside: bool = False) -> list
     """The question's content words that occur in this prompt, with how often each does, rarest first; a pair of
     adjacent words is a term too when the words are common and the pair is rare (:func:`phrases`).
 
-    The host's regex search counts each word's mentions (whole words, any case, at most :data:`~engine.strategy.guest.MAX_COUNT`): a
+    The host's regex search counts each word's mentions (whole words, any case, at most :data:`~engine.strategy.patterns.MAX_COUNT`): a
     native scan per word, cheap at any size, and the same ranking the operators' ``terms()`` makes (by rarity,
     never by how a word is written). ``inside``: the question is a task found in the prompt, and its own mentions
     there are not counted (each of its words is in the prompt once more than the text has it; see ``own`` in
@@ -138,13 +129,20 @@ def verbatim_spans(run_cell: RunCell, question: str, counts: dict[str, int]) -> 
     "Harbor & Finch, Ltd."), and their words one by one also match the look-alikes ("Ergo Floor Lamp", "Finch &
     Harbor Ltd."). Seen on a held-out probe (tenth round, the total quantity of one product one customer ordered,
     1,962 CSV rows): the narrowing by words was "ltd", "harbor" and "finch", and the root counted the 169 rows with
-    "ltd". One search per span, the shortest first, each start's search stopping at the first span the prompt does
-    not hold (:func:`~engine.strategy.question.span_candidates`); a span that some entries hold as a whole field
-    value is a :class:`~engine.strategy.guest.Value`, counted and matched so. Shown on that probe (390, right) and
-    tests; it fired on no run of the general test split (seeds v19, v20), whose counts name single words."""
+    "ltd". Shown on that probe (390, right) and tests; it fired on no run of the general test split (seeds v19,
+    v20), whose counts name single words. A lookup's name is one too: see :func:`named_first`."""
+    spans = _spans_counted(run_cell, question, counts)
+    return sorted(spans, key=spans.__getitem__)
+
+
+def _spans_counted(run_cell: RunCell, question: str, counts: dict[str, int]) -> dict[str, int]:
+    """:func:`verbatim_spans` with each span's mentions. One search per span, the shortest first, each start's
+    search stopping at the first span the prompt does not hold (:func:`~engine.strategy.question.span_candidates`);
+    a span that some entries hold as a whole field value is a :class:`~engine.strategy.patterns.Value`, counted and
+    matched so."""
     seqs = span_candidates(question)
     if not seqs:
-        return []
+        return {}
     cell = (
         f"{MENTIONS}\nout = {{}}\nfor seq in {seqs!r}:\n    for s in seq:\n"
         f"        n = len(search(_word(s), max_hits={MAX_COUNT}, width=0, ignore_case=True))\n"
@@ -152,7 +150,7 @@ def verbatim_spans(run_cell: RunCell, question: str, counts: dict[str, int]) -> 
     )
     found = value_of(run_cell(cell))
     if not isinstance(found, dict):
-        return []
+        return {}
     longest = [held[-1] for seq in seqs if (held := [x for x in seq if isinstance(found.get(x), int)])]
     patterns = [as_filter(Value(x)) for x in longest]
     whole = value_of(
@@ -162,9 +160,25 @@ def verbatim_spans(run_cell: RunCell, question: str, counts: dict[str, int]) -> 
         whole = [0] * len(longest)
     spans = {Value(x) if n else x: n or found[x] for x, n in zip(longest, whole, strict=True)}
     rarer = {x: n for x, n in spans.items() if all(n < counts.get(w, MAX_COUNT + 1) for w in content_words(x))}
-    return sorted(
-        (x for x in rarer if not any(x != y and x.lower() in y.lower() for y in rarer)), key=rarer.__getitem__
-    )
+    return {x: n for x, n in rarer.items() if not any(x != y and x.lower() in y.lower() for y in rarer)}
+
+
+def named_first(run_cell: RunCell, question: str, rows: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """``rows`` (the terms, rarest first) with the rarest span of the question that the prompt holds verbatim
+    (:func:`verbatim_spans`) put first, when it is rarer than every word.
+
+    Why: a lookup names its thing in words its look-alikes share ("Redhill Minerals" among "Redhill Optics" and
+    "Redhill Logistics"), and the rarest single word found all of them. Seen on the general test split
+    (g-contract-lookup, seeds v26 and v27, 1 of 2 each): "redhill" had 8 mentions in six contracts, all six were
+    read, and the worker took another Redhill's 120 days. Only for a question that asks one fact
+    (:func:`~engine.answer_kind.asks_one_fact`): a count's spans narrow its filter instead (:func:`deciding`)."""
+    if not rows:
+        return rows
+    spans = _spans_counted(run_cell, question, dict(rows))
+    if not spans:
+        return rows
+    span, n = min(spans.items(), key=lambda kv: kv[1])
+    return [(span, n), *rows] if 0 < n < rows[0][1] else rows
 
 
 MAX_LINES_COUNTED = 20_000  # lines a narrowing's search counts (past it, a term is kept: no evidence either way)
@@ -197,7 +211,7 @@ def deciding(run_cell: RunCell, terms: list[str]) -> list[str]:
 
 
 def standalone(run_cell: RunCell, terms: list[str]) -> list[str]:
-    """``terms``, each number among them a :class:`~engine.strategy.guest.Number` when at least half the lines that
+    """``terms``, each number among them a :class:`~engine.strategy.patterns.Number` when at least half the lines that
     hold it hold it standing alone (a field's value), so the count plan's filter matches it only so.
 
     Why: "how many distinct client IPs received a 404 response on 12 March 2024" over an access log whose paths
