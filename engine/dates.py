@@ -106,7 +106,7 @@ def written(iso: str, text: str) -> bool:
 # data set's wording: "last" before a span of time ("last week") or in "last name" orders nothing, nor "first name".
 LATEST = re.compile(
     r"\b(?:current(?:ly)?|now|at present|presently|latest|last(?!\s+(?:name|week|month|year|night|quarter)\b)"
-    r"|most recent(?:ly)?|newest|final(?:ly)?|still|today|in the end|after (?:all|every)\b)",
+    r"|most recent(?:ly)?|newest|final(?:ly)?|still|today|in the end|end(?:s|ed)? up|after (?:all|every)\b)",
     re.IGNORECASE,
 )
 EARLIEST = re.compile(r"\b(?:first(?!\s+name\b)|earliest|oldest|original(?:ly)?|initial(?:ly)?)\b", re.IGNORECASE)

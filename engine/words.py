@@ -34,12 +34,15 @@ def has_word(word: str, seen: str) -> bool:
 # words too common to be the key of an answer or of a question ("the", "is", ...): not searched, not compared
 STOP_WORDS = FUNCTION_WORDS | frozenset(
     "may might answer question text context give tell find number named called count list reply value exact exactly"
-    " format".split()
+    " format using need needs want wants according looking based yyyy yy mm dd hh".split()
 )  # the words terms() drops (wasm_sandbox.operators), and the words every task's wording uses: its instruction and
 # the answer's form ("Count how many times ...", "List every ...", "Reply with ...", "Give the exact value",
 # "Format: YYYY-MM-DD"). Seen on held-out probes (twelfth round): "count" (20 mentions in a syslog) was the rarest
 # term of "Count how many times the OOM killer killed ...", "value" (once in a YAML dump) of "What maxmemory-policy
-# ... billing-worker uses? Give the exact value.", and their lines were read
+# ... billing-worker uses? Give the exact value.", and their lines were read. The request's frame too ("Using the log,
+# count ...", "I need the start date of ...", "the one based at ...", "according to ...") and a date format's letters
+# ("YYYY-MM-DD"): seen on held-out probes (sixteenth round, blind), "using" (6 mentions in an application log) was
+# the rarest term of a count, and its reading's "1" ended the run; "based" and "yyyy" of a start-date lookup
 
 
 def content_words(text: str) -> list[str]:

@@ -203,6 +203,7 @@ def test_the_answer_of_a_reply_that_cites_its_line():
         ("Which plan does the customer have at present?", "latest"),
         ("Give the date the meeting was finally set for.", "latest"),
         ("hey, when did somebody last actually change limiter.go?", "latest"),
+        ("what per-seat price did we end up agreeing with Halden?", "latest"),
         ("Give me the release date of the first version that shipped the --since option.", "earliest"),
         ("Who originally owned the lease?", "earliest"),
         ("What is the last name of the clerk?", None),  # "last name" orders nothing

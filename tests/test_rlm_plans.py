@@ -1458,7 +1458,26 @@ def test_a_dated_or_keyed_value_is_one_search_term():
     assert question_words("Who changed src/tax_rules.py, e.g. in May?")[:2] == ["src/tax_rules.py", "changed"]
     assert question_words("Whose id is geo-lookup-eu?")[0] == "geo-lookup-eu"  # counted whole, and by its parts
     assert question_words("Which clause covers it? Answer with its number (for example 3.2).") == ["clause", "covers"]
-    assert question_words("When was it signed? Answer as a date, e.g. 2024-01-31.") == ["signed", "date"]
+    assert question_words("When was it signed? Answer as a date, e.g. 2024-01-31.") == ["signed"]
+
+
+def test_an_answer_format_instruction_gives_no_terms():
+    """The clause that says the answer's form names nothing to search for; the question's own clauses stay, a dash
+    clause that asks something too."""
+    from engine.strategy.question import question_words
+    from wasm_sandbox.operators import without_instruction
+
+    q = "I need the start date of Daniel Mercer - the one based at the Leeds depot. Give the date as YYYY-MM-DD."
+    assert question_words(q) == ["start", "date", "daniel", "mercer", "leeds", "depot"]
+    assert question_words("Using the log, count the FAILED runs. Answer with just the number.") == ["log", "failed",
+                                                                                                     "runs"]  # fmt: skip
+    kept = ["Which is larger - the Ridgeline or the Trailhead?", "List the hosts - hostnames, comma-separated.",
+            "Who runs it? The team that only deploys on Fridays."]  # fmt: skip
+    assert [without_instruction(k) for k in kept] == kept
+    assert without_instruction("What price did we agree? just the number") == "What price did we agree? "
+    assert without_instruction("Which services use authd - service names only, comma-separated.") == (
+        "Which services use authd - "
+    )
 
 
 def test_a_default_is_asked_in_the_questions_own_words():

@@ -53,21 +53,43 @@ _EXAMPLE = re.compile(
     r"|\b(?:e\.\s?g\.|for example|for instance)[,:]?\s+[^\s,;)]+",
     re.IGNORECASE,
 )
+# The answer-format instruction a question ends with ("Answer with the number only.", "Give the date as YYYY-MM-DD.",
+# "- service names only, comma-separated", "just the number"): a clause after the first sentence, or after a dash,
+# that opens with answer / reply / respond / format / just / only, ends its words with "only", or writes a date
+# format ("YYYY-MM-DD"). It says the answer's form, not where the answer is. Seen on held-out probes (sixteenth
+# round, blind): "yyyy" and "mm" (once each, in a records export's "Dates are DD/MM/YYYY" banner) were the rarest
+# terms of a start-date lookup, and the reading of the banner ended on another employee's date.
+_CLAUSE_END = re.compile(r"((?<=[.?!])\s+|\s+[-\u2013\u2014]+\s+)")
+_INSTRUCTION = re.compile(
+    r"^\W*(?:please\s+)?(?:answer|reply|respond|format|just|only)\b"
+    r"|\bonly\W*(?:,[^,]*)?$"
+    r"|\b(?:yyyy|yy|mm|dd|hh)(?:[-/.:](?:yyyy|yy|mm|dd|hh|ss))+\b",
+    re.IGNORECASE,
+)
+
+
+def without_instruction(text: str) -> str:
+    """``text`` less its answer-format instruction (see :data:`_INSTRUCTION`); the first clause always stays."""
+    parts = _CLAUSE_END.split(text)  # clause, separator, clause, ...
+    return "".join(p for i, p in enumerate(parts) if i < 2 or i % 2 or not _INSTRUCTION.search(p))
+
+
 # "this Apache error log", "these support calls", "this package-lock.json": the words after "this" or "these" (up to
 # three, to the first stop word or punctuation) name the document the question is asked over, not what is in it.
 _DEICTIC = re.compile(r"\b(?:this|these)((?:[ \t]+[^\W\d][\w.'/-]*){1,3})", re.IGNORECASE)
 
 
 def without_examples(text: str) -> str:
-    """``text`` without the examples it gives of an answer's form (see :data:`_EXAMPLE`) and without the words that
-    name the document it is asked over (:data:`_DEICTIC`).
+    """``text`` without the examples it gives of an answer's form (see :data:`_EXAMPLE`), without its answer-format
+    instruction (:func:`without_instruction`) and without the words that name the document it is asked over
+    (:data:`_DEICTIC`).
 
     Why the document's words: they are the rarest words of many questions, and what they mark is the prompt as a
     whole (its title, a format's header), not the answer's place. Seen on held-out probes (fifteenth round, blind):
     "this Apache error log" made "apache" (the server's start-up lines) the rarest term of a question about PHP fatal
     errors, "this Terraform plan" made "plan" (its preamble) the rarest of a count of replacements, and "this
     package-lock.json" counted the lock file's "packages" key. Plain English deixis, no data set's wording."""
-    return _DEICTIC.sub(_document_words, _EXAMPLE.sub(" ", text))
+    return _DEICTIC.sub(_document_words, without_instruction(_EXAMPLE.sub(" ", text)))
 
 
 def _document_words(m: re.Match[str]) -> str:

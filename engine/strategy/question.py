@@ -16,7 +16,7 @@ from engine.dates import DATE_WRITTEN, date_forms
 from engine.words import STOP_WORDS, clause_words, content_words
 from wasm_sandbox.operators import without_examples
 
-MAX_WORDS = 12  # content words of the question counted (one host search each)
+MAX_WORDS = 16  # content words of the question counted (one host search each)
 
 
 def closed_forms(question: str, words: list[str]) -> dict[str, str]:
