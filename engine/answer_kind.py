@@ -21,7 +21,13 @@ _NUMBER = re.compile(
 # An answer-format instruction that asks for a number ("Answer with the clause number only", "as a number"). Seen on
 # a held-out probe (seventh round): a clause's sentence ended final for "Which clause ...? Answer with the clause number
 # only".
-_NUMBER_FORM = re.compile(r"\bnumber\s+only\b|\bonly\s+the\s+number\b|\bas\s+a\s+number\b|\bin\s+digits\b", re.I)
+# Also "just the number", and a phone number or extension: seen on held-out probes (sixteenth round, blind), "What's
+# that person's desk phone extension?" ended final on the person's name, the first of its two hops.
+_NUMBER_FORM = re.compile(
+    r"\bnumber\s+only\b|\b(?:only|just)\s+the\s+number\b|\bas\s+a\s+number\b|\bin\s+digits\b"
+    r"|\b(?:phone|desk|telephone)\s+(?:phone\s+)?(?:extension|number)\b",
+    re.I,
+)
 # A question that asks for a date, and what any date holds (a digit, a month or a weekday, or a relative day). Why:
 # the mirror of the count rule; seen on the general test split (seed v10, g-email-date), "What date did they settle on
 # for the partner summit prep?" ended final on "Bruno Becker", the sender of a message the step read.

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from engine import dates
 from engine.answer_kind import LETTERED, asks_polar, lettered, misfit, polar
-from engine.words import WORD, content_words, fold, has_word, norm, offered
+from engine.words import WORD, content_words, fold, has_word, names_term, norm, offered
 
 _NON_ANSWER_PHRASES = (
     "none",
@@ -195,7 +195,7 @@ def grounded(
     if not question_terms:
         return True, "the text read holds the answer (no word of the question occurs in the prompt to check more)"
     seen = norm(evidence_text)
-    mentioned = [t for t in question_terms if has_word(norm(t), seen)]
+    mentioned = [t for t in question_terms if names_term(norm(t), seen)]
     if not mentioned:
         return False, f"the text read mentions none of the question's distinctive words ({', '.join(question_terms)})"
     if question is not None and only_its_own_words(answer, evidence_text, question_terms, question):

@@ -31,18 +31,24 @@ def has_word(word: str, seen: str) -> bool:
     return re.search(rf"(?<![^\W_]){re.escape(word)}(?![^\W_])", seen) is not None
 
 
+def names_term(term: str, seen: str) -> bool:
+    """Whether ``seen`` has ``term`` as a whole word, or its singular ("rotor" for "rotors"), as the host's term search
+    (:func:`engine.strategy.patterns.plural`) counts it. Why: a reading the host found grounded in a CSV's "rotor"
+    rows was refused at FINAL for not naming "rotors" (general dev split, seed s18, g-csv-argmax)."""
+    if has_word(term, seen):
+        return True
+    return len(term) > 3 and term.endswith("s") and not term.endswith("ss") and has_word(term[:-1], seen)
+
+
 # words too common to be the key of an answer or of a question ("the", "is", ...): not searched, not compared
 STOP_WORDS = FUNCTION_WORDS | frozenset(
     "may might answer question text context give tell find number named called count list reply value exact exactly"
-    " format using need needs want wants according looking based yyyy yy mm dd hh".split()
+    " format".split()
 )  # the words terms() drops (wasm_sandbox.operators), and the words every task's wording uses: its instruction and
 # the answer's form ("Count how many times ...", "List every ...", "Reply with ...", "Give the exact value",
 # "Format: YYYY-MM-DD"). Seen on held-out probes (twelfth round): "count" (20 mentions in a syslog) was the rarest
 # term of "Count how many times the OOM killer killed ...", "value" (once in a YAML dump) of "What maxmemory-policy
-# ... billing-worker uses? Give the exact value.", and their lines were read. The request's frame too ("Using the log,
-# count ...", "I need the start date of ...", "the one based at ...", "according to ...") and a date format's letters
-# ("YYYY-MM-DD"): seen on held-out probes (sixteenth round, blind), "using" (6 mentions in an application log) was
-# the rarest term of a count, and its reading's "1" ended the run; "based" and "yyyy" of a start-date lookup
+# ... billing-worker uses? Give the exact value.", and their lines were read
 
 
 def content_words(text: str) -> list[str]:

@@ -86,6 +86,10 @@ def test_grounded_needs_the_answer_and_the_questions_rare_words():
     assert not grounded("None", needle, words, QUESTION)[0]
     ok, why = grounded("7731-QX", needle, [], QUESTION)  # no question word in the prompt: the answer is checked
     assert ok and "no word of the question occurs" in why
+    rows = "10583,2025-05-24,Lowlands,rotor,6\n10584,2025-05-25,Alpine,gear,3"  # a plural term, its singular written
+    q = "Which region had the most orders of rotors?"
+    assert grounded("Lowlands", rows, ["rotors"], q)[0] and not grounded("Lowlands", rows, ["gasket"], q)[0]
+    assert not grounded("Lowlands", rows.replace("rotor", "glass"), ["glasses"], q)[0]  # "glasse" is no singular
 
 
 def test_a_name_the_question_gives_is_no_answer_unless_offered():
@@ -256,6 +260,9 @@ def test_the_first_date_a_record_writes(text, stamp):
         ("2019", "In which year was the bridge built? Just the year.", False),
         ("30", "Which assignee has the most unresolved bugs? Just the name.", True),
         ("8443", "Which port does the billing proxy listen on?", False),
+        ("Marcus", "Her reply names a colleague. What's that person's desk phone extension?", True),
+        ("£42.50", "what price did we agree with Halden? just the number", False),
+        ("Halden", "what price did we agree with Halden? just the number", True),
     ],
 )
 def test_a_number_alone_does_not_answer_a_yes_no_or_which_one_question(answer, question, refused):
@@ -315,6 +322,6 @@ def test_the_words_naming_the_document_and_its_examples_are_no_terms():
     from wasm_sandbox.operators import candidate_words
 
     q = "Which PHP files threw a Fatal error according to this Apache error log? File names only (like cart.php)."
-    assert candidate_words(q) == ["php", "files", "threw", "fatal", "error", "according", "file", "names"]
+    assert candidate_words(q) == ["php", "files", "threw", "fatal", "error"]
     assert "season" not in candidate_words("Their average attendance this season?")
     assert candidate_words("Count what this plan is going to replace.") == ["count", "going", "replace"]

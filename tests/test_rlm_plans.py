@@ -1388,6 +1388,29 @@ def test_source_code_first_step_reads_the_callers(tmp_path):
     assert "called from: ['index_manifest']" in root.chat_calls[0][-1].content
 
 
+def test_a_callers_question_reads_the_callers_before_the_definition(tmp_path):
+    """Real sandbox: asked what calls `index_batch`, the step reads its callers' definitions first; over the
+    definition alone a small worker names the function it calls (render_rows), which that text holds."""
+    assert _wasm_available(), "wasm sandbox not built: python -m wasm_sandbox.build"
+    files = "".join(f"### pkg/m{i}.py\ndef step_{i}(source):\n    return list(source)\n\n" for i in range(30))
+    files += "### pkg/core.py\ndef index_batch(source):\n    rows = render_rows(source)\n    return rows\n\n"
+    files += "def render_rows(source):\n    return list(source)\n\n"
+    files += "def index_manifest(source):\n    rows = list(source)\n    return index_batch(rows)\n" + "# note\n" * 200
+
+    def worker(prompt: str) -> str:
+        if "index_manifest calls index_batch:" in prompt:
+            return "Line: return index_batch(rows)\nAnswer: index_manifest"
+        return "Line: rows = render_rows(source)\nAnswer: render_rows" if "render_rows(source)" in prompt else ""
+
+    rlm, root, wk = _rlm(SandboxEnvironment, [code("FINAL(answer)")], worker)
+    rlm.limits = rlm.limits.merged({"plan_mode": "typed"})
+    c = rlm.completion(files, "Which function calls `index_batch`? Answer with the function name only.")
+    assert c.answer == "index_manifest" and c.finish_reason == "final", (c.answer, c.finish_reason)
+    from engine.strategy.probe import asks_callers
+
+    assert asks_callers("Where is parse_row called from?") and not asks_callers("What does parse_row return?")
+
+
 def test_a_first_step_over_documents_reads_the_hits_page(tmp_path):
     """Real sandbox, a prompt given as a list of pages: the rarest term's record is its page (around the hit), so
     the worker reads the sentence further down that holds the answer, not the one line naming the term."""

@@ -136,7 +136,7 @@ def first_step(
         )
         if not asks_default(question):
             hint = _widened(HINT_PROBE_SOURCE, rarest, key, fields, question, records)
-            return PlannedStep(setup, code + _reading_of_source("answer"), hint)
+            return PlannedStep(setup, code + _reading_of_source("answer", asks_callers(question)), hint)
         # a parameter's default: the signature says it, and code reads it; the reading when no parameter is named
         setup += f"\n{DEFAULT_OF}"
         code += "answer = default_of(d, names) if d else None\nif answer is not None:\n    print('answer:', answer)\n"
@@ -200,18 +200,33 @@ def _run_if_unread(plan: str) -> str:
     return f"\nif not answer.grounded:  # the records' plan, run\n{body}        print('the plan failed:', e)\n"
 
 
-def _reading_of_source(label: str) -> str:
+def _reading_of_source(label: str, callers_asked: bool = False) -> str:
     """The source step's reading: the definition (its callers' too when it alone gives no grounded answer), printed
-    after ``label:`` (``answer:`` is what a step's answer is taken from: :func:`~engine.strategy.finish.step_answer`)."""
+    after ``label:`` (``answer:`` is what a step's answer is taken from: :func:`~engine.strategy.finish.step_answer`).
+
+    ``callers_asked`` (:func:`asks_callers`): the callers' definitions are read first, the definition alone only
+    when they give no grounded answer. Why: a function's own source never says who calls it, and over it alone the
+    worker turned the call it makes around ("build_channel is called by render_bucket", the function it calls)
+    while code had found the one caller (general dev split, seed s18, g-code-caller)."""
+    first = "(calling(d['name'], calls) if calls else found)" if callers_asked else "found"
     return (
         "calls = callers(d['name']) if d else []\n"
         "print('called from:', calls)\n"
         "found = [d['source'][:4000]] if d else find(query, k=4)\n"
-        "answer = read(found)\n"
+        f"answer = read({first})\n"
         "if calls and not answer.grounded:\n"
         "    answer = read(found + calling(d['name'], calls))\n"
         f"print({label + ':'!r}, answer)"
     )
+
+
+_CALLERS_ASKED = re.compile(r"\b(?:calls|invokes|callers?|called\s+(?:by|from|in))\b", re.IGNORECASE)
+
+
+def asks_callers(question: str) -> bool:
+    """Whether the question asks what calls a function ("which function calls `x`", "the callers of x", "where is x
+    called from"): plain English for the call graph's other direction."""
+    return _CALLERS_ASKED.search(question) is not None
 
 
 def _widened(
