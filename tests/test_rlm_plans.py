@@ -927,6 +927,23 @@ def _copied(env, tmp_path, doc: str, q: str, plan: str) -> tuple[str | None, str
     return c.answer, c.finish_reason
 
 
+def test_a_records_plan_no_record_meets_is_refused_not_counted_as_zero(env, tmp_path):
+    """Over a log whose job name and run status are on different lines, the records plan's conditions meet no record:
+    the step says so (no "answer: 0"), and the run does not end on 0."""
+    lines = []
+    for d in range(1, 29):
+        status = "FAILED" if d % 4 == 0 else "SUCCESS"
+        lines += [
+            f"2024-09-{d:02d}02:06:07.013 INFO JobRunner : Job invoice-export run=#{1300 + d} finished status={status}",
+            f"2024-09-{d:02d}08:00:00.000 INFO JobHealth : JobHealth job=invoice-export last_status={status} "
+            f"consecutive_failures={int(status == 'FAILED')}",
+            f"2024-09-{d:02d}09:00:00.000 INFO Billing : invoice batch run={d} customers={d * 3} status=DONE",
+        ]
+    q = "Using the log, count how many invoice-export job runs ended with status FAILED. Answer with just the number."
+    shown = _first_hint(env, tmp_path, "\n".join(lines) + "\n", q)
+    assert "answer: 0" not in shown and "the plan failed: no record meets r['status'] == 'FAILED'" in shown, shown
+
+
 def test_a_table_header_word_is_no_rare_term_and_plurals_count_their_singular(env, tmp_path):
     """Over a CSV, a column name mentioned once (in the header) is not the rarest term, and "rotors" counts the
     rows' "rotor": the rarest term is everywhere, so the hint narrows the rows with a regex both forms match."""

@@ -119,7 +119,20 @@ def records_plan(question: str, facts: RecordFacts, words: list[str]) -> str:
     if of_measure:  # a reading left empty is no number to add or compare
         tests.append(f"isinstance(r[{_measure(question, facts)!r}], (int, float))")
     rows = f"rows = [r for r in records() if {' and '.join(tests) or 'True'}]"
-    return f"{rows}\n{reduction}\nprint('answer:', answer)"
+    return f"{rows}\n{_NONE_MET.format(tests=' and '.join(tests))}{reduction}\nprint('answer:', answer)"
+
+
+# A plan whose conditions no record meets is refused, not reduced to 0 or []: the fields it tests are often on
+# different lines (a job's name on one log line, its status on another), which no count of 0 shows. Seen on a
+# held-out probe (sixteenth round, blind): "count how many invoice-export job runs ended with status FAILED" over an
+# application log tested `r['job'] == 'invoice-export' and r['status'] == 'FAILED'`, no line has both keys, the plan
+# printed "answer: 0", and the root sent 0 to the loop stop (truth 7). The issue's rule: a filter that matches
+# nothing is refused with the reason.
+_NONE_MET = (
+    "if not rows:\n"
+    "    raise StepRefused('no record meets ' + {tests!r} + '; print records()[:3] to check the fields, or "
+    "filter(entries(), regex) on the lines')\n"
+)
 
 
 # "which pod has the most restarts in total, summed over its containers": the group whose values add up highest
