@@ -845,6 +845,42 @@ def test_a_first_step_reads_the_record_a_named_field_refers_to(env, tmp_path):
     assert c.answer == "Graz" and "E2001\nLine manager" not in first, (c.answer, first)
 
 
+def test_the_latest_mention_is_read_though_it_names_fewer_words(env, tmp_path):
+    """The newest of a deal's mentions ("Halden Logistics signed ... £39.75") names fewer of the question's words than
+    older ones ("price"): every mention of the rarest term is a candidate, read newest first."""
+    others = ["Orwell Haulage", "Calder Bus", "Thornbury Dairies", "Oakridge Utilities"]
+    chat = [f"[2024-05-{d:02d} 10:00] Noor: {others[d % 4]} quote at £{40 + d % 5}.50 per seat." for d in range(1, 29)]
+    chat += [f"[2024-05-{d:02d} 11:00] Sam: lunch at {d}?" for d in range(1, 29)]
+    chat += [f"[2024-05-{d:02d} 12:00] Ana: the price list v{d} is out." for d in range(1, 7)]
+    chat += ["[2024-06-03 09:00] Greta: Halden Logistics asked for a price per seat, we said £41.",
+             "[2024-06-10 09:00] Noor: Halden Logistics price revised to £42.50 per seat.",
+             "[2024-06-20 09:00] Sofia: Halden Logistics signed! 220 seats at £39.75/seat/month."]  # fmt: skip
+
+    def worker(prompt: str) -> str:
+        m = re.search(r"Halden Logistics[^\n]*?(£[\d.]+)", prompt.split("Question:")[0])
+        return f"Answer: {m.group(1)}" if m else "NOT FOUND"
+
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 2, worker, tmp_path, plan_mode="typed")
+    c = rlm.completion("\n".join(chat) + "\n", "what per-seat price did we end up agreeing with Halden Logistics?")
+    assert c.answer == "£39.75" and c.finish_reason == "final", (c.answer, wk.batch_calls[:1])
+
+
+def test_a_date_shared_by_two_records_is_no_reference(env, tmp_path):
+    """A field the question names whose value is a date ("Start date: 14/01/2021") is not followed to another record
+    that has the same day under another name ("Last review"): the person's record is read whole."""
+    recs = "".join(
+        f"Name: {'Mercer, Daniel' if i == 7 else f'Person {i}'}\nLocation: {'Leeds' if i == 7 else 'York'}\n"
+        f"Start date: {'14/01/2021' if i == 7 else f'{i % 28 + 1:02d}/02/2019'}\n"
+        f"Last review: {'14/01/2021' if i == 12 else '01/03/2024'}\n\n"
+        for i in range(40)
+    )
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 2, {"Mercer, Daniel": "14/01/2021"}, tmp_path, plan_mode="typed")
+    c = rlm.completion(recs, "What is the start date of Daniel Mercer, the one in Leeds?")
+    (first,) = wk.batch_calls[0][1]
+    assert c.answer == "14/01/2021" and "Name: Person 12" not in first, (c.answer, first)
+    assert "Location: Leeds\nStart date: 14/01/2021" in first, first
+
+
 def test_a_first_step_reads_the_section_under_a_rare_heading(env, tmp_path):
     """The rare term is only in a heading: the worker reads the heading's section (to the next heading of the same
     kind), with or without blank lines in between, not the heading line alone or the next section."""
@@ -1405,9 +1441,9 @@ def test_source_code_first_step_reads_the_callers(tmp_path):
     assert "called from: ['index_manifest']" in root.chat_calls[0][-1].content
 
 
-def test_a_callers_question_reads_the_callers_before_the_definition(tmp_path):
-    """Real sandbox: asked what calls `index_batch`, the step reads its callers' definitions first; over the
-    definition alone a small worker names the function it calls (render_rows), which that text holds."""
+def test_a_callers_question_is_answered_by_the_callers_code_found(tmp_path):
+    """Real sandbox: asked what calls `index_batch`, the callers code found are the answer, and no worker reads;
+    over the definition a small worker names the function it calls (render_rows), which that text holds."""
     assert _wasm_available(), "wasm sandbox not built: python -m wasm_sandbox.build"
     files = "".join(f"### pkg/m{i}.py\ndef step_{i}(source):\n    return list(source)\n\n" for i in range(30))
     files += "### pkg/core.py\ndef index_batch(source):\n    rows = render_rows(source)\n    return rows\n\n"
@@ -1423,6 +1459,7 @@ def test_a_callers_question_reads_the_callers_before_the_definition(tmp_path):
     rlm.limits = rlm.limits.merged({"plan_mode": "typed"})
     c = rlm.completion(files, "Which function calls `index_batch`? Answer with the function name only.")
     assert c.answer == "index_manifest" and c.finish_reason == "final", (c.answer, c.finish_reason)
+    assert not wk.batch_calls, wk.batch_calls  # no worker reading
     from engine.strategy.probe import asks_callers
 
     assert asks_callers("Where is parse_row called from?") and not asks_callers("What does parse_row return?")

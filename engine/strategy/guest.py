@@ -79,10 +79,13 @@ MENTIONS = (
 # those lines alone (NOT FOUND), then answered from other passages; a staff record's name line held no field.
 # Only the records that mention the most of the question's terms (``scored``) are kept: seen, the 6 contracts of
 # "Bluegate ..." companies, read whole, led the worker to another company's notice period than Bluegate Energy's. A
-# question that asks for the newest of several mentions (``asks_latest``) is scored by its distinctive terms alone:
-# the newest is one record among all the rarest term's. Scored by every term, the 9 commits of a `git log --stat` that
+# question that asks for the newest of several mentions (``asks_latest``) is scored by its rarest terms alone: the
+# newest is one record among all the rarest term's. Scored by every term, the 9 commits of a `git log --stat` that
 # changed one file (held-out probe, "the most recent commit that modified ...") kept the 2 whose messages also
 # said "file", not the newest. Shown on that probe only: no test-split family's score changed with it (seed v16).
+# Scored by the distinctive terms (those within 4 times the rarest's mentions), a chat's "Halden Logistics signed!
+# 220 seats at £39.75" was dropped for the older messages that also said "price" (held-out probe, sixteenth round,
+# blind: "what per-seat price did we end up agreeing with Halden Logistics?", £42.50 read from an older day).
 RECORD_CHARS = 600
 # A line inside a BEGIN:NAME ... END:NAME block (iCalendar events, vCard cards) is read as its whole block, up to
 # this many characters either side. Seen on held-out probes (fourteenth round, blind): an invite's "SUMMARY:" line
@@ -269,6 +272,9 @@ AROUND = (
 # office 8 times of 8; with the manager's record after it, 3 of 8 were right (the worker still took the person's own
 # "Office:" line). So the first records are cut to the lines that link them (``linking``: those that name the rarest
 # terms, and the field followed): "Name: X" and "Line manager: E7929", then the manager's record: 9 of 10 right.
+# A date is no reference: two records that share a day share nothing else. Seen on a held-out probe (sixteenth round,
+# blind): "the start date of Daniel Mercer" followed "Start date: 14/01/2021" to another card's "Last review:
+# 14/01/2021" and cut the record read to three lines; the reading gave that card's date.
 MAX_FOLLOWED = 2
 FIELD_NAME = 40  # characters of a field's name
 FOLLOW = (
@@ -276,6 +282,8 @@ FOLLOW = (
     "           r'\"([A-Za-z_][\\w .-]{0,"
     + str(FIELD_NAME)
     + '})"[ \\t]*:[ \\t]*"([^"\\n]{2,80})"\', r\'\\b([A-Za-z_][\\w.-]{0,30})=([^\\s,;|&"]{2,80})\')\n'
+    "def _dated(value):\n"
+    "    return re.match(r'\\d{1,4}[-/.]\\d{1,2}[-/.]\\d{1,4}(?!\\d)', value) is not None\n"
     "def _named(name):\n"
     "    return [w[:4] for w in re.findall(r'[a-z]+', name.lower()) if len(w) > 2]\n"
     "def follow(found):\n"
@@ -286,7 +294,7 @@ FOLLOW = (
     "        for rx in _FIELDS:\n"
     "            for m in re.finditer(rx, p.text):\n"
     "                name, value = _named(m.group(1)), m.group(2).strip()\n"
-    "                if not name or not set(name) <= asked or value.lower() in question.lower():\n"
+    "                if not name or not set(name) <= asked or value.lower() in question.lower() or _dated(value):\n"
     "                    continue\n"
     "                v = r'(?<![^\\W_])' + re.escape(value) + r'(?![^\\W_])'\n"
     "                for pos, line in search(r'(?m)^[^\\n]*' + v + r'[^\\n]*', max_hits=50, width=0):\n"

@@ -161,7 +161,7 @@ def first_step(
         # as many as "in reach" promises): seen on the dev split, the latest of 11 mentions of a customer's plan was
         # answered from the first 4 of them (an older plan) and ended final
         setup += f"\nrare = {whole_word(terms[0])!r}\nreach = {facts.reach!r}\nleast = {facts.least!r}\n"
-        setup += f"scored = {(facts.key if asks_latest(question) else []) or terms!r}\n"
+        setup += f"scored = {(facts.least if asks_latest(question) else []) or terms!r}\n"
         setup += f"{AROUND}\n{FOLLOW}\n{COVER}"
         code = (
             f"print({TERM_COUNTS!r}, mentions(t))\n"
@@ -204,19 +204,21 @@ def _reading_of_source(label: str, callers_asked: bool = False) -> str:
     """The source step's reading: the definition (its callers' too when it alone gives no grounded answer), printed
     after ``label:`` (``answer:`` is what a step's answer is taken from: :func:`~engine.strategy.finish.step_answer`).
 
-    ``callers_asked`` (:func:`asks_callers`): the callers' definitions are read first, the definition alone only
-    when they give no grounded answer. Why: a function's own source never says who calls it, and over it alone the
-    worker turned the call it makes around ("build_channel is called by render_bucket", the function it calls)
-    while code had found the one caller (general dev split, seed s18, g-code-caller)."""
-    first = "(calling(d['name'], calls) if calls else found)" if callers_asked else "found"
+    ``callers_asked`` (:func:`asks_callers`): the callers code found (each call's enclosing ``def``) are the answer,
+    and no worker reads. Why: a function's own source never says who calls it; over it the worker turned the call it
+    makes around ("build_channel is called by render_bucket", the function it calls; general dev split, seed s18),
+    and over the caller's source it named the function asked about (test split, seed v28), while ``callers()`` had
+    the one caller both times (g-code-caller)."""
+    reading = (
+        "answer = ', '.join(calls) if calls else read(found)\n"
+        if callers_asked
+        else "answer = read(found)\nif calls and not answer.grounded:\n    answer = read(found + calling(d['name'], calls))\n"
+    )
     return (
         "calls = callers(d['name']) if d else []\n"
         "print('called from:', calls)\n"
         "found = [d['source'][:4000]] if d else find(query, k=4)\n"
-        f"answer = read({first})\n"
-        "if calls and not answer.grounded:\n"
-        "    answer = read(found + calling(d['name'], calls))\n"
-        f"print({label + ':'!r}, answer)"
+        f"{reading}print({label + ':'!r}, answer)"
     )
 
 

@@ -64,11 +64,11 @@ def ranked_terms(run_cell: RunCell, question: str, inside: bool = False) -> list
     """The question's content words that occur in this prompt, with how often each does, rarest first; a pair of
     adjacent words is a term too when the words are common and the pair is rare (:func:`phrases`).
 
-    The host's regex search counts each word's mentions (whole words, any case, at most :data:`~engine.strategy.patterns.MAX_COUNT`): a
-    native scan per word, cheap at any size, and the same ranking the operators' ``terms()`` makes (by rarity,
-    never by how a word is written). ``inside``: the question is a task found in the prompt, and its own mentions
-    there are not counted (each of its words is in the prompt once more than the text has it; see ``own`` in
-    :data:`~engine.strategy.guest.COVER`).
+    The host's regex search counts each word's mentions (whole words, any case, at most
+    :data:`~engine.strategy.patterns.MAX_COUNT`): a native scan per word, cheap at any size, and the same ranking
+    the operators' ``terms()`` makes (by rarity, never by how a word is written). ``inside``: the question is a
+    task found in the prompt, and its own mentions there are not counted (each of its words is in the prompt once
+    more than the text has it; see ``own`` in :data:`~engine.strategy.guest.COVER`).
     """
     words = question_words(question)[:MAX_WORDS]
     if not words:
@@ -211,8 +211,8 @@ def deciding(run_cell: RunCell, terms: list[str]) -> list[str]:
 
 
 def standalone(run_cell: RunCell, terms: list[str]) -> list[str]:
-    """``terms``, each number among them a :class:`~engine.strategy.patterns.Number` when at least half the lines that
-    hold it hold it standing alone (a field's value), so the count plan's filter matches it only so.
+    """``terms``, each number among them a :class:`~engine.strategy.patterns.Number` when at least half the lines
+    that hold it hold it standing alone (a field's value), so the count plan's filter matches it only so.
 
     Why: "how many distinct client IPs received a 404 response on 12 March 2024" over an access log whose paths
     also hold "404" ("/errors/404.html", "/help/404-page-not-found"): the plan's ``filter(rows, r'404')`` kept 75
