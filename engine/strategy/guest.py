@@ -79,13 +79,13 @@ MENTIONS = (
 # those lines alone (NOT FOUND), then answered from other passages; a staff record's name line held no field.
 # Only the records that mention the most of the question's terms (``scored``) are kept: seen, the 6 contracts of
 # "Bluegate ..." companies, read whole, led the worker to another company's notice period than Bluegate Energy's. A
-# question that asks for the newest of several mentions (``asks_latest``) is scored by its rarest terms alone: the
-# newest is one record among all the rarest term's. Scored by every term, the 9 commits of a `git log --stat` that
+# question that asks for the newest of several mentions (``asks_latest``) is scored by its distinctive terms alone:
+# the newest is one record among all the rarest term's. Scored by every term, the 9 commits of a `git log --stat` that
 # changed one file (held-out probe, "the most recent commit that modified ...") kept the 2 whose messages also
 # said "file", not the newest. Shown on that probe only: no test-split family's score changed with it (seed v16).
-# Scored by the distinctive terms (those within 4 times the rarest's mentions), a chat's "Halden Logistics signed!
-# 220 seats at £39.75" was dropped for the older messages that also said "price" (held-out probe, sixteenth round,
-# blind: "what per-seat price did we end up agreeing with Halden Logistics?", £42.50 read from an older day).
+# Scored by the rarest terms alone it was worse: "Selin Quispe's current plan" then read "Selin Becker"'s lines too,
+# newest first, and ended on another customer's plan (general dev split, seed s19, 0 of 2); the cost is a chat's
+# newest "Halden Logistics signed! ... £39.75" dropped for older messages that also say "price" (held-out probe).
 RECORD_CHARS = 600
 # A line inside a BEGIN:NAME ... END:NAME block (iCalendar events, vCard cards) is read as its whole block, up to
 # this many characters either side. Seen on held-out probes (fourteenth round, blind): an invite's "SUMMARY:" line

@@ -50,6 +50,7 @@ from engine.strategy.guest import (
 )
 from engine.strategy.patterns import as_filter, whole_word
 from engine.strategy.prompts import (
+    HINT_CALLERS,
     HINT_COMPARED,
     HINT_COUNT_CHECKED,
     HINT_COUNT_PLAN,
@@ -134,9 +135,12 @@ def first_step(
             "d = defined(names, paths)\n"
             "print(d['path'], d['line'], d['source'][:600]) if d else print('no definition of', names)\n"
         )
+        if asks_callers(question):
+            code += CALLERS_DECIDED + textwrap.indent(_reading_of_source("read"), "    ")
+            return PlannedStep(setup, code, HINT_CALLERS, computed=True)
         if not asks_default(question):
             hint = _widened(HINT_PROBE_SOURCE, rarest, key, fields, question, records)
-            return PlannedStep(setup, code + _reading_of_source("answer", asks_callers(question)), hint)
+            return PlannedStep(setup, code + _reading_of_source("answer"), hint)
         # a parameter's default: the signature says it, and code reads it; the reading when no parameter is named
         setup += f"\n{DEFAULT_OF}"
         code += "answer = default_of(d, names) if d else None\nif answer is not None:\n    print('answer:', answer)\n"
@@ -161,7 +165,7 @@ def first_step(
         # as many as "in reach" promises): seen on the dev split, the latest of 11 mentions of a customer's plan was
         # answered from the first 4 of them (an older plan) and ended final
         setup += f"\nrare = {whole_word(terms[0])!r}\nreach = {facts.reach!r}\nleast = {facts.least!r}\n"
-        setup += f"scored = {(facts.least if asks_latest(question) else []) or terms!r}\n"
+        setup += f"scored = {(facts.key if asks_latest(question) else []) or terms!r}\n"
         setup += f"{AROUND}\n{FOLLOW}\n{COVER}"
         code = (
             f"print({TERM_COUNTS!r}, mentions(t))\n"
@@ -200,26 +204,32 @@ def _run_if_unread(plan: str) -> str:
     return f"\nif not answer.grounded:  # the records' plan, run\n{body}        print('the plan failed:', e)\n"
 
 
-def _reading_of_source(label: str, callers_asked: bool = False) -> str:
+def _reading_of_source(label: str) -> str:
     """The source step's reading: the definition (its callers' too when it alone gives no grounded answer), printed
-    after ``label:`` (``answer:`` is what a step's answer is taken from: :func:`~engine.strategy.finish.step_answer`).
-
-    ``callers_asked`` (:func:`asks_callers`): the callers code found (each call's enclosing ``def``) are the answer,
-    and no worker reads. Why: a function's own source never says who calls it; over it the worker turned the call it
-    makes around ("build_channel is called by render_bucket", the function it calls; general dev split, seed s18),
-    and over the caller's source it named the function asked about (test split, seed v28), while ``callers()`` had
-    the one caller both times (g-code-caller)."""
-    reading = (
-        "answer = ', '.join(calls) if calls else read(found)\n"
-        if callers_asked
-        else "answer = read(found)\nif calls and not answer.grounded:\n    answer = read(found + calling(d['name'], calls))\n"
-    )
+    after ``label:`` (``answer:`` is what a step's answer is taken from: :func:`~engine.strategy.finish.step_answer`)."""
     return (
         "calls = callers(d['name']) if d else []\n"
         "print('called from:', calls)\n"
         "found = [d['source'][:4000]] if d else find(query, k=4)\n"
-        f"{reading}print({label + ':'!r}, answer)"
+        "answer = read(found)\n"
+        "if calls and not answer.grounded:\n"
+        "    answer = read(found + calling(d['name'], calls))\n"
+        f"print({label + ':'!r}, answer)"
     )
+
+
+# A question about a function's callers is answered by the callers code finds (each call's enclosing ``def``), and
+# the step decides it (no worker reading; the reading only when code finds none). Why: a function's own source never
+# says who calls it; over it the worker turned the call it makes around ("build_channel is called by render_bucket",
+# the function it calls; general dev split, seed s18), and over the caller's source it named the function asked
+# about (test split, seed v28), while ``callers()`` had the one caller both times (g-code-caller).
+CALLERS_DECIDED = (
+    "calls = callers(d['name']) if d else []\n"
+    "answer = ', '.join(calls) if calls else None\n"
+    "if answer is not None:\n"
+    "    print('answer:', answer)\n"
+    "else:\n"
+)
 
 
 _CALLERS_ASKED = re.compile(r"\b(?:calls|invokes|callers?|called\s+(?:by|from|in))\b", re.IGNORECASE)

@@ -197,6 +197,13 @@ HINT_COMPARED = (
     "with the {extreme} value, chosen by code. If `answer` answers the question, call FINAL(answer). If a value "
     "printed is not the one the question compares, extract the right field from `rows` and reduce again."
 )
+# After the source step for a question about a function's callers, when code found none (a found caller ends the run
+# at the step, engine.loop)
+HINT_CALLERS = (
+    "That first step was run for you: code found no function that calls the one the question names, so the helper "
+    "read its definition. If `answer` answers the question, call FINAL(answer); otherwise search() for the name "
+    "followed by '(' and read the lines around each call."
+)
 # After the labelling step for a question that lists its categories (engine.strategy.categories)
 HINT_CATEGORISED = (
     "That first step was run for you: every entry labelled by the helper with the categories the question lists, "
