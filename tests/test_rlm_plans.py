@@ -845,6 +845,27 @@ def test_a_first_step_reads_the_record_a_named_field_refers_to(env, tmp_path):
     assert c.answer == "Graz" and "E2001\nLine manager" not in first, (c.answer, first)
 
 
+def test_a_date_in_the_opening_lines_is_the_first_records_value(env, tmp_path):
+    """A long chat whose first day is the question's: the day's heading is in the prompt's opening lines, and its date
+    is still the rarest term (a value, not a title word); the words of a table's header row are still no terms."""
+    from engine.strategy.terms import ranked_terms
+    from wasm_sandbox.operators import rank_terms
+
+    days = [f"=== #team-ops, 2025-08-{d:02d} ===\n" + "".join(
+        f"[09:{m:02d}] P{m}: we still need someone for the test plan, day {d}\n" for m in range(12)) for d in range(1, 31)]  # fmt: skip
+    chat = "\n".join(days)
+    q = "In the chat of 2025-08-01, who took on the test plan?"
+    host = HostCalls(lambda p, o: "", lambda ps, o: [], lambda p, o: "")
+    e = env(chat, host, Limits(), tmp_path, len)
+    try:
+        assert ranked_terms(e.run_cell, q)[0] == ("2025-08-01", 1)
+    finally:
+        e.close()
+    assert rank_terms(chat, q, 3)[0][0] == "2025-08-01"
+    table = "region,2024,2025,unit\n" + "".join(f"r{i},{i % 50},{i % 50 + 1},crates\n" for i in range(3000))
+    assert [t for t, _ in rank_terms(table, "Which region had the most crates in 2024?", 3)] == ["crates"]
+
+
 def test_a_date_shared_by_two_records_is_no_reference(env, tmp_path):
     """A field the question names whose value is a date ("Start date: 14/01/2021") is not followed to another record
     that has the same day under another name ("Last review"): the person's record is read whole."""
