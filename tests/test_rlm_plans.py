@@ -1464,6 +1464,8 @@ def test_a_callers_question_is_answered_by_the_callers_code_found(tmp_path):
     from engine.strategy.probe import asks_callers
 
     assert asks_callers("Where is parse_row called from?") and not asks_callers("What does parse_row return?")
+    assert asks_callers("Exactly one function calls `x`. Tell me its name.")
+    assert not asks_callers("What does `x` return when it calls the cache?")
 
 
 def test_a_first_step_over_documents_reads_the_hits_page(tmp_path):

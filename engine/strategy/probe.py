@@ -232,7 +232,11 @@ CALLERS_DECIDED = (
 )
 
 
-_CALLERS_ASKED = re.compile(r"\b(?:calls|invokes|callers?|called\s+(?:by|from|in))\b", re.IGNORECASE)
+_CALLERS_ASKED = re.compile(
+    r"\b(?:which|what|who)\s+(?:\w+\s+){0,4}?(?:calls|invokes)\b|\b(?:function|method|body)s?\s+(?:that\s+)?"
+    r"(?:calls?|invokes?)\b|\bcallers?\b|\bcall(?:ed|s)\s+(?:by|from)\b|\bcalling\s+(?:function|method)\b",
+    re.IGNORECASE,
+)
 
 
 def asks_callers(question: str) -> bool:

@@ -26,7 +26,7 @@ from engine.strategy.question import (
     question_words,
     span_candidates,
 )
-from engine.words import content_words
+from engine.words import content_words, has_word, norm
 from wasm_sandbox import CellResult
 from wasm_sandbox.helpers import header_pattern
 from wasm_sandbox.operators import OPENING_LINES
@@ -171,14 +171,17 @@ def named_first(run_cell: RunCell, question: str, rows: list[tuple[str, int]]) -
     "Redhill Logistics"), and the rarest single word found all of them. Seen on the general test split
     (g-contract-lookup, seeds v26 and v27, 1 of 2 each): "redhill" had 8 mentions in six contracts, all six were
     read, and the worker took another Redhill's 120 days. Only for a question that asks one fact
-    (:func:`~engine.answer_kind.asks_one_fact`): a count's spans narrow its filter instead (:func:`deciding`)."""
+    (:func:`~engine.answer_kind.asks_one_fact`): a count's spans narrow its filter instead (:func:`deciding`). Only a
+    span that holds the rarest term: one that does not changes the subject, as "four Alien" ("the last of four Alien
+    films") read the page of "four alien sightings" (public quick profile, multihop, this round)."""
     if not rows:
         return rows
     spans = _spans_counted(run_cell, question, dict(rows))
     if not spans:
         return rows
     span, n = min(spans.items(), key=lambda kv: kv[1])
-    return [(span, n), *rows] if 0 < n < rows[0][1] else rows
+    narrows = has_word(norm(rows[0][0]), norm(span))  # the rarest term's own mentions, narrowed; not another subject
+    return [(span, n), *rows] if narrows and 0 < n < rows[0][1] else rows
 
 
 MAX_LINES_COUNTED = 20_000  # lines a narrowing's search counts (past it, a term is kept: no evidence either way)
