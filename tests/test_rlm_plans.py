@@ -1468,6 +1468,15 @@ def test_a_callers_question_is_answered_by_the_callers_code_found(tmp_path):
     assert not asks_callers("What does `x` return when it calls the cache?")
 
 
+def test_a_callers_question_no_caller_of_reads_the_definition(env, tmp_path):
+    """No function calls the named one: the step says so, the worker reads the definition (printed as `read:`, not
+    as the step's answer), and the root is told to search the calls itself."""
+    files = "".join(f"### pkg/m{i}.py\ndef step_{i}(source):\n    return list(source)\n\n" for i in range(60))
+    files += "### pkg/core.py\ndef index_batch(source):\n    return sorted(source)\n"
+    shown = _first_hint(env, tmp_path, files, "Which function calls `index_batch`?")
+    assert "called from: []" in shown and "read: NOT FOUND" in shown and "code found no function" in shown, shown
+
+
 def test_a_first_step_over_documents_reads_the_hits_page(tmp_path):
     """Real sandbox, a prompt given as a list of pages: the rarest term's record is its page (around the hit), so
     the worker reads the sentence further down that holds the answer, not the one line naming the term."""

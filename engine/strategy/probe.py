@@ -136,8 +136,7 @@ def first_step(
             "print(d['path'], d['line'], d['source'][:600]) if d else print('no definition of', names)\n"
         )
         if asks_callers(question):
-            code += CALLERS_DECIDED + textwrap.indent(_reading_of_source("read"), "    ")
-            return PlannedStep(setup, code, HINT_CALLERS, computed=True)
+            return PlannedStep(setup, code + CALLERS_DECIDED, HINT_CALLERS, computed=True)
         if not asks_default(question):
             hint = _widened(HINT_PROBE_SOURCE, rarest, key, fields, question, records)
             return PlannedStep(setup, code + _reading_of_source("answer"), hint)
@@ -225,10 +224,13 @@ def _reading_of_source(label: str) -> str:
 # about (test split, seed v28), while ``callers()`` had the one caller both times (g-code-caller).
 CALLERS_DECIDED = (
     "calls = callers(d['name']) if d else []\n"
-    "answer = ', '.join(calls) if calls else None\n"
-    "if answer is not None:\n"
+    "print('called from:', calls)\n"
+    "if calls:\n"
+    "    answer = ', '.join(calls)\n"
     "    print('answer:', answer)\n"
-    "else:\n"
+    "else:  # only the parser's is `answer:`\n"
+    "    answer = read([d['source'][:4000]] if d else find(query, k=4))\n"
+    "    print('read:', answer)"
 )
 
 
