@@ -78,19 +78,34 @@ _COMPARATIVE = re.compile(
 )
 
 
+# "Between db-prod-03 and app-prod-11, which server has more RAM?": the two things named before the question's clause
+_BETWEEN = re.compile(r"(?:^|[:,;(])\s*between\s+([^:,;()?]{1,80}?)\s+and\s+([^:,;()?]{1,80}?)\s*[,:;?]", re.IGNORECASE)
+_SPAN_OF_TIME = re.compile(
+    r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|"
+    r"nov(?:ember)?|dec(?:ember)?|(?:mon|tues|wednes|thurs|fri|satur|sun)day)\b"
+    r"|\b\d{1,2}[:.]\d\d\b|\b(?:19|20)\d\d\b|^[\d\s.:/-]+$",
+    re.IGNORECASE,
+)
+
+
 def either_or(question: str) -> tuple[str, str] | None:
     """The two things a comparison sets side by side ("which ... more ...: A or B?", an answer-format sentence
     after it allowed), without their articles; None for any other question.
 
     Why: "Which do we have more units of ...: the Ridgeline UL2 tent or the Trailhead 2 tent? Name only." ended
     final on "tent", the word both share, which a reading of a catalogue "held" (held-out probe, fourteenth round,
-    blind). An answer to such a question names exactly one of them."""
+    blind). An answer to such a question names exactly one of them. Set side by side in front too ("Between A and
+    B, which ... more ...?"): over an INI inventory, "1T" (one side's memory) ended final for "Between db-prod-03 and
+    app-prod-11, which server has more RAM? Answer with the host name." (held-out probe, seventeenth round, blind).
+    Not a span of time ("between April 1 and June 30")."""
     if not _COMPARATIVE.search(question):
         return None
-    m = _EITHER_OR.search(question.strip())
+    m = _EITHER_OR.search(question.strip()) or _BETWEEN.search(question)
     if m is None:
         return None
     a, b = (re.sub(r"^(?:the|a|an|at|in|on|to|from)\s+", "", x.strip(), flags=re.IGNORECASE) for x in m.groups())
+    if _SPAN_OF_TIME.search(f"{a} {b}"):  # "between April 1 and June 30": a span of time, not two things
+        return None
     return (a, b) if a and b and len(a.split()) <= 6 and len(b.split()) <= 6 else None
 
 

@@ -31,13 +31,19 @@ def has_word(word: str, seen: str) -> bool:
     return re.search(rf"(?<![^\W_]){re.escape(word)}(?![^\W_])", seen) is not None
 
 
+def singular(w: str) -> str | None:
+    """The singular a plural term is also matched by ("rotors" -> "rotor"), or None: a question says "rotors" where
+    rows say "rotor". The one rule for the host's term search (:func:`engine.strategy.patterns.plural`, which the guest
+    runs as source) and for grounding (:func:`names_term`), so that they agree."""
+    return w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else None
+
+
 def names_term(term: str, seen: str) -> bool:
-    """Whether ``seen`` has ``term`` as a whole word, or its singular ("rotor" for "rotors"), as the host's term search
-    (:func:`engine.strategy.patterns.plural`) counts it. Why: a reading the host found grounded in a CSV's "rotor"
-    rows was refused at FINAL for not naming "rotors" (general dev split, seed s18, g-csv-argmax)."""
-    if has_word(term, seen):
-        return True
-    return len(term) > 3 and term.endswith("s") and not term.endswith("ss") and has_word(term[:-1], seen)
+    """Whether ``seen`` has ``term`` as a whole word, or its singular, as the host's term search counts it. Why: a
+    reading the host found grounded in a CSV's "rotor" rows was refused at FINAL for not naming "rotors" (general dev
+    split, seed s18, g-csv-argmax)."""
+    one = singular(term)
+    return has_word(term, seen) or (one is not None and has_word(one, seen))
 
 
 # words too common to be the key of an answer or of a question ("the", "is", ...): not searched, not compared

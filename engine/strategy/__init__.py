@@ -39,7 +39,7 @@ from engine.strategy.finish import (
 from engine.strategy.guest import MAX_MENTIONS_READ
 from engine.strategy.modes import CODE, TYPED, PlanMode, resolve_mode
 from engine.strategy.pairs import paired_step
-from engine.strategy.probe import PlannedStep, choice, first_step
+from engine.strategy.probe import PlannedStep, choice, first_step, hop_decided
 from engine.strategy.prompts import (
     HINT_NOT_READ,
     HINT_OUT_OF_REACH,
@@ -163,6 +163,8 @@ def prepare(
         compared = choice(run_cell, question, facts) if operators and not source else None
         tallied = operators and not source and meta.chars <= RECORDS_MAX_CHARS and (counting or asks_total(question))
         records = record_facts(lambda cell: value_of(run_cell(cell))) if tallied else None
-        step = first_step(question, facts, operators, source, fields, compared, records)
+        hop = operators and not source and not counting and 0 < facts.rarest <= MAX_MENTIONS_READ
+        hop = hop and compared is None and hop_decided(run_cell, question, facts)
+        step = first_step(question, facts, operators, source, fields, compared, records, hop)
     absent = not rows and bool(content_words(question))
     return Strategy(TYPED, operators, source, facts.words, key, step, facts.rarest, absent, one_fact)

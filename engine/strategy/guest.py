@@ -19,6 +19,7 @@ from engine.strategy.patterns import (
     whole_word,
     word_end,
 )
+from engine.words import singular
 from wasm_sandbox.operators import HEADER_FIELDS, LONG_PROMPT, OPENING_CHARS, OPENING_LINES, opening_of
 
 # A reading of the first step's 4 passages can hold the whole answer only when the question's rarest term occurs in
@@ -68,7 +69,7 @@ MENTIONS = (
     "import re\n"
     + WINDOW
     + f"\nISO_END, COMPOUND_END, WORD_END = {ISO_END!r}, {COMPOUND_END!r}, {WORD_END!r}\n"
-    + "".join(inspect.getsource(f) for f in (plural, word_end, whole_word))
+    + "".join(inspect.getsource(f) for f in (singular, plural, word_end, whole_word))
     + "_word = whole_word\n"
     "def mentions(words):\n"
     "    return {w: len(search(_word(w), max_hits=" + str(MAX_COUNT) + ", width=0, ignore_case=True)) for w in words}"
@@ -135,6 +136,14 @@ FOCUS_LINES = 10
 # term is often a key whose value is the block below it. Seen on a held-out probe (fifteenth round, blind): "can a
 # client call GET /v2/stores/{storeId}/opening-hours without any authentication?" read the path's line alone over an
 # OpenAPI YAML, and the reading held to yes or no said "no"; its `security: []` was three lines below.
+# A table's row (a record's first line) is read under its header: the top line of the rows above it that split into as
+# many columns (on the row's tab, "|", ";" or ",", else on runs of two or more spaces, as a fixed-width report aligns
+# them), past rule lines, when each of its columns is a short label with no digit; a row at the top of its window
+# takes the prompt's first line so. Only a row with a number among its columns (a table's row, not a sentence with
+# commas). Why: over a cycle-count report, "C-07-02  HX-4410-B  HEX BOLT ...  EA  301  307  +6" was read alone, and
+# the worker gave the system quantity (301) for what the counters found (307); the header "SYS QTY  COUNTED" was 60
+# lines up (held-out probe, seventeenth round, blind).
+COLUMN_CHARS = 40
 AROUND = (
     "def _indent(s):\n"
     "    return len(s) - len(s.lstrip())\n"
@@ -218,6 +227,28 @@ AROUND = (
     "    if not name or e < i:\n"
     "        return None\n"
     "    return type(p)(lo + b + 1, w[b + 1 : e + 5 + len(name)])\n"
+    "def _columns(s, sep):\n"
+    "    return [c.strip() for c in s.strip().strip(sep).split(sep)] if sep else re.split(r'[ \\t]{2,}', s.strip())\n"
+    "def _labels(cols):\n"
+    f"    return all(re.search('[A-Za-z]', c) and not re.search('[0-9]', c) and len(c) <= {COLUMN_CHARS} for c in cols)\n"
+    "def _head_row(pos, rec):\n"
+    "    row = rec.strip().split('\\n', 1)[0]\n"
+    "    sep = next((c for c in '\\t|;,' if row.count(c) >= 2), None)\n"
+    "    cols = _columns(row, sep)\n"
+    "    if row[:1] in '{[' or len(cols) < 3 \\\n"
+    "            or not any(re.fullmatch(r'[-+$£€(]*[0-9][0-9.,:/)-]*%?', c) for c in cols):\n"
+    "        return ''\n"
+    f"    lines = (_window(pos - {PARENT_SPAN}, pos) or '').split('\\n')[int(pos > {PARENT_SPAN}):-1]\n"
+    "    top = None\n"
+    "    for s in reversed(lines):\n"
+    "        if s.strip() and re.fullmatch(r'[ \\t=+|:-]+', s):\n"
+    "            continue\n"
+    "        if not s.strip() or len(_columns(s, sep)) != len(cols):\n"
+    "            break\n"
+    "        top = s\n"
+    "    else:\n"
+    "        top = (_window(0, 1000) or '').split('\\n', 1)[0]\n"
+    "    return top + '\\n' if top and len(_columns(top, sep)) == len(cols) and _labels(_columns(top, sep)) else ''\n"
     "def around(found):\n"
     "    out = []\n"
     "    for p in found:\n"
@@ -245,7 +276,7 @@ AROUND = (
     "            rec = _section(lo + start, w[start:end])\n"
     "            if rec == w[start:end] and '\\n' not in rec.strip():\n"
     "                rec = _under(lo + start, rec)\n"
-    "            out.append(type(p)(lo + start, _parents(lo + start, rec) + rec))\n"
+    "            out.append(type(p)(lo + start, _parents(lo + start, rec) + _head_row(lo + start, rec) + rec))\n"
     "    out = [q for q in out if not own or own not in q.text] or out\n"
     "    score = [sum(re.search(_word(x), q.text, re.IGNORECASE) is not None for x in scored) for q in out]\n"
     "    return type(found)(q for q, n in zip(out, score) if n == max(score))"
@@ -294,10 +325,14 @@ FOLLOW = (
     "    question = str(globals().get('question') or '')\n"
     "    asked = set(_named(question))\n"
     "    out, values = [], []\n"
+    "    global followed\n"
+    "    followed = {'names': [], 'keys': [], 'records': []}\n"
     "    for p in found:\n"
     "        for rx in _FIELDS:\n"
     "            for m in re.finditer(rx, p.text):\n"
     "                name, value = _named(m.group(1)), m.group(2).strip()\n"
+    "                if name and value.lower() in question.lower():\n"
+    "                    followed['keys'].append(name)\n"
     "                if not name or not set(name) <= asked or value.lower() in question.lower() or _dated(value):\n"
     "                    continue\n"
     "                v = r'(?<![^\\W_])' + re.escape(value) + r'(?![^\\W_])'\n"
@@ -306,7 +341,20 @@ FOLLOW = (
     "                    if not (p.pos <= pos < p.pos + len(p.text)) and any(_named(f.group(1)) != name for f in keyed):\n"
     "                        out += [q for q in around([type(p)(pos, line)]) if q not in out and q not in found]\n"
     "                        values.append(value)\n"
+    "                        followed['names'].append(name)\n"
+    f"    followed['records'], followed['values'] = out[:{MAX_FOLLOWED}], values\n"
     f"    return out[:{MAX_FOLLOWED}], values\n"
+    "def decided():\n"
+    "    question = str(globals().get('question') or '')\n"
+    "    asked, got = set(_named(question)), {}\n"
+    "    for p in globals().get('followed', {}).get('records', []):\n"
+    "        for rx in _FIELDS:\n"
+    "            for m in re.finditer(rx, p.text):\n"
+    "                name, value = _named(m.group(1)), m.group(2).strip()\n"
+    "                if name and set(name) <= asked and name not in followed['names'] + followed['keys'] \\\n"
+    "                        and value.lower() not in question.lower():\n"
+    "                    got[value] = m.group(1).strip()\n"
+    "    return (*next(iter(got.items())), followed['values'][0]) if len(got) == 1 else None\n"
     "def linking(p, values):\n"
     "    keep = [x for x in p.text.split('\\n') if any(v in x for v in values)\n"
     "            or any(re.search(_word(w), x, re.IGNORECASE) for w in least)]\n"

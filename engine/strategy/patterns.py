@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from engine.words import singular
+
 MAX_COUNT = 1000  # mentions counted per term (a search stops there)
 # The end of an ISO date counted as a whole word: a timestamp's "T" may follow it ("2024-03-09T08:00:00Z"). Seen on a
 # held-out probe (seventh round): the question's day was counted 0 times over a CSV of such timestamps.
@@ -23,7 +25,8 @@ WORD_END = r"(?![^\W_])"
 
 def plural(w: str) -> str:
     """A regex for ``w`` or its singular ("rotors" -> ``rotors?``): a question says "rotors" where rows say "rotor"."""
-    s = re.escape(w[:-1]) + "s?" if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else re.escape(w)
+    one = singular(w)
+    s = re.escape(one) + "s?" if one else re.escape(w)
     return s.replace("\\ ", r"\s+")  # a phrase's words, however spaced
 
 

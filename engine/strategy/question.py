@@ -12,7 +12,7 @@ import itertools
 import re
 
 from engine.answer_kind import lettered
-from engine.dates import DATE_WRITTEN, date_forms
+from engine.dates import DATE_WRITTEN, date_forms, date_span, spanned_days
 from engine.words import STOP_WORDS, clause_words, content_words
 from wasm_sandbox.operators import without_examples
 
@@ -108,18 +108,23 @@ def question_words(question: str) -> list[str]:
     geo-lookup-eu" was searched as "geo" and "lookup" (55 and 179 mentions; held-out probe, seventh round). Counted
     whole and split, the rarer leads, so "e-mail" in a mailbox ranks as "mail" would. A command's long option
     ("--since") is kept whole too: split, "since" is a common word (held-out changelog probe, twelfth round). Dotted
-    letters ("e.g", "u.s") stay split. An example of the answer's form ("for example 3.2") gives no words
+    letters ("e.g", "u.s") stay split. A snake_case part of a dotted name is a name too: a question writes
+    "subscriptions.grace_period_days" where SQL writes the table and the column apart, and split, the column was
+    "days", "period" and "grace" (held-out probe, seventeenth round). The ends of a span of days are no terms
+    (:func:`~engine.dates.date_span`). An example of the answer's form ("for example 3.2") gives no words
     (:func:`~wasm_sandbox.operators.without_examples`).
     """
     question = without_examples(question)
     found = list(dict.fromkeys(_COMPOUND.findall(question.lower())))
     keyed = [c for c in found if any(ch.isdigit() for ch in c)]
     named = [c for c in found if c not in keyed and _NAMED.search(c) and max(map(len, re.split(r"\W", c))) > 2]
-    written = [m.group(0).lower() for m in DATE_WRITTEN.finditer(question)]
+    named += [p for c in named if "/" not in c for p in c.split(".") if "_" in p and p not in named]  # a dotted name
+    written = [m.group(0).lower() for m in DATE_WRITTEN.finditer(question)] + spanned_days(question)
     parts = {w for c in keyed + written for w in re.findall(r"[^\W_]+", c)}
-    return list(
-        dict.fromkeys([*date_forms(question)] + keyed + named + [w for w in content_words(question) if w not in parts])
-    )
+    span = date_span(question)  # a span of days is a condition on a date, and its ends are no lookup keys
+    days = [d for d in date_forms(question) if d not in span]
+    keyed = [c for c in keyed if c not in span]
+    return list(dict.fromkeys(days + keyed + named + [w for w in content_words(question) if w not in parts]))
 
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
