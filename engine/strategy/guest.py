@@ -298,68 +298,6 @@ AROUND = (
 # family. Chosen among all records at once, the records naming the most terms could drop the rarest term's own: a
 # manual's general "12-month warranty" paragraph ("model", "months", "warranty") beat the one line of "K-220"
 # (held-out probe, answered 12 months).
-# The record a field of the records read refers to, read with them: a field whose name the question uses ("Line
-# manager: E7929" for "the office of X's line manager"), whose value is not the question's, and which is the value of
-# another field of another record ("Staff ID: E7929"; a mention in prose is no reference). Fields are "Name: value" lines,
-# "key": "value" pairs and key=value pairs; at most MAX_FOLLOWED records. Why: a question of two hops names the first
-# record and a field that leads to the second, and the reading of the first alone answers from the first: on the
-# general dev split (g-staff-2hop, default worker, the reading alone) the person's record gave the person's own
-# office 8 times of 8; with the manager's record after it, 3 of 8 were right (the worker still took the person's own
-# "Office:" line). So the first records are cut to the lines that link them (``linking``: those that name the rarest
-# terms, and the field followed): "Name: X" and "Line manager: E7929", then the manager's record: 9 of 10 right.
-# A date is no reference: two records that share a day share nothing else. Seen on a held-out probe (sixteenth round,
-# blind): "the start date of Daniel Mercer" followed "Start date: 14/01/2021" to another card's "Last review:
-# 14/01/2021" and cut the record read to three lines; the reading gave that card's date.
-MAX_FOLLOWED = 2
-FIELD_NAME = 40  # characters of a field's name
-FOLLOW = (
-    "_FIELDS = (r'(?m)^[ \\t]*([A-Za-z][\\w .-]{0," + str(FIELD_NAME) + "}?)[ \\t]*:[ \\t]*([^\\n]{2,80}?)[ \\t]*$',\n"
-    "           r'\"([A-Za-z_][\\w .-]{0,"
-    + str(FIELD_NAME)
-    + '})"[ \\t]*:[ \\t]*"([^"\\n]{2,80})"\', r\'\\b([A-Za-z_][\\w.-]{0,30})=([^\\s,;|&"]{2,80})\')\n'
-    "def _dated(value):\n"
-    "    return re.match(r'\\d{1,4}[-/.]\\d{1,2}[-/.]\\d{1,4}(?!\\d)', value) is not None\n"
-    "def _named(name):\n"
-    "    return [w[:4] for w in re.findall(r'[a-z]+', name.lower()) if len(w) > 2]\n"
-    "def follow(found):\n"
-    "    question = str(globals().get('question') or '')\n"
-    "    asked = set(_named(question))\n"
-    "    out, values = [], []\n"
-    "    global followed\n"
-    "    followed = {'names': [], 'keys': [], 'records': []}\n"
-    "    for p in found:\n"
-    "        for rx in _FIELDS:\n"
-    "            for m in re.finditer(rx, p.text):\n"
-    "                name, value = _named(m.group(1)), m.group(2).strip()\n"
-    "                if name and value.lower() in question.lower():\n"
-    "                    followed['keys'].append(name)\n"
-    "                if not name or not set(name) <= asked or value.lower() in question.lower() or _dated(value):\n"
-    "                    continue\n"
-    "                v = r'(?<![^\\W_])' + re.escape(value) + r'(?![^\\W_])'\n"
-    "                for pos, line in search(r'(?m)^[^\\n]*' + v + r'[^\\n]*', max_hits=50, width=0):\n"
-    "                    keyed = [f for x in _FIELDS for f in re.finditer(x, line) if f.group(2).strip() == value]\n"
-    "                    if not (p.pos <= pos < p.pos + len(p.text)) and any(_named(f.group(1)) != name for f in keyed):\n"
-    "                        out += [q for q in around([type(p)(pos, line)]) if q not in out and q not in found]\n"
-    "                        values.append(value)\n"
-    "                        followed['names'].append(name)\n"
-    f"    followed['records'], followed['values'] = out[:{MAX_FOLLOWED}], values\n"
-    f"    return out[:{MAX_FOLLOWED}], values\n"
-    "def decided():\n"
-    "    question = str(globals().get('question') or '')\n"
-    "    asked, got = set(_named(question)), {}\n"
-    "    for p in globals().get('followed', {}).get('records', []):\n"
-    "        for rx in _FIELDS:\n"
-    "            for m in re.finditer(rx, p.text):\n"
-    "                name, value = _named(m.group(1)), m.group(2).strip()\n"
-    "                if name and set(name) <= asked and name not in followed['names'] + followed['keys'] \\\n"
-    "                        and value.lower() not in question.lower():\n"
-    "                    got[value] = m.group(1).strip()\n"
-    "    return (*next(iter(got.items())), followed['values'][0]) if len(got) == 1 else None\n"
-    "def linking(p, values):\n"
-    "    keep = [x for x in p.text.split('\\n') if any(v in x for v in values)\n"
-    "            or any(re.search(_word(w), x, re.IGNORECASE) for w in least)]\n"
-    "    return type(p)(p.pos, '\\n'.join(keep))\n"
-)
 # The lines that name more of the question's words than the rarest term's lines do, read with them: lines that name
 # a distinctive term in reach (any form: :func:`any_form`) and at least as many of the question's words as the best
 # line found, and at least two, at most MAX_COOCCURRING, after the rarest term's own (in text order). Why: a

@@ -42,7 +42,6 @@ from engine.strategy.guest import (
     COVER,
     DEFAULT_OF,
     DEFINED,
-    FOLLOW,
     MAX_MENTIONS_READ,
     MENTIONS,
     NOT_OWN,
@@ -72,6 +71,7 @@ from engine.strategy.question import (
     paths_in,
 )
 from engine.strategy.records import RecordFacts, records_plan
+from engine.strategy.references import FOLLOW
 from engine.strategy.terms import NARROW_TERMS, RunCell, TermFacts, value_of
 
 
@@ -192,7 +192,7 @@ def first_step(
 
 
 # The second hop's answer decided by code: the one field of the followed record that the question names, other than
-# the field followed (``decided`` in :data:`~engine.strategy.guest.FOLLOW`); the reading only when there is none or
+# the field followed (``decided`` in :data:`~engine.strategy.references.FOLLOW`); the reading only when there is none or
 # more than one. Why: shown "Name: Cyrus Ibsen / Line manager: E9260" and the manager's record "Staff ID: E9260 ...
 # Line manager: E3801 / Office: Ghent" for "Give the city of that manager's office", the worker took the manager's
 # own line manager, "E3801" (general test split, seed v30, g-staff-2hop): the question names both fields, and only
