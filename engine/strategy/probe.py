@@ -238,10 +238,7 @@ def _run_if_unread(plan: str) -> str:
     are cheap (one reading, then code over the records); the one whose evidence holds is kept: a grounded reading,
     else the computed rows, shown with their count for the root to check against the question."""
     body = textwrap.indent(f"try:\n{textwrap.indent(plan, '    ')}\nexcept Exception as e:\n", "    ")
-    return (
-        f"\nif not getattr(answer, 'grounded', True):  # the records' plan, run\n{body}"
-        "        print('the plan failed:', e)\n"
-    )
+    return f"\nif not answer.grounded:  # the records' plan, run\n{body}        print('the plan failed:', e)\n"
 
 
 def _reading_of_source(label: str) -> str:
