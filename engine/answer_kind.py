@@ -97,7 +97,9 @@ def either_or(question: str) -> tuple[str, str] | None:
     blind). An answer to such a question names exactly one of them. Set side by side in front too ("Between A and
     B, which ... more ...?"): over an INI inventory, "1T" (one side's memory) ended final for "Between db-prod-03 and
     app-prod-11, which server has more RAM? Answer with the host name." (held-out probe, seventeenth round, blind).
-    Not a span of time ("between April 1 and June 30")."""
+    Not a span of time ("between April 1 and June 30"). Shown on that probe only (right after it); no test-split
+    family's score changed (seed v31: g-table-compare 2 of 2, decided by code before this check): fewer than three
+    families."""
     if not _COMPARATIVE.search(question):
         return None
     m = _EITHER_OR.search(question.strip()) or _BETWEEN.search(question)

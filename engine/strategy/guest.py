@@ -142,7 +142,8 @@ FOCUS_LINES = 10
 # takes the prompt's first line so. Only a row with a number among its columns (a table's row, not a sentence with
 # commas). Why: over a cycle-count report, "C-07-02  HX-4410-B  HEX BOLT ...  EA  301  307  +6" was read alone, and
 # the worker gave the system quantity (301) for what the counters found (307); the header "SYS QTY  COUNTED" was 60
-# lines up (held-out probe, seventeenth round, blind).
+# lines up (held-out probe, seventeenth round, blind; right after it). On the test split (seed v30, the same 28
+# instances with and without it) no family's score changed: one probe, fewer than three families.
 COLUMN_CHARS = 40
 AROUND = (
     "def _indent(s):\n"
@@ -248,7 +249,8 @@ AROUND = (
     "        top = s\n"
     "    else:\n"
     "        top = (_window(0, 1000) or '').split('\\n', 1)[0]\n"
-    "    return top + '\\n' if top and len(_columns(top, sep)) == len(cols) and _labels(_columns(top, sep)) else ''\n"
+    "    head = _columns(top, sep) if top else []\n"
+    "    return top + '\\n' if len(head) == len(cols) and _labels(head) else ''\n"
     "def around(found):\n"
     "    out = []\n"
     "    for p in found:\n"

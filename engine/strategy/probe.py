@@ -197,7 +197,9 @@ def first_step(
 # Line manager: E3801 / Office: Ghent" for "Give the city of that manager's office", the worker took the manager's
 # own line manager, "E3801" (general test split, seed v30, g-staff-2hop): the question names both fields, and only
 # the one not followed is asked. Nor a field that names the subject in the first record ("Name: Cyrus Ibsen", a
-# JSON line's "customer"): the followed record's value of it names another subject.
+# JSON line's "customer"): the followed record's value of it names another subject. Measured on one test-split
+# family only: g-staff-2hop 1 of 2 -> 2 of 2 on seed v30 (same 28 instances; no other family's score changed), 2 of 2
+# on seed v31, 1 of 2 on dev seed s20 (the miss names no field: "the person X reports to"). Fewer than three families.
 HOP_DECIDED = (
     "print(found)\n"
     "hop = decided()\n"
