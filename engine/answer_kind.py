@@ -34,9 +34,13 @@ _NUMBER_FORM = re.compile(
 # Also "when did / was / is ...", and a date format asked for ("YYYY-MM-DD", "just the date"): seen on held-out
 # probes (twelfth round), "when did somebody last change internal/ratelimit/limiter.go? just the date pls
 # (YYYY-MM-DD)" ended final on "Dmitri Nilsen", the commit's author. Not "raises ValueError when the token ...".
+# And "the date" as what is asked ("Find the date the team agreed on ..."), not a condition on something else ("on
+# the date", "since the date ...", "a count after the date ..."): seen on the general dev split (g-email-date, s21),
+# that phrasing ended final on "Quentin Alvarez", the sender of the message read.
+_NOT_ASKED = "".join(rf"(?<!\b{p}\s)" for p in ("on", "by", "at", "to", "of", "for", "from", "after", "since", "until"))
 _ASKS_DATE = re.compile(
     r"\b(?:what|which)\s+(?:date|day)\b|\bwhen\s+(?:did|was|were|is|are|does|do|will|has|had)\b|\byyyy\b"
-    r"|\b(?:just|only)\s+the\s+date\b|\bdate\s+only\b",
+    r"|\b(?:just|only)\s+the\s+date\b|\bdate\s+only\b|(?<!\bbefore\s)" + _NOT_ASKED + r"\bthe\s+date\b",
     re.IGNORECASE,
 )
 _DATE_LIKE = re.compile(
@@ -58,7 +62,11 @@ def misfit(answer: str, question: str, number_asked: bool | None = None) -> str 
     if (number or _NUMBER_FORM.search(question)) and not _NUMBER.search(answer):
         return f"the question asks for a number, and {one_line(answer)!r} holds none"
     bare = bool(_BARE_COUNT.fullmatch(answer.strip())) and not offered(answer, question)
-    if _ASKS_DATE.search(question) and (not _DATE_LIKE.search(answer) or bare and not _YEAR.fullmatch(answer.strip())):
+    if (
+        not number
+        and _ASKS_DATE.search(question)
+        and (not _DATE_LIKE.search(answer) or bare and not _YEAR.fullmatch(answer.strip()))
+    ):
         return f"the question asks for a date, and {one_line(answer)!r} holds none"
     if not number and bare and (asks_polar(question) or alternatives(question) or _ASKS_NAME.search(question)):
         return f"the question asks yes or no, which one or who, and {one_line(answer)!r} is only a number"
@@ -125,8 +133,10 @@ def _sides_named(answer: str, sides: tuple[str, str]) -> int:
 # held-out probes only: no general test-split run ended on such a number this round, so no family's score moved.
 _BARE_COUNT = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?")
 # the same for a date ("when did i first run ...? date only": "1", the lines a count kept) and a person ("Which
-# assignee has the most ...? Just the name.": "30"); a year alone may be the date asked for
-_YEAR = re.compile(r"1[5-9]\d\d|2\d\d\d")
+# assignee has the most ...? Just the name.": "30"); a year alone may be the date asked for, and so may a day
+# written as ISO 8601's basic form, digits only ("20230917": seen on a held-out probe, eighteenth round, a logbook
+# that writes every date so, refused as "holds no date")
+_YEAR = re.compile(r"1[5-9]\d\d|2\d\d\d|(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])")
 _ASKS_NAME = re.compile(r"(?:^|[.,;:?!]\s*)whom?\b|\b(?:the|their|his|her|full)\s+names?\b", re.IGNORECASE)
 
 

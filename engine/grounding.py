@@ -273,6 +273,19 @@ def reply_answer(raw: str) -> str:
     return unlabelled[0] if unlabelled else ""
 
 
+def unswapped(raw: str, answer: str, text: str) -> str:
+    """``answer``, or what the reply put after ``Line:`` when the worker swapped its two labels: the answer is a
+    sentence (four or more words) and the "line" a short span (at most three words), both in one line of ``text``.
+
+    Why: seen on the general test split (seed v32, g-chat-who), "Line: Amira Zielinski / Answer: Fine, the press
+    brief falls to me then." for "who took on the press brief?" ended ``final`` on the sentence. The reply's format
+    is the reading prompt's own, so the repair is no data set's; one trace so far."""
+    cited = next((ln.split(":", 1)[1].strip() for ln in raw.splitlines() if _CITED.match(ln.strip())), "")
+    if not cited or len(WORD.findall(answer)) < 4 or len(WORD.findall(cited)) > 3:
+        return answer
+    return cited if any(answer in ln and cited in ln for ln in text.splitlines()) else answer
+
+
 _CITED = re.compile(r"(?i)lines?\s*:")
 _NOT_FOUND = re.compile(r"(?i)\W*not\s+found\W*")
 MIN_CITED_SHARE = 0.8  # see cited_line()

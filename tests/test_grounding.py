@@ -199,6 +199,21 @@ def test_the_answer_of_a_reply_that_cites_its_line():
     assert reply_answer("Line: NOT FOUND\nAnswer: NOT SUPPORTED") == "NOT FOUND"  # no line: no answer
 
 
+def test_a_reply_whose_labels_are_swapped_gives_the_short_span():
+    from engine.grounding import reply_answer, unswapped
+
+    chat = (
+        "[09:54] Chen Quispe: I'd pass on the press brief.\n[10:00] Amira Zielinski: Fine, the press brief falls to me."
+    )
+    raw = "Line: Amira Zielinski\nAnswer: Fine, the press brief falls to me."
+    assert unswapped(raw, reply_answer(raw), chat) == "Amira Zielinski"
+    clause = "Termination: either party may terminate with 90 days' written notice."
+    raw = f"Line: {clause}\nAnswer: 90 days' written notice"
+    assert unswapped(raw, reply_answer(raw), clause) == "90 days' written notice"  # a long line: not swapped
+    raw = "Line: Ana Ruiz\nAnswer: Fine, the press brief falls to me."
+    assert unswapped(raw, reply_answer(raw), chat) == "Fine, the press brief falls to me."  # not on one line
+
+
 @pytest.mark.parametrize(
     ("question", "order"),
     [
@@ -208,6 +223,7 @@ def test_the_answer_of_a_reply_that_cites_its_line():
         ("Give the date the meeting was finally set for.", "latest"),
         ("hey, when did somebody last actually change limiter.go?", "latest"),
         ("what per-seat price did we end up agreeing with Halden?", "latest"),
+        ("what IP is build.internal on these days? just the IP pls", "latest"),
         ("Give me the release date of the first version that shipped the --since option.", "earliest"),
         ("Who originally owned the lease?", "earliest"),
         ("What is the last name of the clerk?", None),  # "last name" orders nothing

@@ -705,6 +705,8 @@ def _first_line_worker(p: str) -> str:
     """Reads as a small worker does over several records: it answers from the first record it is shown."""
     if "Question:" not in p:
         return "NOT FOUND"
+    if p.startswith("Text: "):  # asked whether one line gives the answer
+        return "yes"
     first = next(ln for ln in p.split("Text:\n", 1)[1].splitlines() if "plan" in ln)
     plan = first.rsplit(": ", 1)[1].strip(' "}')
     return f"Line: {first}\nAnswer: {plan}"
@@ -745,4 +747,52 @@ def test_read_without_an_order_word_reads_the_mentions_together(env, tmp_path):
     cells = ["FINAL(read(find(r'Anton Okafor', k=10, regex=True)))"]
     c, _, wk = _run(env, cells, _plan_log(True), "Which plan is Anton Okafor on?", worker=_first_line_worker,
                     tmp_path=tmp_path)  # fmt: skip
-    assert c.answer == "Plus" and [len(p) for _, p in wk.batch_calls] == [1]
+    assert c.answer == "Plus" and [len(p) for _, p in wk.batch_calls] == [1, 1]  # one reading, its line checked
+    assert wk.batch_calls[1][1][0].startswith("Text: {") and "the answer Plus" in wk.batch_calls[1][1][0]
+
+
+CHAT = (
+    "=== #ops, 2025-08-09 ===\n[08:17] Zofia Varga: Who can take the budget sheet?\n"
+    "[08:40] Oskar Young: I'd love to take the budget sheet but I'm out until Friday.\n"
+    "[08:52] Jasmin Mendes: I'd pass on the budget sheet.\n[09:05] Farah Engel: Put me down for the budget sheet.\n"
+)
+
+
+def _taker_worker(denied: set[str]):
+    """Reads as the 1.5B worker did: the first line that says "take", then the next line naming the task; asked
+    about one line alone, says "no" for the speakers in ``denied``."""
+
+    def reply(p: str) -> str:
+        if p.startswith("Text: "):  # the check of one line
+            return "no" if any(f"the answer {n};" in p for n in denied) else "yes"
+        lines = [ln for ln in p.split("Text:\n", 1)[1].split("\n\nQuestion:", 1)[0].splitlines() if "budget" in ln]
+        line = next((ln for ln in lines if "take" in ln and "?" not in ln), None) or lines[-1]
+        return f"Line: {line}\nAnswer: {line.split('] ', 1)[1].split(':', 1)[0]}"
+
+    return reply
+
+
+def test_read_checks_the_line_it_answered_from_and_reads_again_without_a_denied_one(env, tmp_path):
+    """The worker, shown the line it answered from alone, says it does not give the answer: the line is left out
+    and the rest read again, and the new reading's line, confirmed, gives the answer."""
+    cells = ["FINAL(read([context]))"]
+    q = "Who agreed to take the budget sheet on 2025-08-09?"
+    c, _, wk = _run(env, cells, CHAT, q, worker=_taker_worker({"Oskar Young", "Zofia Varga", "Jasmin Mendes"}),
+                    tmp_path=tmp_path)  # fmt: skip
+    assert c.answer == "Farah Engel"
+    prompts = [p for _, ps in wk.batch_calls for p in ps]
+    assert [p.startswith("Text: ") for p in prompts] == [False, True, False, True]
+    assert "Oskar Young" not in prompts[2] and "Jasmin Mendes" in prompts[2]  # only the denied line left out
+    (ev,) = [e for e in _events(tmp_path) if e["event"] == "operator" and e["name"] == "read"]
+    assert ev["reason"].endswith("read again without 1 line(s) the worker denied")
+
+
+def test_read_keeps_its_answer_when_no_other_reading_is_confirmed(env, tmp_path):
+    cells = ["FINAL(read([context]))"]
+    q = "Who agreed to take the budget sheet on 2025-08-09?"
+    everyone = {"Oskar Young", "Zofia Varga", "Jasmin Mendes", "Farah Engel"}
+    c, _, wk = _run(env, cells, CHAT, q, worker=_taker_worker(everyone), tmp_path=tmp_path)
+    assert c.answer == "Oskar Young"  # denied, and so was every other reading: the first stands (no invented one)
+    assert sum(p.startswith("Text: ") for _, ps in wk.batch_calls for p in ps) == 3  # MAX_REREADS + 1 lines checked
+    (ev,) = [e for e in _events(tmp_path) if e["event"] == "operator" and e["name"] == "read"]
+    assert ev["reason"].endswith("kept: the worker denied 3 line(s) and confirmed no other")

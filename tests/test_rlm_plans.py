@@ -1614,6 +1614,20 @@ def test_a_dated_or_keyed_value_is_one_search_term():
     assert question_words("When was it signed? Answer as a date, e.g. 2024-01-31.") == ["signed"]
 
 
+def test_what_a_question_leaves_out_and_its_contractions_give_no_terms():
+    """A clause that says what to leave out names what the answer is not about; "don't" is "do not", not "don"."""
+    from engine.strategy.question import question_words
+    from engine.words import content_words
+
+    running = "How many days in June did I go running? Don't count days I only planned or skipped a run."
+    assert question_words(running) == ["days", "june", "go", "running"]
+    rain = "Which day in July 2024 had the most rain? Leave out any readings flagged SUSPECT."
+    assert "suspect" not in question_words(rain) and "rain" in question_words(rain)
+    assert question_words("Excluding refunds, how many payments did Ana make?") == ["payments", "ana", "make"]
+    assert question_words("Which servers are not patched?") == ["servers", "patched"]  # a condition, kept
+    assert content_words("doesn't, can't, won't, we'll, they've, the person's name") == ["person", "name"]
+
+
 def test_an_answer_format_instruction_gives_no_terms():
     """The clause that says the answer's form names nothing to search for; the question's own clauses stay, a dash
     clause that asks something too."""
@@ -1653,6 +1667,15 @@ def test_an_answer_that_does_not_fit_its_question_is_refused():
     assert refusal("2024-04-09", "FINAL(answer)", when, [], ["2024-04-09"], []) is None
     commit = "Author: Dmitri Nilsen\nDate: Tue Jan 30 2024\n M internal/ratelimit/limiter.go"
     assert "asks for a date" in grounded("Dmitri Nilsen", commit, ["internal/ratelimit/limiter.go"], when)[1]
+    logbook = "on what date did I work K7QX on 20 metres?"
+    qso = "<CALL:4>K7QX <QSO_DATE:8>20230917 <BAND:3>20m <QSO_DATE_OFF:8>20231317"
+    assert grounded("20230917", qso, ["k7qx"], logbook)[0]  # ISO 8601's basic form is a date
+    assert "asks for a date" in grounded("20231317", qso, ["k7qx"], logbook)[1]  # no month 13
+    agreed = "Find the date the team agreed on for the data migration go/no-go meeting."
+    assert "asks for a date" in str(refusal("Quentin Alvarez", "FINAL(answer)", agreed, [], [], []))
+    assert refusal("Sunday, March 30", "FINAL(answer)", agreed, [], ["Sunday, March 30"], []) is None
+    assert refusal("Ana Ruiz", "FINAL(a)", "Who signed on the date the lease began?", [], ["Ana Ruiz"], []) is None
+    assert refusal("12", "FINAL(a)", "How many orders came in after the date of the outage?", [], ["12"], []) is None
     assert refusal("check_token", "FINAL(a)", "Which function raises ValueError when the token is expired?", [],
                    ["check_token"], []) is None  # fmt: skip
     shop = "did i spend more at Greenleaf Grocers or at Market Fresh in april 2024? just the shop name"

@@ -22,6 +22,7 @@ from engine.grounding import (
     is_non_answer,
     key_span,
     reply_answer,
+    unswapped,
 )
 from engine.operators import cost
 from engine.subcalls import MAX_READ_PROMPTS
@@ -76,6 +77,17 @@ SECOND_PROMPT = (
     "Line: {line}\n\nQuestion: {question}\nThis line answers the question. Reply with the answer alone, copied from "
     "the line (a name, number, date, code or short phrase)."
 )
+# The line a grounded reading cited, checked by the worker alone with the question and the answer; a line it says does
+# not give that answer is left out and the rest read again (see _checked).
+CHECK_PROMPT = (
+    "Text: {line}\n\nQuestion: {question}\nAnswer yes if the text gives the answer {answer}; answer no if the text "
+    "says otherwise or does not say."
+)
+MAX_REREADS = 2
+# The longest line checked: a message, a log line, a field or a clause. A paragraph (a line of prose, as a needle's
+# essay writes) is not: its check cost 4.5 s of a 19 s needle run (public ablate niah, eighteenth round) and said
+# "yes" to every needle.
+MAX_CHECKED_CHARS = 300
 POLAR = ("yes", "no")
 MAX_ANSWER_TOKENS = 96
 SEPARATOR = "\n\n"
@@ -150,7 +162,7 @@ def _joint(
     run = ops.run
     gen = run.maps._ask([READ_PROMPT.format(question=question, text=text)], MAX_ANSWER_TOKENS, "read")[0]
     raw = "" if gen is None else gen.text.strip()
-    answer = reply_answer(raw)
+    answer = unswapped(raw, reply_answer(raw), text)
     choices = tuple(lettered(question)) or (POLAR if asks_polar(question) else named_options(question, words, passages))
     second = _second_look(ops, raw, text, question, words) if not choices and is_non_answer(answer, question) else None
     answer = second or answer
@@ -161,6 +173,9 @@ def _joint(
     if is_non_answer(answer, question):
         return answer, False, f"the worker found no answer ({clip(answer, 60)!r})", second
     ok, why = grounded(answer, text, words, question)
+    if ok and not choices:
+        answer, note = _checked(ops, raw, answer, text, question, words)
+        why = f"{why}; {note}" if note else why
     if ok:
         span = key_span(answer, question)
         answer = as_written(span if appears_in(span, text) else answer, text)
@@ -220,7 +235,8 @@ def _first_that_answers(ops: Operators, dated: list[str], question: str, words: 
         part = dated[i : i + MAX_READ_PROMPTS]
         prompts = [READ_PROMPT.format(question=question, text=fit_passages(ops, question, [p])) for p in part]
         for p, gen in zip(part, ops.run.maps._ask(prompts, MAX_ANSWER_TOKENS, "read"), strict=True):
-            answer = reply_answer(gen.text.strip()) if gen is not None else ""
+            raw = gen.text.strip() if gen is not None else ""
+            answer = unswapped(raw, reply_answer(raw), p)
             if not is_non_answer(answer, question) and grounded(answer, p, words, question)[0]:
                 span = key_span(answer, question)
                 return as_written(span if appears_in(span, p) else answer, p), p
@@ -240,3 +256,44 @@ def _second_look(ops: Operators, raw: str, text: str, question: str, words: list
         return None
     gen = ops.run.maps._ask([SECOND_PROMPT.format(line=line, question=question)], MAX_ANSWER_TOKENS, "read")[0]
     return reply_answer(gen.text) if gen is not None and gen.text.strip() else None
+
+
+def _checked(ops: Operators, raw: str, answer: str, text: str, question: str, words: list[str]) -> tuple[str, str]:
+    """(answer, what the check did, for the trace's reason). The answer is ``answer``, or that of a reading of
+    ``text`` without the line it was read from, when the worker, shown that line alone (:data:`CHECK_PROMPT`), says
+    it does not give it and the new reading's line it confirms: at most :data:`MAX_REREADS` lines left out.
+    ``answer`` stands whenever no other reading is both grounded and confirmed.
+
+    Why: a small worker copies the line that shares the question's words, whatever the line says of them. Seen on the
+    general split (g-chat-who, test seed v31 0 of 2, dev s21 1 of 3): "Who agreed to take the budget sheet?" was
+    answered from "I'd love to take the budget sheet but I'm out until Friday". Asked of that line alone, the 1.5B
+    worker said it does not give the answer, and it confirmed the lines that took a task, a contract's notice
+    clause, a staff record's office field, a signature's default and a log line. Measured paired on dev s21:
+    g-chat-who 1 → 2 of 3, seven other lookup families 12 of 14 either way; test seed v32, g-chat-who 1 of 2 (the
+    miss a swapped reply, :func:`~engine.grounding.unswapped`). One family: it is lenient (it also confirmed the
+    asker's "Who can take it?" and a rejected motion), so it rarely costs a right answer and catches only plain
+    refusals. A line with no cited copy, or one longer than :data:`MAX_CHECKED_CHARS`, is not checked."""
+    first, denied = answer, 0
+    for _ in range(MAX_REREADS + 1):
+        line = cited_line(raw, text)
+        if line is None or len(line) > MAX_CHECKED_CHARS:
+            break
+        if _confirms(ops, line, question, answer):
+            return answer, f"read again without {denied} line(s) the worker denied" if denied else ""
+        denied += 1
+        if denied > MAX_REREADS:
+            break
+        text = "\n".join(ln for ln in text.split("\n") if ln.strip() != line)
+        gen = ops.run.maps._ask([READ_PROMPT.format(question=question, text=text)], MAX_ANSWER_TOKENS, "read")[0]
+        raw = "" if gen is None else gen.text.strip()
+        answer = unswapped(raw, reply_answer(raw), text)
+        if is_non_answer(answer, question) or not grounded(answer, text, words, question)[0]:
+            break
+    return first, f"kept: the worker denied {denied} line(s) and confirmed no other" if denied else ""
+
+
+def _confirms(ops: Operators, line: str, question: str, answer: str) -> bool:
+    """Whether the worker, shown ``line`` alone, does not deny that it gives ``answer`` (only a "no" denies)."""
+    prompt = CHECK_PROMPT.format(line=line, question=question, answer=answer)
+    gen = ops.run.maps._ask([prompt], 3, "read", choices=POLAR)[0]
+    return gen is None or gen.text.strip().lower() != "no"
