@@ -759,8 +759,8 @@ CHAT = (
 
 
 def _taker_worker(denied: set[str]):
-    """Reads as the 1.5B worker did: the first line that says "take", then the next line naming the task; asked
-    about one line alone, says "no" for the speakers in ``denied``."""
+    """Reads as the 1.5B worker did: the first line that says "take" and asks nothing, else the last line naming the
+    task; asked about one line alone, says "no" for the speakers in ``denied``."""
 
     def reply(p: str) -> str:
         if p.startswith("Text: "):  # the check of one line
@@ -777,7 +777,7 @@ def test_read_checks_the_line_it_answered_from_and_reads_again_without_a_denied_
     and the rest read again, and the new reading's line, confirmed, gives the answer."""
     cells = ["FINAL(read([context]))"]
     q = "Who agreed to take the budget sheet on 2025-08-09?"
-    c, _, wk = _run(env, cells, CHAT, q, worker=_taker_worker({"Oskar Young", "Zofia Varga", "Jasmin Mendes"}),
+    c, _, wk = _run(env, cells, CHAT, q, worker=_taker_worker({"Oskar Young", "Jasmin Mendes"}),
                     tmp_path=tmp_path)  # fmt: skip
     assert c.answer == "Farah Engel"
     prompts = [p for _, ps in wk.batch_calls for p in ps]
@@ -796,3 +796,17 @@ def test_read_keeps_its_answer_when_no_other_reading_is_confirmed(env, tmp_path)
     assert sum(p.startswith("Text: ") for _, ps in wk.batch_calls for p in ps) == 3  # MAX_REREADS + 1 lines checked
     (ev,) = [e for e in _events(tmp_path) if e["event"] == "operator" and e["name"] == "read"]
     assert ev["reason"].endswith("kept: the worker denied 3 line(s) and confirmed no other")
+
+
+def test_read_does_not_check_a_paragraph_line(env, tmp_path):
+    """A line of prose longer than MAX_CHECKED_CHARS holds its own context (a needle's essay): no check call."""
+    from engine.operators.read import MAX_CHECKED_CHARS
+
+    para = (
+        "[08:40] Oskar Young: I'd love to take the budget sheet, "
+        + "and more besides, " * (MAX_CHECKED_CHARS // 18)
+        + "ok."
+    )
+    c, _, wk = _run(env, ["FINAL(read([context]))"], para, "Who agreed to take the budget sheet?",
+                    worker=_taker_worker({"Oskar Young"}), tmp_path=tmp_path)  # fmt: skip
+    assert c.answer == "Oskar Young" and [len(p) for _, p in wk.batch_calls] == [1]
