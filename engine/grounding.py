@@ -280,13 +280,20 @@ def unswapped(raw: str, answer: str, text: str) -> str:
     Why: seen on the general test split (seed v32, g-chat-who), "Line: Amira Zielinski / Answer: Fine, the press
     brief falls to me then." for "who took on the press brief?" ended ``final`` on the sentence. The reply's format
     is the reading prompt's own, so the repair is no data set's; one trace so far."""
-    cited = next((ln.split(":", 1)[1].strip() for ln in raw.splitlines() if _CITED.match(ln.strip())), "")
+    cited = _cited(raw)
     if not cited or len(WORD.findall(answer)) < 4 or len(WORD.findall(cited)) > 3:
         return answer
     return cited if any(answer in ln and cited in ln for ln in text.splitlines()) else answer
 
 
 _CITED = re.compile(r"(?i)lines?\s*:")
+
+
+def _cited(raw: str) -> str:
+    """What a worker's reply wrote after its first ``Line:`` label ('' for none)."""
+    return next((ln.split(":", 1)[1].strip() for ln in raw.splitlines() if _CITED.match(ln.strip())), "")
+
+
 _NOT_FOUND = re.compile(r"(?i)\W*not\s+found\W*")
 MIN_CITED_SHARE = 0.8  # see cited_line()
 
@@ -297,7 +304,7 @@ def cited_line(raw: str, text: str) -> str | None:
 
     Why not the worker's copy: it rewords as it copies ("The ferry captain Mara Quill kept ..." for "Mara Quill, the
     ferry captain, kept ..."), and only the text's own line is evidence."""
-    cited = next((ln.split(":", 1)[1].strip() for ln in raw.splitlines() if _CITED.match(ln.strip())), "")
+    cited = _cited(raw)
     words = set(content_words(cited))
     if not words or _NOT_FOUND.fullmatch(cited):
         return None

@@ -30,6 +30,7 @@ from engine.trace import clip
 from engine.words import content_words
 
 if TYPE_CHECKING:
+    from engine.backends.base import Generation
     from engine.operators.base import Operators
 
 NOT_FOUND = "NOT FOUND"
@@ -160,9 +161,7 @@ def _joint(
     """(answer, grounded, why, second look's answer) of one reading of every passage together (``text``), read
     again held to the question's choices, or over the line the worker cited, when it found no answer."""
     run = ops.run
-    gen = run.maps._ask([READ_PROMPT.format(question=question, text=text)], MAX_ANSWER_TOKENS, "read")[0]
-    raw = "" if gen is None else gen.text.strip()
-    answer = unswapped(raw, reply_answer(raw), text)
+    raw, answer = _reading(ops, text, question)
     choices = tuple(lettered(question)) or (POLAR if asks_polar(question) else named_options(question, words, passages))
     second = _second_look(ops, raw, text, question, words) if not choices and is_non_answer(answer, question) else None
     answer = second or answer
@@ -176,10 +175,7 @@ def _joint(
     if ok and not choices:
         answer, note = _checked(ops, raw, answer, text, question, words)
         why = f"{why}; {note}" if note else why
-    if ok:
-        span = key_span(answer, question)
-        answer = as_written(span if appears_in(span, text) else answer, text)
-    return answer, ok, why, second
+    return (_as_written(answer, question, text) if ok else answer), ok, why, second
 
 
 def _alone(ops: Operators, passages: list[str], question: str, words: list[str]) -> tuple[str, str] | None:
@@ -235,12 +231,30 @@ def _first_that_answers(ops: Operators, dated: list[str], question: str, words: 
         part = dated[i : i + MAX_READ_PROMPTS]
         prompts = [READ_PROMPT.format(question=question, text=fit_passages(ops, question, [p])) for p in part]
         for p, gen in zip(part, ops.run.maps._ask(prompts, MAX_ANSWER_TOKENS, "read"), strict=True):
-            raw = gen.text.strip() if gen is not None else ""
-            answer = unswapped(raw, reply_answer(raw), p)
+            _, answer = _answer_of(gen, p)
             if not is_non_answer(answer, question) and grounded(answer, p, words, question)[0]:
-                span = key_span(answer, question)
-                return as_written(span if appears_in(span, p) else answer, p), p
+                return _as_written(answer, question, p), p
     return None
+
+
+def _reading(ops: Operators, text: str, question: str) -> tuple[str, str]:
+    """(the worker's reply, its answer) of one reading of ``text``."""
+    gen = ops.run.maps._ask([READ_PROMPT.format(question=question, text=text)], MAX_ANSWER_TOKENS, "read")[0]
+    return _answer_of(gen, text)
+
+
+def _answer_of(gen: Generation | None, text: str) -> tuple[str, str]:
+    """(the reply, its answer) of a reading of ``text``: the answer after its label, or the short span a reply with
+    its labels swapped cited (:func:`~engine.grounding.unswapped`)."""
+    raw = "" if gen is None else gen.text.strip()
+    return raw, unswapped(raw, reply_answer(raw), text)
+
+
+def _as_written(answer: str, question: str, text: str) -> str:
+    """A grounded answer as ``text`` writes it: its key span (:func:`~engine.grounding.key_span`) when the text holds
+    that, else the answer."""
+    span = key_span(answer, question)
+    return as_written(span if appears_in(span, text) else answer, text)
 
 
 def _second_look(ops: Operators, raw: str, text: str, question: str, words: list[str]) -> str | None:
@@ -284,9 +298,7 @@ def _checked(ops: Operators, raw: str, answer: str, text: str, question: str, wo
         if denied > MAX_REREADS:
             break
         text = "\n".join(ln for ln in text.split("\n") if ln.strip() != line)
-        gen = ops.run.maps._ask([READ_PROMPT.format(question=question, text=text)], MAX_ANSWER_TOKENS, "read")[0]
-        raw = "" if gen is None else gen.text.strip()
-        answer = unswapped(raw, reply_answer(raw), text)
+        raw, answer = _reading(ops, text, question)
         if is_non_answer(answer, question) or not grounded(answer, text, words, question)[0]:
             break
     return first, f"kept: the worker denied {denied} line(s) and confirmed no other" if denied else ""
